@@ -1,0 +1,109 @@
+"""Request dependencies: the database session, the caller, and what the caller may do."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.authenticator import Authenticator
+from app.auth.principal import KeyKind, Principal
+from app.core.config import Settings
+from app.core.errors import Forbidden, Unauthorized
+
+# auto_error=False: a missing key is our own 401 problem, not FastAPI's 403.
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: <key>`")
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request, closed (and rolled back if uncommitted) afterwards."""
+    async with request.app.state.db.session() as session:
+        yield session
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_authenticator(request: Request) -> Authenticator:
+    """The process's authenticator."""
+    authenticator: Authenticator = request.app.state.authenticator
+    return authenticator
+
+
+async def get_principal(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header_key: Annotated[str | None, Depends(_header)],
+) -> Principal:
+    """Authenticate the presented key (Bearer or X-API-Key)."""
+    presented = bearer.credentials if bearer is not None else header_key
+    if not presented:
+        raise Unauthorized("Send an API key as `Authorization: Bearer <key>` or `X-API-Key`")
+    principal = await get_authenticator(request).authenticate(presented)
+    request.state.principal = principal
+    return principal
+
+
+def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency: a client key (master, or user with `scope`)."""
+
+    async def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if principal.kind is KeyKind.admin:
+            raise Forbidden("The admin key only manages clients")
+        if principal.is_user and scope not in principal.scopes:
+            raise Forbidden(f"This key lacks the `{scope}` scope")
+        return principal
+
+    return dependency
+
+
+async def require_master(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    """A master key of a client."""
+    if not principal.is_master:
+        raise Forbidden("This call needs the client's master key")
+    return principal
+
+
+async def require_client_key(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    """Any key of a client (master or user), not the admin key."""
+    if principal.kind is KeyKind.admin:
+        raise Forbidden("The admin key only manages clients")
+    return principal
+
+
+async def require_user(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    """A user key."""
+    if not principal.is_user:
+        raise Forbidden("This call needs a user key")
+    return principal
+
+
+async def require_admin(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header_key: Annotated[str | None, Depends(_header)],
+) -> Principal:
+    """The operator's ADMIN_API_KEY; with none configured, admin calls are forbidden."""
+    if not get_settings(request).ADMIN_API_KEY:
+        raise Forbidden("Admin calls are disabled: ADMIN_API_KEY is not configured")
+    principal = await get_principal(request, bearer, header_key)
+    if principal.kind is not KeyKind.admin:
+        raise Forbidden("This call needs the ADMIN_API_KEY")
+    return principal
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
+MasterDep = Annotated[Principal, Depends(require_master)]
+ClientKeyDep = Annotated[Principal, Depends(require_client_key)]
+UserDep = Annotated[Principal, Depends(require_user)]
+AdminDep = Annotated[Principal, Depends(require_admin)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -1,0 +1,16 @@
+"""Every domain router, mounted under /api/v1."""
+
+from fastapi import APIRouter
+
+from app.auth.routes import router as auth_router
+from app.observability.health import live
+from app.tenants.routes import router as clients_router
+from app.users.routes import router as users_router
+
+API_PREFIX = "/api/v1"
+
+api_router = APIRouter(prefix=API_PREFIX)
+api_router.add_api_route("/utils/health-check", live, methods=["GET"], tags=["health"])
+api_router.include_router(clients_router)
+api_router.include_router(auth_router)
+api_router.include_router(users_router)

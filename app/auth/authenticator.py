@@ -1,0 +1,180 @@
+"""Authentication of presented keys, off the bcrypt hot path, with revocation everywhere.
+
+A verified key is cached by the SHA-256 of the presented string. Revocation drops it from
+every process at once (the broadcast), and a cached entry re-reads its row every
+`RECHECK_SECONDS` (an indexed read, no bcrypt) in case a broadcast was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import orjson
+from limits import RateLimitItemPerMinute
+from limits.aio.strategies import RateLimiter
+
+from app.auth import repository
+from app.auth.models import ApiKey
+from app.auth.principal import ALL_SCOPES, KeyKind, Principal
+from app.auth.secrets import fingerprint, parse_key, verify_secret
+from app.core.broadcast import Broadcast
+from app.core.clock import utcnow
+from app.core.db import Database
+from app.core.errors import RateLimited, Unauthorized
+
+log = logging.getLogger("chatapi.auth")
+
+REVOKED_CHANNEL = "auth.revoked"
+RECHECK_SECONDS = 5.0
+LAST_USED_FLUSH_SECONDS = 15.0
+WRONG_SECRETS_PER_MINUTE = RateLimitItemPerMinute(10)
+
+RevocationListener = Callable[[list[str]], Awaitable[None]]
+
+
+class Authenticator:
+    """Turns a presented key into a Principal; one per API process."""
+
+    def __init__(
+        self,
+        db: Database,
+        broadcast: Broadcast,
+        limiter: RateLimiter,
+        admin_key: str | None,
+    ) -> None:
+        from app.auth.cache import VerifiedKeyCache
+
+        self._db = db
+        self._broadcast = broadcast
+        self._limiter = limiter
+        self._admin_key = admin_key
+        self.cache = VerifiedKeyCache()
+        self._listeners: list[RevocationListener] = []
+        self._last_used: dict[str, datetime] = {}
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Listen for revocations and start the last-used flusher."""
+        await self._broadcast.subscribe(REVOKED_CHANNEL, self._on_revoked_message)
+        self._flusher = asyncio.create_task(self._flush_forever(), name="keys-last-used")
+
+    async def stop(self) -> None:
+        """Stop listening and write what is buffered."""
+        await self._broadcast.unsubscribe(REVOKED_CHANNEL, self._on_revoked_message)
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self.flush_last_used()
+
+    def on_revoked(self, listener: RevocationListener) -> None:
+        """Call `listener(key_ids)` in every process when keys are revoked (gateways close sockets)."""
+        self._listeners.append(listener)
+
+    async def announce_revoked(self, key_ids: list[str]) -> None:
+        """Tell every process these keys no longer work (call after the commit)."""
+        if key_ids:
+            message = {"ids": key_ids, "revoked": True}
+            await self._broadcast.publish(REVOKED_CHANNEL, orjson.dumps(message))
+
+    async def announce_changed(self, key_ids: list[str]) -> None:
+        """Tell every process to re-read these keys (e.g. a new expiry) on their next use."""
+        if key_ids:
+            message = {"ids": key_ids, "revoked": False}
+            await self._broadcast.publish(REVOKED_CHANNEL, orjson.dumps(message))
+
+    async def authenticate(self, presented: str) -> Principal:
+        """The caller behind `presented`, or Unauthorized / RateLimited."""
+        if self._admin_key and hmac.compare_digest(presented.encode(), self._admin_key.encode()):
+            return Principal(kind=KeyKind.admin, key_id="admin")
+        fp = fingerprint(presented)
+        cached = self.cache.get(fp)
+        now = utcnow()
+        if cached is not None:
+            principal = cached.principal
+            if principal.expires_at is not None and principal.expires_at <= now:
+                self.cache.drop(fp)
+                raise Unauthorized("The API key has expired")
+            if time.monotonic() - cached.checked_at < RECHECK_SECONDS:
+                self._last_used[principal.key_id] = now
+                return principal
+        parts = parse_key(presented)
+        if parts is None:
+            raise Unauthorized("Malformed API key")
+        async with self._db.session() as session:
+            row = await repository.find_by_key_id(session, parts.key_id)
+        if row is None:
+            raise Unauthorized()
+        self._check_live(row, now, fp)
+        if cached is None:
+            await self._verify_secret(parts.key_id, parts.secret, row.secret_hash)
+        principal = _principal(row)
+        self.cache.put(fp, principal)
+        self._last_used[principal.key_id] = now
+        return principal
+
+    def _check_live(self, row: ApiKey, now: datetime, fp: str) -> None:
+        if row.revoked_at is not None:
+            self.cache.drop(fp)
+            raise Unauthorized("The API key has been revoked")
+        if row.expires_at is not None and row.expires_at <= now:
+            self.cache.drop(fp)
+            raise Unauthorized("The API key has expired")
+
+    async def _verify_secret(self, key_id: str, secret: str, secret_hash: str) -> None:
+        if not await self._limiter.test(WRONG_SECRETS_PER_MINUTE, "wrong-secret", key_id):
+            raise RateLimited("Too many wrong secrets for this key id", retry_after=60)
+        if not await asyncio.to_thread(verify_secret, secret, secret_hash):
+            await self._limiter.hit(WRONG_SECRETS_PER_MINUTE, "wrong-secret", key_id)
+            raise Unauthorized()
+
+    async def _on_revoked_message(self, message: bytes) -> None:
+        body = orjson.loads(message)
+        key_ids = [str(k) for k in body["ids"]]
+        self.cache.drop_key_ids(key_ids)
+        if not body["revoked"]:
+            return
+        for listener in list(self._listeners):
+            try:
+                await listener(key_ids)
+            except Exception:
+                log.exception("revocation listener failed")
+
+    async def flush_last_used(self) -> None:
+        """Write buffered last-use times in one transaction."""
+        if not self._last_used:
+            return
+        used, self._last_used = self._last_used, {}
+        try:
+            async with self._db.session() as session:
+                await repository.record_last_used(session, used)
+                await session.commit()
+        except Exception:
+            log.exception("could not record key last use")
+
+    def pending_last_used(self, key_id: str) -> datetime | None:
+        """A use not yet written, so listings can show it."""
+        return self._last_used.get(key_id)
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(LAST_USED_FLUSH_SECONDS)
+            await self.flush_last_used()
+
+
+def _principal(row: ApiKey) -> Principal:
+    kind = KeyKind(row.kind)
+    return Principal(
+        kind=kind,
+        key_id=row.id,
+        client_id=row.client_id,
+        user_id=row.user_id,
+        scopes=ALL_SCOPES if kind is KeyKind.master else frozenset(row.scopes),
+        expires_at=row.expires_at,
+    )

@@ -1,0 +1,51 @@
+"""Login always rotates: a new user key, and every earlier key of that user revoked."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import service as keys
+from app.auth.principal import ALL_SCOPES, KeyKind
+from app.core.clock import utcnow
+from app.users import service as users
+from app.users.models import User
+
+
+async def login(
+    session: AsyncSession,
+    client_id: str,
+    *,
+    user_id: str | None,
+    external_id: str | None,
+    scopes: list[str] | None,
+    ttl_seconds: int | None,
+    rounds: int,
+) -> tuple[str, User, list[str], datetime | None, list[str]]:
+    """Issue the user's only live key. Returns (key, user, scopes, expiry, revoked key ids)."""
+    # Locking the user row serialises concurrent logins of one user, so exactly one key
+    # survives (SQLite's IMMEDIATE transactions serialise them anyway).
+    user = await users.find_user(
+        session, client_id, user_id=user_id, external_id=external_id, lock=True
+    )
+    revoked = await keys.revoke_user_keys(session, client_id, user.id)
+    granted = sorted(scopes) if scopes else sorted(ALL_SCOPES)
+    expires_at = utcnow() + timedelta(seconds=ttl_seconds) if ttl_seconds else None
+    presented, _ = await keys.issue_key(
+        session,
+        client_id=client_id,
+        kind=KeyKind.user,
+        rounds=rounds,
+        user_id=user.id,
+        scopes=granted,
+        expires_at=expires_at,
+    )
+    await session.commit()
+    return presented, user, granted, expires_at, revoked
+
+
+async def logout(session: AsyncSession, client_id: str, key_id: str) -> None:
+    """Revoke the presented user key."""
+    await keys.revoke_presented(session, client_id, key_id)
+    await session.commit()

@@ -1,0 +1,121 @@
+"""Queries on api_keys. Every one is scoped by client id except the lookup by key id,
+which is how a presented key finds its row before anyone knows its client."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.auth.models import ApiKey
+from app.auth.principal import KeyKind
+
+
+def _active(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        col(ApiKey.revoked_at).is_(None),
+        or_(col(ApiKey.expires_at).is_(None), col(ApiKey.expires_at) > now),
+    )
+
+
+async def find_by_key_id(session: AsyncSession, key_id: str) -> ApiKey | None:
+    """The row a presented key names (primary-key lookup)."""
+    return await session.get(ApiKey, key_id, populate_existing=True)
+
+
+async def get(session: AsyncSession, client_id: str, key_id: str) -> ApiKey | None:
+    """One key of the client."""
+    row = await session.get(ApiKey, key_id)
+    return row if row is not None and row.client_id == client_id else None
+
+
+async def list_page(
+    session: AsyncSession, client_id: str, limit: int, after: str | None, user_id: str | None
+) -> Sequence[ApiKey]:
+    """Keys of the client ordered by id, `limit + 1` of them after the cursor."""
+    query = select(ApiKey).where(col(ApiKey.client_id) == client_id)
+    if after:
+        query = query.where(col(ApiKey.id) > after)
+    if user_id:
+        query = query.where(col(ApiKey.user_id) == user_id)
+    result = await session.execute(query.order_by(col(ApiKey.id)).limit(limit + 1))
+    return result.scalars().all()
+
+
+def add(session: AsyncSession, key: ApiKey) -> None:
+    """Stage a new key."""
+    session.add(key)
+
+
+async def revoke_user_keys(
+    session: AsyncSession, client_id: str, user_id: str, now: datetime
+) -> list[str]:
+    """Revoke every live key of the user; return their ids."""
+    result = await session.execute(
+        update(ApiKey)
+        .where(
+            col(ApiKey.client_id) == client_id,
+            col(ApiKey.user_id) == user_id,
+            col(ApiKey.revoked_at).is_(None),
+        )
+        .values(revoked_at=now)
+        .returning(col(ApiKey.id))
+    )
+    return list(result.scalars().all())
+
+
+async def revoke(session: AsyncSession, client_id: str, key_id: str, now: datetime) -> bool:
+    """Revoke one key of the client; False when it has no such live key."""
+    result = await session.execute(
+        update(ApiKey)
+        .where(
+            col(ApiKey.client_id) == client_id,
+            col(ApiKey.id) == key_id,
+            col(ApiKey.revoked_at).is_(None),
+        )
+        .values(revoked_at=now)
+        .returning(col(ApiKey.id))
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def expire_master_keys(
+    session: AsyncSession, client_id: str, at: datetime, keep_id: str, now: datetime
+) -> list[str]:
+    """Make every other live master key expire at `at` (sooner expiries stay); return ids."""
+    result = await session.execute(
+        update(ApiKey)
+        .where(
+            col(ApiKey.client_id) == client_id,
+            col(ApiKey.kind) == KeyKind.master.value,
+            col(ApiKey.id) != keep_id,
+            _active(now),
+            or_(col(ApiKey.expires_at).is_(None), col(ApiKey.expires_at) > at),
+        )
+        .values(expires_at=at)
+        .returning(col(ApiKey.id))
+    )
+    return list(result.scalars().all())
+
+
+async def count_live_master_keys(session: AsyncSession, client_id: str, now: datetime) -> int:
+    """How many master keys of the client still work."""
+    result = await session.execute(
+        select(col(ApiKey.id)).where(
+            col(ApiKey.client_id) == client_id,
+            col(ApiKey.kind) == KeyKind.master.value,
+            _active(now),
+        )
+    )
+    return len(result.scalars().all())
+
+
+async def record_last_used(session: AsyncSession, used: dict[str, datetime]) -> None:
+    """Write buffered last-use times (one UPDATE per key, in one transaction)."""
+    for key_id, at in used.items():
+        await session.execute(
+            update(ApiKey).where(col(ApiKey.id) == key_id).values(last_used_at=at)
+        )

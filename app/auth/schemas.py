@@ -1,0 +1,70 @@
+"""Request and response shapes of `/auth` and `/keys`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.auth.principal import Scope
+from app.users.schemas import UserOut
+
+MAX_TTL_SECONDS = 365 * 86_400
+
+
+class LoginRequest(BaseModel):
+    """`POST /auth/login`: one of `user_id` or `external_id`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str | None = Field(default=None, max_length=26)
+    external_id: str | None = Field(default=None, max_length=200)
+    scopes: list[Scope] | None = Field(default=None, min_length=1)
+    ttl_seconds: int | None = Field(default=None, ge=1, le=MAX_TTL_SECONDS)
+
+    @model_validator(mode="after")
+    def _one_identity(self) -> LoginRequest:
+        if (self.user_id is None) == (self.external_id is None):
+            raise ValueError("give exactly one of user_id or external_id")
+        return self
+
+
+class LoginResponse(BaseModel):
+    """The new user key (shown once); every earlier key of the user stopped working."""
+
+    api_key: str
+    user: UserOut
+    scopes: list[str]
+    expires_at: datetime | None
+
+
+class KeyOut(BaseModel):
+    """A key as listed: never its secret or hash."""
+
+    id: str
+    kind: str
+    user_id: str | None
+    scopes: list[str]
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyPage(BaseModel):
+    """A page of keys."""
+
+    data: list[KeyOut]
+    has_more: bool
+    next_cursor: str | None
+
+
+class WhoAmI(BaseModel):
+    """`GET /auth/me`: what the presented key is."""
+
+    key_id: str
+    kind: str
+    client_id: str
+    user_id: str | None
+    scopes: list[str]
+    expires_at: datetime | None

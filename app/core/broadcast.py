@@ -1,0 +1,158 @@
+"""Process fan-out: a message published on a channel reaches every process's subscribers.
+
+Embedded mode delivers in-process; with REDIS_URL it travels over Redis pub/sub, and each
+process subscribes only to the channels it has handlers for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+log = logging.getLogger("chatapi.broadcast")
+
+Handler = Callable[[bytes], Awaitable[None]]
+
+
+class Broadcast(Protocol):
+    """Publish bytes on named channels; subscribers anywhere receive them."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def publish(self, channel: str, message: bytes) -> None: ...
+    async def subscribe(self, channel: str, handler: Handler) -> None: ...
+    async def unsubscribe(self, channel: str, handler: Handler) -> None: ...
+
+
+class _Handlers:
+    def __init__(self) -> None:
+        self.by_channel: dict[str, list[Handler]] = defaultdict(list)
+
+    def add(self, channel: str, handler: Handler) -> bool:
+        """Add; True when this is the channel's first handler."""
+        first = not self.by_channel.get(channel)
+        self.by_channel[channel].append(handler)
+        return first
+
+    def remove(self, channel: str, handler: Handler) -> bool:
+        """Remove; True when the channel has no handler left."""
+        handlers = self.by_channel.get(channel, [])
+        with contextlib.suppress(ValueError):
+            handlers.remove(handler)
+        if not handlers:
+            self.by_channel.pop(channel, None)
+            return True
+        return False
+
+    async def dispatch(self, channel: str, message: bytes) -> None:
+        for handler in list(self.by_channel.get(channel, ())):
+            try:
+                await handler(message)
+            except Exception:
+                log.exception("broadcast handler failed", extra={"channel": channel})
+
+
+class MemoryBroadcast:
+    """In-process fan-out; publishing from another event loop hops onto the owner's loop."""
+
+    def __init__(self) -> None:
+        self._handlers = _Handlers()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+
+    async def stop(self) -> None:
+        self._loop = None
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        if loop is asyncio.get_running_loop():
+            await self._handlers.dispatch(channel, message)
+        else:
+            future = asyncio.run_coroutine_threadsafe(
+                self._handlers.dispatch(channel, message), loop
+            )
+            await asyncio.wrap_future(future)
+
+    async def subscribe(self, channel: str, handler: Handler) -> None:
+        self._handlers.add(channel, handler)
+
+    async def unsubscribe(self, channel: str, handler: Handler) -> None:
+        self._handlers.remove(channel, handler)
+
+
+class RedisBroadcast:
+    """Redis pub/sub fan-out with one subscriber connection per process.
+
+    The reader owns the connection: it (re)subscribes to every channel with handlers each
+    time it connects, so a Redis restart or an outage at start-up only delays messages.
+    """
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}bus:"
+        self._handlers = _Handlers()
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._reader = asyncio.create_task(self._read_forever(), name="broadcast-reader")
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        await self._redis.publish(self._prefix + channel, message)
+
+    async def subscribe(self, channel: str, handler: Handler) -> None:
+        if self._handlers.add(channel, handler) and self._pubsub is not None:
+            with contextlib.suppress(Exception):  # the reader resubscribes on reconnect
+                await self._pubsub.subscribe(self._prefix + channel)
+
+    async def unsubscribe(self, channel: str, handler: Handler) -> None:
+        if self._handlers.remove(channel, handler) and self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.unsubscribe(self._prefix + channel)
+
+    async def _read_forever(self) -> None:
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                # A channel nobody publishes on keeps the connection subscribed when idle.
+                channels = [self._prefix + "_keepalive"]
+                channels += [self._prefix + c for c in self._handlers.by_channel]
+                await pubsub.subscribe(*channels)
+                self._pubsub = pubsub
+                await self._pump(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("broadcast lost Redis, reconnecting", extra={"error": repr(exc)})
+                await asyncio.sleep(0.5)
+            finally:
+                self._pubsub = None
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _pump(self, pubsub: PubSub) -> None:
+        strip = len(self._prefix)
+        while True:
+            message = await pubsub.get_message(timeout=1.0)
+            if message is None or message.get("type") != "message":
+                continue
+            channel = message["channel"]
+            name = (channel.decode() if isinstance(channel, bytes) else channel)[strip:]
+            await self._handlers.dispatch(name, message["data"])

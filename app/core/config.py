@@ -1,0 +1,161 @@
+"""Settings from the environment and `.env` (API.md §1), validated once at start-up."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./chatapi.db"
+SUPPORTED_DB_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+# Values people copy from examples; production must never run on them.
+WEAK_SECRETS = frozenset({"changethis", "changeme", "secret", "password", "dev", "test"})
+MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; see `.env.example` for one line on each."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", validate_default=True)
+
+    ENVIRONMENT: Literal["local", "test", "production"] = "local"
+    DATABASE_URL: str = ""
+    POSTGRES_SERVER: str = ""
+    POSTGRES_PORT: int = 5432
+    POSTGRES_USER: str = "postgres"
+    POSTGRES_PASSWORD: str = ""
+    POSTGRES_DB: str = "chatapi"
+    REDIS_URL: str | None = None
+    REDIS_KEY_PREFIX: str = "chatapi:"
+    ADMIN_API_KEY: str | None = None
+    SECRET_KEY: str | None = None
+    SENTRY_DSN: str | None = None
+    ROOM_SWEEP_INTERVAL_SECONDS: float = Field(default=300, gt=0)
+    DELIVERY_RETRY_SCHEDULE: Annotated[list[int], NoDecode] = [5, 30, 120, 600, 1800, 3600, 10800]
+    WEBHOOK_ALLOW_PRIVATE_TARGETS: bool = False
+    MAX_REQUEST_BODY_BYTES: int = Field(default=1_048_576, gt=0)
+    HEARTBEAT_INTERVAL_SECONDS: float = Field(default=30, gt=0)
+    BCRYPT_ROUNDS: int = Field(default=12, ge=4, le=16)
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    LOG_FORMAT: Literal["json", "text"] = "json"
+
+    @field_validator("REDIS_URL", "ADMIN_API_KEY", "SECRET_KEY", "SENTRY_DSN", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("DELIVERY_RETRY_SCHEDULE", mode="before")
+    @classmethod
+    def _parse_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            if not parts:
+                raise ValueError("must list at least one delay in seconds, e.g. 5,30,120")
+            try:
+                delays = [int(p) for p in parts]
+            except ValueError:
+                raise ValueError(f"must be comma-separated whole seconds, got {value!r}") from None
+            value = delays
+        if isinstance(value, list) and any(int(v) <= 0 for v in value):
+            raise ValueError("every delay must be a positive number of seconds")
+        return value
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _check_db_scheme(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0]
+        if value and scheme not in SUPPORTED_DB_SCHEMES:
+            raise ValueError(
+                f"unsupported scheme {scheme!r}; use one of "
+                + ", ".join(f"{s}://" for s in SUPPORTED_DB_SCHEMES)
+            )
+        return value
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _check_redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"must start with redis://, rediss:// or unix://, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _build_and_check(self) -> Settings:
+        if not self.DATABASE_URL:
+            if self.POSTGRES_SERVER:
+                auth = self.POSTGRES_USER
+                if self.POSTGRES_PASSWORD:
+                    auth += f":{self.POSTGRES_PASSWORD}"
+                self.DATABASE_URL = (
+                    f"postgresql+asyncpg://{auth}@{self.POSTGRES_SERVER}:"
+                    f"{self.POSTGRES_PORT}/{self.POSTGRES_DB}"
+                )
+            else:
+                self.DATABASE_URL = DEFAULT_DATABASE_URL
+        if self.ENVIRONMENT == "production":
+            problems = []
+            if not self.SECRET_KEY:
+                problems.append("SECRET_KEY: required when ENVIRONMENT=production")
+            elif _is_weak(self.SECRET_KEY):
+                problems.append(
+                    f"SECRET_KEY: too weak for production (at least {MIN_SECRET_LENGTH} "
+                    "random characters)"
+                )
+            if self.ADMIN_API_KEY and _is_weak(self.ADMIN_API_KEY):
+                problems.append(
+                    f"ADMIN_API_KEY: too weak for production (at least {MIN_SECRET_LENGTH} "
+                    "random characters)"
+                )
+            if problems:
+                raise ValueError("\n".join(problems))
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the database is the embedded SQLite file."""
+        return self.DATABASE_URL.startswith("sqlite")
+
+    @property
+    def embedded(self) -> bool:
+        """True when no Redis is configured: broker, bus and limits all run in-process."""
+        return self.REDIS_URL is None
+
+    @property
+    def delivery_attempt_limit(self) -> int:
+        """The schedule's gaps plus the first attempt."""
+        return len(self.DELIVERY_RETRY_SCHEDULE) + 1
+
+
+def _is_weak(secret: str) -> bool:
+    return len(secret) < MIN_SECRET_LENGTH or secret.lower() in WEAK_SECRETS
+
+
+class ConfigError(Exception):
+    """Configuration cannot run; `problems` holds one human line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_settings() -> Settings:
+    """Read settings, turning pydantic's report into one clear line per problem."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems: list[str] = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            if field:
+                problems.append(f"{field}: {msg}")
+            else:
+                problems.extend(msg.splitlines())
+        raise ConfigError(problems) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own `Settings` instead)."""
+    return load_settings()

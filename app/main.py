@@ -1,0 +1,89 @@
+"""create_app(): the FastAPI application with its middleware, routers and lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api.router import API_PREFIX, api_router
+from app.auth.authenticator import Authenticator
+from app.core.broadcast import MemoryBroadcast, RedisBroadcast
+from app.core.config import Settings, get_settings
+from app.core.db import Database
+from app.core.errors import install_error_handlers
+from app.core.logging import configure_logging
+from app.core.middleware import BodyLimitMiddleware, RequestLogMiddleware
+from app.core.redis import create_redis
+from app.observability import health
+from app.observability.sentry import init_sentry
+from app.ratelimit.storage import create_limiter
+from app.worker.celery_app import configure_celery
+
+log = logging.getLogger("chatapi")
+
+
+def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = True) -> FastAPI:
+    """Build the app; with no REDIS_URL (and `run_embedded_worker`) it also runs Celery inside."""
+    settings = settings or get_settings()
+    configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
+    init_sentry(settings, "api")
+    configure_celery(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = Database(settings.DATABASE_URL)
+        app.state.redis = create_redis(settings.REDIS_URL) if settings.REDIS_URL else None
+        app.state.broadcast = (
+            RedisBroadcast(app.state.redis, settings.REDIS_KEY_PREFIX)
+            if app.state.redis is not None
+            else MemoryBroadcast()
+        )
+        await app.state.broadcast.start()
+        app.state.authenticator = Authenticator(
+            app.state.db, app.state.broadcast, create_limiter(settings), settings.ADMIN_API_KEY
+        )
+        await app.state.authenticator.start()
+        embedded = None
+        if settings.embedded and run_embedded_worker:
+            from app.worker.embedded import EmbeddedWorker
+            from app.worker.runtime import start_runtime, stop_runtime
+
+            start_runtime(settings)
+            embedded = EmbeddedWorker()
+            embedded.start()
+        log.info(
+            "chatapi started",
+            extra={"embedded": settings.embedded, "database": settings.DATABASE_URL.split(":")[0]},
+        )
+        try:
+            yield
+        finally:
+            if embedded is not None:
+                embedded.stop()
+                stop_runtime()
+            await app.state.authenticator.stop()
+            await app.state.broadcast.stop()
+            if app.state.redis is not None:
+                await app.state.redis.aclose()
+            await app.state.db.dispose()
+
+    app = FastAPI(
+        title="ChatAPI",
+        version="0.1.0",
+        summary="Real-time messaging and notification relay",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url="/docs",
+        redoc_url="/redoc",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(api_router)
+    # Outermost first: the request log must see the 413 the body limit answers.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
+    app.add_middleware(RequestLogMiddleware)
+    return app

@@ -1,0 +1,48 @@
+"""Liveness and readiness: ready names each dependency that does not answer."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse, Response
+
+from app.core.errors import problem_response
+
+router = APIRouter(tags=["health"])
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+@router.get("/health/live")
+async def live() -> dict[str, str]:
+    """200 while the process runs."""
+    return {"status": "ok"}
+
+
+@router.get("/health/ready", response_model=None)
+async def ready(request: Request) -> Response:
+    """200 when the database (and Redis, when configured) answer; else 503 naming the failure."""
+    state = request.app.state
+    checks: dict[str, Any] = {}
+    try:
+        await state.db.ping(CHECK_TIMEOUT_SECONDS)
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means "not ready"; the name says which
+        checks["database"] = f"failed: {type(exc).__name__}"
+    if state.redis is not None:
+        try:
+            await asyncio.wait_for(state.redis.ping(), CHECK_TIMEOUT_SECONDS)
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"failed: {type(exc).__name__}"
+    failing = [name for name, result in checks.items() if result != "ok"]
+    if not failing:
+        return JSONResponse({"status": "ok", "checks": checks})
+    return problem_response(
+        503,
+        instance=request.url.path,
+        code="not-ready",
+        detail="not ready: " + ", ".join(failing),
+        extra={"checks": checks},
+    )

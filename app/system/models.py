@@ -1,0 +1,32 @@
+"""Rows that prove the background machinery runs: beat heartbeats and task probes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from app.core.clock import utcnow
+from app.core.types import UTCDateTime
+
+
+class Heartbeat(SQLModel, table=True):
+    """The last time a periodic source (e.g. beat) proved it was alive."""
+
+    __tablename__ = "heartbeats"
+
+    name: str = Field(primary_key=True, max_length=64)
+    beat_at: datetime = Field(sa_type=UTCDateTime, default_factory=utcnow)
+    count: int = 0
+
+
+class TaskProbe(SQLModel, table=True):
+    """A diagnostic task's run: how many attempts it took and whether it finished."""
+
+    __tablename__ = "task_probes"
+
+    id: str = Field(primary_key=True, max_length=32)
+    attempts: int = 0
+    fail_times: int = 0
+    status: str = Field(default="pending", max_length=16)
+    updated_at: datetime = Field(sa_type=UTCDateTime, default_factory=utcnow)

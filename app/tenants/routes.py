@@ -1,0 +1,72 @@
+"""`/clients`: created by the operator, read and configured with the master key."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body
+
+from app.api.deps import AdminDep, AuthenticatorDep, MasterDep, SessionDep, SettingsDep
+from app.tenants import service
+from app.tenants.models import Client
+from app.tenants.schemas import (
+    ClientCreate,
+    ClientCreated,
+    ClientOut,
+    ClientPatch,
+    RotatedKey,
+    RotateKeyRequest,
+)
+
+router = APIRouter(prefix="/clients", tags=["clients"])
+
+
+def _out(client: Client) -> ClientOut:
+    return ClientOut(
+        id=client.id,
+        name=client.name,
+        slug=client.slug,
+        settings=service.effective_settings(client),
+        created_at=client.created_at,
+    )
+
+
+@router.post("", status_code=201, response_model=ClientCreated)
+async def create_client(
+    body: ClientCreate, _: AdminDep, session: SessionDep, settings: SettingsDep
+) -> ClientCreated:
+    """Create a client; its master key is in this answer only."""
+    client, master_key = await service.create_client(
+        session, body.name, body.slug, settings.BCRYPT_ROUNDS
+    )
+    return ClientCreated(id=client.id, name=client.name, slug=client.slug, master_key=master_key)
+
+
+@router.get("/me", response_model=ClientOut)
+async def get_me(principal: MasterDep, session: SessionDep) -> ClientOut:
+    """The caller's client and its settings."""
+    return _out(await service.get_client(session, principal.client_id))
+
+
+@router.patch("/me", response_model=ClientOut)
+async def patch_me(body: ClientPatch, principal: MasterDep, session: SessionDep) -> ClientOut:
+    """Change the name or settings (merged into the current ones)."""
+    return _out(await service.update_client(session, principal.client_id, body))
+
+
+@router.post("/me/rotate-key", response_model=RotatedKey)
+async def rotate_key(
+    principal: MasterDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    authenticator: AuthenticatorDep,
+    body: RotateKeyRequest | None = Body(default=None),
+) -> RotatedKey:
+    """A new master key; the old ones stop working after `grace_seconds`."""
+    grace = body.grace_seconds if body else 0
+    presented, expire_at, old_ids = await service.rotate_master_key(
+        session, principal.client_id, grace, settings.BCRYPT_ROUNDS
+    )
+    if grace == 0:
+        await authenticator.announce_revoked(old_ids)
+    else:
+        await authenticator.announce_changed(old_ids)
+    return RotatedKey(master_key=presented, old_keys_expire_at=expire_at)

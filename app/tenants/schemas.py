@@ -1,0 +1,89 @@
+"""Request and response shapes of the clients endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+DAY = 86_400
+
+
+class RoomType(str, Enum):
+    """The four room types; each has its own inactivity threshold."""
+
+    support = "support"
+    group = "group"
+    direct = "direct"
+    channel = "channel"
+
+
+DEFAULT_ROOM_INACTIVITY_SECONDS: dict[str, int] = {
+    RoomType.support.value: 7 * DAY,
+    RoomType.group.value: 30 * DAY,
+    RoomType.direct.value: 90 * DAY,
+    RoomType.channel.value: 180 * DAY,
+}
+
+
+class ClientSettings(BaseModel):
+    """A client's settings; omitted values take the service defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    room_inactivity_seconds: dict[RoomType, PositiveInt] = Field(
+        default_factory=lambda: {RoomType(k): v for k, v in DEFAULT_ROOM_INACTIVITY_SECONDS.items()}
+    )
+    max_room_members: int = Field(default=1000, ge=2, le=100_000)
+    requests_per_minute_per_key: int = Field(default=1200, ge=1)
+
+
+class ClientCreate(BaseModel):
+    """`POST /clients`."""
+
+    name: str = Field(min_length=1, max_length=200)
+    slug: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+class ClientCreated(BaseModel):
+    """The new client with its master key (shown this once)."""
+
+    id: str
+    name: str
+    slug: str
+    master_key: str
+
+
+class ClientOut(BaseModel):
+    """`GET /clients/me`."""
+
+    id: str
+    name: str
+    slug: str
+    settings: ClientSettings
+    created_at: datetime
+
+
+class ClientPatch(BaseModel):
+    """`PATCH /clients/me`: a new name and/or settings to merge."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    room_inactivity_seconds: dict[RoomType, PositiveInt] | None = None
+    max_room_members: int | None = Field(default=None, ge=2, le=100_000)
+    requests_per_minute_per_key: int | None = Field(default=None, ge=1)
+
+
+class RotateKeyRequest(BaseModel):
+    """`POST /clients/me/rotate-key`."""
+
+    grace_seconds: int = Field(default=0, ge=0, le=30 * DAY)
+
+
+class RotatedKey(BaseModel):
+    """The new master key and when the old ones stop working."""
+
+    master_key: str
+    old_keys_expire_at: datetime

@@ -1,0 +1,98 @@
+"""Clients: creation with a first master key, settings, master key rotation."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import service as keys
+from app.auth.principal import KeyKind
+from app.core.errors import Conflict, NotFound
+from app.core.ids import new_id
+from app.tenants import repository
+from app.tenants.models import Client
+from app.tenants.schemas import DEFAULT_ROOM_INACTIVITY_SECONDS, ClientPatch, ClientSettings
+
+
+def slugify(name: str) -> str:
+    """A URL-safe slug from a display name."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:48]
+    return slug or "client"
+
+
+async def create_client(
+    session: AsyncSession, name: str, slug: str | None, rounds: int
+) -> tuple[Client, str]:
+    """Create a client and its first master key; return both (the key is shown once)."""
+    if slug is not None:
+        if await repository.slug_taken(session, slug):
+            raise Conflict(f"The slug {slug!r} is taken")
+    else:
+        slug = slugify(name)
+        if await repository.slug_taken(session, slug):
+            slug = f"{slug}-{secrets.token_hex(3)}"
+    client = Client(id=new_id(), name=name, slug=slug, settings={})
+    repository.add(session, client)
+    await session.flush()
+    master_key, _ = await keys.issue_key(
+        session, client_id=client.id, kind=KeyKind.master, rounds=rounds
+    )
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict(f"The slug {slug!r} is taken") from None
+    return client, master_key
+
+
+async def get_client(session: AsyncSession, client_id: str) -> Client:
+    """The caller's client."""
+    client = await repository.get(session, client_id)
+    if client is None:
+        raise NotFound("No such client")
+    return client
+
+
+def effective_settings(client: Client) -> ClientSettings:
+    """The client's stored settings over the service defaults (per room type, too)."""
+    stored = dict(client.settings or {})
+    stored["room_inactivity_seconds"] = DEFAULT_ROOM_INACTIVITY_SECONDS | dict(
+        stored.get("room_inactivity_seconds", {})
+    )
+    return ClientSettings.model_validate(stored)
+
+
+async def update_client(session: AsyncSession, client_id: str, patch: ClientPatch) -> Client:
+    """Rename and/or merge settings; per-type inactivity merges type by type."""
+    client = await get_client(session, client_id)
+    changes = patch.model_dump(exclude_unset=True, exclude_none=True, mode="json")
+    if "name" in changes:
+        client.name = changes.pop("name")
+    stored: dict[str, Any] = dict(client.settings or {})
+    if "room_inactivity_seconds" in changes:
+        merged = dict(stored.get("room_inactivity_seconds", {}))
+        merged.update(changes.pop("room_inactivity_seconds"))
+        stored["room_inactivity_seconds"] = merged
+    stored.update(changes)
+    ClientSettings.model_validate(stored)
+    client.settings = stored
+    session.add(client)
+    await session.commit()
+    return client
+
+
+async def rotate_master_key(
+    session: AsyncSession, client_id: str, grace_seconds: int, rounds: int
+) -> tuple[str, datetime, list[str]]:
+    """Issue a new master key; the old ones die after the grace. Returns their ids too."""
+    await get_client(session, client_id)
+    presented, expire_at, old_ids = await keys.rotate_master(
+        session, client_id, grace_seconds, rounds
+    )
+    await session.commit()
+    return presented, expire_at, old_ids

@@ -1,0 +1,70 @@
+"""Queries on users, always scoped by client id."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.users.models import User
+
+
+async def get(
+    session: AsyncSession, client_id: str, user_id: str, *, for_update: bool = False
+) -> User | None:
+    """One user of the client."""
+    query = select(User).where(col(User.client_id) == client_id, col(User.id) == user_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def get_by_external_id(
+    session: AsyncSession, client_id: str, external_id: str, *, for_update: bool = False
+) -> User | None:
+    """The client's user with this external id."""
+    query = select(User).where(
+        col(User.client_id) == client_id,
+        col(User.external_id) == external_id,
+    )
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def existing_ids(session: AsyncSession, client_id: str, user_ids: Sequence[str]) -> set[str]:
+    """Which of `user_ids` are users of the client."""
+    if not user_ids:
+        return set()
+    result = await session.execute(
+        select(col(User.id)).where(col(User.client_id) == client_id, col(User.id).in_(user_ids))
+    )
+    return set(result.scalars().all())
+
+
+async def list_page(
+    session: AsyncSession, client_id: str, limit: int, after: str | None
+) -> Sequence[User]:
+    """`limit + 1` users of the client after the cursor, by id."""
+    query = select(User).where(col(User.client_id) == client_id)
+    if after:
+        query = query.where(col(User.id) > after)
+    result = await session.execute(query.order_by(col(User.id)).limit(limit + 1))
+    return result.scalars().all()
+
+
+def add(session: AsyncSession, user: User) -> None:
+    """Stage a new user."""
+    session.add(user)
+
+
+async def remove(session: AsyncSession, client_id: str, user_id: str) -> bool:
+    """Delete the user; False when the client has no such user."""
+    result = await session.execute(
+        delete(User)
+        .where(col(User.client_id) == client_id, col(User.id) == user_id)
+        .returning(col(User.id))
+    )
+    return result.scalar_one_or_none() is not None

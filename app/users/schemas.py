@@ -1,0 +1,66 @@
+"""Request and response shapes of `/users`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from app.users.models import User
+
+MAX_METADATA_KEYS = 50
+
+
+class UserUpsert(BaseModel):
+    """`POST /users`: creates the user, or updates the one with this `external_id`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    external_id: str = Field(min_length=1, max_length=200)
+    display_name: str | None = Field(default=None, max_length=200)
+    email: EmailStr | None = None
+    metadata: dict[str, Any] | None = Field(default=None, max_length=MAX_METADATA_KEYS)
+
+
+class UserPatch(BaseModel):
+    """`PATCH /users/{id}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = Field(default=None, max_length=200)
+    email: EmailStr | None = None
+    metadata: dict[str, Any] | None = Field(default=None, max_length=MAX_METADATA_KEYS)
+
+
+class UserOut(BaseModel):
+    """A user as the API shows it."""
+
+    id: str
+    external_id: str
+    display_name: str | None
+    email: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        """From the row."""
+        return cls(
+            id=user.id,
+            external_id=user.external_id,
+            display_name=user.display_name,
+            email=user.email,
+            metadata=user.metadata_,
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+        )
+
+
+class UserPage(BaseModel):
+    """A page of users."""
+
+    data: list[UserOut]
+    has_more: bool
+    next_cursor: str | None

@@ -1,0 +1,68 @@
+"""The Celery app: Redis broker when REDIS_URL is set, an in-process broker otherwise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from app.core.config import Settings
+from app.worker.schedule import beat_schedule
+
+# Task modules are listed here so every process (API, worker, beat) registers the same tasks.
+TASK_MODULES = ["app.system.tasks"]
+DEFAULT_QUEUE = "chatapi"
+
+celery_app = Celery("chatapi", include=TASK_MODULES)
+
+
+def configure_celery(settings: Settings) -> Celery:
+    """Point the Celery app at this configuration's broker and schedule."""
+    conf: dict[str, Any] = {
+        "task_default_queue": DEFAULT_QUEUE,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_ignore_result": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+        "broker_connection_retry_on_startup": True,
+        "timezone": "UTC",
+        "enable_utc": True,
+        "beat_schedule": beat_schedule(settings),
+        "beat_max_loop_interval": 1,
+    }
+    if settings.REDIS_URL:
+        prefix = f"{settings.REDIS_KEY_PREFIX}celery:"
+        conf |= {
+            "broker_url": settings.REDIS_URL,
+            "result_backend": settings.REDIS_URL,
+            # Long countdowns must not be redelivered by the visibility timeout; sweeps
+            # re-ring anything due anyway, so the database stays the truth.
+            "broker_transport_options": {
+                "global_keyprefix": prefix,
+                "visibility_timeout": 4 * 3600,
+            },
+            "result_backend_transport_options": {"global_keyprefix": prefix},
+        }
+    else:
+        conf |= {
+            "broker_url": "memory://",
+            "result_backend": "cache+memory://",
+            "broker_transport_options": {"polling_interval": 0.05},
+        }
+    _drop_cached_connections()
+    celery_app.conf.update(conf)
+    # Pool threads read the thread-local current app; without this a retry from a task
+    # thread publishes through Celery's fallback app to its default amqp:// broker.
+    celery_app.set_default()
+    return celery_app
+
+
+def _drop_cached_connections() -> None:
+    # Celery caches its producer pool at first use; a process that is reconfigured (the
+    # test suite switching between embedded and Redis mode) must not keep publishing to
+    # the old broker. Celery offers no public reset, hence the private attributes.
+    # Not closed: kombu's global producer registry may still hand the same pool back for
+    # an equal broker URL.
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None

@@ -1,0 +1,54 @@
+"""The embedded default: a real Celery worker and beat inside the API process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from celery.beat import EmbeddedService
+from celery.worker import WorkController
+
+from app.worker.celery_app import DEFAULT_QUEUE, celery_app
+
+log = logging.getLogger("chatapi.worker")
+EMBEDDED_CONCURRENCY = 4
+
+
+class EmbeddedWorker:
+    """A Celery WorkController and beat service on threads, consuming the in-process broker."""
+
+    def __init__(self, *, with_beat: bool = True) -> None:
+        # WorkController (not app.Worker) because the latter installs signal handlers,
+        # which only the main thread may do.
+        self._worker = WorkController(
+            app=celery_app,
+            pool_cls="threads",
+            concurrency=EMBEDDED_CONCURRENCY,
+            queues=[DEFAULT_QUEUE],
+            without_heartbeat=True,
+            without_mingle=True,
+            without_gossip=True,
+            hostname="embedded@chatapi",
+        )
+        self._thread = threading.Thread(
+            target=self._worker.start, name="chatapi-embedded-worker", daemon=True
+        )
+        self._beat = (
+            EmbeddedService(celery_app, thread=True, scheduler_cls="celery.beat:Scheduler")
+            if with_beat
+            else None
+        )
+
+    def start(self) -> None:
+        """Start consuming (and scheduling) in background threads."""
+        self._thread.start()
+        if self._beat is not None:
+            self._beat.start()
+        log.info("embedded celery worker started", extra={"beat": self._beat is not None})
+
+    def stop(self) -> None:
+        """Stop beat and the worker, waiting briefly for running tasks."""
+        if self._beat is not None:
+            self._beat.stop()
+        self._worker.stop(in_sighandler=False, exitcode=0)
+        self._thread.join(timeout=10)

@@ -1,0 +1,17 @@
+"""The beat schedule: every periodic task and how often it runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.core.config import Settings
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Periodic tasks keyed by a stable name."""
+    return {
+        "system-heartbeat": {
+            "task": "system.heartbeat",
+            "schedule": settings.HEARTBEAT_INTERVAL_SECONDS,
+        },
+    }

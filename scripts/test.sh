@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The project's one test command: scripts/test.sh [pytest args...]
+#
+# Creates/updates a virtualenv (.venv, or $VENV), finds or starts throwaway
+# PostgreSQL and Redis servers (see scripts/throwaway.py), runs pytest against them
+# with TEST_DATABASE_URL / TEST_REDIS_URL exported, stops whatever it started, and
+# exits with pytest's exit code.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+VENV="${VENV:-.venv}"
+if [[ ! -x "$VENV/bin/python" ]]; then
+    echo "test.sh: creating virtualenv $VENV" >&2
+    python3 -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+
+# Reinstall only when pyproject.toml changed since the last successful install.
+STAMP="$VENV/.chatapi-test-installed"
+if [[ ! -f "$STAMP" || pyproject.toml -nt "$STAMP" ]]; then
+    echo "test.sh: installing chatapi[test] into $VENV" >&2
+    "$PY" -m pip install -q -U pip
+    "$PY" -m pip install -q -e ".[test]"
+    touch "$STAMP"
+fi
+
+STATE_DIR="$(mktemp -d "${TMPDIR:-/tmp}/chatapi-test.XXXXXX")"
+# shellcheck disable=SC2317  # invoked via trap
+cleanup() {
+    "$PY" scripts/throwaway.py down "$STATE_DIR" ||
+        echo "test.sh: warning: could not clean up $STATE_DIR" >&2
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Assign first so that a failing `up` stops the script (set -e ignores `eval "$(...)"`).
+exports="$("$PY" scripts/throwaway.py up "$STATE_DIR")"
+eval "$exports"
+export TEST_DATABASE_URL TEST_REDIS_URL
+echo "test.sh: database: $TEST_DATABASE_URL" >&2
+echo "test.sh: redis:    $TEST_REDIS_URL" >&2
+
+status=0
+"$PY" -m pytest "$@" || status=$?
+exit "$status"

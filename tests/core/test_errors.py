@@ -1,0 +1,126 @@
+"""Every error the API returns is RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from app.main import create_app
+from tests.conftest import app_client, make_settings
+
+PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance"}
+
+
+class Echo(BaseModel):
+    name: str
+    count: int
+
+
+def _app_with_probe_routes(db_url: str, **overrides: object) -> FastAPI:
+    app = create_app(make_settings(db_url, **overrides), run_embedded_worker=False)
+
+    @app.post("/_probe/echo")
+    async def echo(body: Echo) -> Echo:
+        return body
+
+    @app.get("/_probe/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internal detail")
+
+    return app
+
+
+@pytest.fixture
+async def probe_client(sqlite_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = _app_with_probe_routes(sqlite_url, MAX_REQUEST_BODY_BYTES=1024)
+    async for client in app_client(app):
+        yield client
+
+
+def _assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body.keys() >= PROBLEM_FIELDS
+    assert body["status"] == status
+    return dict(body)
+
+
+async def test_unknown_path_is_a_404_problem(probe_client: httpx.AsyncClient) -> None:
+    body = _assert_problem(await probe_client.get("/api/v1/nothing-here"), 404)
+    assert body["instance"] == "/api/v1/nothing-here"
+
+
+async def test_wrong_method_is_a_405_problem(probe_client: httpx.AsyncClient) -> None:
+    body = _assert_problem(await probe_client.delete("/health/live"), 405)
+    assert "DELETE" in str(body["detail"])
+
+
+async def test_invalid_body_is_a_422_problem_listing_errors(
+    probe_client: httpx.AsyncClient,
+) -> None:
+    response = await probe_client.post("/_probe/echo", json={"name": "x", "count": "many"})
+    body = _assert_problem(response, 422)
+    errors = body["errors"]
+    assert isinstance(errors, list)
+    assert errors[0]["loc"] == ["body", "count"]
+    assert {"loc", "msg", "type"} == set(errors[0])
+
+
+async def test_malformed_json_is_a_422_problem(probe_client: httpx.AsyncClient) -> None:
+    response = await probe_client.post(
+        "/_probe/echo", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    _assert_problem(response, 422)
+
+
+async def test_oversize_body_by_content_length_is_a_413_problem(
+    probe_client: httpx.AsyncClient,
+) -> None:
+    response = await probe_client.post("/_probe/echo", json={"name": "x" * 2000, "count": 1})
+    body = _assert_problem(response, 413)
+    assert "1024 bytes" in str(body["detail"])
+
+
+async def test_oversize_streamed_body_is_a_413_problem(probe_client: httpx.AsyncClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"name": "'
+        for _ in range(10):
+            yield b"x" * 200
+        yield b'", "count": 1}'
+
+    response = await probe_client.post(
+        "/_probe/echo", content=chunks(), headers={"content-type": "application/json"}
+    )
+    _assert_problem(response, 413)
+
+
+async def test_body_under_the_limit_is_accepted(probe_client: httpx.AsyncClient) -> None:
+    response = await probe_client.post("/_probe/echo", json={"name": "x" * 500, "count": 1})
+    assert response.status_code == 200
+    assert response.json() == {"name": "x" * 500, "count": 1}
+
+
+async def test_unhandled_error_is_a_500_problem_without_internals(sqlite_url: str) -> None:
+    app = _app_with_probe_routes(sqlite_url)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.get("/_probe/boom")
+    body = _assert_problem(response, 500)
+    assert "secret internal detail" not in response.text
+    assert "Traceback" not in response.text
+    assert body["instance"] == "/_probe/boom"
+
+
+async def test_request_id_is_echoed_or_generated(probe_client: httpx.AsyncClient) -> None:
+    given = await probe_client.get("/health/live", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    generated = await probe_client.get("/health/live")
+    assert len(generated.headers["x-request-id"]) == 26
+    hostile = await probe_client.get("/health/live", headers={"X-Request-ID": "a b\x7f"})
+    assert hostile.headers["x-request-id"] != "a b\x7f"

@@ -1,0 +1,73 @@
+"""Another tenant's object is a 404 on every endpoint that takes an id.
+
+The cases come from the app's route table, so a new endpoint with a path parameter fails
+this test until its parameter is known here: isolation can't be forgotten.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from app.main import create_app
+from tests.conftest import make_settings
+from tests.support.api import Api, Tenant
+
+# Routes addressed by something other than a tenant-owned id.
+NOT_TENANT_OBJECTS = {"/api/v1/webhooks/{client_slug}/{name}"}
+
+ObjectMaker = Callable[[Api, Tenant], Awaitable[dict[str, str]]]
+
+
+async def _objects_of(api: Api, owner: Tenant) -> dict[str, str]:
+    """One object of each kind owned by `owner`, by path parameter name."""
+    user = await api.user(owner)
+    await api.login(owner, user["id"])
+    keys = (await api.http.get("/api/v1/keys", headers=owner.auth)).json()["data"]
+    user_key = next(k for k in keys if k["kind"] == "user")
+    return {"user_id": user["id"], "key_id": user_key["id"]}
+
+
+def _routes_with_ids() -> list[tuple[str, str, list[str]]]:
+    """Every (method, path, params) with a path parameter, from the app's OpenAPI route table."""
+    app = create_app(make_settings("sqlite+aiosqlite:///:memory:"), run_embedded_worker=False)
+    found = []
+    for path, operations in app.openapi()["paths"].items():
+        params = re.findall(r"{(\w+)}", path)
+        if not params or path in NOT_TENANT_OBJECTS:
+            continue
+        for method in sorted(operations):
+            found.append((method.upper(), path, params))
+    return found
+
+
+def test_route_table_has_id_routes() -> None:
+    assert len(_routes_with_ids()) >= 4
+
+
+async def test_another_tenants_ids_are_404_on_every_route(api: Api) -> None:
+    owner = await api.tenant()
+    intruder = await api.tenant()
+    objects = await _objects_of(api, owner)
+    intruder_user = await api.user(intruder)
+    intruder_key = await api.login(intruder, intruder_user["id"])
+    failures: list[str] = []
+    for method, path, params in _routes_with_ids():
+        unknown = [p for p in params if p not in objects]
+        assert not unknown, f"{method} {path}: teach this test to make a {unknown} object"
+        url = path
+        for p in params:
+            url = url.replace("{" + p + "}", objects[p])
+        body: dict[str, Any] = {}
+        for headers in (intruder.auth, {"Authorization": f"Bearer {intruder_key}"}):
+            r = await api.http.request(method, url, headers=headers, json=body)
+            # A user key may be refused by scope/kind first (403 says nothing about the object);
+            # a master key must get 404, and nobody may get a success.
+            allowed = {404} if headers is intruder.auth else {403, 404}
+            if r.status_code not in allowed:
+                failures.append(f"{method} {url} -> {r.status_code}")
+    assert failures == []
+    # The owner still sees its objects: the 404s above were isolation, not absence.
+    got = await api.http.get(f"/api/v1/users/{objects['user_id']}", headers=owner.auth)
+    assert got.status_code == 200

@@ -1,0 +1,106 @@
+"""Celery in both modes: a task retried with countdown, and a periodic task from beat."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.core.db import Database
+from app.main import create_app
+from app.system import service
+from app.system.tasks import probe
+from app.worker.celery_app import configure_celery
+from tests.conftest import app_client, child_env, make_settings
+from tests.support.processes import chatapi_process, running_server
+
+
+async def _wait_probe_done(db: Database, probe_id: str, timeout: float) -> int:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        row = await service.read_probe(db, probe_id)
+        if row is not None and row.status == "done":
+            return row.attempts
+        assert asyncio.get_running_loop().time() < deadline, f"probe stuck at {row}"
+        await asyncio.sleep(0.1)
+
+
+async def _wait_heartbeats(db: Database, at_least: int, timeout: float) -> int:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        row = await service.read_heartbeat(db, "beat")
+        if row is not None and row.count >= at_least:
+            return row.count
+        assert asyncio.get_running_loop().time() < deadline, f"heartbeat stuck at {row}"
+        await asyncio.sleep(0.1)
+
+
+async def test_embedded_worker_retries_a_task_with_countdown(db_url: str) -> None:
+    settings = make_settings(db_url, HEARTBEAT_INTERVAL_SECONDS=3600)
+    app = create_app(settings)
+    async for _ in app_client(app):
+        db: Database = app.state.db
+        probe_id = await service.create_probe(db, fail_times=2)
+        started = asyncio.get_running_loop().time()
+        probe.delay(probe_id, countdown=0.5)
+        assert await _wait_probe_done(db, probe_id, timeout=15) == 3
+        # Two retries with a 0.5 s countdown each cannot finish sooner than 1 s.
+        assert asyncio.get_running_loop().time() - started >= 1.0
+
+
+async def test_embedded_beat_fires_the_periodic_task(db_url: str) -> None:
+    settings = make_settings(db_url, HEARTBEAT_INTERVAL_SECONDS=0.3)
+    app = create_app(settings)
+    async for _ in app_client(app):
+        db: Database = app.state.db
+        before = await service.read_heartbeat(db, "beat")
+        start = before.count if before else 0
+        assert await _wait_heartbeats(db, start + 3, timeout=15) >= start + 3
+
+
+@pytest.mark.slow
+async def test_redis_worker_process_retries_a_task_with_countdown(
+    pg_url: str, redis_server_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        pg_url, REDIS_URL=redis_server_url, REDIS_KEY_PREFIX=f"{redis_prefix}retry:"
+    )
+    db = Database(pg_url)
+    try:
+        with chatapi_process(["worker", "--concurrency", "2"], child_env(settings), tmp_path, "w"):
+            configure_celery(settings)
+            probe_id = await service.create_probe(db, fail_times=2)
+            await asyncio.to_thread(probe.delay, probe_id, 0.5)
+            assert await _wait_probe_done(db, probe_id, timeout=30) == 3
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.slow
+async def test_scaled_mode_runs_api_worker_and_beat_as_separate_processes(
+    pg_url: str, redis_server_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        pg_url,
+        REDIS_URL=redis_server_url,
+        REDIS_KEY_PREFIX=f"{redis_prefix}scaled:",
+        HEARTBEAT_INTERVAL_SECONDS=0.3,
+    )
+    env = child_env(settings)
+    db = Database(pg_url)
+    try:
+        with (
+            running_server(env, tmp_path) as base,
+            chatapi_process(["worker", "--concurrency", "2"], env, tmp_path, "worker"),
+            chatapi_process(["beat"], env, tmp_path, "beat"),
+        ):
+            async with httpx.AsyncClient() as http:
+                ready = await http.get(f"{base}/health/ready")
+            assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
+            before = await service.read_heartbeat(db, "beat")
+            start = before.count if before else 0
+            assert await _wait_heartbeats(db, start + 3, timeout=30) >= start + 3
+    finally:
+        await db.dispose()
