@@ -20,6 +20,7 @@ from app.core.redis import create_redis
 from app.observability import health
 from app.observability.sentry import init_sentry
 from app.ratelimit.storage import create_limiter
+from app.realtime.bus import EventBus, set_process_broadcast
 from app.worker.celery_app import configure_celery
 
 log = logging.getLogger("chatapi")
@@ -42,6 +43,9 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
             else MemoryBroadcast()
         )
         await app.state.broadcast.start()
+        app.state.bus = EventBus(app.state.broadcast)
+        if settings.embedded:
+            set_process_broadcast(app.state.broadcast)
         app.state.authenticator = Authenticator(
             app.state.db, app.state.broadcast, create_limiter(settings), settings.ADMIN_API_KEY
         )
@@ -65,6 +69,7 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
                 embedded.stop()
                 stop_runtime()
             await app.state.authenticator.stop()
+            set_process_broadcast(None)
             await app.state.broadcast.stop()
             if app.state.redis is not None:
                 await app.state.redis.aclose()

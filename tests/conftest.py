@@ -168,7 +168,7 @@ async def api(db_url: str) -> AsyncIterator[Api]:
     """A client of the API on each database with helpers to make tenants and users."""
     app = create_app(make_settings(db_url), run_embedded_worker=False)
     async for http in app_client(app):
-        yield Api(http)
+        yield Api(http, app=app)
 
 
 @pytest.fixture

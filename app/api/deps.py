@@ -13,6 +13,7 @@ from app.auth.authenticator import Authenticator
 from app.auth.principal import KeyKind, Principal
 from app.core.config import Settings
 from app.core.errors import Forbidden, Unauthorized
+from app.realtime.bus import EventBus
 
 # auto_error=False: a missing key is our own 401 problem, not FastAPI's 403.
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`")
@@ -29,6 +30,12 @@ def get_settings(request: Request) -> Settings:
     """The app's settings."""
     settings: Settings = request.app.state.settings
     return settings
+
+
+def get_bus(request: Request) -> EventBus:
+    """The process's event bus."""
+    bus: EventBus = request.app.state.bus
+    return bus
 
 
 def get_authenticator(request: Request) -> Authenticator:
@@ -107,3 +114,4 @@ ClientKeyDep = Annotated[Principal, Depends(require_client_key)]
 UserDep = Annotated[Principal, Depends(require_user)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+BusDep = Annotated[EventBus, Depends(get_bus)]

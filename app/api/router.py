@@ -3,7 +3,9 @@
 from fastapi import APIRouter
 
 from app.auth.routes import router as auth_router
+from app.messages.routes import router as messages_router
 from app.observability.health import live
+from app.rooms.routes import router as rooms_router
 from app.tenants.routes import router as clients_router
 from app.users.routes import router as users_router
 
@@ -14,3 +16,5 @@ api_router.add_api_route("/utils/health-check", live, methods=["GET"], tags=["he
 api_router.include_router(clients_router)
 api_router.include_router(auth_router)
 api_router.include_router(users_router)
+api_router.include_router(rooms_router)
+api_router.include_router(messages_router)

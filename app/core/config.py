@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     DELIVERY_RETRY_SCHEDULE: Annotated[list[int], NoDecode] = [5, 30, 120, 600, 1800, 3600, 10800]
     WEBHOOK_ALLOW_PRIVATE_TARGETS: bool = False
     MAX_REQUEST_BODY_BYTES: int = Field(default=1_048_576, gt=0)
+    MAX_MESSAGE_BYTES: int = Field(default=65_536, gt=0)
+    ROOM_SWEEP_BATCH_SIZE: int = Field(default=1000, gt=0)
     HEARTBEAT_INTERVAL_SECONDS: float = Field(default=30, gt=0)
     BCRYPT_ROUNDS: int = Field(default=12, ge=4, le=16)
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

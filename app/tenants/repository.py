@@ -29,3 +29,9 @@ async def get_by_slug(session: AsyncSession, slug: str) -> Client | None:
 def add(session: AsyncSession, client: Client) -> None:
     """Stage a new client."""
     session.add(client)
+
+
+async def all_settings(session: AsyncSession) -> list[tuple[str, dict[str, object]]]:
+    """(client id, stored settings) of every client: O(clients), read once per sweep."""
+    result = await session.execute(select(col(Client.id), col(Client.settings)))
+    return [(row[0], dict(row[1] or {})) for row in result.all()]

@@ -96,3 +96,13 @@ async def rotate_master_key(
     )
     await session.commit()
     return presented, expire_at, old_ids
+
+
+async def inactivity_overrides(session: AsyncSession) -> dict[str, dict[str, int]]:
+    """Per client, the room types whose inactivity threshold it overrides."""
+    out: dict[str, dict[str, int]] = {}
+    for client_id, stored in await repository.all_settings(session):
+        by_type = stored.get("room_inactivity_seconds")
+        if isinstance(by_type, dict) and by_type:
+            out[client_id] = {str(k): int(v) for k, v in by_type.items()}
+    return out

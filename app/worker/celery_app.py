@@ -10,7 +10,7 @@ from app.core.config import Settings
 from app.worker.schedule import beat_schedule
 
 # Task modules are listed here so every process (API, worker, beat) registers the same tasks.
-TASK_MODULES = ["app.system.tasks"]
+TASK_MODULES = ["app.system.tasks", "app.rooms.tasks"]
 DEFAULT_QUEUE = "chatapi"
 
 celery_app = Celery("chatapi", include=TASK_MODULES)

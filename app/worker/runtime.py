@@ -7,8 +7,11 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from app.core.broadcast import Broadcast, MemoryBroadcast, RedisBroadcast
 from app.core.config import Settings
 from app.core.db import Database
+from app.core.redis import create_redis
+from app.realtime.bus import EventBus, process_broadcast
 
 T = TypeVar("T")
 
@@ -23,6 +26,15 @@ class WorkerRuntime:
         self._thread.start()
         # The engine's connections are made lazily, on this loop, by the coroutines run here.
         self.db = Database(settings.DATABASE_URL)
+        self.bus = EventBus(self._broadcast(settings))
+
+    @staticmethod
+    def _broadcast(settings: Settings) -> Broadcast:
+        if settings.REDIS_URL:
+            # Publish-only: a worker has no connections to deliver to.
+            return RedisBroadcast(create_redis(settings.REDIS_URL), settings.REDIS_KEY_PREFIX)
+        # Embedded: the API's own in-process broadcast (events with no API are dropped).
+        return process_broadcast() or MemoryBroadcast()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)

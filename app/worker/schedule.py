@@ -14,4 +14,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": "system.heartbeat",
             "schedule": settings.HEARTBEAT_INTERVAL_SECONDS,
         },
+        "rooms-sweep-inactive": {
+            "task": "rooms.sweep_inactive",
+            "schedule": settings.ROOM_SWEEP_INTERVAL_SECONDS,
+        },
     }

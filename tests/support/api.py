@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+
+from app.realtime.bus import Event
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -31,11 +34,43 @@ class Tenant:
 class Api:
     """Wraps an httpx client pointed at the app (in-process or a real server)."""
 
-    def __init__(self, http: httpx.AsyncClient, admin_key: str | None = None) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, admin_key: str | None = None, app: FastAPI | None = None
+    ) -> None:
         from tests.conftest import ADMIN_KEY
 
         self.http = http
         self.admin_key = admin_key or ADMIN_KEY
+        self.app = app
+
+    async def capture(self, tenant: Tenant, target: str) -> list[Event]:
+        """Every bus event on `target` of `tenant` from now on (in-process app only)."""
+        assert self.app is not None
+        seen: list[Event] = []
+
+        async def record(event: Event) -> None:
+            seen.append(event)
+
+        await self.app.state.bus.listen(tenant.id, target, record)
+        return seen
+
+    async def room(self, tenant: Tenant, key: str | None = None, **fields: Any) -> dict[str, Any]:
+        """A new room made with `key` (default: the master key)."""
+        headers = bearer(key) if key else tenant.auth
+        r = await self.http.post("/api/v1/rooms", json=fields, headers=headers)
+        assert r.status_code in (200, 201), r.text
+        return dict(r.json())
+
+    async def send(
+        self, tenant: Tenant, room_id: str, content: str, key: str | None = None, **fields: Any
+    ) -> httpx.Response:
+        """POST a message."""
+        headers = bearer(key) if key else tenant.auth
+        return await self.http.post(
+            f"/api/v1/rooms/{room_id}/messages",
+            json={"content": content, **fields},
+            headers=headers,
+        )
 
     async def tenant(self, name: str | None = None) -> Tenant:
         """A new client."""

@@ -1,0 +1,40 @@
+# syntax=docker/dockerfile:1
+# ChatAPI image: `docker build -t chatapi .`, then `docker run -p 8000:8000 chatapi`
+# (SQLite + embedded mode) or use docker-compose.yml (PostgreSQL + Redis + Celery).
+FROM python:3.11-slim
+
+# PYTHONPATH: import `app` from the source tree, so app.core.migrations finds alembic/
+# and alembic.ini beside it (the copy pip puts in site-packages has no migrations).
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONPATH=/srv/chatapi
+
+WORKDIR /srv/chatapi
+
+RUN groupadd --system --gid 10001 chatapi \
+    && useradd --system --uid 10001 --gid chatapi --home-dir /srv/chatapi \
+        --shell /usr/sbin/nologin chatapi
+
+# The bracketed globs make README.md and alembic.ini optional (a COPY only fails
+# when none of its sources exist; pyproject.toml always does).
+COPY pyproject.toml README.m[d] alembic.in[i] ./
+COPY app/ ./app/
+COPY alembic/ ./alembic/
+COPY scripts/ ./scripts/
+
+# Code stays root-owned; only the directory is writable (for the default SQLite file).
+RUN pip install --upgrade pip \
+    && pip install . \
+    && rm -rf build ./*.egg-info \
+    && chown chatapi:chatapi /srv/chatapi
+
+USER chatapi
+
+EXPOSE 8000
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=4).status == 200 else 1)"]
+
+CMD ["chatapi", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,75 @@
+"""`/rooms/{id}/messages`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from app.api.deps import BusDep, SessionDep, SettingsDep, require_scope
+from app.auth.principal import Principal, Scope
+from app.messages import service
+from app.messages.schemas import MessageCreate, MessageOut, MessagePage, MessagePatch
+
+router = APIRouter(prefix="/rooms/{room_id}/messages", tags=["messages"])
+
+MessagesRead = Annotated[Principal, Depends(require_scope(Scope.messages_read.value))]
+MessagesWrite = Annotated[Principal, Depends(require_scope(Scope.messages_write.value))]
+
+
+@router.post("", status_code=201, response_model=MessageOut)
+async def send_message(
+    room_id: str,
+    body: MessageCreate,
+    principal: MessagesWrite,
+    session: SessionDep,
+    bus: BusDep,
+    settings: SettingsDep,
+    response: Response,
+) -> MessageOut:
+    """Send a message (201); the same `client_message_id` again answers the first (200)."""
+    message, created = await service.send_message(
+        session, bus, principal, room_id, body, settings.MAX_MESSAGE_BYTES
+    )
+    response.status_code = 201 if created else 200
+    return message
+
+
+@router.get("", response_model=MessagePage)
+async def list_messages(
+    room_id: str,
+    principal: MessagesRead,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before_seq: Annotated[int | None, Query(ge=1)] = None,
+    after_seq: Annotated[int | None, Query(ge=0)] = None,
+) -> MessagePage:
+    """Newest first; with `after_seq`, oldest first from there (catching up)."""
+    data, has_more = await service.list_messages(
+        session, principal, room_id, limit=limit, before_seq=before_seq, after_seq=after_seq
+    )
+    return MessagePage(data=data, has_more=has_more)
+
+
+@router.patch("/{message_id}", response_model=MessageOut)
+async def edit_message(
+    room_id: str,
+    message_id: str,
+    body: MessagePatch,
+    principal: MessagesWrite,
+    session: SessionDep,
+    bus: BusDep,
+    settings: SettingsDep,
+) -> MessageOut:
+    """Edit (sender or master)."""
+    return await service.edit_message(
+        session, bus, principal, room_id, message_id, body, settings.MAX_MESSAGE_BYTES
+    )
+
+
+@router.delete("/{message_id}", response_model=MessageOut)
+async def delete_message(
+    room_id: str, message_id: str, principal: MessagesWrite, session: SessionDep, bus: BusDep
+) -> MessageOut:
+    """Soft delete (sender or master): the seq stays, the content goes."""
+    return await service.delete_message(session, bus, principal, room_id, message_id)

@@ -1,0 +1,73 @@
+"""Request and response shapes of `/rooms/{id}/messages`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.messages.models import Message
+
+MAX_METADATA_KEYS = 50
+
+
+class MessageCreate(BaseModel):
+    """`POST /rooms/{id}/messages` (and the `message.send` socket event)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The byte limit (MAX_MESSAGE_BYTES) is checked by the service: it is configurable.
+    content: str = Field(min_length=1)
+    content_type: str = Field(default="text/plain", min_length=1, max_length=100)
+    metadata: dict[str, Any] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
+    client_message_id: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+class MessagePatch(BaseModel):
+    """`PATCH /rooms/{id}/messages/{message_id}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: str | None = Field(default=None, min_length=1)
+    metadata: dict[str, Any] | None = Field(default=None, max_length=MAX_METADATA_KEYS)
+
+
+class MessageOut(BaseModel):
+    """A message as the API (and every real-time event) shows it."""
+
+    id: str
+    room_id: str
+    seq: int
+    sender_id: str | None
+    content: str
+    content_type: str
+    metadata: dict[str, Any]
+    client_message_id: str | None
+    created_at: datetime
+    edited_at: datetime | None
+    deleted_at: datetime | None
+
+    @classmethod
+    def of(cls, message: Message) -> MessageOut:
+        """From the row."""
+        return cls(
+            id=message.id,
+            room_id=message.room_id,
+            seq=message.seq,
+            sender_id=message.sender_id,
+            content=message.content,
+            content_type=message.content_type,
+            metadata=message.metadata_,
+            client_message_id=message.client_message_id,
+            created_at=message.created_at,
+            edited_at=message.edited_at,
+            deleted_at=message.deleted_at,
+        )
+
+
+class MessagePage(BaseModel):
+    """Messages in the order asked for, and whether more lie beyond."""
+
+    data: list[MessageOut]
+    has_more: bool

@@ -1,0 +1,90 @@
+"""The event bus: services and workers publish (tenant, target, event, data); every API
+process hears it on the targets its connections listen to (API.md §5, DESIGN.md §1)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from app.core.broadcast import Broadcast
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event for the connections listening on `target` within one client."""
+
+    client_id: str
+    target: str
+    event: str
+    data: dict[str, Any]
+    exclude_key: str | None = None  # e.g. typing is not echoed to the connection that sent it
+
+
+EventHandler = Callable[[Event], Awaitable[None]]
+
+
+def _channel(client_id: str, target: str) -> str:
+    # The tenant is part of the channel, so nothing can cross clients by a shared target id.
+    return f"rt:{client_id}:{target}"
+
+
+class EventBus:
+    """Publishes events on the process broadcast and lets gateways listen per target."""
+
+    def __init__(self, broadcast: Broadcast) -> None:
+        self.broadcast = broadcast
+        self._wrapped: dict[tuple[str, EventHandler], Callable[[bytes], Awaitable[None]]] = {}
+
+    async def publish(
+        self,
+        client_id: str,
+        target: str,
+        event: str,
+        data: dict[str, Any],
+        *,
+        exclude_key: str | None = None,
+    ) -> None:
+        """Send `event` to every connection on `target` of `client_id`, in any process."""
+        body = {"c": client_id, "t": target, "e": event, "d": data, "x": exclude_key}
+        await self.broadcast.publish(_channel(client_id, target), orjson.dumps(body))
+
+    async def listen(self, client_id: str, target: str, handler: EventHandler) -> None:
+        """Call `handler` for events on (client, target) until `unlisten`."""
+
+        async def on_message(raw: bytes) -> None:
+            body = orjson.loads(raw)
+            await handler(Event(body["c"], body["t"], body["e"], body["d"], body.get("x")))
+
+        channel = _channel(client_id, target)
+        self._wrapped[(channel, handler)] = on_message
+        await self.broadcast.subscribe(channel, on_message)
+
+    async def unlisten(self, client_id: str, target: str, handler: EventHandler) -> None:
+        """Stop calling `handler` for (client, target)."""
+        channel = _channel(client_id, target)
+        wrapped = self._wrapped.pop((channel, handler), None)
+        if wrapped is not None:
+            await self.broadcast.unsubscribe(channel, wrapped)
+
+
+# The embedded mode's in-process broadcast, so the Celery worker threads of the same
+# process publish into the API's bus (scaled mode publishes over Redis instead).
+_process_broadcast: Broadcast | None = None
+_lock = threading.Lock()
+
+
+def set_process_broadcast(broadcast: Broadcast | None) -> None:
+    """Register (or clear) the API process's broadcast for in-process workers."""
+    global _process_broadcast
+    with _lock:
+        _process_broadcast = broadcast
+
+
+def process_broadcast() -> Broadcast | None:
+    """The API process's broadcast, when this process runs one."""
+    with _lock:
+        return _process_broadcast

@@ -1,0 +1,25 @@
+"""Server → client event names (API.md §5) and the targets events are addressed to."""
+
+from __future__ import annotations
+
+MESSAGE_CREATED = "message.created"
+MESSAGE_UPDATED = "message.updated"
+MESSAGE_DELETED = "message.deleted"
+ROOM_MEMBER_JOINED = "room.member_joined"
+ROOM_MEMBER_LEFT = "room.member_left"
+ROOM_DEACTIVATED = "room.deactivated"
+ROOM_REACTIVATED = "room.reactivated"
+TYPING = "typing"
+READ = "read"
+PRESENCE = "presence"
+NOTIFICATION = "notification"
+
+
+def room_target(room_id: str) -> str:
+    """The target every member connection of a room listens on."""
+    return f"room:{room_id}"
+
+
+def user_target(user_id: str) -> str:
+    """The target every connection of one user listens on."""
+    return f"user:{user_id}"

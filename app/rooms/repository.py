@@ -1,0 +1,204 @@
+"""Queries on rooms and members, always scoped by client id."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.rooms.models import Room, RoomMember
+
+
+async def get(
+    session: AsyncSession, client_id: str, room_id: str, *, for_update: bool = False
+) -> Room | None:
+    """One room of the client (row-locked when asked)."""
+    query = select(Room).where(col(Room.client_id) == client_id, col(Room.id) == room_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def get_direct(session: AsyncSession, client_id: str, direct_key: str) -> Room | None:
+    """The client's direct room for this pair."""
+    query = select(Room).where(col(Room.client_id) == client_id, col(Room.direct_key) == direct_key)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def membership(
+    session: AsyncSession, client_id: str, room_id: str, user_id: str
+) -> RoomMember | None:
+    """The user's membership of the room."""
+    query = select(RoomMember).where(
+        col(RoomMember.client_id) == client_id,
+        col(RoomMember.room_id) == room_id,
+        col(RoomMember.user_id) == user_id,
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def member_ids(session: AsyncSession, room_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Member ids of each room, in joining order."""
+    out: dict[str, list[str]] = {rid: [] for rid in room_ids}
+    if not room_ids:
+        return out
+    query = (
+        select(col(RoomMember.room_id), col(RoomMember.user_id))
+        .where(col(RoomMember.room_id).in_(room_ids))
+        .order_by(col(RoomMember.joined_at), col(RoomMember.user_id))
+    )
+    for room_id, user_id in (await session.execute(query)).all():
+        out[room_id].append(user_id)
+    return out
+
+
+async def count_members(session: AsyncSession, room_id: str) -> int:
+    """How many members the room has."""
+    query = select(func.count()).select_from(RoomMember).where(col(RoomMember.room_id) == room_id)
+    return int((await session.execute(query)).scalar_one())
+
+
+def add_room(session: AsyncSession, room: Room) -> None:
+    """Stage a new room."""
+    session.add(room)
+
+
+def add_member(session: AsyncSession, member: RoomMember) -> None:
+    """Stage a membership."""
+    session.add(member)
+
+
+async def remove_member(session: AsyncSession, client_id: str, room_id: str, user_id: str) -> bool:
+    """Remove a membership; False when there was none."""
+    result = await session.execute(
+        delete(RoomMember)
+        .where(
+            col(RoomMember.client_id) == client_id,
+            col(RoomMember.room_id) == room_id,
+            col(RoomMember.user_id) == user_id,
+        )
+        .returning(col(RoomMember.user_id))
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def delete_room(session: AsyncSession, client_id: str, room_id: str) -> bool:
+    """Delete a room with its members and messages (by cascade)."""
+    result = await session.execute(
+        delete(Room)
+        .where(col(Room.client_id) == client_id, col(Room.id) == room_id)
+        .returning(col(Room.id))
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def list_page(
+    session: AsyncSession,
+    client_id: str,
+    *,
+    limit: int,
+    after: str | None,
+    room_type: str | None,
+    is_active: bool | None,
+    user_id: str | None,
+) -> Sequence[tuple[Room, int | None]]:
+    """`limit + 1` rooms by id after the cursor, with the user's read_seq when given."""
+    filters = [col(Room.client_id) == client_id]
+    if after:
+        filters.append(col(Room.id) > after)
+    if room_type is not None:
+        filters.append(col(Room.type) == room_type)
+    if is_active is not None:
+        filters.append(col(Room.is_active) == is_active)
+    if user_id is None:
+        query = select(Room).where(*filters).order_by(col(Room.id)).limit(limit + 1)
+        return [(room, None) for room in (await session.execute(query)).scalars().all()]
+    joined = (
+        select(Room, col(RoomMember.read_seq))
+        .join(RoomMember, col(RoomMember.room_id) == col(Room.id))
+        .where(col(RoomMember.user_id) == user_id, col(RoomMember.client_id) == client_id)
+        .where(*filters)
+        .order_by(col(Room.id))
+        .limit(limit + 1)
+    )
+    return [(row[0], int(row[1])) for row in (await session.execute(joined)).all()]
+
+
+async def advance_seq(session: AsyncSession, room_id: str, now: datetime) -> int:
+    """Take the room's next seq and mark it active now (caller holds the room lock)."""
+    result = await session.execute(
+        update(Room)
+        .where(col(Room.id) == room_id)
+        .values(
+            last_seq=col(Room.last_seq) + 1,
+            last_activity_at=now,
+            is_active=True,
+            deactivated_at=None,
+        )
+        .returning(col(Room.last_seq))
+    )
+    return int(result.scalar_one())
+
+
+async def set_read_seq(
+    session: AsyncSession, client_id: str, room_id: str, user_id: str, seq: int
+) -> int | None:
+    """Move the member's read marker forward to `seq` (never back); the new marker."""
+    result = await session.execute(
+        update(RoomMember)
+        .where(
+            col(RoomMember.client_id) == client_id,
+            col(RoomMember.room_id) == room_id,
+            col(RoomMember.user_id) == user_id,
+            col(RoomMember.read_seq) < seq,
+        )
+        .values(read_seq=seq)
+        .returning(col(RoomMember.read_seq))
+    )
+    return result.scalar_one_or_none()
+
+
+async def room_ids_of_user(session: AsyncSession, client_id: str, user_id: str) -> list[str]:
+    """Every room the user is a member of."""
+    query = select(col(RoomMember.room_id)).where(
+        col(RoomMember.client_id) == client_id, col(RoomMember.user_id) == user_id
+    )
+    return list((await session.execute(query)).scalars().all())
+
+
+async def deactivate_batch(
+    session: AsyncSession,
+    *,
+    room_type: str,
+    older_than: datetime,
+    now: datetime,
+    limit: int,
+    client_id: str | None,
+    skip_clients: Sequence[str],
+) -> list[tuple[str, str]]:
+    """Deactivate up to `limit` idle active rooms of one type; return (client_id, room_id).
+
+    The inner SELECT walks ix_rooms_sweep (is_active, type, last_activity_at), so each batch
+    touches only rooms that are due, however many rooms exist.
+    """
+    due = select(col(Room.id)).where(
+        col(Room.is_active).is_(True),
+        col(Room.type) == room_type,
+        col(Room.last_activity_at) < older_than,
+    )
+    if client_id is not None:
+        due = due.where(col(Room.client_id) == client_id)
+    if skip_clients:
+        due = due.where(col(Room.client_id).not_in(skip_clients))
+    due = due.order_by(col(Room.last_activity_at)).limit(limit)
+    result = await session.execute(
+        update(Room)
+        .where(col(Room.id).in_(due.scalar_subquery()), col(Room.is_active).is_(True))
+        .values(is_active=False, deactivated_at=now)
+        .returning(col(Room.client_id), col(Room.id))
+        .execution_options(synchronize_session=False)
+    )
+    return [(row[0], row[1]) for row in result.all()]

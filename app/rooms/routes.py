@@ -1,0 +1,128 @@
+"""`/rooms`: rooms, members and read markers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from app.api.deps import BusDep, MasterDep, SessionDep, require_scope
+from app.auth.principal import Principal, Scope
+from app.core.pagination import PageParams, page_params
+from app.rooms import service
+from app.rooms.schemas import (
+    MembersAdd,
+    ReadMarker,
+    ReadOut,
+    RoomCreate,
+    RoomOut,
+    RoomPage,
+    RoomPatch,
+)
+from app.tenants.schemas import RoomType
+
+router = APIRouter(prefix="/rooms", tags=["rooms"])
+
+RoomsRead = Annotated[Principal, Depends(require_scope(Scope.rooms_read.value))]
+RoomsWrite = Annotated[Principal, Depends(require_scope(Scope.rooms_write.value))]
+MessagesRead = Annotated[Principal, Depends(require_scope(Scope.messages_read.value))]
+Page = Annotated[PageParams, Depends(page_params)]
+TypeFilter = Annotated[RoomType | None, Query(alias="type")]
+
+
+@router.post("", status_code=201, response_model=RoomOut)
+async def create_room(
+    body: RoomCreate, principal: RoomsWrite, session: SessionDep, bus: BusDep, response: Response
+) -> RoomOut:
+    """Create a room (201); a direct room that already exists for the pair is returned (200)."""
+    room, created = await service.create_room(session, bus, principal, body)
+    response.status_code = 201 if created else 200
+    return room
+
+
+@router.get("", response_model=RoomPage)
+async def list_rooms(
+    principal: RoomsRead,
+    session: SessionDep,
+    page: Page,
+    room_type: TypeFilter = None,
+    is_active: bool | None = None,
+) -> RoomPage:
+    """A user key: its rooms with `unread_count`. The master key: every room."""
+    data, has_more, cursor = await service.list_rooms(
+        session,
+        principal,
+        limit=page.limit,
+        after=page.cursor,
+        room_type=room_type,
+        is_active=is_active,
+    )
+    return RoomPage(data=data, has_more=has_more, next_cursor=cursor)
+
+
+@router.get("/all", response_model=RoomPage)
+async def list_all_rooms(
+    principal: MasterDep,
+    session: SessionDep,
+    page: Page,
+    room_type: TypeFilter = None,
+    is_active: bool | None = None,
+) -> RoomPage:
+    """Every room of the client (the admin listing)."""
+    data, has_more, cursor = await service.list_rooms(
+        session,
+        principal,
+        limit=page.limit,
+        after=page.cursor,
+        room_type=room_type,
+        is_active=is_active,
+        all_rooms=True,
+    )
+    return RoomPage(data=data, has_more=has_more, next_cursor=cursor)
+
+
+@router.get("/{room_id}", response_model=RoomOut)
+async def get_room(room_id: str, principal: RoomsRead, session: SessionDep) -> RoomOut:
+    """One room the caller may see."""
+    return await service.get_room(session, principal, room_id)
+
+
+@router.patch("/{room_id}", response_model=RoomOut)
+async def patch_room(
+    room_id: str, body: RoomPatch, principal: RoomsWrite, session: SessionDep
+) -> RoomOut:
+    """Rename a room or replace its metadata."""
+    return await service.update_room(session, principal, room_id, body)
+
+
+@router.delete("/{room_id}", status_code=204)
+async def delete_room(room_id: str, principal: RoomsWrite, session: SessionDep) -> Response:
+    """Delete a room, its members and its messages."""
+    await service.delete_room(session, principal, room_id)
+    return Response(status_code=204)
+
+
+@router.post("/{room_id}/members", response_model=RoomOut)
+async def add_members(
+    room_id: str, body: MembersAdd, principal: RoomsWrite, session: SessionDep, bus: BusDep
+) -> RoomOut:
+    """Add users to the room."""
+    return await service.add_members(session, bus, principal, room_id, body.user_ids)
+
+
+@router.delete("/{room_id}/members/{user_id}", status_code=204)
+async def remove_member(
+    room_id: str, user_id: str, principal: RoomsWrite, session: SessionDep, bus: BusDep
+) -> Response:
+    """Remove a user from the room."""
+    await service.remove_member(session, bus, principal, room_id, user_id)
+    return Response(status_code=204)
+
+
+@router.post("/{room_id}/read", response_model=ReadOut)
+async def mark_read(
+    room_id: str, body: ReadMarker, principal: MessagesRead, session: SessionDep, bus: BusDep
+) -> ReadOut:
+    """Mark the room read up to `seq` (a user key; the marker never moves back)."""
+    seq = await service.mark_read(session, bus, principal, room_id, body.seq)
+    return ReadOut(room_id=room_id, user_id=principal.user_id or "", seq=seq)

@@ -1,0 +1,276 @@
+"""Rooms: creation (direct rooms unique per pair), access, members, read markers.
+
+Every change is committed first and published after, so no event announces a row that
+could still roll back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.principal import Principal
+from app.core.clock import utcnow
+from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.ids import new_id
+from app.realtime import events
+from app.realtime.bus import EventBus
+from app.rooms import repository
+from app.rooms.models import Room, RoomMember
+from app.rooms.schemas import RoomCreate, RoomOut, RoomPatch
+from app.tenants import service as tenants
+from app.tenants.schemas import RoomType
+from app.users import service as users
+
+
+async def create_room(
+    session: AsyncSession, bus: EventBus, principal: Principal, body: RoomCreate
+) -> tuple[RoomOut, bool]:
+    """Create a room (True), or return the existing direct room of the pair (False)."""
+    members = list(dict.fromkeys(body.member_ids))
+    creator = principal.user_id
+    if creator is not None and creator not in members:
+        members.insert(0, creator)
+    client = await tenants.get_client(session, principal.client_id)
+    limit = tenants.effective_settings(client).max_room_members
+    if len(members) > limit:
+        raise Unprocessable(f"A room can have at most {limit} members")
+    missing = await users.missing_users(session, principal.client_id, members)
+    if missing:
+        raise Unprocessable(f"Unknown user ids: {', '.join(missing[:10])}")
+    direct_key = None
+    if body.type is RoomType.direct:
+        if len(members) != 2:
+            raise Unprocessable("A direct room has exactly two distinct members")
+        direct_key = ":".join(sorted(members))
+        existing = await repository.get_direct(session, principal.client_id, direct_key)
+        if existing is not None:
+            return await _out(session, existing), False
+    room = Room(
+        id=new_id(),
+        client_id=principal.client_id,
+        name=body.name,
+        type=body.type.value,
+        direct_key=direct_key,
+        created_by=creator,
+        metadata_=body.metadata,
+    )
+    repository.add_room(session, room)
+    await session.flush()
+    for user_id in members:
+        role = "owner" if user_id == creator else "member"
+        repository.add_member(
+            session,
+            RoomMember(room_id=room.id, user_id=user_id, client_id=principal.client_id, role=role),
+        )
+    try:
+        await session.commit()
+    except IntegrityError:
+        # Another request created the same direct room first: answer with that one.
+        await session.rollback()
+        if direct_key is None:
+            raise
+        existing = await repository.get_direct(session, principal.client_id, direct_key)
+        if existing is None:
+            raise
+        return await _out(session, existing), False
+    for user_id in members:
+        await _publish_membership(bus, principal.client_id, room.id, user_id, joined=True)
+    return RoomOut.of(room, members), True
+
+
+async def accessible_room(
+    session: AsyncSession, principal: Principal, room_id: str, *, lock: bool = False
+) -> Room:
+    """The room if the caller may use it (master, or a member); otherwise 404."""
+    room = await repository.get(session, principal.client_id, room_id, for_update=lock)
+    if room is None:
+        raise NotFound("No such room")
+    if principal.user_id is not None and not principal.is_master:
+        member = await repository.membership(
+            session, principal.client_id, room_id, principal.user_id
+        )
+        if member is None:
+            raise NotFound("No such room")
+    return room
+
+
+async def get_room(session: AsyncSession, principal: Principal, room_id: str) -> RoomOut:
+    """One room, with the caller's unread count for a user key."""
+    room = await accessible_room(session, principal, room_id)
+    unread = None
+    if principal.user_id is not None:
+        member = await repository.membership(
+            session, principal.client_id, room_id, principal.user_id
+        )
+        unread = max(0, room.last_seq - member.read_seq) if member else None
+    return await _out(session, room, unread)
+
+
+async def list_rooms(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    limit: int,
+    after: str | None,
+    room_type: RoomType | None,
+    is_active: bool | None,
+    all_rooms: bool = False,
+) -> tuple[list[RoomOut], bool, str | None]:
+    """A user's rooms with unread counts, or (master) every room of the client."""
+    user_id = None if all_rooms or principal.is_master else principal.user_id
+    rows = await repository.list_page(
+        session,
+        principal.client_id,
+        limit=limit,
+        after=after,
+        room_type=room_type.value if room_type else None,
+        is_active=is_active,
+        user_id=user_id,
+    )
+    has_more = len(rows) > limit
+    rows = list(rows[:limit])
+    members = await repository.member_ids(session, [room.id for room, _ in rows])
+    out = [
+        RoomOut.of(
+            room,
+            members[room.id],
+            max(0, room.last_seq - read_seq) if read_seq is not None else None,
+        )
+        for room, read_seq in rows
+    ]
+    return out, has_more, (out[-1].id if has_more and out else None)
+
+
+async def update_room(
+    session: AsyncSession, principal: Principal, room_id: str, patch: RoomPatch
+) -> RoomOut:
+    """Rename a room or replace its metadata."""
+    room = await accessible_room(session, principal, room_id)
+    changes = patch.model_dump(exclude_unset=True)
+    if "name" in changes:
+        room.name = changes["name"]
+    if "metadata" in changes:
+        room.metadata_ = changes["metadata"] or {}
+    await session.commit()
+    return await _out(session, room)
+
+
+async def delete_room(session: AsyncSession, principal: Principal, room_id: str) -> None:
+    """Delete a room with its members and messages."""
+    await accessible_room(session, principal, room_id)
+    await repository.delete_room(session, principal.client_id, room_id)
+    await session.commit()
+
+
+async def add_members(
+    session: AsyncSession,
+    bus: EventBus,
+    principal: Principal,
+    room_id: str,
+    user_ids: Sequence[str],
+) -> RoomOut:
+    """Add users to a room (already-members are left as they are)."""
+    room = await accessible_room(session, principal, room_id, lock=True)
+    if room.type == RoomType.direct.value:
+        raise Conflict("A direct room's members cannot change")
+    wanted = list(dict.fromkeys(user_ids))
+    missing = await users.missing_users(session, principal.client_id, wanted)
+    if missing:
+        raise Unprocessable(f"Unknown user ids: {', '.join(missing[:10])}")
+    current = set((await repository.member_ids(session, [room_id]))[room_id])
+    new = [u for u in wanted if u not in current]
+    client = await tenants.get_client(session, principal.client_id)
+    limit = tenants.effective_settings(client).max_room_members
+    if len(current) + len(new) > limit:
+        raise Unprocessable(f"A room can have at most {limit} members")
+    for user_id in new:
+        repository.add_member(
+            session, RoomMember(room_id=room_id, user_id=user_id, client_id=principal.client_id)
+        )
+    await session.commit()
+    for user_id in new:
+        await _publish_membership(bus, principal.client_id, room_id, user_id, joined=True)
+    return await _out(session, room)
+
+
+async def remove_member(
+    session: AsyncSession, bus: EventBus, principal: Principal, room_id: str, user_id: str
+) -> None:
+    """Remove a user from a room."""
+    room = await accessible_room(session, principal, room_id, lock=True)
+    if room.type == RoomType.direct.value:
+        raise Conflict("A direct room's members cannot change")
+    if not await repository.remove_member(session, principal.client_id, room_id, user_id):
+        raise NotFound("That user is not a member of this room")
+    await session.commit()
+    await _publish_membership(bus, principal.client_id, room_id, user_id, joined=False)
+
+
+async def mark_read(
+    session: AsyncSession, bus: EventBus, principal: Principal, room_id: str, seq: int
+) -> int:
+    """Move the caller's read marker to `seq` (clamped to the room, never backwards)."""
+    if principal.user_id is None:
+        raise Unprocessable("Read markers belong to users: use a user key")
+    room = await accessible_room(session, principal, room_id)
+    target = min(seq, room.last_seq)
+    moved = await repository.set_read_seq(
+        session, principal.client_id, room_id, principal.user_id, target
+    )
+    await session.commit()
+    if moved is None:
+        member = await repository.membership(
+            session, principal.client_id, room_id, principal.user_id
+        )
+        return member.read_seq if member else 0
+    await bus.publish(
+        principal.client_id,
+        events.room_target(room_id),
+        events.READ,
+        {"room_id": room_id, "user_id": principal.user_id, "seq": moved},
+    )
+    return moved
+
+
+async def take_next_seq(session: AsyncSession, room: Room) -> tuple[int, bool]:
+    """Number the next message of a locked room; True when this reactivates the room."""
+    was_inactive = not room.is_active
+    seq = await repository.advance_seq(session, room.id, utcnow())
+    return seq, was_inactive
+
+
+async def mark_sender_read(
+    session: AsyncSession, client_id: str, room_id: str, user_id: str, seq: int
+) -> None:
+    """A sender has read its own message."""
+    await repository.set_read_seq(session, client_id, room_id, user_id, seq)
+
+
+async def room_ids_of_user(session: AsyncSession, client_id: str, user_id: str) -> list[str]:
+    """Every room of a user (the gateway subscribes a new connection to them)."""
+    return await repository.room_ids_of_user(session, client_id, user_id)
+
+
+async def publish_reactivated(bus: EventBus, client_id: str, room_id: str) -> None:
+    """Tell the room it is active again."""
+    await bus.publish(
+        client_id, events.room_target(room_id), events.ROOM_REACTIVATED, {"room_id": room_id}
+    )
+
+
+async def _publish_membership(
+    bus: EventBus, client_id: str, room_id: str, user_id: str, *, joined: bool
+) -> None:
+    name = events.ROOM_MEMBER_JOINED if joined else events.ROOM_MEMBER_LEFT
+    data = {"room_id": room_id, "user_id": user_id}
+    await bus.publish(client_id, events.room_target(room_id), name, data)
+    # The user's own connections hear it too, so gateways can (un)subscribe them.
+    await bus.publish(client_id, events.user_target(user_id), name, data)
+
+
+async def _out(session: AsyncSession, room: Room, unread: int | None = None) -> RoomOut:
+    members = await repository.member_ids(session, [room.id])
+    return RoomOut.of(room, members[room.id], unread)
