@@ -50,6 +50,7 @@ def serve(
         workers=workers,
         log_config=None,
         proxy_headers=True,
+        ws_max_size=settings.MAX_WS_FRAME_BYTES,
     )
 
 

@@ -21,6 +21,11 @@ from app.observability import health
 from app.observability.sentry import init_sentry
 from app.ratelimit.storage import create_limiter
 from app.realtime.bus import EventBus, set_process_broadcast
+from app.realtime.client_events import ClientEvents
+from app.realtime.gateway_socketio import asgi_app as socketio_asgi_app
+from app.realtime.gateway_socketio import bind_handlers, create_socketio_server
+from app.realtime.hub import Hub
+from app.realtime.presence import MemoryPresence, RedisPresence
 from app.worker.celery_app import configure_celery
 
 log = logging.getLogger("chatapi")
@@ -50,6 +55,16 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
             app.state.db, app.state.broadcast, create_limiter(settings), settings.ADMIN_API_KEY
         )
         await app.state.authenticator.start()
+        app.state.presence = (
+            RedisPresence(app.state.redis, settings.REDIS_KEY_PREFIX)
+            if app.state.redis is not None
+            else MemoryPresence()
+        )
+        app.state.hub = Hub(
+            app.state.db, app.state.bus, app.state.presence, app.state.authenticator
+        )
+        app.state.client_events = ClientEvents(app.state.db, app.state.bus, settings, app.state.hub)
+        await app.state.hub.start()
         embedded = None
         if settings.embedded and run_embedded_worker:
             from app.worker.embedded import EmbeddedWorker
@@ -68,6 +83,7 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
             if embedded is not None:
                 embedded.stop()
                 stop_runtime()
+            await app.state.hub.stop()
             await app.state.authenticator.stop()
             set_process_broadcast(None)
             await app.state.broadcast.stop()
@@ -88,6 +104,10 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(api_router)
+    sio = create_socketio_server(settings.MAX_WS_FRAME_BYTES)
+    bind_handlers(sio, app.state)
+    app.state.sio = sio
+    app.mount("/sockets", socketio_asgi_app(sio))
     # Outermost first: the request log must see the 413 the body limit answers.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
     app.add_middleware(RequestLogMiddleware)

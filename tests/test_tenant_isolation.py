@@ -19,6 +19,26 @@ NOT_TENANT_OBJECTS = {"/api/v1/webhooks/{client_slug}/{name}"}
 
 ObjectMaker = Callable[[Api, Tenant], Awaitable[dict[str, str]]]
 
+# Valid bodies, so each request reaches the object lookup instead of stopping at validation.
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/members"): {"user_ids": ["{intruder_user}"]},
+    ("POST", "/messages"): {"content": "intrusion"},
+    ("PATCH", "/messages/{message_id}"): {"content": "intrusion"},
+    ("POST", "/read"): {"seq": 1},
+}
+
+
+def _body_for(method: str, path: str, intruder_user: str) -> dict[str, Any]:
+    for (m, suffix), body in BODIES.items():
+        if m == method and path.endswith(suffix):
+            return {
+                k: [intruder_user if v == "{intruder_user}" else v for v in value]
+                if isinstance(value, list)
+                else value
+                for k, value in body.items()
+            }
+    return {}
+
 
 async def _objects_of(api: Api, owner: Tenant) -> dict[str, str]:
     """One object of each kind owned by `owner`, by path parameter name."""
@@ -26,7 +46,14 @@ async def _objects_of(api: Api, owner: Tenant) -> dict[str, str]:
     await api.login(owner, user["id"])
     keys = (await api.http.get("/api/v1/keys", headers=owner.auth)).json()["data"]
     user_key = next(k for k in keys if k["kind"] == "user")
-    return {"user_id": user["id"], "key_id": user_key["id"]}
+    room = await api.room(owner, member_ids=[user["id"]])
+    message = (await api.send(owner, room["id"], "owned")).json()
+    return {
+        "user_id": user["id"],
+        "key_id": user_key["id"],
+        "room_id": room["id"],
+        "message_id": message["id"],
+    }
 
 
 def _routes_with_ids() -> list[tuple[str, str, list[str]]]:
@@ -59,15 +86,21 @@ async def test_another_tenants_ids_are_404_on_every_route(api: Api) -> None:
         url = path
         for p in params:
             url = url.replace("{" + p + "}", objects[p])
-        body: dict[str, Any] = {}
+        body = _body_for(method, path, intruder_user["id"])
         for headers in (intruder.auth, {"Authorization": f"Bearer {intruder_key}"}):
             r = await api.http.request(method, url, headers=headers, json=body)
             # A user key may be refused by scope/kind first (403 says nothing about the object);
             # a master key must get 404, and nobody may get a success.
             allowed = {404} if headers is intruder.auth else {403, 404}
-            if r.status_code not in allowed:
+            if r.status_code == 422:
+                failures.append(f"{method} {path}: add a valid body to BODIES ({r.text[:80]})")
+            elif r.status_code not in allowed:
                 failures.append(f"{method} {url} -> {r.status_code}")
     assert failures == []
     # The owner still sees its objects: the 404s above were isolation, not absence.
-    got = await api.http.get(f"/api/v1/users/{objects['user_id']}", headers=owner.auth)
-    assert got.status_code == 200
+    for path in (
+        f"/api/v1/users/{objects['user_id']}",
+        f"/api/v1/rooms/{objects['room_id']}",
+        f"/api/v1/rooms/{objects['room_id']}/messages",
+    ):
+        assert (await api.http.get(path, headers=owner.auth)).status_code == 200, path

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
 import orjson
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# WebSocket clients may authenticate with ?api_key=…, which servers echo into access logs.
+_SECRET_QUERY = re.compile(r"(api_key=)[^&\s\"']+", re.IGNORECASE)
+
+
+class RedactSecrets(logging.Filter):
+    """Blank out API keys that appear in query strings of any log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "api_key=" in message.lower():
+            record.msg = _SECRET_QUERY.sub(r"\1[redacted]", message)
+            record.args = None
+            record.__dict__.pop("color_message", None)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -38,6 +53,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     else:
         formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
     handler.setFormatter(formatter)
+    handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+CONNECTED = "connected"  # first event of every connection: its subscriptions are live
 MESSAGE_CREATED = "message.created"
 MESSAGE_UPDATED = "message.updated"
 MESSAGE_DELETED = "message.deleted"

@@ -181,8 +181,9 @@ async def deactivate_batch(
 ) -> list[tuple[str, str]]:
     """Deactivate up to `limit` idle active rooms of one type; return (client_id, room_id).
 
-    The inner SELECT walks ix_rooms_sweep (is_active, type, last_activity_at), so each batch
-    touches only rooms that are due, however many rooms exist.
+    The SELECT walks ix_rooms_sweep (is_active, type, last_activity_at) and the UPDATE then
+    goes by primary key, so each batch touches only rooms that are due, however many exist.
+    (An `UPDATE … WHERE id IN (subquery)` let PostgreSQL seq-scan every active room.)
     """
     due = select(col(Room.id)).where(
         col(Room.is_active).is_(True),
@@ -193,10 +194,14 @@ async def deactivate_batch(
         due = due.where(col(Room.client_id) == client_id)
     if skip_clients:
         due = due.where(col(Room.client_id).not_in(skip_clients))
-    due = due.order_by(col(Room.last_activity_at)).limit(limit)
+    ids = list(
+        (await session.execute(due.order_by(col(Room.last_activity_at)).limit(limit))).scalars()
+    )
+    if not ids:
+        return []
     result = await session.execute(
         update(Room)
-        .where(col(Room.id).in_(due.scalar_subquery()), col(Room.is_active).is_(True))
+        .where(col(Room.id).in_(ids), col(Room.is_active).is_(True))
         .values(is_active=False, deactivated_at=now)
         .returning(col(Room.client_id), col(Room.id))
         .execution_options(synchronize_session=False)

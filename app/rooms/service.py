@@ -213,9 +213,9 @@ async def mark_read(
     session: AsyncSession, bus: EventBus, principal: Principal, room_id: str, seq: int
 ) -> int:
     """Move the caller's read marker to `seq` (clamped to the room, never backwards)."""
+    room = await accessible_room(session, principal, room_id)
     if principal.user_id is None:
         raise Unprocessable("Read markers belong to users: use a user key")
-    room = await accessible_room(session, principal, room_id)
     target = min(seq, room.last_seq)
     moved = await repository.set_read_seq(
         session, principal.client_id, room_id, principal.user_id, target

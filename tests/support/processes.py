@@ -37,6 +37,7 @@ class ChildProcess:
 
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> None:
         self.args = args
+        self.base = ""
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
@@ -76,19 +77,26 @@ def chatapi_process(
 
 
 @contextmanager
-def running_server(env: dict[str, str], cwd: Path, name: str = "serve") -> Iterator[str]:
-    """`chatapi serve` on a free port; yields its base URL once /health/ready answers 200."""
+def serve_process(env: dict[str, str], cwd: Path, name: str = "serve") -> Iterator[ChildProcess]:
+    """`chatapi serve` on a free port, ready; the child's `base` is its URL."""
     port = free_port()
     with chatapi_process(["serve", "--port", str(port)], env, cwd, name) as child:
-        base = f"http://127.0.0.1:{port}"
+        child.base = f"http://127.0.0.1:{port}"
 
         def ready() -> bool:
             if child.proc.poll() is not None:
                 raise AssertionError(f"server exited early:\n{child.output()}")
             try:
-                return httpx.get(f"{base}/health/ready", timeout=1).status_code == 200
+                return httpx.get(f"{child.base}/health/ready", timeout=1).status_code == 200
             except httpx.HTTPError:
                 return False
 
         wait_until(ready, 30, f"{name} to be ready")
-        yield base
+        yield child
+
+
+@contextmanager
+def running_server(env: dict[str, str], cwd: Path, name: str = "serve") -> Iterator[str]:
+    """`chatapi serve` on a free port; yields its base URL once /health/ready answers 200."""
+    with serve_process(env, cwd, name) as child:
+        yield child.base

@@ -1,0 +1,123 @@
+"""One live client connection, whichever transport carries it.
+
+Outbound events go through a bounded queue drained by one writer task, so a consumer that
+falls behind is disconnected with a clear reason instead of growing the server's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from abc import ABC, abstractmethod
+from typing import Any
+
+from app.auth.principal import Principal
+from app.core.ids import new_id
+
+log = logging.getLogger("chatapi.realtime")
+
+SEND_QUEUE_SIZE = 256
+EVENTS_PER_SECOND = 20.0
+EVENT_BURST = 40.0
+
+# Close codes in the 4000 range are ours (RFC 6455 leaves them to applications).
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_REVOKED = 4403
+CLOSE_SLOW_CONSUMER = 4408
+CLOSE_RATE_LIMITED = 4429
+
+
+class Connection(ABC):
+    """A connection of one key; subclasses write frames and close their transport."""
+
+    transport = "abstract"
+
+    def __init__(self, principal: Principal) -> None:
+        self.id = new_id()
+        self.principal = principal
+        self.targets: set[str] = set()
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue(
+            SEND_QUEUE_SIZE
+        )
+        self._writer: asyncio.Task[None] | None = None
+        self._tokens = EVENT_BURST
+        self._refilled = time.monotonic()
+        self._typing_at: dict[str, float] = {}
+        self.closed = False
+
+    @property
+    def client_id(self) -> str:
+        """The tenant."""
+        return self.principal.client_id
+
+    @property
+    def user_id(self) -> str | None:
+        """The user (None for a master key)."""
+        return self.principal.user_id
+
+    def start(self) -> None:
+        """Start draining the send queue."""
+        self._writer = asyncio.create_task(self._drain(), name=f"conn-writer-{self.id}")
+
+    def enqueue(self, event: str, data: dict[str, Any]) -> None:
+        """Queue an event; a full queue means the consumer is too slow: close it."""
+        if self.closed:
+            return
+        try:
+            self._queue.put_nowait((event, data))
+        except asyncio.QueueFull:
+            log.warning("slow consumer disconnected", extra={"connection": self.id})
+            asyncio.get_running_loop().create_task(
+                self.close(CLOSE_SLOW_CONSUMER, "slow consumer: events were not read in time")
+            )
+
+    def allow_client_event(self) -> bool:
+        """Token bucket on client → server events."""
+        now = time.monotonic()
+        self._tokens = min(EVENT_BURST, self._tokens + (now - self._refilled) * EVENTS_PER_SECOND)
+        self._refilled = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    def allow_typing(self, room_id: str, interval: float = 1.0) -> bool:
+        """At most one typing event per room per `interval` seconds."""
+        now = time.monotonic()
+        if now - self._typing_at.get(room_id, 0.0) < interval:
+            return False
+        self._typing_at[room_id] = now
+        return True
+
+    async def close(self, code: int, reason: str) -> None:
+        """Stop writing and close the transport with `code` and `reason`."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._writer is not None and self._writer is not asyncio.current_task():
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer
+        with contextlib.suppress(Exception):
+            await self._close_transport(code, reason)
+
+    async def _drain(self) -> None:
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            try:
+                await self._write(*item)
+            except Exception:
+                # The peer went away; the transport's own disconnect handling cleans up.
+                return
+
+    @abstractmethod
+    async def _write(self, event: str, data: dict[str, Any]) -> None:
+        """Send one event frame."""
+
+    @abstractmethod
+    async def _close_transport(self, code: int, reason: str) -> None:
+        """Close the underlying transport."""

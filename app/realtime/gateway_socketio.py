@@ -1,0 +1,133 @@
+"""Socket.IO at path /sockets (default namespace): the same events as the WebSocket.
+
+Client events are acknowledged through Socket.IO's callback: the result on success, or
+`{"error": <problem>}` on a refusal. Delivery across processes goes through the event bus
+(Redis when configured), not python-socketio's own manager: one bus serves both transports.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+import socketio
+
+from app.auth.principal import Principal
+from app.core.errors import AppError
+from app.realtime.client_events import ClientEvents, problem_of
+from app.realtime.connection import CLOSE_SLOW_CONSUMER, Connection
+from app.realtime.hub import Hub
+
+SOCKETIO_PATH = "sockets"
+# Engine.IO buffers outgoing packets in an unbounded queue; past this many the client
+# is not reading and is disconnected like a slow WebSocket consumer.
+ENGINEIO_QUEUE_LIMIT = 256
+
+
+class SocketIOConnection(Connection):
+    """A connection over one Socket.IO session."""
+
+    transport = "socketio"
+
+    def __init__(self, sio: socketio.AsyncServer, sid: str, principal: Principal) -> None:
+        super().__init__(principal)
+        self.sio = sio
+        self.sid = sid
+
+    async def _write(self, event: str, data: dict[str, Any]) -> None:
+        if self._engineio_backlog() > ENGINEIO_QUEUE_LIMIT:
+            await self.close(CLOSE_SLOW_CONSUMER, "slow consumer: events were not read in time")
+            return
+        await self.sio.emit(event, data, to=self.sid)
+
+    def _engineio_backlog(self) -> int:
+        eio_sid = self.sio.manager.eio_sid_from_sid(self.sid, "/")
+        socket = self.sio.eio.sockets.get(eio_sid) if eio_sid else None
+        queue = getattr(socket, "queue", None)
+        return int(queue.qsize()) if queue is not None else 0
+
+    async def _close_transport(self, code: int, reason: str) -> None:
+        await self.sio.emit("disconnect_reason", {"code": code, "reason": reason}, to=self.sid)
+        await self.sio.disconnect(self.sid)
+
+
+def create_socketio_server(max_frame_bytes: int) -> socketio.AsyncServer:
+    """The Socket.IO server; handlers are bound in `bind_handlers` once the app state exists."""
+    return socketio.AsyncServer(
+        async_mode="asgi",
+        cors_allowed_origins="*",
+        max_http_buffer_size=max_frame_bytes,
+        transports=["websocket", "polling"],
+    )
+
+
+def bind_handlers(sio: socketio.AsyncServer, state: Any) -> None:
+    """Connect, disconnect and client events, reading hub/authenticator from app state."""
+    connections: dict[str, SocketIOConnection] = {}
+
+    @sio.event
+    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        key = auth.get("api_key") if isinstance(auth, dict) else None
+        if not key:
+            key = _from_environ(environ)
+        if not key:
+            raise socketio.exceptions.ConnectionRefusedError(
+                'Send an API key: auth={"api_key": ...}'
+            )
+        try:
+            principal = await state.authenticator.authenticate(key)
+        except AppError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(exc.detail) from None
+        if principal.client_id == "":
+            raise socketio.exceptions.ConnectionRefusedError("The admin key cannot connect")
+        conn = SocketIOConnection(sio, sid, principal)
+        connections[sid] = conn
+        hub: Hub = state.hub
+        await hub.register(conn)
+
+    @sio.event
+    async def disconnect(sid: str, *args: Any) -> None:
+        conn = connections.pop(sid, None)
+        if conn is not None:
+            hub: Hub = state.hub
+            await hub.unregister(conn)
+
+    async def client_event(event: str, sid: str, data: Any = None) -> Any:
+        conn = connections.get(sid)
+        if conn is None:
+            return {"error": {"status": 401, "detail": "not connected"}}
+        handler: ClientEvents = state.client_events
+        try:
+            result = await handler.handle(conn, event, data)
+        except AppError as exc:
+            return {"error": problem_of(exc)}
+        if event == "ping":
+            await sio.emit("pong", {}, to=sid)
+            return "pong"
+        return result
+
+    for name in ("message.send", "typing", "read", "sync", "ping", "subscribe", "unsubscribe"):
+        sio.on(name, handler=_bind(client_event, name))
+
+
+def _bind(fn: Any, name: str) -> Any:
+    async def handler(sid: str, data: Any = None) -> Any:
+        return await fn(name, sid, data)
+
+    return handler
+
+
+def _from_environ(environ: dict[str, Any]) -> str | None:
+    query = parse_qs(str(environ.get("QUERY_STRING", "")))
+    if query.get("api_key"):
+        return str(query["api_key"][0])
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    if auth.lower().startswith("bearer "):
+        return str(auth[7:].strip())
+    header = environ.get("HTTP_X_API_KEY")
+    return str(header) if header else None
+
+
+def asgi_app(sio: socketio.AsyncServer) -> socketio.ASGIApp:
+    """The Engine.IO ASGI app answering under /sockets."""
+    return socketio.ASGIApp(sio, socketio_path=SOCKETIO_PATH)

@@ -1,0 +1,187 @@
+"""The process's real-time hub: local connections, their bus subscriptions, presence,
+revocation, and the connect hook for the offline inbox.
+
+Each process listens on the bus only for targets (rooms, users) it has local connections
+for, and delivers what it hears to those connections — the same path for both transports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+from app.auth.authenticator import Authenticator
+from app.core.clock import utcnow
+from app.core.db import Database
+from app.realtime import events
+from app.realtime.bus import Event, EventBus
+from app.realtime.connection import CLOSE_REVOKED, Connection
+from app.realtime.presence import Presence
+from app.rooms import service as rooms
+
+log = logging.getLogger("chatapi.realtime")
+
+ConnectHook = Callable[[Connection], Awaitable[None]]
+HOUSEKEEPING_SECONDS = 5.0
+
+
+class Hub:
+    """Registry of this process's connections and their subscriptions."""
+
+    def __init__(
+        self, db: Database, bus: EventBus, presence: Presence, authenticator: Authenticator
+    ) -> None:
+        self._db = db
+        self._bus = bus
+        self._presence = presence
+        self._listeners: dict[tuple[str, str], set[Connection]] = defaultdict(set)
+        self._connections: dict[str, Connection] = {}
+        self._connect_hooks: list[ConnectHook] = []
+        self._housekeeper: asyncio.Task[None] | None = None
+        authenticator.on_revoked(self._close_revoked)
+
+    async def start(self) -> None:
+        """Start refreshing presence and closing expired keys' connections."""
+        self._housekeeper = asyncio.create_task(self._housekeeping(), name="realtime-housekeeping")
+
+    async def stop(self) -> None:
+        """Close every connection and stop."""
+        if self._housekeeper is not None:
+            self._housekeeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeper
+        for conn in list(self._connections.values()):
+            await conn.close(1001, "server shutting down")
+
+    def on_connect(self, hook: ConnectHook) -> None:
+        """Run `hook(connection)` after a user connection is set up (the offline inbox)."""
+        self._connect_hooks.append(hook)
+
+    @property
+    def connection_count(self) -> int:
+        """Live connections in this process."""
+        return len(self._connections)
+
+    async def register(self, conn: Connection) -> None:
+        """Subscribe a new connection to its user and rooms; announce presence."""
+        self._connections[conn.id] = conn
+        conn.start()
+        if conn.user_id is None:
+            conn.enqueue(events.CONNECTED, _connected(conn, []))
+            return
+        async with self._db.session() as session:
+            room_ids = await rooms.room_ids_of_user(session, conn.client_id, conn.user_id)
+        await self.subscribe(conn, events.user_target(conn.user_id))
+        for room_id in room_ids:
+            await self.subscribe(conn, events.room_target(room_id))
+        # Sent once every subscription is live: from here on nothing published is missed.
+        conn.enqueue(events.CONNECTED, _connected(conn, room_ids))
+        if await self._presence.connected(conn.client_id, conn.user_id):
+            await self._publish_presence(conn, room_ids, online=True)
+        for hook in self._connect_hooks:
+            try:
+                await hook(conn)
+            except Exception:
+                log.exception("connect hook failed")
+
+    async def unregister(self, conn: Connection) -> None:
+        """Forget a connection (after its transport closed)."""
+        if self._connections.pop(conn.id, None) is None:
+            return
+        for target in list(conn.targets):
+            await self.unsubscribe(conn, target)
+        conn.closed = True
+        if conn.user_id is not None and await self._presence.disconnected(
+            conn.client_id, conn.user_id
+        ):
+            async with self._db.session() as session:
+                room_ids = await rooms.room_ids_of_user(session, conn.client_id, conn.user_id)
+            await self._publish_presence(conn, room_ids, online=False)
+
+    async def subscribe(self, conn: Connection, target: str) -> None:
+        """Deliver `target`'s events to `conn` (listening on the bus on first local use)."""
+        if target in conn.targets:
+            return
+        conn.targets.add(target)
+        key = (conn.client_id, target)
+        first = not self._listeners[key]
+        self._listeners[key].add(conn)
+        if first:
+            await self._bus.listen(conn.client_id, target, self._deliver)
+
+    async def unsubscribe(self, conn: Connection, target: str) -> None:
+        """Stop delivering `target` to `conn`."""
+        conn.targets.discard(target)
+        key = (conn.client_id, target)
+        listeners = self._listeners.get(key)
+        if listeners is None:
+            return
+        listeners.discard(conn)
+        if not listeners:
+            del self._listeners[key]
+            await self._bus.unlisten(conn.client_id, target, self._deliver)
+
+    async def _deliver(self, event: Event) -> None:
+        for conn in list(self._listeners.get((event.client_id, event.target), ())):
+            if event.exclude_key is not None and event.exclude_key == conn.id:
+                continue
+            if event.target.startswith("user:") and event.event in (
+                events.ROOM_MEMBER_JOINED,
+                events.ROOM_MEMBER_LEFT,
+            ):
+                await self._own_membership(conn, event)
+                continue
+            conn.enqueue(event.event, event.data)
+
+    async def _own_membership(self, conn: Connection, event: Event) -> None:
+        # The user's own copy of a membership change: (un)subscribe its connections. The
+        # room's copy reached them only if they were already subscribed (i.e. on leave).
+        target = events.room_target(str(event.data["room_id"]))
+        if event.event == events.ROOM_MEMBER_JOINED:
+            if target not in conn.targets:
+                await self.subscribe(conn, target)
+                conn.enqueue(event.event, event.data)
+        else:
+            await self.unsubscribe(conn, target)
+
+    async def _publish_presence(
+        self, conn: Connection, room_ids: list[str], *, online: bool
+    ) -> None:
+        for room_id in room_ids:
+            await self._bus.publish(
+                conn.client_id,
+                events.room_target(room_id),
+                events.PRESENCE,
+                {"room_id": room_id, "user_id": conn.user_id, "online": online},
+            )
+
+    async def _close_revoked(self, key_ids: list[str]) -> None:
+        revoked = set(key_ids)
+        for conn in list(self._connections.values()):
+            if conn.principal.key_id in revoked:
+                await conn.close(CLOSE_REVOKED, "the API key was revoked")
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            now = utcnow()
+            for conn in list(self._connections.values()):
+                expires_at = conn.principal.expires_at
+                if expires_at is not None and expires_at <= now:
+                    await conn.close(CLOSE_REVOKED, "the API key has expired")
+            try:
+                await self._presence.refresh()
+            except Exception:
+                log.exception("presence refresh failed")
+
+
+def _connected(conn: Connection, room_ids: list[str]) -> dict[str, object]:
+    return {
+        "connection_id": conn.id,
+        "user_id": conn.user_id,
+        "room_ids": room_ids,
+        "transport": conn.transport,
+    }

@@ -1,0 +1,156 @@
+"""Real-time test clients: a `websockets` client and a python-socketio client that record
+every event, plus REST helpers against a running server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+import socketio
+import websockets
+
+from tests.support.api import bearer
+
+Received = tuple[str, Any]
+
+
+async def wait_for(
+    seen: list[Received], match: Callable[[Received], bool], timeout: float = 5.0
+) -> Received:
+    """The first recorded event matching `match`, waiting up to `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        for item in seen:
+            if match(item):
+                return item
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"no matching event within {timeout}s; got {[e for e, _ in seen]}")
+        await asyncio.sleep(0.02)
+
+
+class WsClient:
+    """A plain WebSocket client recording `{"event","data"}` frames."""
+
+    def __init__(self, conn: websockets.ClientConnection) -> None:
+        self.conn = conn
+        self.events: list[Received] = []
+        self.frames: list[dict[str, Any]] = []
+        self._ids = itertools.count(1)
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(cls, base: str, key: str, *, ready: bool = True, **kwargs: Any) -> WsClient:
+        """Connect with `?api_key=`; by default wait for the `connected` event."""
+        url = base.replace("http://", "ws://") + f"/api/v1/websocket/open?api_key={key}"
+        client = cls(await websockets.connect(url, **kwargs))
+        if ready:
+            await wait_for(client.events, lambda e: e[0] == "connected")
+        return client
+
+    async def _read(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for raw in self.conn:
+                frame = orjson.loads(raw)
+                self.frames.append(frame)
+                self.events.append((frame["event"], frame.get("data")))
+
+    async def request(
+        self, event: str, data: dict[str, Any], timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """Send a client event and wait for its ack/error frame."""
+        frame_id = next(self._ids)
+        await self.conn.send(orjson.dumps({"event": event, "data": data, "id": frame_id}).decode())
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            for frame in self.frames:
+                if frame.get("id") == frame_id:
+                    return frame
+            assert asyncio.get_running_loop().time() < deadline, f"no reply to {event}"
+            await asyncio.sleep(0.01)
+
+    async def close(self) -> None:
+        """Close and stop reading."""
+        await self.conn.close()
+        self._reader.cancel()
+
+
+class SioClient:
+    """A python-socketio client recording every event."""
+
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: list[Received] = []
+        self.sio.on("*", self._record)
+        self.sio.on("connect_error", self._refused)
+
+    async def _refused(self, data: Any = None) -> None:
+        self.events.append(("connect_error", data))
+
+    async def _record(self, event: str, data: Any = None) -> None:
+        self.events.append((event, data))
+
+    @classmethod
+    async def open(cls, base: str, key: str) -> SioClient:
+        """Connect at path /sockets with auth={"api_key": key}."""
+        client = cls()
+        await client.sio.connect(
+            base, socketio_path="sockets", auth={"api_key": key}, transports=["websocket"]
+        )
+        await wait_for(client.events, lambda e: e[0] == "connected")
+        return client
+
+    async def close(self) -> None:
+        """Disconnect."""
+        await self.sio.disconnect()
+
+
+@dataclass
+class Scene:
+    """A tenant on a running server with users, their keys and one room."""
+
+    base: str
+    master: str
+    users: list[dict[str, Any]]
+    keys: list[str]
+    room: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def master_auth(self) -> dict[str, str]:
+        """Headers for the master key."""
+        return bearer(self.master)
+
+
+async def make_scene(http: httpx.AsyncClient, base: str, admin_key: str, users: int = 2) -> Scene:
+    """Create a tenant, `users` users with keys, and a group room of all of them."""
+    r = await http.post(f"{base}/api/v1/clients", json={"name": "rt"}, headers=bearer(admin_key))
+    master = r.json()["master_key"]
+    made, keys = [], []
+    for i in range(users):
+        u = (
+            await http.post(
+                f"{base}/api/v1/users", json={"external_id": f"u{i}"}, headers=bearer(master)
+            )
+        ).json()
+        made.append(u)
+        keys.append(
+            (
+                await http.post(
+                    f"{base}/api/v1/auth/login", json={"user_id": u["id"]}, headers=bearer(master)
+                )
+            ).json()["api_key"]
+        )
+    room = (
+        await http.post(
+            f"{base}/api/v1/rooms",
+            json={"member_ids": [u["id"] for u in made]},
+            headers=bearer(master),
+        )
+    ).json()
+    return Scene(base, master, made, keys, room)
