@@ -83,7 +83,13 @@ def bind_handlers(sio: socketio.AsyncServer, state: Any) -> None:
         conn = SocketIOConnection(sio, sid, principal)
         connections[sid] = conn
         hub: Hub = state.hub
-        await hub.register(conn)
+        try:
+            await hub.register(conn)
+        except Exception:
+            # A refused connect gets no disconnect event: undo the registration here.
+            connections.pop(sid, None)
+            await hub.unregister(conn)
+            raise socketio.exceptions.ConnectionRefusedError("server error, try again") from None
 
     @sio.event
     async def disconnect(sid: str, *args: Any) -> None:

@@ -181,9 +181,9 @@ async def deactivate_batch(
 ) -> list[tuple[str, str]]:
     """Deactivate up to `limit` idle active rooms of one type; return (client_id, room_id).
 
-    The SELECT walks ix_rooms_sweep (is_active, type, last_activity_at) and the UPDATE then
-    goes by primary key, so each batch touches only rooms that are due, however many exist.
-    (An `UPDATE … WHERE id IN (subquery)` let PostgreSQL seq-scan every active room.)
+    The SELECT walks ix_rooms_sweep (is_active, type, last_activity_at); the UPDATE names
+    its rows by primary key, which the planner serves by index once the table is large
+    (on a small table it may prefer one sequential pass, which is cheaper there).
     """
     due = select(col(Room.id)).where(
         col(Room.is_active).is_(True),

@@ -40,6 +40,27 @@ async def create_room(
     return room
 
 
+async def _listing(
+    principal: Principal,
+    session: SessionDep,
+    page: PageParams,
+    room_type: RoomType | None,
+    is_active: bool | None,
+    *,
+    all_rooms: bool,
+) -> RoomPage:
+    data, has_more, cursor = await service.list_rooms(
+        session,
+        principal,
+        limit=page.limit,
+        after=page.cursor,
+        room_type=room_type,
+        is_active=is_active,
+        all_rooms=all_rooms,
+    )
+    return RoomPage(data=data, has_more=has_more, next_cursor=cursor)
+
+
 @router.get("", response_model=RoomPage)
 async def list_rooms(
     principal: RoomsRead,
@@ -49,15 +70,7 @@ async def list_rooms(
     is_active: bool | None = None,
 ) -> RoomPage:
     """A user key: its rooms with `unread_count`. The master key: every room."""
-    data, has_more, cursor = await service.list_rooms(
-        session,
-        principal,
-        limit=page.limit,
-        after=page.cursor,
-        room_type=room_type,
-        is_active=is_active,
-    )
-    return RoomPage(data=data, has_more=has_more, next_cursor=cursor)
+    return await _listing(principal, session, page, room_type, is_active, all_rooms=False)
 
 
 @router.get("/all", response_model=RoomPage)
@@ -69,16 +82,7 @@ async def list_all_rooms(
     is_active: bool | None = None,
 ) -> RoomPage:
     """Every room of the client (the admin listing)."""
-    data, has_more, cursor = await service.list_rooms(
-        session,
-        principal,
-        limit=page.limit,
-        after=page.cursor,
-        room_type=room_type,
-        is_active=is_active,
-        all_rooms=True,
-    )
-    return RoomPage(data=data, has_more=has_more, next_cursor=cursor)
+    return await _listing(principal, session, page, room_type, is_active, all_rooms=True)
 
 
 @router.get("/{room_id}", response_model=RoomOut)

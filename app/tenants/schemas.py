@@ -36,7 +36,6 @@ class ClientSettings(BaseModel):
         default_factory=lambda: {RoomType(k): v for k, v in DEFAULT_ROOM_INACTIVITY_SECONDS.items()}
     )
     max_room_members: int = Field(default=1000, ge=2, le=100_000)
-    requests_per_minute_per_key: int = Field(default=1200, ge=1)
 
 
 class ClientCreate(BaseModel):
@@ -73,7 +72,6 @@ class ClientPatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     room_inactivity_seconds: dict[RoomType, PositiveInt] | None = None
     max_room_members: int | None = Field(default=None, ge=2, le=100_000)
-    requests_per_minute_per_key: int | None = Field(default=None, ge=1)
 
 
 class RotateKeyRequest(BaseModel):
