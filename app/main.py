@@ -61,7 +61,11 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
             else MemoryPresence()
         )
         app.state.hub = Hub(
-            app.state.db, app.state.bus, app.state.presence, app.state.authenticator
+            app.state.db,
+            app.state.bus,
+            app.state.presence,
+            app.state.authenticator,
+            presence_max_members=settings.PRESENCE_MAX_ROOM_MEMBERS,
         )
         app.state.client_events = ClientEvents(app.state.db, app.state.bus, settings, app.state.hub)
         await app.state.hub.start()

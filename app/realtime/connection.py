@@ -13,6 +13,8 @@ import time
 from abc import ABC, abstractmethod
 from typing import Any
 
+import orjson
+
 from app.auth.principal import Principal
 from app.core.ids import new_id
 
@@ -29,6 +31,31 @@ CLOSE_SLOW_CONSUMER = 4408
 CLOSE_RATE_LIMITED = 4429
 
 
+class Frame:
+    """One outbound event, encoded at most once per wire format however many connections
+    receive it (fan-out to a room of N costs one encoding, not N)."""
+
+    __slots__ = ("_sio", "_ws", "data", "event")
+
+    def __init__(self, event: str, data: dict[str, Any]) -> None:
+        self.event = event
+        self.data = data
+        self._ws: str | None = None
+        self._sio: str | None = None
+
+    def websocket_text(self) -> str:
+        """`{"event","data"}` as JSON text."""
+        if self._ws is None:
+            self._ws = orjson.dumps({"event": self.event, "data": self.data}).decode()
+        return self._ws
+
+    def socketio_packet(self) -> str:
+        """A Socket.IO EVENT packet for the default namespace (`2["event",data]`)."""
+        if self._sio is None:
+            self._sio = "2" + orjson.dumps([self.event, self.data]).decode()
+        return self._sio
+
+
 class Connection(ABC):
     """A connection of one key; subclasses write frames and close their transport."""
 
@@ -38,9 +65,7 @@ class Connection(ABC):
         self.id = new_id()
         self.principal = principal
         self.targets: set[str] = set()
-        self._queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue(
-            SEND_QUEUE_SIZE
-        )
+        self._queue: asyncio.Queue[Frame] = asyncio.Queue(SEND_QUEUE_SIZE)
         self._writer: asyncio.Task[None] | None = None
         self._tokens = EVENT_BURST
         self._refilled = time.monotonic()
@@ -62,11 +87,15 @@ class Connection(ABC):
         self._writer = asyncio.create_task(self._drain(), name=f"conn-writer-{self.id}")
 
     def enqueue(self, event: str, data: dict[str, Any]) -> None:
-        """Queue an event; a full queue means the consumer is too slow: close it."""
+        """Queue an event for this connection only."""
+        self.enqueue_frame(Frame(event, data))
+
+    def enqueue_frame(self, frame: Frame) -> None:
+        """Queue a (possibly shared) frame; a full queue means the consumer is too slow."""
         if self.closed:
             return
         try:
-            self._queue.put_nowait((event, data))
+            self._queue.put_nowait(frame)
         except asyncio.QueueFull:
             log.warning("slow consumer disconnected", extra={"connection": self.id})
             asyncio.get_running_loop().create_task(
@@ -96,26 +125,30 @@ class Connection(ABC):
         if self.closed:
             return
         self.closed = True
-        if self._writer is not None and self._writer is not asyncio.current_task():
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._writer
+        await self.stop_writer()
         with contextlib.suppress(Exception):
             await self._close_transport(code, reason)
 
+    async def stop_writer(self) -> None:
+        """Cancel the writer task (the transport is gone or closing)."""
+        self.closed = True
+        writer, self._writer = self._writer, None
+        if writer is not None and writer is not asyncio.current_task():
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+
     async def _drain(self) -> None:
         while True:
-            item = await self._queue.get()
-            if item is None:
-                return
+            frame = await self._queue.get()
             try:
-                await self._write(*item)
+                await self._write(frame)
             except Exception:
                 # The peer went away; the transport's own disconnect handling cleans up.
                 return
 
     @abstractmethod
-    async def _write(self, event: str, data: dict[str, Any]) -> None:
+    async def _write(self, frame: Frame) -> None:
         """Send one event frame."""
 
     @abstractmethod

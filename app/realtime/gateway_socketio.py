@@ -15,7 +15,7 @@ import socketio
 from app.auth.principal import Principal
 from app.core.errors import AppError
 from app.realtime.client_events import ClientEvents, problem_of
-from app.realtime.connection import CLOSE_SLOW_CONSUMER, Connection
+from app.realtime.connection import CLOSE_SLOW_CONSUMER, Connection, Frame
 from app.realtime.hub import Hub
 
 SOCKETIO_PATH = "sockets"
@@ -33,16 +33,18 @@ class SocketIOConnection(Connection):
         super().__init__(principal)
         self.sio = sio
         self.sid = sid
+        self.eio_sid: str | None = sio.manager.eio_sid_from_sid(sid, "/")
 
-    async def _write(self, event: str, data: dict[str, Any]) -> None:
+    async def _write(self, frame: Frame) -> None:
         if self._engineio_backlog() > ENGINEIO_QUEUE_LIMIT:
             await self.close(CLOSE_SLOW_CONSUMER, "slow consumer: events were not read in time")
             return
-        await self.sio.emit(event, data, to=self.sid)
+        # The packet is encoded once per event (Frame), not once per connection as
+        # sio.emit(to=sid) would; this is what python-socketio's own _send_packet does.
+        await self.sio.eio.send(self.eio_sid, frame.socketio_packet())
 
     def _engineio_backlog(self) -> int:
-        eio_sid = self.sio.manager.eio_sid_from_sid(self.sid, "/")
-        socket = self.sio.eio.sockets.get(eio_sid) if eio_sid else None
+        socket = self.sio.eio.sockets.get(self.eio_sid) if self.eio_sid else None
         queue = getattr(socket, "queue", None)
         return int(queue.qsize()) if queue is not None else 0
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from app.core.errors import AppError, RateLimited
 from app.realtime.client_events import ClientEvents, problem_of
-from app.realtime.connection import CLOSE_RATE_LIMITED, CLOSE_UNAUTHORIZED, Connection
+from app.realtime.connection import CLOSE_RATE_LIMITED, CLOSE_UNAUTHORIZED, Connection, Frame
 from app.realtime.hub import Hub
 
 router = APIRouter()
@@ -31,8 +31,8 @@ class WebSocketConnection(Connection):
         super().__init__(*args, **kwargs)
         self.websocket = websocket
 
-    async def _write(self, event: str, data: dict[str, Any]) -> None:
-        await self.websocket.send_text(orjson.dumps({"event": event, "data": data}).decode())
+    async def _write(self, frame: Frame) -> None:
+        await self.websocket.send_text(frame.websocket_text())
 
     async def _close_transport(self, code: int, reason: str) -> None:
         await self.websocket.close(code=code, reason=reason)

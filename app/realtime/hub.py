@@ -18,7 +18,7 @@ from app.core.clock import utcnow
 from app.core.db import Database
 from app.realtime import events
 from app.realtime.bus import Event, EventBus
-from app.realtime.connection import CLOSE_REVOKED, Connection
+from app.realtime.connection import CLOSE_REVOKED, Connection, Frame
 from app.realtime.presence import Presence
 from app.rooms import service as rooms
 
@@ -32,8 +32,15 @@ class Hub:
     """Registry of this process's connections and their subscriptions."""
 
     def __init__(
-        self, db: Database, bus: EventBus, presence: Presence, authenticator: Authenticator
+        self,
+        db: Database,
+        bus: EventBus,
+        presence: Presence,
+        authenticator: Authenticator,
+        *,
+        presence_max_members: int = 100,
     ) -> None:
+        self._presence_max_members = presence_max_members
         self._db = db
         self._bus = bus
         self._presence = presence
@@ -80,7 +87,7 @@ class Hub:
         # Sent once every subscription is live: from here on nothing published is missed.
         conn.enqueue(events.CONNECTED, _connected(conn, room_ids))
         if await self._presence.connected(conn.client_id, conn.user_id):
-            await self._publish_presence(conn, room_ids, online=True)
+            await self._announce(conn, online=True)
         for hook in self._connect_hooks:
             try:
                 await hook(conn)
@@ -91,15 +98,13 @@ class Hub:
         """Forget a connection (after its transport closed)."""
         if self._connections.pop(conn.id, None) is None:
             return
+        await conn.stop_writer()
         for target in list(conn.targets):
             await self.unsubscribe(conn, target)
-        conn.closed = True
         if conn.user_id is not None and await self._presence.disconnected(
             conn.client_id, conn.user_id
         ):
-            async with self._db.session() as session:
-                room_ids = await rooms.room_ids_of_user(session, conn.client_id, conn.user_id)
-            await self._publish_presence(conn, room_ids, online=False)
+            await self._announce(conn, online=False)
 
     async def subscribe(self, conn: Connection, target: str) -> None:
         """Deliver `target`'s events to `conn` (listening on the bus on first local use)."""
@@ -125,6 +130,7 @@ class Hub:
             await self._bus.unlisten(conn.client_id, target, self._deliver)
 
     async def _deliver(self, event: Event) -> None:
+        frame = Frame(event.event, event.data)
         for conn in list(self._listeners.get((event.client_id, event.target), ())):
             if event.exclude_key is not None and event.exclude_key == conn.id:
                 continue
@@ -134,7 +140,7 @@ class Hub:
             ):
                 await self._own_membership(conn, event)
                 continue
-            conn.enqueue(event.event, event.data)
+            conn.enqueue_frame(frame)
 
     async def _own_membership(self, conn: Connection, event: Event) -> None:
         # The user's own copy of a membership change: (un)subscribe its connections. The
@@ -147,9 +153,15 @@ class Hub:
         else:
             await self.unsubscribe(conn, target)
 
-    async def _publish_presence(
-        self, conn: Connection, room_ids: list[str], *, online: bool
-    ) -> None:
+    async def _announce(self, conn: Connection, *, online: bool) -> None:
+        # Presence goes only to rooms where it means something: not broadcast channels and
+        # not rooms past presence_max_members, where every (dis)connect of N members would
+        # cost N² events.
+        assert conn.user_id is not None
+        async with self._db.session() as session:
+            room_ids = await rooms.presence_room_ids(
+                session, conn.client_id, conn.user_id, self._presence_max_members
+            )
         for room_id in room_ids:
             await self._bus.publish(
                 conn.client_id,

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from app.rooms.models import Room, RoomMember
@@ -165,6 +166,31 @@ async def room_ids_of_user(session: AsyncSession, client_id: str, user_id: str) 
     """Every room the user is a member of."""
     query = select(col(RoomMember.room_id)).where(
         col(RoomMember.client_id) == client_id, col(RoomMember.user_id) == user_id
+    )
+    return list((await session.execute(query)).scalars().all())
+
+
+async def presence_room_ids(
+    session: AsyncSession, client_id: str, user_id: str, max_members: int
+) -> list[str]:
+    """The user's non-channel rooms with at most `max_members` members."""
+    others = aliased(RoomMember)
+    size = (
+        select(func.count())
+        .select_from(others)
+        .where(col(others.room_id) == col(Room.id))
+        .correlate(Room)
+        .scalar_subquery()
+    )
+    query = (
+        select(col(Room.id))
+        .join(RoomMember, col(RoomMember.room_id) == col(Room.id))
+        .where(
+            col(RoomMember.client_id) == client_id,
+            col(RoomMember.user_id) == user_id,
+            col(Room.type) != "channel",
+            size <= max_members,
+        )
     )
     return list((await session.execute(query)).scalars().all())
 

@@ -254,6 +254,13 @@ async def room_ids_of_user(session: AsyncSession, client_id: str, user_id: str) 
     return await repository.room_ids_of_user(session, client_id, user_id)
 
 
+async def presence_room_ids(
+    session: AsyncSession, client_id: str, user_id: str, max_members: int
+) -> list[str]:
+    """The user's rooms that hear its presence: not channels, at most `max_members`."""
+    return await repository.presence_room_ids(session, client_id, user_id, max_members)
+
+
 async def publish_reactivated(bus: EventBus, client_id: str, room_id: str) -> None:
     """Tell the room it is active again."""
     await bus.publish(

@@ -321,3 +321,24 @@ async def test_keys_in_websocket_urls_never_reach_the_log(
     assert "api_key=[redacted]" in log
     assert scene.keys[0] not in log
     assert scene.keys[0].split("_")[2] not in log
+
+
+async def test_presence_is_not_broadcast_in_channels(scene: Scene, http: httpx.AsyncClient) -> None:
+    channel = (
+        await http.post(
+            f"{scene.base}/api/v1/rooms",
+            json={"type": "channel", "member_ids": [u["id"] for u in scene.users]},
+            headers=scene.master_auth,
+        )
+    ).json()
+    watcher = await WsClient.open(scene.base, scene.keys[0])
+    try:
+        other = await SioClient.open(scene.base, scene.keys[1])
+        await wait_for(watcher.events, lambda e: e[0] == "presence")  # from the group room
+        await other.close()
+        await wait_for(watcher.events, lambda e: e[0] == "presence" and not e[1]["online"])
+        rooms_told = {d["room_id"] for e, d in watcher.events if e == "presence"}
+        assert rooms_told == {scene.room["id"]}, "channel members got presence"
+        assert channel["id"] not in rooms_told
+    finally:
+        await watcher.close()
