@@ -7,6 +7,7 @@ Client events are acknowledged through Socket.IO's callback: the result on succe
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -18,6 +19,7 @@ from app.realtime.client_events import ClientEvents, problem_of
 from app.realtime.connection import CLOSE_SLOW_CONSUMER, Connection, Frame
 from app.realtime.hub import Hub
 
+log = logging.getLogger("chatapi.realtime")
 SOCKETIO_PATH = "sockets"
 # Engine.IO buffers outgoing packets in an unbounded queue; past this many the client
 # is not reading and is disconnected like a slow WebSocket consumer.
@@ -37,6 +39,7 @@ class SocketIOConnection(Connection):
 
     async def _write(self, frame: Frame) -> None:
         if self._engineio_backlog() > ENGINEIO_QUEUE_LIMIT:
+            log.warning("slow consumer disconnected", extra={"connection": self.id})
             await self.close(CLOSE_SLOW_CONSUMER, "slow consumer: events were not read in time")
             return
         # The packet is encoded once per event (Frame), not once per connection as

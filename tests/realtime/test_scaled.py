@@ -221,3 +221,60 @@ def _drain(sock: socket.socket, timeout: float) -> bytes:
         chunks.append(chunk)
     sock.close()
     return b"".join(chunks)
+
+
+def _masked_text_frame(text: str) -> bytes:
+    payload = text.encode()
+    mask = os.urandom(4)
+    size = len(payload)
+    header = bytes([0x81]) + (
+        bytes([0x80 | size]) if size < 126 else bytes([0x80 | 126]) + size.to_bytes(2, "big")
+    )
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def test_slow_socketio_consumer_is_disconnected_and_memory_stays_bounded(
+    scaled_settings: Settings, tmp_path: Path, http: httpx.AsyncClient
+) -> None:
+    env = child_env(scaled_settings)
+    with serve_process(env, tmp_path, "api-slow-sio") as child:
+        base, server = child.base, child.proc.pid
+        scene: Scene = await make_scene(http, base, ADMIN_KEY)
+        # Engine.IO over a raw WebSocket: upgrade, send the Socket.IO CONNECT with our key,
+        # then never read again.
+        stalled = await asyncio.to_thread(
+            _stalled_websocket, base, "/sockets/?EIO=4&transport=websocket"
+        )
+        stalled.sendall(_masked_text_frame('40{"api_key":"' + scene.keys[0] + '"}'))
+        healthy = await SioClient.open(base, scene.keys[1])
+        await asyncio.sleep(0.5)
+        before = _rss_kb(server)
+        bus = EventBus(
+            RedisBroadcast(
+                create_redis(scaled_settings.REDIS_URL or ""), scaled_settings.REDIS_KEY_PREFIX
+            )
+        )
+        client_id = (await http.get(f"{base}/api/v1/auth/me", headers=scene.master_auth)).json()[
+            "client_id"
+        ]
+        payload = {"pad": "x" * 32_000}
+        for i in range(1200):
+            await bus.publish(
+                client_id, room_target(scene.room["id"]), "message.created", payload | {"seq": i}
+            )
+            if i % 50 == 49:
+                await asyncio.sleep(0.02)
+        deadline = asyncio.get_running_loop().time() + 20
+        while "slow consumer disconnected" not in child.output():
+            assert asyncio.get_running_loop().time() < deadline, "slow consumer never closed"
+            await asyncio.sleep(0.1)
+        grown_mb = (_rss_kb(server) - before) / 1024
+        assert grown_mb < 64, f"server grew by {grown_mb:.0f} MB for one stalled client"
+        await wait_for(
+            healthy.events,
+            lambda e: e[0] == "message.created" and e[1].get("seq") == 1199,
+            timeout=20,
+        )
+        assert healthy.sio.connected, "the healthy client was not touched"
+        await healthy.close()
+        stalled.close()
