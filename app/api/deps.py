@@ -26,6 +26,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for handlers that only read (SQLite: no write lock, readers run in parallel)."""
+    async with request.app.state.db.read_session() as session:
+        yield session
+
+
 def get_settings(request: Request) -> Settings:
     """The app's settings."""
     settings: Settings = request.app.state.settings
@@ -107,6 +113,7 @@ async def require_admin(
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
 MasterDep = Annotated[Principal, Depends(require_master)]

@@ -107,7 +107,7 @@ class Authenticator:
         parts = parse_key(presented)
         if parts is None:
             raise Unauthorized("Malformed API key")
-        async with self._db.session() as session:
+        async with self._db.read_session() as session:
             row = await repository.find_by_key_id(session, parts.key_id)
         if row is None:
             raise Unauthorized()

@@ -10,6 +10,7 @@ from app.api.deps import (
     AuthenticatorDep,
     ClientKeyDep,
     MasterDep,
+    ReadSessionDep,
     SessionDep,
     SettingsDep,
     UserDep,
@@ -87,7 +88,7 @@ def _key_out(row: ApiKey, authenticator: AuthenticatorDep) -> KeyOut:
 @router.get("/keys", response_model=KeyPage)
 async def list_keys(
     principal: MasterDep,
-    session: SessionDep,
+    session: ReadSessionDep,
     authenticator: AuthenticatorDep,
     page: Annotated[PageParams, Depends(page_params)],
     user_id: Annotated[str | None, Query(max_length=26)] = None,

@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Execution option marking a connection whose transactions only read.
+READ_ONLY = "chatapi_read_only"
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -46,7 +48,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock up front: concurrent writers wait on busy_timeout
         # instead of failing with "database is locked" when a read upgrades to a write.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only transactions never upgrade, so they start deferred and, under WAL,
+        # run alongside writers and each other instead of queueing for the lock.
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -56,6 +61,9 @@ class Database:
         self.url = url
         self.engine = create_engine(url)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.read_sessionmaker = async_sessionmaker(
+            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -66,6 +74,14 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """A session for work that only reads (on SQLite it does not take the write lock)."""
+        # Closing ends the transaction (the pool resets the connection) without expiring
+        # the objects read, which callers use after the block.
+        async with self.read_sessionmaker() as session:
+            yield session
 
     async def ping(self, timeout: float = 2.0) -> None:
         """Raise if the database does not answer `SELECT 1` within `timeout` seconds."""

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from app.api.deps import BusDep, SessionDep, SettingsDep, require_scope
+from app.api.deps import BusDep, ReadSessionDep, SessionDep, SettingsDep, require_scope
 from app.auth.principal import Principal, Scope
 from app.messages import service
 from app.messages.schemas import MessageCreate, MessageOut, MessagePage, MessagePatch
@@ -39,7 +39,7 @@ async def send_message(
 async def list_messages(
     room_id: str,
     principal: MessagesRead,
-    session: SessionDep,
+    session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before_seq: Annotated[int | None, Query(ge=1)] = None,
     after_seq: Annotated[int | None, Query(ge=0)] = None,

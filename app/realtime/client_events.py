@@ -116,7 +116,7 @@ class ClientEvents:
             raise Forbidden("Only master-key connections choose their rooms")
         target = events.room_target(body.room_id)
         if event == "subscribe":
-            async with self._db.session() as session:
+            async with self._db.read_session() as session:
                 await rooms.accessible_room(session, conn.principal, body.room_id)
             await self._hub.subscribe(conn, target)
         else:
@@ -124,7 +124,7 @@ class ClientEvents:
         return {"room_id": body.room_id, "subscribed": event == "subscribe"}
 
     async def _sync(self, conn: Connection, body: _Sync) -> dict[str, Any]:
-        async with self._db.session() as session:
+        async with self._db.read_session() as session:
             found, has_more = await messages.list_messages(
                 session,
                 conn.principal,

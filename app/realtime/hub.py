@@ -79,7 +79,7 @@ class Hub:
         if conn.user_id is None:
             conn.enqueue(events.CONNECTED, _connected(conn, []))
             return
-        async with self._db.session() as session:
+        async with self._db.read_session() as session:
             room_ids = await rooms.room_ids_of_user(session, conn.client_id, conn.user_id)
         await self.subscribe(conn, events.user_target(conn.user_id))
         for room_id in room_ids:
@@ -158,7 +158,7 @@ class Hub:
         # not rooms past presence_max_members, where every (dis)connect of N members would
         # cost N² events.
         assert conn.user_id is not None
-        async with self._db.session() as session:
+        async with self._db.read_session() as session:
             room_ids = await rooms.presence_room_ids(
                 session, conn.client_id, conn.user_id, self._presence_max_members
             )

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from app.api.deps import BusDep, MasterDep, SessionDep, require_scope
+from app.api.deps import BusDep, MasterDep, ReadSessionDep, SessionDep, require_scope
 from app.auth.principal import Principal, Scope
 from app.core.pagination import PageParams, page_params
 from app.rooms import service
@@ -42,7 +42,7 @@ async def create_room(
 
 async def _listing(
     principal: Principal,
-    session: SessionDep,
+    session: ReadSessionDep,
     page: PageParams,
     room_type: RoomType | None,
     is_active: bool | None,
@@ -64,7 +64,7 @@ async def _listing(
 @router.get("", response_model=RoomPage)
 async def list_rooms(
     principal: RoomsRead,
-    session: SessionDep,
+    session: ReadSessionDep,
     page: Page,
     room_type: TypeFilter = None,
     is_active: bool | None = None,
@@ -76,7 +76,7 @@ async def list_rooms(
 @router.get("/all", response_model=RoomPage)
 async def list_all_rooms(
     principal: MasterDep,
-    session: SessionDep,
+    session: ReadSessionDep,
     page: Page,
     room_type: TypeFilter = None,
     is_active: bool | None = None,
@@ -86,7 +86,7 @@ async def list_all_rooms(
 
 
 @router.get("/{room_id}", response_model=RoomOut)
-async def get_room(room_id: str, principal: RoomsRead, session: SessionDep) -> RoomOut:
+async def get_room(room_id: str, principal: RoomsRead, session: ReadSessionDep) -> RoomOut:
     """One room the caller may see."""
     return await service.get_room(session, principal, room_id)
 

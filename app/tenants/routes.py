@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body
 
-from app.api.deps import AdminDep, AuthenticatorDep, MasterDep, SessionDep, SettingsDep
+from app.api.deps import (
+    AdminDep,
+    AuthenticatorDep,
+    MasterDep,
+    ReadSessionDep,
+    SessionDep,
+    SettingsDep,
+)
 from app.tenants import service
 from app.tenants.models import Client
 from app.tenants.schemas import (
@@ -41,7 +48,7 @@ async def create_client(
 
 
 @router.get("/me", response_model=ClientOut)
-async def get_me(principal: MasterDep, session: SessionDep) -> ClientOut:
+async def get_me(principal: MasterDep, session: ReadSessionDep) -> ClientOut:
     """The caller's client and its settings."""
     return _out(await service.get_client(session, principal.client_id))
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from app.api.deps import AuthenticatorDep, MasterDep, SessionDep
+from app.api.deps import AuthenticatorDep, MasterDep, ReadSessionDep, SessionDep
 from app.core.pagination import PageParams, make_page, page_params
 from app.users import service
 from app.users.schemas import UserOut, UserPage, UserPatch, UserUpsert
@@ -26,7 +26,7 @@ async def upsert_user(
 
 @router.get("", response_model=UserPage)
 async def list_users(
-    principal: MasterDep, session: SessionDep, page: Annotated[PageParams, Depends(page_params)]
+    principal: MasterDep, session: ReadSessionDep, page: Annotated[PageParams, Depends(page_params)]
 ) -> UserPage:
     """The client's users, oldest first, by cursor."""
     rows = await service.list_users(session, principal.client_id, page.limit, page.cursor)
@@ -35,7 +35,7 @@ async def list_users(
 
 
 @router.get("/{user_id}", response_model=UserOut)
-async def get_user(user_id: str, principal: MasterDep, session: SessionDep) -> UserOut:
+async def get_user(user_id: str, principal: MasterDep, session: ReadSessionDep) -> UserOut:
     """One user."""
     return UserOut.of(await service.get_user(session, principal.client_id, user_id))
 
