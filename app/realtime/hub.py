@@ -87,7 +87,7 @@ class Hub:
         # Sent once every subscription is live: from here on nothing published is missed.
         conn.enqueue(events.CONNECTED, _connected(conn, room_ids))
         if await self._presence.connected(conn.client_id, conn.user_id):
-            await self._announce(conn, online=True)
+            await self._announce(conn, online=True, in_rooms=_in_rooms(conn))
         for hook in self._connect_hooks:
             try:
                 await hook(conn)
@@ -99,12 +99,13 @@ class Hub:
         if self._connections.pop(conn.id, None) is None:
             return
         await conn.stop_writer()
+        in_rooms = _in_rooms(conn)
         for target in list(conn.targets):
             await self.unsubscribe(conn, target)
         if conn.user_id is not None and await self._presence.disconnected(
             conn.client_id, conn.user_id
         ):
-            await self._announce(conn, online=False)
+            await self._announce(conn, online=False, in_rooms=in_rooms)
 
     async def subscribe(self, conn: Connection, target: str) -> None:
         """Deliver `target`'s events to `conn` (listening on the bus on first local use)."""
@@ -153,11 +154,13 @@ class Hub:
         else:
             await self.unsubscribe(conn, target)
 
-    async def _announce(self, conn: Connection, *, online: bool) -> None:
+    async def _announce(self, conn: Connection, *, online: bool, in_rooms: bool) -> None:
         # Presence goes only to rooms where it means something: not broadcast channels and
         # not rooms past presence_max_members, where every (dis)connect of N members would
         # cost N² events.
         assert conn.user_id is not None
+        if not in_rooms:
+            return  # in no room: nobody to tell, no query
         async with self._db.read_session() as session:
             room_ids = await rooms.presence_room_ids(
                 session, conn.client_id, conn.user_id, self._presence_max_members
@@ -197,3 +200,7 @@ def _connected(conn: Connection, room_ids: list[str]) -> dict[str, object]:
         "room_ids": room_ids,
         "transport": conn.transport,
     }
+
+
+def _in_rooms(conn: Connection) -> bool:
+    return any(target.startswith("room:") for target in conn.targets)
