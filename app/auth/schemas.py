@@ -15,7 +15,15 @@ MAX_TTL_SECONDS = 365 * 86_400
 class LoginRequest(BaseModel):
     """`POST /auth/login`: one of `user_id` or `external_id`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"external_id": "crm-42", "scopes": ["rooms:read", "messages:write"]},
+                {"user_id": "01JD6Z3Q8W9X0Y1Z2A3B4C5D6E", "ttl_seconds": 86400},
+            ]
+        },
+    )
 
     user_id: str | None = Field(default=None, max_length=26)
     external_id: str | None = Field(default=None, max_length=200)

@@ -15,7 +15,19 @@ MAX_METADATA_KEYS = 50
 class MessageCreate(BaseModel):
     """`POST /rooms/{id}/messages` (and the `message.send` socket event)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "content": "Your order has shipped!",
+                    "content_type": "text/plain",
+                    "metadata": {"order_id": "A-1042"},
+                    "client_message_id": "7d1f1c1e-2b57-4a8e-9b1e-1f0c0c7a1d2e",
+                }
+            ]
+        },
+    )
 
     # The byte limit (MAX_MESSAGE_BYTES) is checked by the service: it is configurable.
     content: str = Field(min_length=1)

@@ -16,7 +16,19 @@ MAX_METADATA_KEYS = 50
 class RoomCreate(BaseModel):
     """`POST /rooms`; a user key is added to `member_ids` as the owner."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Order A-1042",
+                    "type": "support",
+                    "member_ids": ["01JD6Z3Q8W9X0Y1Z2A3B4C5D6E"],
+                    "metadata": {"order_id": "A-1042"},
+                }
+            ]
+        },
+    )
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     type: RoomType = RoomType.group

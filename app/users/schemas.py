@@ -15,7 +15,19 @@ MAX_METADATA_KEYS = 50
 class UserUpsert(BaseModel):
     """`POST /users`: creates the user, or updates the one with this `external_id`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "external_id": "crm-42",
+                    "display_name": "Ada Lovelace",
+                    "email": "ada@example.com",
+                    "metadata": {"plan": "pro"},
+                }
+            ]
+        },
+    )
 
     external_id: str = Field(min_length=1, max_length=200)
     display_name: str | None = Field(default=None, max_length=200)

@@ -49,6 +49,9 @@ async def test_openapi_and_docs_are_served(client: httpx.AsyncClient) -> None:
     spec = await client.get("/api/v1/openapi.json")
     assert spec.status_code == 200
     assert spec.json()["info"]["title"] == "ChatAPI"
+    schemas = spec.json()["components"]["schemas"]
+    for name in ("MessageCreate", "RoomCreate", "UserUpsert", "LoginRequest"):
+        assert schemas[name]["examples"], f"{name} has no example in the docs"
     assert (await client.get("/docs")).status_code == 200
     assert (await client.get("/redoc")).status_code == 200
 
