@@ -170,31 +170,35 @@ async def test_slow_consumer_is_disconnected_and_memory_stays_bounded(
         healthy = await WsClient.open(base, scene.keys[1])
         await asyncio.sleep(0.3)
         before = _rss_kb(server)
-        bus = EventBus(
-            RedisBroadcast(
-                create_redis(scaled_settings.REDIS_URL or ""), scaled_settings.REDIS_KEY_PREFIX
-            )
-        )
-        client_id = (await http.get(f"{base}/api/v1/auth/me", headers=scene.master_auth)).json()[
-            "client_id"
-        ]
-        payload = {"pad": "x" * 32_000}
-        # ~38 MB offered to a client that reads nothing, paced so that Redis's own pub/sub
-        # output limit (32 MB) is not what gives way.
-        for i in range(1200):
-            await bus.publish(
-                client_id, room_target(scene.room["id"]), "message.created", payload | {"seq": i}
-            )
-            if i % 50 == 49:
-                await asyncio.sleep(0.02)
+        await _flood_room(scaled_settings, http, base, scene)
         # Only now read what reached the stalled client: it must end in our close frame.
         stream = await asyncio.to_thread(_drain, stalled, 20.0)
         assert b"\x11\x38slow consumer" in stream, "no 4408 close frame after the backlog"
         grown_mb = (_rss_kb(server) - before) / 1024
         assert grown_mb < 64, f"server grew by {grown_mb:.0f} MB for one stalled client"
         assert healthy.conn.close_code is None, "the healthy client was not touched"
-        assert len([e for e in healthy.events if e[0] == "message.created"]) == 1200
+        assert len([e for e in healthy.events if e[0] == "message.created"]) == FLOOD_EVENTS
         await healthy.close()
+
+
+FLOOD_EVENTS = 1200
+
+
+async def _flood_room(settings: Settings, http: httpx.AsyncClient, base: str, scene: Scene) -> None:
+    """Publish ~38 MB of events to the scene's room from another process's bus, paced so
+    that Redis's own pub/sub output limit (32 MB) is not what gives way."""
+    bus = EventBus(
+        RedisBroadcast(create_redis(settings.REDIS_URL or ""), settings.REDIS_KEY_PREFIX)
+    )
+    me = await http.get(f"{base}/api/v1/auth/me", headers=scene.master_auth)
+    client_id = me.json()["client_id"]
+    payload = {"pad": "x" * 32_000}
+    for i in range(FLOOD_EVENTS):
+        await bus.publish(
+            client_id, room_target(scene.room["id"]), "message.created", payload | {"seq": i}
+        )
+        if i % 50 == 49:
+            await asyncio.sleep(0.02)
 
 
 def _stalled_websocket(base: str, path: str) -> socket.socket:
@@ -249,21 +253,7 @@ async def test_slow_socketio_consumer_is_disconnected_and_memory_stays_bounded(
         healthy = await SioClient.open(base, scene.keys[1])
         await asyncio.sleep(0.5)
         before = _rss_kb(server)
-        bus = EventBus(
-            RedisBroadcast(
-                create_redis(scaled_settings.REDIS_URL or ""), scaled_settings.REDIS_KEY_PREFIX
-            )
-        )
-        client_id = (await http.get(f"{base}/api/v1/auth/me", headers=scene.master_auth)).json()[
-            "client_id"
-        ]
-        payload = {"pad": "x" * 32_000}
-        for i in range(1200):
-            await bus.publish(
-                client_id, room_target(scene.room["id"]), "message.created", payload | {"seq": i}
-            )
-            if i % 50 == 49:
-                await asyncio.sleep(0.02)
+        await _flood_room(scaled_settings, http, base, scene)
         deadline = asyncio.get_running_loop().time() + 20
         while "slow consumer disconnected" not in child.output():
             assert asyncio.get_running_loop().time() < deadline, "slow consumer never closed"
@@ -272,7 +262,7 @@ async def test_slow_socketio_consumer_is_disconnected_and_memory_stays_bounded(
         assert grown_mb < 64, f"server grew by {grown_mb:.0f} MB for one stalled client"
         await wait_for(
             healthy.events,
-            lambda e: e[0] == "message.created" and e[1].get("seq") == 1199,
+            lambda e: e[0] == "message.created" and e[1].get("seq") == FLOOD_EVENTS - 1,
             timeout=20,
         )
         assert healthy.sio.connected, "the healthy client was not touched"
