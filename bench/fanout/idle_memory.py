@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from clients import ClientFleet
 from harness import probe
+from report import format_table
 from targets import EVENT, SOCKETIO_PATH, TARGET_NAMES, Target, make_target, raise_nofile_limit
 
 DEFAULT_CONNECTIONS = 5000
@@ -124,18 +125,7 @@ def table(results: list[IdleResult], skipped: dict[str, str]) -> str:
             )
         )
     rows += [(name, "skipped", "", "", "") for name in skipped]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = []
-    for n, row in enumerate(rows):
-        lines.append(
-            "  ".join(
-                cell.rjust(w) if i else cell.ljust(w)
-                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(line.rstrip() for line in lines)
+    return format_table(rows)
 
 
 async def main_async(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ import sys
 import time
 
 from harness import FanoutResult, add_common_arguments, describe, run_fanout
+from report import format_table
 from targets import TARGET_NAMES
 
 COLUMNS = (
@@ -52,18 +53,7 @@ def _row(r: FanoutResult) -> tuple[str, ...]:
 def table(results: list[FanoutResult], skipped: dict[str, str]) -> str:
     rows = [COLUMNS, *(_row(r) for r in results)]
     rows += [(name, "skipped", *[""] * (len(COLUMNS) - 2)) for name in skipped]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    lines = []
-    for n, row in enumerate(rows):
-        lines.append(
-            "  ".join(
-                cell.rjust(w) if i else cell.ljust(w)
-                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(line.rstrip() for line in lines)
+    return format_table(rows)
 
 
 def _ratio(a: float, b: float) -> str:
