@@ -19,6 +19,7 @@ import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from app.core.clock import ManualClock, using_clock
 from app.core.config import Settings
 from app.core.migrations import upgrade
 from app.main import create_app
@@ -181,3 +182,11 @@ def repo_root() -> Path:
 def workdir(tmp_path: Path) -> Iterator[Path]:
     """A scratch folder for a test's files and child processes."""
     yield tmp_path
+
+
+@pytest.fixture
+def clock() -> Iterator[ManualClock]:
+    """A clock that stands still until the test moves it (`clock.advance(seconds)`)."""
+    with using_clock(ManualClock()) as manual:
+        assert isinstance(manual, ManualClock)
+        yield manual

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -24,7 +23,7 @@ from app.auth.models import ApiKey
 from app.auth.principal import ALL_SCOPES, KeyKind, Principal
 from app.auth.secrets import fingerprint, parse_key, verify_secret
 from app.core.broadcast import Broadcast
-from app.core.clock import utcnow
+from app.core.clock import monotonic, utcnow
 from app.core.db import Database
 from app.core.errors import RateLimited, Unauthorized
 
@@ -101,7 +100,7 @@ class Authenticator:
             if principal.expires_at is not None and principal.expires_at <= now:
                 self.cache.drop(fp)
                 raise Unauthorized("The API key has expired")
-            if time.monotonic() - cached.checked_at < RECHECK_SECONDS:
+            if monotonic() - cached.checked_at < RECHECK_SECONDS:
                 self._last_used[principal.key_id] = now
                 return principal
         parts = parse_key(presented)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from app.auth.principal import Principal
+from app.core.clock import monotonic
 
 
 @dataclass(slots=True)
@@ -38,7 +38,7 @@ class VerifiedKeyCache:
     def put(self, fp: str, principal: Principal) -> None:
         """Remember a verified key."""
         with self._lock:
-            self._entries[fp] = CachedKey(principal, time.monotonic())
+            self._entries[fp] = CachedKey(principal, monotonic())
             self._entries.move_to_end(fp)
             self._by_key_id.setdefault(principal.key_id, set()).add(fp)
             while len(self._entries) > self._max:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from abc import ABC, abstractmethod
 from typing import Any
 
 import orjson
 
 from app.auth.principal import Principal
+from app.core.clock import monotonic
 from app.core.ids import new_id
 
 log = logging.getLogger("chatapi.realtime")
@@ -68,7 +68,7 @@ class Connection(ABC):
         self._queue: asyncio.Queue[Frame] = asyncio.Queue(SEND_QUEUE_SIZE)
         self._writer: asyncio.Task[None] | None = None
         self._tokens = EVENT_BURST
-        self._refilled = time.monotonic()
+        self._refilled = monotonic()
         self._typing_at: dict[str, float] = {}
         self.closed = False
 
@@ -104,7 +104,7 @@ class Connection(ABC):
 
     def allow_client_event(self) -> bool:
         """Token bucket on client → server events."""
-        now = time.monotonic()
+        now = monotonic()
         self._tokens = min(EVENT_BURST, self._tokens + (now - self._refilled) * EVENTS_PER_SECOND)
         self._refilled = now
         if self._tokens < 1:
@@ -114,7 +114,7 @@ class Connection(ABC):
 
     def allow_typing(self, room_id: str, interval: float = 1.0) -> bool:
         """At most one typing event per room per `interval` seconds."""
-        now = time.monotonic()
+        now = monotonic()
         if now - self._typing_at.get(room_id, 0.0) < interval:
             return False
         self._typing_at[room_id] = now

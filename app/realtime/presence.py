@@ -7,12 +7,12 @@ it cannot leave users online forever.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from typing import Protocol
 
 from redis.asyncio import Redis
 
+from app.core.clock import utcnow
 from app.core.ids import new_id
 
 ENTRY_TTL_SECONDS = 30.0
@@ -65,7 +65,7 @@ class RedisPresence:
         return f"{self._prefix}{client_id}:{user_id}"
 
     async def _live_count(self, key: str) -> int:
-        now = time.time()
+        now = utcnow().timestamp()
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.zremrangebyscore(key, "-inf", now)
             pipe.zcard(key)
@@ -77,7 +77,7 @@ class RedisPresence:
         if self._local[(client_id, user_id)] > 1:
             return False
         key = self._key(client_id, user_id)
-        await self._redis.zadd(key, {self._process: time.time() + ENTRY_TTL_SECONDS})
+        await self._redis.zadd(key, {self._process: utcnow().timestamp() + ENTRY_TTL_SECONDS})
         await self._redis.expire(key, int(ENTRY_TTL_SECONDS * 2))
         return await self._live_count(key) == 1
 
@@ -96,7 +96,7 @@ class RedisPresence:
 
     async def refresh(self) -> None:
         """Extend this process's entries (call every few seconds)."""
-        expiry = time.time() + ENTRY_TTL_SECONDS
+        expiry = utcnow().timestamp() + ENTRY_TTL_SECONDS
         async with self._redis.pipeline(transaction=False) as pipe:
             for client_id, user_id in self._local:
                 key = self._key(client_id, user_id)
