@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import scopes
 from app.auth.authenticator import Authenticator
 from app.auth.principal import KeyKind, Principal
 from app.core.config import Settings
@@ -68,10 +69,8 @@ def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """A dependency: a client key (master, or user with `scope`)."""
 
     async def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
-        if principal.kind is KeyKind.admin:
-            raise Forbidden("The admin key only manages clients")
-        if principal.is_user and scope not in principal.scopes:
-            raise Forbidden(f"This key lacks the `{scope}` scope")
+        # The same rule the socket gateways apply (app/auth/scopes.py).
+        scopes.require(principal, scope)
         return principal
 
     return dependency

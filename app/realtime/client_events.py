@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from app.auth import scopes
 from app.core.config import Settings
 from app.core.db import Database
 from app.core.errors import AppError, Forbidden, NotFound, RateLimited, Unprocessable
@@ -55,6 +56,8 @@ class ClientEvents:
             raise RateLimited("Too many events on this connection", retry_after=1)
         if not isinstance(data, dict):
             data = {}
+        # The scope rules REST routes use too (app/auth/scopes.py).
+        scopes.require_client_event(conn.principal, event)
         try:
             if event == "ping":
                 return {}
@@ -75,8 +78,6 @@ class ClientEvents:
         raise NotFound(f"Unknown event {event!r}")
 
     async def _send(self, conn: Connection, body: _Send) -> dict[str, Any]:
-        if conn.principal.is_user and "messages:write" not in conn.principal.scopes:
-            raise Forbidden("This key lacks the `messages:write` scope")
         create = MessageCreate.model_validate(body.model_dump(exclude={"room_id"}))
         async with self._db.session() as session:
             message, _ = await messages.send_message(
@@ -93,7 +94,10 @@ class ClientEvents:
         if conn.user_id is None:
             raise Unprocessable("typing belongs to users: connect with a user key")
         if events.room_target(body.room_id) not in conn.targets:
-            raise NotFound("No such room")
+            # Not subscribed (a key without read scopes follows no rooms): ask the database
+            # whether the user is a member; 404 otherwise.
+            async with self._db.read_session() as session:
+                await rooms.accessible_room(session, conn.principal, body.room_id)
         if conn.allow_typing(body.room_id):
             await self._bus.publish(
                 conn.client_id,

@@ -13,6 +13,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
+from app.auth import scopes
 from app.auth.authenticator import Authenticator
 from app.core.clock import utcnow
 from app.core.db import Database
@@ -107,9 +108,16 @@ class Hub:
         ):
             await self._announce(conn, online=False, in_rooms=in_rooms)
 
+    @staticmethod
+    def may_follow(conn: Connection, target: str) -> bool:
+        """Whether `conn`'s key may be subscribed to `target`: its own user always, rooms
+        only with rooms:read or messages:read (nothing else is delivered on a room)."""
+        return not target.startswith("room:") or scopes.follows_rooms(conn.principal)
+
     async def subscribe(self, conn: Connection, target: str) -> None:
-        """Deliver `target`'s events to `conn` (listening on the bus on first local use)."""
-        if target in conn.targets:
+        """Deliver `target`'s events to `conn` (listening on the bus on first local use);
+        a target the key's scopes do not allow is skipped (`may_follow`)."""
+        if target in conn.targets or not self.may_follow(conn, target):
             return
         conn.targets.add(target)
         key = (conn.client_id, target)
@@ -132,6 +140,8 @@ class Hub:
 
     async def _deliver(self, event: Event) -> None:
         frame = Frame(event.event, event.data)
+        # The scope this event needs, once per event; per connection it is one set lookup.
+        needed = scopes.delivery_scope(event.event)
         for conn in list(self._listeners.get((event.client_id, event.target), ())):
             if event.exclude_key is not None and event.exclude_key == conn.id:
                 continue
@@ -139,18 +149,22 @@ class Hub:
                 events.ROOM_MEMBER_JOINED,
                 events.ROOM_MEMBER_LEFT,
             ):
-                await self._own_membership(conn, event)
+                await self._own_membership(conn, event, needed)
                 continue
-            conn.enqueue_frame(frame)
+            if scopes.may_receive(conn.principal, needed):
+                conn.enqueue_frame(frame)
 
-    async def _own_membership(self, conn: Connection, event: Event) -> None:
+    async def _own_membership(self, conn: Connection, event: Event, needed: str | None) -> None:
         # The user's own copy of a membership change: (un)subscribe its connections. The
         # room's copy reached them only if they were already subscribed (i.e. on leave).
+        # It drives subscriptions whatever the scopes; the client sees it only with
+        # the scope room events need.
         target = events.room_target(str(event.data["room_id"]))
         if event.event == events.ROOM_MEMBER_JOINED:
             if target not in conn.targets:
                 await self.subscribe(conn, target)
-                conn.enqueue(event.event, event.data)
+                if scopes.may_receive(conn.principal, needed):
+                    conn.enqueue(event.event, event.data)
         else:
             await self.unsubscribe(conn, target)
 
