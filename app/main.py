@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
             app.state.presence,
             app.state.authenticator,
             presence_max_members=settings.PRESENCE_MAX_ROOM_MEMBERS,
+            key_recheck_seconds=settings.KEY_RECHECK_INTERVAL_SECONDS,
         )
         app.state.client_events = ClientEvents(app.state.db, app.state.bus, settings, app.state.hub)
         await app.state.hub.start()

@@ -12,6 +12,7 @@ import contextlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
@@ -35,6 +36,16 @@ LAST_USED_FLUSH_SECONDS = 15.0
 WRONG_SECRETS_PER_MINUTE = RateLimitItemPerMinute(10)
 
 RevocationListener = Callable[[list[str]], Awaitable[None]]
+KEY_STATES_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class KeyState:
+    """What decides whether a key still works (its row, without the secret)."""
+
+    key_id: str
+    revoked_at: datetime | None
+    expires_at: datetime | None
 
 
 class Authenticator:
@@ -55,6 +66,7 @@ class Authenticator:
         self._admin_key = admin_key
         self.cache = VerifiedKeyCache()
         self._listeners: list[RevocationListener] = []
+        self._changed_listeners: list[RevocationListener] = []
         self._last_used: dict[str, datetime] = {}
         self._flusher: asyncio.Task[None] | None = None
 
@@ -75,6 +87,23 @@ class Authenticator:
     def on_revoked(self, listener: RevocationListener) -> None:
         """Call `listener(key_ids)` in every process when keys are revoked (gateways close sockets)."""
         self._listeners.append(listener)
+
+    def on_changed(self, listener: RevocationListener) -> None:
+        """Call `listener(key_ids)` in every process when keys changed (e.g. a rotation gave
+        them an expiry): open sockets of these keys must learn it."""
+        self._changed_listeners.append(listener)
+
+    async def key_states(self, key_ids: list[str]) -> dict[str, KeyState]:
+        """The rows of these keys by id, read in batches of indexed lookups (no bcrypt);
+        a key missing from the answer no longer exists."""
+        found: dict[str, KeyState] = {}
+        for start in range(0, len(key_ids), KEY_STATES_BATCH):
+            batch = key_ids[start : start + KEY_STATES_BATCH]
+            async with self._db.read_session() as session:
+                rows = await repository.states_by_key_ids(session, batch)
+            for key_id, revoked_at, expires_at in rows:
+                found[key_id] = KeyState(key_id, revoked_at, expires_at)
+        return found
 
     async def announce_revoked(self, key_ids: list[str]) -> None:
         """Tell every process these keys no longer work (call after the commit)."""
@@ -137,13 +166,12 @@ class Authenticator:
         body = orjson.loads(message)
         key_ids = [str(k) for k in body["ids"]]
         self.cache.drop_key_ids(key_ids)
-        if not body["revoked"]:
-            return
-        for listener in list(self._listeners):
+        listeners = self._listeners if body["revoked"] else self._changed_listeners
+        for listener in list(listeners):
             try:
                 await listener(key_ids)
             except Exception:
-                log.exception("revocation listener failed")
+                log.exception("key change listener failed")
 
     async def flush_last_used(self) -> None:
         """Write buffered last-use times in one transaction."""

@@ -26,6 +26,21 @@ async def find_by_key_id(session: AsyncSession, key_id: str) -> ApiKey | None:
     return await session.get(ApiKey, key_id, populate_existing=True)
 
 
+async def states_by_key_ids(
+    session: AsyncSession, key_ids: Sequence[str]
+) -> Sequence[tuple[str, datetime | None, datetime | None]]:
+    """(id, revoked_at, expires_at) of these keys, by primary key: open sockets' keys are
+    re-checked this way (no client id yet known for all of them, like `find_by_key_id`)."""
+    if not key_ids:
+        return []
+    result = await session.execute(
+        select(col(ApiKey.id), col(ApiKey.revoked_at), col(ApiKey.expires_at)).where(
+            col(ApiKey.id).in_(list(key_ids))
+        )
+    )
+    return [(row[0], row[1], row[2]) for row in result.all()]
+
+
 async def get(session: AsyncSession, client_id: str, key_id: str) -> ApiKey | None:
     """One key of the client."""
     row = await session.get(ApiKey, key_id)

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from app.auth import scopes
 from app.auth.authenticator import Authenticator
@@ -27,6 +28,7 @@ log = logging.getLogger("chatapi.realtime")
 
 ConnectHook = Callable[[Connection], Awaitable[None]]
 HOUSEKEEPING_SECONDS = 5.0
+KEY_RECHECK_SECONDS = 30.0
 
 
 class Hub:
@@ -40,8 +42,11 @@ class Hub:
         authenticator: Authenticator,
         *,
         presence_max_members: int = 100,
+        key_recheck_seconds: float = KEY_RECHECK_SECONDS,
     ) -> None:
         self._presence_max_members = presence_max_members
+        self._key_recheck_seconds = key_recheck_seconds
+        self._authenticator = authenticator
         self._db = db
         self._bus = bus
         self._presence = presence
@@ -49,18 +54,24 @@ class Hub:
         self._connections: dict[str, Connection] = {}
         self._connect_hooks: list[ConnectHook] = []
         self._housekeeper: asyncio.Task[None] | None = None
+        self._rechecker: asyncio.Task[None] | None = None
         authenticator.on_revoked(self._close_revoked)
+        # A changed key (a rotation's grace gives the old master an expiry): re-read it,
+        # so its open sockets close when the grace ends.
+        authenticator.on_changed(self.recheck_keys)
 
     async def start(self) -> None:
         """Start refreshing presence and closing expired keys' connections."""
         self._housekeeper = asyncio.create_task(self._housekeeping(), name="realtime-housekeeping")
+        self._rechecker = asyncio.create_task(self._rechecking(), name="realtime-key-recheck")
 
     async def stop(self) -> None:
         """Close every connection and stop."""
-        if self._housekeeper is not None:
-            self._housekeeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._housekeeper
+        for task in (self._housekeeper, self._rechecker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for conn in list(self._connections.values()):
             await conn.close(1001, "server shutting down")
 
@@ -193,18 +204,51 @@ class Hub:
             if conn.principal.key_id in revoked:
                 await conn.close(CLOSE_REVOKED, "the API key was revoked")
 
+    async def close_expired(self) -> None:
+        """Close connections whose key's known expiry (installed clock) has passed."""
+        now = utcnow()
+        for conn in list(self._connections.values()):
+            expires_at = conn.principal.expires_at
+            if expires_at is not None and expires_at <= now:
+                await conn.close(CLOSE_REVOKED, "the API key has expired")
+
+    async def recheck_keys(self, key_ids: list[str] | None = None) -> None:
+        """Re-read the keys of this process's open connections (all, or those of `key_ids`):
+        close those revoked or deleted, let the others learn their current expiry, then
+        close the expired. Indexed reads in batches, no bcrypt: a lost revocation or
+        change message cannot keep a socket open past the next re-check."""
+        by_key: dict[str, list[Connection]] = defaultdict(list)
+        for conn in self._connections.values():
+            by_key[conn.principal.key_id].append(conn)
+        wanted = list(by_key) if key_ids is None else [k for k in key_ids if k in by_key]
+        if not wanted:
+            return
+        states = await self._authenticator.key_states(wanted)
+        for key_id in wanted:
+            state = states.get(key_id)
+            for conn in by_key[key_id]:
+                if state is None or state.revoked_at is not None:
+                    await conn.close(CLOSE_REVOKED, "the API key was revoked")
+                elif conn.principal.expires_at != state.expires_at:
+                    conn.principal = replace(conn.principal, expires_at=state.expires_at)
+        await self.close_expired()
+
     async def _housekeeping(self) -> None:
         while True:
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
-            now = utcnow()
-            for conn in list(self._connections.values()):
-                expires_at = conn.principal.expires_at
-                if expires_at is not None and expires_at <= now:
-                    await conn.close(CLOSE_REVOKED, "the API key has expired")
+            await self.close_expired()
             try:
                 await self._presence.refresh()
             except Exception:
                 log.exception("presence refresh failed")
+
+    async def _rechecking(self) -> None:
+        while True:
+            await asyncio.sleep(self._key_recheck_seconds)
+            try:
+                await self.recheck_keys()
+            except Exception:
+                log.exception("re-checking open sockets' keys failed")
 
 
 def _connected(conn: Connection, room_ids: list[str]) -> dict[str, object]:
