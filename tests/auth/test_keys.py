@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
+from datetime import datetime
 
 import pytest
 
 from app.auth import authenticator as authenticator_module
+from app.auth import repository
+from app.auth.authenticator import Authenticator
+from app.auth.secrets import parse_key
+from app.core.clock import ManualClock, utcnow
 from tests.support.api import Api, bearer
 
 
@@ -75,12 +79,12 @@ async def test_login_for_an_unknown_user_is_404(api: Api) -> None:
     assert r.status_code == 404
 
 
-async def test_expired_user_key_is_refused(api: Api) -> None:
+async def test_expired_user_key_is_refused(api: Api, clock: ManualClock) -> None:
     tenant = await api.tenant()
     user = await api.user(tenant)
     key = await api.login(tenant, user["id"], ttl_seconds=1)
     assert await api.status_with(key, "/api/v1/auth/me") == 200
-    await asyncio.sleep(1.2)
+    clock.advance(1)
     r = await api.http.get("/api/v1/auth/me", headers=bearer(key))
     assert r.status_code == 401
     assert "expired" in r.json()["detail"]
@@ -155,27 +159,47 @@ async def test_last_master_key_cannot_be_revoked(api: Api) -> None:
     assert r.status_code == 409
 
 
-async def test_last_used_is_reported(api: Api) -> None:
+async def test_last_used_is_written_to_the_database_and_listed(
+    api: Api, clock: ManualClock
+) -> None:
+    assert api.app is not None
+    authenticator: Authenticator = api.app.state.authenticator
     tenant = await api.tenant()
-    await api.http.get("/api/v1/clients/me", headers=tenant.auth)
-    rows = (await api.http.get("/api/v1/keys", headers=tenant.auth)).json()["data"]
-    assert rows[0]["last_used_at"] is not None
+    user = await api.user(tenant)
+    key = await api.login(tenant, user["id"])
+    parts = parse_key(key)
+    assert parts is not None
+    used_at = utcnow()
+    assert await api.status_with(key, "/api/v1/auth/me") == 200
+    clock.advance(10)
+    await authenticator.flush_last_used()
+    # Nothing buffered any more: what follows can only come from the database.
+    assert authenticator.pending_last_used(parts.key_id) is None
+    async with api.app.state.db.read_session() as session:
+        row = await repository.find_by_key_id(session, parts.key_id)
+    assert row is not None and row.last_used_at == used_at
+    listed = await api.http.get("/api/v1/keys", params={"user_id": user["id"]}, headers=tenant.auth)
+    assert listed.status_code == 200
+    [entry] = [k for k in listed.json()["data"] if k["revoked_at"] is None]
+    assert entry["id"] == parts.key_id
+    assert datetime.fromisoformat(entry["last_used_at"]) == used_at
 
 
-async def test_rotation_with_grace_keeps_the_old_master_for_exactly_the_grace(api: Api) -> None:
+async def test_rotation_with_grace_keeps_the_old_master_for_exactly_the_grace(
+    api: Api, clock: ManualClock
+) -> None:
     tenant = await api.tenant()
     r = await api.http.post(
         "/api/v1/clients/me/rotate-key", json={"grace_seconds": 2}, headers=tenant.auth
     )
     assert r.status_code == 200
     new_key = r.json()["master_key"]
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     assert await api.status_with(tenant.master_key) == 200
-    await asyncio.sleep(1.0)
+    clock.advance(1)
     assert await api.status_with(tenant.master_key) == 200
-    assert loop.time() - started < 2
-    await asyncio.sleep(max(0.0, 2.2 - (loop.time() - started)))
+    clock.advance(0.999)
+    assert await api.status_with(tenant.master_key) == 200
+    clock.advance(0.002)
     assert await api.status_with(tenant.master_key) == 401
     assert await api.status_with(new_key) == 200
 
