@@ -1,10 +1,28 @@
 """Every table model, imported so SQLModel.metadata (and Alembic) sees the whole schema."""
 
 from app.auth.models import ApiKey
+from app.email.models import EmailConfig
 from app.messages.models import Message
+from app.notifications.models import Delivery, DeliveryAttempt, IdempotencyRecord, Notification
 from app.rooms.models import Room, RoomMember
 from app.system.models import Heartbeat, TaskProbe
 from app.tenants.models import Client
 from app.users.models import User
+from app.webhooks.models import WebhookEndpoint
 
-__all__ = ["ApiKey", "Client", "Heartbeat", "Message", "Room", "RoomMember", "TaskProbe", "User"]
+__all__ = [
+    "ApiKey",
+    "Client",
+    "Delivery",
+    "DeliveryAttempt",
+    "EmailConfig",
+    "Heartbeat",
+    "IdempotencyRecord",
+    "Message",
+    "Notification",
+    "Room",
+    "RoomMember",
+    "TaskProbe",
+    "User",
+    "WebhookEndpoint",
+]

@@ -1,0 +1,422 @@
+"""The delivery work queue: claim, finish, park, cancel, retry, sweep, purge.
+
+Every function scoped to one delivery or notification takes the client id and filters by
+it; a delivery task carries the client id in its message, so even a forged or stale
+message cannot touch another tenant's row. The beat sweeps and the retention purge are
+the only cross-tenant queries (they return the client id of each row for the task
+message).
+
+Finishing a delivery is fenced: a finish applies only while the row is still `sending`
+and, when `attempts` is given, only if it is still the claim that attempt made — a worker
+whose lease expired and whose row was re-claimed elsewhere cannot overwrite the newer
+result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from sqlalchemy import ColumnElement, and_, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.core.ids import new_id
+from app.notifications.models import (
+    ACTIVE_STATUSES,
+    CANCELED,
+    DELIVERED,
+    FAILED,
+    MAX_REPLY_BYTES,
+    PENDING,
+    RETRYING,
+    SENDING,
+    SKIPPED,
+    Delivery,
+    DeliveryAttempt,
+)
+
+WEBSOCKET = "websocket"
+
+
+class DueDelivery(NamedTuple):
+    """A delivery the sweep should ring the doorbell for; `at` + `id` is the page cursor."""
+
+    client_id: str
+    id: str
+    at: datetime
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    """Due and unleased, or `sending` with an expired lease (its worker died)."""
+    return or_(
+        and_(
+            col(Delivery.status).in_((PENDING, RETRYING)),
+            col(Delivery.next_attempt_at) <= now,
+            or_(col(Delivery.lease_until).is_(None), col(Delivery.lease_until) < now),
+        ),
+        and_(col(Delivery.status) == SENDING, col(Delivery.lease_until) < now),
+    )
+
+
+async def claim(
+    session: AsyncSession, client_id: str, delivery_id: str, *, now: datetime, lease_seconds: float
+) -> Delivery | None:
+    """Take the delivery for one attempt, or None if it is not due or someone holds it.
+
+    One atomic `UPDATE … WHERE <claimable> RETURNING`: it moves the row to `sending`,
+    leases it until `now + lease_seconds` and counts the attempt. A `sending` row whose
+    lease has expired is claimable too (its worker died mid-attempt), so the sweep's
+    doorbell for an expired lease goes through this same call. On PostgreSQL concurrent
+    claimers block on the row lock and re-check the WHERE after the winner commits.
+    """
+    stmt = (
+        update(Delivery)
+        .where(
+            col(Delivery.client_id) == client_id,
+            col(Delivery.id) == delivery_id,
+            _claimable(now),
+        )
+        .values(
+            status=SENDING,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            attempts=col(Delivery.attempts) + 1,
+            updated_at=now,
+        )
+        .returning(Delivery)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get(session: AsyncSession, client_id: str, delivery_id: str) -> Delivery | None:
+    """One delivery of the client."""
+    query = select(Delivery).where(
+        col(Delivery.client_id) == client_id, col(Delivery.id) == delivery_id
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def _finish(
+    session: AsyncSession,
+    client_id: str,
+    delivery_id: str,
+    *,
+    from_statuses: Sequence[str],
+    attempts: int | None,
+    values: dict[str, Any],
+) -> bool:
+    conditions = [
+        col(Delivery.client_id) == client_id,
+        col(Delivery.id) == delivery_id,
+        col(Delivery.status).in_(from_statuses),
+    ]
+    if attempts is not None:
+        conditions.append(col(Delivery.attempts) == attempts)
+    result = await session.execute(
+        update(Delivery)
+        .where(*conditions)
+        .values(lease_until=None, **values)
+        .returning(col(Delivery.id))
+        .execution_options(synchronize_session=False)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def mark_delivered(
+    session: AsyncSession,
+    client_id: str,
+    delivery_id: str,
+    *,
+    now: datetime,
+    attempts: int | None = None,
+) -> bool:
+    """`sending` → `delivered`; False if the row was not ours to finish."""
+    return await _finish(
+        session,
+        client_id,
+        delivery_id,
+        from_statuses=(SENDING,),
+        attempts=attempts,
+        values={"status": DELIVERED, "delivered_at": now, "updated_at": now, "last_error": None},
+    )
+
+
+async def mark_retrying(
+    session: AsyncSession,
+    client_id: str,
+    delivery_id: str,
+    *,
+    now: datetime,
+    next_attempt_at: datetime,
+    error: str | None,
+    attempts: int | None = None,
+) -> bool:
+    """`sending` → `retrying`, due again at `next_attempt_at`."""
+    return await _finish(
+        session,
+        client_id,
+        delivery_id,
+        from_statuses=(SENDING,),
+        attempts=attempts,
+        values={
+            "status": RETRYING,
+            "next_attempt_at": next_attempt_at,
+            "last_error": error,
+            "updated_at": now,
+        },
+    )
+
+
+async def mark_failed(
+    session: AsyncSession,
+    client_id: str,
+    delivery_id: str,
+    *,
+    now: datetime,
+    error: str | None,
+    attempts: int | None = None,
+) -> bool:
+    """→ `failed` (the dead letter), from any status that still owes work."""
+    return await _finish(
+        session,
+        client_id,
+        delivery_id,
+        from_statuses=ACTIVE_STATUSES,
+        attempts=attempts,
+        values={"status": FAILED, "last_error": error, "updated_at": now},
+    )
+
+
+async def mark_skipped(
+    session: AsyncSession, client_id: str, delivery_id: str, *, now: datetime, reason: str
+) -> bool:
+    """→ `skipped` (e.g. the recipient's preference turned the channel off)."""
+    return await _finish(
+        session,
+        client_id,
+        delivery_id,
+        from_statuses=ACTIVE_STATUSES,
+        attempts=None,
+        values={"status": SKIPPED, "skip_reason": reason, "updated_at": now},
+    )
+
+
+async def park(
+    session: AsyncSession,
+    client_id: str,
+    delivery_id: str,
+    *,
+    now: datetime,
+    attempts: int | None = None,
+) -> bool:
+    """`sending` → parked: `pending` with no due time, until its user connects.
+
+    The sweep never sees it (`next_attempt_at` is NULL); `claim_parked` takes it.
+    """
+    return await _finish(
+        session,
+        client_id,
+        delivery_id,
+        from_statuses=(SENDING,),
+        attempts=attempts,
+        values={"status": PENDING, "next_attempt_at": None, "updated_at": now},
+    )
+
+
+def _parked(client_id: str, user_id: str) -> list[ColumnElement[bool]]:
+    return [
+        col(Delivery.client_id) == client_id,
+        col(Delivery.recipient_user_id) == user_id,
+        col(Delivery.channel) == WEBSOCKET,
+        col(Delivery.status) == PENDING,
+        col(Delivery.next_attempt_at).is_(None),
+    ]
+
+
+async def parked_for_user(
+    session: AsyncSession, client_id: str, user_id: str, *, limit: int
+) -> list[Delivery]:
+    """The user's parked websocket deliveries, oldest first (index ix_deliveries_parked)."""
+    query = (
+        select(Delivery).where(*_parked(client_id, user_id)).order_by(col(Delivery.id)).limit(limit)
+    )
+    return list((await session.execute(query)).scalars().all())
+
+
+async def claim_parked(
+    session: AsyncSession,
+    client_id: str,
+    user_id: str,
+    *,
+    now: datetime,
+    lease_seconds: float,
+    limit: int,
+) -> list[Delivery]:
+    """Claim up to `limit` of the user's parked deliveries at once (the connect flush).
+
+    Atomic like `claim`: two connections of the same user flushing together each get
+    a disjoint set.
+    """
+    ids = select(col(Delivery.id)).where(*_parked(client_id, user_id)).limit(limit)
+    stmt = (
+        update(Delivery)
+        .where(col(Delivery.id).in_(ids), *_parked(client_id, user_id))
+        .values(
+            status=SENDING,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            attempts=col(Delivery.attempts) + 1,
+            updated_at=now,
+        )
+        .returning(Delivery)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    rows = list((await session.execute(stmt)).scalars().all())
+    return sorted(rows, key=lambda d: d.id)
+
+
+async def record_attempt(
+    session: AsyncSession,
+    client_id: str,
+    delivery: Delivery,
+    *,
+    now: datetime,
+    outcome: str,
+    duration_ms: int,
+    response_code: int | None = None,
+    reply: str | None = None,
+    error: str | None = None,
+    served_by: str | None = None,
+) -> DeliveryAttempt:
+    """Store one attempt of the delivery; the reply is cut to 4 KB (UTF-8 safe)."""
+    if delivery.client_id != client_id:
+        raise ValueError("delivery belongs to another client")
+    if reply is not None:
+        reply = reply.encode()[:MAX_REPLY_BYTES].decode(errors="ignore")
+    attempt = DeliveryAttempt(
+        id=new_id(),
+        client_id=client_id,
+        delivery_id=delivery.id,
+        notification_id=delivery.notification_id,
+        attempted_at=now,
+        outcome=outcome,
+        response_code=response_code,
+        reply=reply,
+        duration_ms=duration_ms,
+        error=error,
+        served_by=served_by,
+    )
+    session.add(attempt)
+    await session.flush()
+    return attempt
+
+
+async def cancel_pending(
+    session: AsyncSession, client_id: str, notification_id: str, *, now: datetime
+) -> list[str]:
+    """Cancel the deliveries of a notification not yet sent (pending, retrying); their ids.
+
+    A `sending` delivery is mid-attempt and is left to finish.
+    """
+    result = await session.execute(
+        update(Delivery)
+        .where(
+            col(Delivery.client_id) == client_id,
+            col(Delivery.notification_id) == notification_id,
+            col(Delivery.status).in_((PENDING, RETRYING)),
+        )
+        .values(status=CANCELED, lease_until=None, updated_at=now)
+        .returning(col(Delivery.id))
+        .execution_options(synchronize_session=False)
+    )
+    return list(result.scalars().all())
+
+
+async def requeue_failed(
+    session: AsyncSession, client_id: str, notification_id: str, *, now: datetime
+) -> list[str]:
+    """Make a notification's failed deliveries due now with a fresh attempt budget; ids."""
+    result = await session.execute(
+        update(Delivery)
+        .where(
+            col(Delivery.client_id) == client_id,
+            col(Delivery.notification_id) == notification_id,
+            col(Delivery.status) == FAILED,
+        )
+        .values(status=PENDING, attempts=0, next_attempt_at=now, lease_until=None, updated_at=now)
+        .returning(col(Delivery.id))
+        .execution_options(synchronize_session=False)
+    )
+    return list(result.scalars().all())
+
+
+async def due_deliveries(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    limit: int,
+    after: tuple[datetime, str] | None = None,
+) -> list[DueDelivery]:
+    """Pending/retrying deliveries due by `now`, oldest first (index ix_deliveries_due).
+
+    All clients (the beat sweep). Page with `after=(last.at, last.id)`: ringing the
+    doorbell does not change a row, so the cursor is what moves the sweep forward.
+    """
+    due_at = col(Delivery.next_attempt_at)
+    query = select(col(Delivery.client_id), col(Delivery.id), due_at).where(
+        col(Delivery.status).in_((PENDING, RETRYING)),
+        due_at <= now,
+        or_(col(Delivery.lease_until).is_(None), col(Delivery.lease_until) < now),
+    )
+    if after is not None:
+        query = query.where(
+            or_(due_at > after[0], and_(due_at == after[0], col(Delivery.id) > after[1]))
+        )
+    query = query.order_by(due_at, col(Delivery.id)).limit(limit)
+    rows = (await session.execute(query)).all()
+    return [DueDelivery(r[0], r[1], r[2]) for r in rows if r[2] is not None]
+
+
+async def expired_leases(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    limit: int,
+    after: tuple[datetime, str] | None = None,
+) -> list[DueDelivery]:
+    """`sending` deliveries whose lease ended before `now` (index ix_deliveries_lease).
+
+    All clients (the beat sweep); `at` is the lease end; page like `due_deliveries`.
+    """
+    lease = col(Delivery.lease_until)
+    query = select(col(Delivery.client_id), col(Delivery.id), lease).where(
+        col(Delivery.status) == SENDING, lease < now
+    )
+    if after is not None:
+        query = query.where(
+            or_(lease > after[0], and_(lease == after[0], col(Delivery.id) > after[1]))
+        )
+    query = query.order_by(lease, col(Delivery.id)).limit(limit)
+    rows = (await session.execute(query)).all()
+    return [DueDelivery(r[0], r[1], r[2]) for r in rows if r[2] is not None]
+
+
+async def purge_attempts(session: AsyncSession, *, before: datetime, limit: int) -> int:
+    """Delete up to `limit` attempts older than `before` (all clients: retention); how many.
+
+    Call repeatedly, one transaction per batch, until it returns less than `limit`.
+    """
+    oldest = (
+        select(col(DeliveryAttempt.id))
+        .where(col(DeliveryAttempt.attempted_at) < before)
+        .order_by(col(DeliveryAttempt.attempted_at))
+        .limit(limit)
+    )
+    result = await session.execute(
+        delete(DeliveryAttempt)
+        .where(col(DeliveryAttempt.id).in_(oldest))
+        .returning(col(DeliveryAttempt.id))
+        .execution_options(synchronize_session=False)
+    )
+    return len(result.all())

@@ -1,0 +1,351 @@
+"""Queries on notifications, their idempotency records and their status; scoped by client id.
+
+The per-delivery work queue (claim, finish, sweeps) is in `delivery_repository`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, and_, delete, exists, func, insert, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.core.ids import new_id
+from app.core.upsert import dialect_insert
+from app.notifications.models import (
+    ACTIVE_STATUSES,
+    CANCELED,
+    DELIVERED,
+    FAILED,
+    PENDING,
+    Delivery,
+    DeliveryAttempt,
+    IdempotencyRecord,
+    Notification,
+)
+
+# Rows per INSERT statement of a fan-out: large enough to amortise round trips, small
+# enough to stay under driver parameter limits (asyncpg: 32,767 per statement).
+INSERT_CHUNK = 1000
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+# The Core table: bulk inserts bypass the ORM (no objects, no identity map).
+_DELIVERIES: Table = Delivery.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A delivery to create: one channel and one resolved recipient."""
+
+    channel: str
+    recipient: dict[str, Any]
+    recipient_user_id: str | None = None
+    endpoint_id: str | None = None
+
+
+async def create_notification(
+    session: AsyncSession,
+    client_id: str,
+    notification: Notification,
+    deliveries: Sequence[NewDelivery],
+    *,
+    now: datetime,
+    idempotency_ttl_seconds: int = IDEMPOTENCY_TTL_SECONDS,
+) -> list[str] | None:
+    """Store the notification, its idempotency record and its deliveries; the delivery ids.
+
+    Runs inside the caller's transaction. Returns None when `notification.idempotency_key`
+    is held by a live record (a concurrent or earlier send): nothing else was inserted
+    after the notification row, so the caller rolls back and answers with
+    `find_by_idempotency_key`. Every delivery starts `pending`, due at `send_at`.
+    """
+    if notification.client_id != client_id:
+        raise ValueError("notification belongs to another client")
+    session.add(notification)
+    await session.flush()
+    if notification.idempotency_key is not None:
+        reserved = await reserve_idempotency_key(
+            session,
+            client_id,
+            notification.idempotency_key,
+            request_hash=notification.request_hash or "",
+            notification_id=notification.id,
+            now=now,
+            ttl_seconds=idempotency_ttl_seconds,
+        )
+        if not reserved:
+            return None
+    return await insert_deliveries(
+        session, client_id, notification.id, deliveries, due_at=notification.send_at, now=now
+    )
+
+
+async def insert_deliveries(
+    session: AsyncSession,
+    client_id: str,
+    notification_id: str,
+    deliveries: Sequence[NewDelivery],
+    *,
+    due_at: datetime,
+    now: datetime,
+    chunk_size: int = INSERT_CHUNK,
+) -> list[str]:
+    """Bulk-insert pending deliveries in chunks (Core executemany, no ORM objects); their ids."""
+    ids: list[str] = []
+    for start in range(0, len(deliveries), chunk_size):
+        rows: list[dict[str, Any]] = []
+        for item in deliveries[start : start + chunk_size]:
+            delivery_id = new_id()
+            ids.append(delivery_id)
+            rows.append(
+                {
+                    "id": delivery_id,
+                    "client_id": client_id,
+                    "notification_id": notification_id,
+                    "channel": item.channel,
+                    "recipient": item.recipient,
+                    "recipient_user_id": item.recipient_user_id,
+                    "endpoint_id": item.endpoint_id,
+                    "status": PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": due_at,
+                    "lease_until": None,
+                    "last_error": None,
+                    "delivered_at": None,
+                    "skip_reason": None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        await session.execute(insert(_DELIVERIES), rows)
+    return ids
+
+
+async def reserve_idempotency_key(
+    session: AsyncSession,
+    client_id: str,
+    key: str,
+    *,
+    request_hash: str,
+    notification_id: str,
+    now: datetime,
+    ttl_seconds: int = IDEMPOTENCY_TTL_SECONDS,
+) -> bool:
+    """Take `key` for `notification_id`; False when a live record already holds it.
+
+    One `INSERT … ON CONFLICT DO UPDATE … WHERE expires_at <= now`: an expired record is
+    replaced in place, a live one is left alone. On PostgreSQL a concurrent send with the
+    same key waits for the first transaction and then sees the conflict.
+    """
+    stmt = dialect_insert(session, IdempotencyRecord).values(
+        client_id=client_id,
+        key=key,
+        request_hash=request_hash,
+        notification_id=notification_id,
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl_seconds),
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["client_id", "key"],
+        set_={
+            "request_hash": stmt.excluded.request_hash,
+            "notification_id": stmt.excluded.notification_id,
+            "created_at": stmt.excluded.created_at,
+            "expires_at": stmt.excluded.expires_at,
+        },
+        where=col(IdempotencyRecord.expires_at) <= now,
+    ).returning(col(IdempotencyRecord.key))
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def find_by_idempotency_key(
+    session: AsyncSession, client_id: str, key: str, *, now: datetime
+) -> tuple[IdempotencyRecord, Notification] | None:
+    """The live (unexpired) record for `key` and the notification it created."""
+    query = (
+        select(IdempotencyRecord, Notification)
+        .join(Notification, col(Notification.id) == col(IdempotencyRecord.notification_id))
+        .where(
+            col(IdempotencyRecord.client_id) == client_id,
+            col(IdempotencyRecord.key) == key,
+            col(IdempotencyRecord.expires_at) > now,
+            col(Notification.client_id) == client_id,
+        )
+    )
+    row = (await session.execute(query)).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+async def purge_idempotency_records(session: AsyncSession, *, now: datetime, limit: int) -> int:
+    """Delete up to `limit` expired records (all clients: a retention task); how many."""
+    doomed = (
+        select(col(IdempotencyRecord.client_id), col(IdempotencyRecord.key))
+        .where(col(IdempotencyRecord.expires_at) <= now)
+        .order_by(col(IdempotencyRecord.expires_at))
+        .limit(limit)
+    )
+    result = await session.execute(
+        delete(IdempotencyRecord)
+        .where(tuple_(col(IdempotencyRecord.client_id), col(IdempotencyRecord.key)).in_(doomed))
+        .returning(col(IdempotencyRecord.key))
+        .execution_options(synchronize_session=False)
+    )
+    return len(result.all())
+
+
+async def get(session: AsyncSession, client_id: str, notification_id: str) -> Notification | None:
+    """One notification of the client."""
+    query = select(Notification).where(
+        col(Notification.client_id) == client_id, col(Notification.id) == notification_id
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def get_with_deliveries(
+    session: AsyncSession, client_id: str, notification_id: str
+) -> tuple[Notification, list[Delivery]] | None:
+    """A notification and its deliveries (in creation order)."""
+    notification = await get(session, client_id, notification_id)
+    if notification is None:
+        return None
+    query = (
+        select(Delivery)
+        .where(
+            col(Delivery.client_id) == client_id,
+            col(Delivery.notification_id) == notification_id,
+        )
+        .order_by(col(Delivery.id))
+    )
+    return notification, list((await session.execute(query)).scalars().all())
+
+
+async def list_page(
+    session: AsyncSession,
+    client_id: str,
+    *,
+    limit: int,
+    after: str | None = None,
+    status: str | None = None,
+    channel: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> list[Notification]:
+    """`limit + 1` notifications, newest first, older than the cursor id, filtered.
+
+    The channel filter asks whether a delivery of that channel exists (index
+    ix_deliveries_notification), which works alike on both databases where JSON
+    containment on `channels` would not.
+    """
+    query = select(Notification).where(col(Notification.client_id) == client_id)
+    if after:
+        query = query.where(col(Notification.id) < after)
+    if status is not None:
+        query = query.where(col(Notification.status) == status)
+    if created_after is not None:
+        query = query.where(col(Notification.created_at) >= created_after)
+    if created_before is not None:
+        query = query.where(col(Notification.created_at) < created_before)
+    if channel is not None:
+        query = query.where(
+            exists().where(
+                col(Delivery.notification_id) == col(Notification.id),
+                col(Delivery.channel) == channel,
+            )
+        )
+    query = query.order_by(col(Notification.id).desc()).limit(limit + 1)
+    return list((await session.execute(query)).scalars().all())
+
+
+def derive_status(counts: Mapping[str, int], *, scheduled: bool) -> str:
+    """A notification's status from how many of its deliveries are in each status.
+
+    While work is owed (pending, sending, retrying): `scheduled` if its `send_at` is
+    still ahead, else `pending`. Once every delivery is final: `delivered` when none
+    failed or was canceled (skipped ones were not owed), `canceled` when none was
+    delivered or failed, `failed` when some failed and none was delivered, `partial`
+    when some were delivered and others failed or were canceled. No deliveries at all:
+    nothing is owed, so `delivered`.
+    """
+    if any(counts.get(status, 0) for status in ACTIVE_STATUSES):
+        return "scheduled" if scheduled else PENDING
+    delivered, failed, canceled = (counts.get(s, 0) for s in (DELIVERED, FAILED, CANCELED))
+    if not failed and not canceled:
+        return DELIVERED
+    if not delivered:
+        return FAILED if failed else CANCELED
+    return "partial"
+
+
+async def delivery_status_counts(
+    session: AsyncSession, client_id: str, notification_ids: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    """Per notification, how many deliveries are in each status (one GROUP BY)."""
+    out: dict[str, dict[str, int]] = {nid: {} for nid in notification_ids}
+    if not notification_ids:
+        return out
+    query = (
+        select(col(Delivery.notification_id), col(Delivery.status), func.count())
+        .where(
+            col(Delivery.client_id) == client_id,
+            col(Delivery.notification_id).in_(notification_ids),
+        )
+        .group_by(col(Delivery.notification_id), col(Delivery.status))
+    )
+    for notification_id, status, count in (await session.execute(query)).all():
+        out[notification_id][status] = int(count)
+    return out
+
+
+async def refresh_status(
+    session: AsyncSession, client_id: str, notification_id: str, *, now: datetime
+) -> str | None:
+    """Recompute and store the notification's status from its deliveries; the status.
+
+    Counting walks ix_deliveries_notification; callers run it when a delivery reaches a
+    final status rather than on every transition.
+    """
+    notification = await get(session, client_id, notification_id)
+    if notification is None:
+        return None
+    counts = (await delivery_status_counts(session, client_id, [notification_id]))[notification_id]
+    status = derive_status(counts, scheduled=notification.send_at > now)
+    if status != notification.status:
+        await session.execute(
+            update(Notification)
+            .where(
+                col(Notification.client_id) == client_id,
+                col(Notification.id) == notification_id,
+            )
+            .values(status=status)
+            .execution_options(synchronize_session=False)
+        )
+        notification.status = status
+    return status
+
+
+async def list_attempts(
+    session: AsyncSession,
+    client_id: str,
+    notification_id: str,
+    *,
+    limit: int,
+    after: str | None = None,
+) -> list[tuple[DeliveryAttempt, str, dict[str, Any]]]:
+    """`limit + 1` attempts of a notification in order, each with its channel and recipient."""
+    query = (
+        select(DeliveryAttempt, col(Delivery.channel), col(Delivery.recipient))
+        .join(Delivery, col(Delivery.id) == col(DeliveryAttempt.delivery_id))
+        .where(
+            and_(
+                col(DeliveryAttempt.client_id) == client_id,
+                col(DeliveryAttempt.notification_id) == notification_id,
+            )
+        )
+    )
+    if after:
+        query = query.where(col(DeliveryAttempt.id) > after)
+    query = query.order_by(col(DeliveryAttempt.id)).limit(limit + 1)
+    return [(row[0], row[1], row[2]) for row in (await session.execute(query)).all()]
