@@ -118,7 +118,9 @@ class WebhookChannel:
             outcome = await asyncio.wait_for(self._post(target, content, ctx), self._timeout)
         except asyncio.TimeoutError:
             # httpx's timeouts are per read/write; this one bounds a receiver that trickles.
-            outcome = Outcome(OutcomeKind.RETRY, error=f"no complete answer in {self._timeout}s")
+            outcome = Outcome(
+                OutcomeKind.RETRY, error=f"timeout: no complete answer within {self._timeout}s"
+            )
         finally:
             self._in_flight[endpoint.id] -= 1
             if self._in_flight[endpoint.id] <= 0:

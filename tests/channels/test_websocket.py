@@ -51,7 +51,11 @@ async def test_online_user_receives_notification_and_delivery_is_delivered(bus: 
     assert [(e.event, e.data) for e in seen] == [
         (
             NOTIFICATION,
-            {"event": "order.shipped", "data": {"order": 7}, "notification_id": ctx.notification_id},
+            {
+                "event": "order.shipped",
+                "data": {"order": 7},
+                "notification_id": ctx.notification_id,
+            },
         )
     ]
 
