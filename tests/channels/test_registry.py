@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -40,10 +41,13 @@ def _pip(*args: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def example_plugin_installed() -> Iterator[None]:
+def example_plugin_installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The example channel package pip-installed into this venv for the session."""
-    # No build isolation: the venv's setuptools builds it, so no index is needed.
-    _pip("install", "--no-build-isolation", "--no-deps", str(EXAMPLE))
+    # Built from a copy so the build leaves nothing in the source tree; no build isolation:
+    # the venv's setuptools and wheel build it, so no package index is needed.
+    source = tmp_path_factory.mktemp("plugin") / EXAMPLE.name
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    _pip("install", "--no-build-isolation", "--no-deps", str(source))
     importlib.invalidate_caches()
     try:
         yield
