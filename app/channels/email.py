@@ -163,7 +163,11 @@ class EmailChannel:
         assert target.email is not None
         domain = server.from_email.rpartition("@")[2] or "chatapi.invalid"
         # Stable across retries, so a receiving system can recognise a re-sent message.
-        msg = build_message(server, target.email, content, f"<{target.delivery_id}@{domain}>")
+        try:
+            msg = build_message(server, target.email, content, f"<{target.delivery_id}@{domain}>")
+        except (ValueError, TypeError) as exc:
+            # E.g. a line break in a header (header injection): the content can never be sent.
+            return Outcome(OutcomeKind.FAILED, error=f"invalid e-mail content: {exc}"), False
         try:
             smtp, reused = await self._pool.acquire(server)
         except (aiosmtplib.SMTPException, OSError) as exc:

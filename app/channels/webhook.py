@@ -102,6 +102,8 @@ class WebhookChannel:
         endpoint = target.endpoint
         if endpoint is None:
             return Outcome(OutcomeKind.FAILED, error="webhook delivery needs an endpoint")
+        if not isinstance(content.get("event_type"), str):
+            return Outcome(OutcomeKind.FAILED, error="webhook content needs an event_type")
         if not endpoint.secrets:
             return Outcome(OutcomeKind.FAILED, error="webhook endpoint has no signing secret")
         # The cap answers "busy, retry soon" instead of waiting: a waiting task would hold a

@@ -243,3 +243,16 @@ async def test_missing_configuration_or_content_fails_permanently(channel: Email
     no_body = await send(channel, down_server(), content={"subject": "s"})
     assert no_config.kind is OutcomeKind.FAILED
     assert no_body.kind is OutcomeKind.FAILED
+
+
+async def test_header_injection_in_content_fails_without_sending(
+    channel: EmailChannel, smtp_hosts: list[SmtpHost]
+) -> None:
+    host = start(smtp_hosts)
+    outcome = await send(
+        channel, host.server(), content={"subject": "hi\r\nBcc: victim@example.org", "text": "x"}
+    )
+    sentinel = await send(channel, host.server())
+    assert outcome.kind is OutcomeKind.FAILED
+    assert sentinel.kind is OutcomeKind.DELIVERED
+    assert len(host.recorder.messages) == 1
