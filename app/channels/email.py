@@ -9,6 +9,7 @@ e-mails does not pay a TCP + TLS + AUTH handshake each.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
@@ -37,8 +38,17 @@ class _Idle:
 class SmtpPool:
     """Idle SMTP connections per server configuration; stale ones are dropped, not trusted."""
 
-    def __init__(self, *, timeout: float, max_idle: int = 2, max_idle_seconds: float = 60.0):
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        max_idle: int = 2,
+        max_idle_seconds: float = 60.0,
+        tls_context: ssl.SSLContext | None = None,
+    ):
         self._timeout = timeout
+        # None: the system's trust store with hostname checks (aiosmtplib's default).
+        self._tls_context = tls_context
         self._max_idle = max_idle
         self._max_idle_seconds = max_idle_seconds
         self._idle: dict[SmtpServer, list[_Idle]] = {}
@@ -60,6 +70,7 @@ class SmtpPool:
             use_tls=server.security == "tls",
             start_tls=server.security == "starttls",
             timeout=self._timeout,
+            tls_context=self._tls_context,
         )
         await smtp.connect()
         return smtp, False
@@ -132,8 +143,10 @@ class EmailChannel:
 
     name = "email"
 
-    def __init__(self, *, timeout: float = 30.0, pool: SmtpPool | None = None) -> None:
-        self._pool = pool or SmtpPool(timeout=timeout)
+    def __init__(
+        self, *, timeout: float = 30.0, tls_context: ssl.SSLContext | None = None
+    ) -> None:
+        self._pool = SmtpPool(timeout=timeout, tls_context=tls_context)
 
     async def send(
         self, target: DeliveryTarget, content: dict[str, Any], ctx: ChannelContext
