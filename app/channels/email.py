@@ -143,9 +143,7 @@ class EmailChannel:
 
     name = "email"
 
-    def __init__(
-        self, *, timeout: float = 30.0, tls_context: ssl.SSLContext | None = None
-    ) -> None:
+    def __init__(self, *, timeout: float = 30.0, tls_context: ssl.SSLContext | None = None) -> None:
         self._pool = SmtpPool(timeout=timeout, tls_context=tls_context)
 
     async def send(
