@@ -1,0 +1,1 @@
+"""Delivery channels of the notification relay (DESIGN.md §4); see docs/channels.md."""

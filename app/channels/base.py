@@ -1,0 +1,207 @@
+"""The one channel interface, its plain-data inputs and outcome, and the entry-point registry.
+
+A channel turns one delivery into one attempt and says how it went (`Outcome`); it never
+touches the database. The service builds the inputs from rows, calls `send`, and records the
+attempt and the delivery's next state from the outcome. Channels are found through the
+`chatapi.channels` entry-point group, built-ins included, so a pip-installed package adds one
+without touching this code base (docs/channels.md).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from app.core.config import Settings
+    from app.realtime.bus import EventBus
+    from app.realtime.presence import Presence
+
+log = logging.getLogger("chatapi.channels")
+
+ENTRY_POINT_GROUP = "chatapi.channels"
+# What an outcome keeps of a response body or SMTP reply (attempt rows stay small).
+MAX_REPLY_BYTES = 4096
+
+
+class OutcomeKind(str, enum.Enum):
+    """How one attempt ended."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"  # try again later (after `retry_after` when given)
+    FAILED = "failed"  # permanent: retrying cannot help
+    PARKED = "parked"  # nothing to do now; stays pending until an event (a connect) flushes it
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of one attempt, recorded as an attempt row by the service."""
+
+    kind: OutcomeKind
+    retry_after: float | None = None  # seconds; the receiver's Retry-After or a channel's hint
+    response_code: int | None = None  # HTTP status or SMTP reply code
+    reply: str | None = None  # response body or SMTP reply text, at most MAX_REPLY_BYTES
+    duration_ms: float = 0.0
+    error: str | None = None  # why it did not succeed, for humans
+    served_by: str | None = None  # which server answered ("primary"/"fallback" for e-mail)
+    disable_endpoint: bool = False  # the receiver asked never to be called again (HTTP 410)
+
+    @property
+    def delivered(self) -> bool:
+        """True when the attempt delivered."""
+        return self.kind is OutcomeKind.DELIVERED
+
+
+def truncate_reply(text: str | bytes | None, limit: int = MAX_REPLY_BYTES) -> str | None:
+    """`text` cut to at most `limit` UTF-8 bytes, never splitting a character."""
+    if text is None:
+        return None
+    raw = text if isinstance(text, bytes) else text.encode()
+    return raw[:limit].decode("utf-8", errors="ignore")
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpServer:
+    """One SMTP server of a client's e-mail configuration (password already opened)."""
+
+    host: str
+    port: int
+    from_email: str
+    username: str | None = None
+    password: str | None = None
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    from_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmailConfig:
+    """A client's SMTP server and the optional fallback tried when it is unavailable."""
+
+    primary: SmtpServer
+    fallback: SmtpServer | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpoint:
+    """A client's webhook endpoint with its signing secrets (opened, newest first)."""
+
+    id: str
+    url: str
+    secrets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryTarget:
+    """Who or what one delivery goes to; which fields are set depends on the channel."""
+
+    delivery_id: str  # stable across retries: webhook-id, Message-ID, dedupe keys
+    client_id: str
+    user_id: str | None = None  # websocket (and the e-mail's user, when known)
+    email: str | None = None  # e-mail address
+    endpoint: WebhookEndpoint | None = None  # webhook
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelContext:
+    """What one attempt knows beyond its target and content."""
+
+    notification_id: str
+    created_at: datetime  # the notification's time (a webhook body's `timestamp`)
+    attempt: int = 1
+    email: EmailConfig | None = None  # the client's SMTP configuration, for e-mail
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """Sends one delivery's content to its target and reports the outcome; never raises for
+    failures of the other side (those are outcomes), only for bugs."""
+
+    name: str
+
+    async def send(
+        self, target: DeliveryTarget, content: dict[str, Any], ctx: ChannelContext
+    ) -> Outcome:
+        """Make one attempt."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release pooled connections (at worker shutdown)."""
+        ...
+
+
+@dataclass(slots=True)
+class ChannelFactoryContext:
+    """What a channel factory may use: the process's settings and real-time runtime.
+
+    `bus`/`presence` are None where the process has no real-time runtime; a factory that
+    needs them raises ChannelUnavailable and the channel is left out.
+    """
+
+    settings: Settings | None = None
+    bus: EventBus | None = None
+    presence: Presence | None = None
+    allow_private_targets: bool = False
+    webhook_timeout_seconds: float = 15.0
+    webhook_max_in_flight_per_endpoint: int = 4
+    smtp_timeout_seconds: float = 30.0
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        bus: EventBus | None = None,
+        presence: Presence | None = None,
+    ) -> ChannelFactoryContext:
+        """The context for a process running with `settings`."""
+        return cls(
+            settings=settings,
+            bus=bus,
+            presence=presence,
+            allow_private_targets=settings.WEBHOOK_ALLOW_PRIVATE_TARGETS,
+        )
+
+
+class ChannelFactory(Protocol):
+    """What a `chatapi.channels` entry point names: `create(ctx) -> Channel`."""
+
+    def __call__(self, ctx: ChannelFactoryContext) -> Channel: ...
+
+
+class ChannelUnavailable(Exception):
+    """A factory cannot build its channel in this process (e.g. no event bus)."""
+
+
+def load_channels(ctx: ChannelFactoryContext) -> dict[str, Channel]:
+    """Every channel registered in the `chatapi.channels` entry-point group, by name.
+
+    A factory that raises ChannelUnavailable is skipped with a log line; a broken plugin
+    (import error, wrong type) raises, so a misconfigured deployment fails at start-up rather
+    than at its first delivery.
+    """
+    channels: dict[str, Channel] = {}
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if ep.name in channels:
+            # Two distributions claim one name: the first (sorted by name, then discovery
+            # order) wins, and the clash is visible in the log.
+            log.warning("channel %r registered twice; keeping the first", ep.name)
+            continue
+        factory: ChannelFactory = ep.load()
+        try:
+            channel = factory(ctx)
+        except ChannelUnavailable as exc:
+            log.info("channel %r unavailable here: %s", ep.name, exc)
+            continue
+        if not isinstance(channel, Channel):
+            raise TypeError(f"entry point {ep.value!r} did not build a Channel")
+        if channel.name != ep.name:
+            raise TypeError(
+                f"entry point {ep.name!r} built a channel named {channel.name!r}; they must match"
+            )
+        channels[ep.name] = channel
+    return channels

@@ -1,0 +1,143 @@
+"""The SSRF guard: refused address families, allow_private, and connection pinning."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+
+from app.channels.base import DeliveryTarget, OutcomeKind, WebhookEndpoint
+from app.channels.ssrf import TargetRefused, check_url
+from app.channels.webhook import WebhookChannel
+from app.core.ids import new_id
+from tests.channels.conftest import context
+from tests.channels.receiver import Receiver, running_receiver
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+REFUSED = [
+    ("127.0.0.1", "loopback"),
+    ("[::1]", "loopback"),
+    ("10.1.2.3", "private"),
+    ("172.16.0.1", "private"),
+    ("192.168.1.1", "private"),
+    ("169.254.169.254", "metadata"),
+    ("[fe80::1]", "link-local"),
+    ("[fc00::1]", "private"),
+    ("[::]", "unspecified"),
+    ("0.0.0.0", "unspecified"),
+    ("[::ffff:10.0.0.1]", "private"),
+    ("[::ffff:127.0.0.1]", "loopback"),
+    ("[fd00:ec2::254]", "metadata"),
+    ("100.100.100.200", "metadata"),
+    ("100.64.0.1", "not globally routable"),
+    ("224.0.0.1", "multicast"),
+    ("[2002:a00:1::1]", "private"),  # 6to4 wrapping 10.0.0.1
+]
+
+
+@pytest.mark.parametrize(("host", "reason"), REFUSED)
+async def test_private_and_special_addresses_are_refused(host: str, reason: str) -> None:
+    with pytest.raises(TargetRefused, match=reason):
+        await check_url(f"http://{host}/hook", allow_private=False)
+
+
+async def test_hostname_resolving_to_loopback_is_refused() -> None:
+    with pytest.raises(TargetRefused, match=r"localhost \(.*\) is loopback"):
+        await check_url("http://localhost:8080/hook", allow_private=False)
+
+
+async def test_one_private_answer_among_public_ones_refuses_the_host() -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        return ["93.184.216.34", "10.0.0.5"]
+
+    with pytest.raises(TargetRefused, match=re.escape("10.0.0.5")):
+        await check_url("https://hooks.example.com/x", allow_private=False, resolver=resolver)
+
+
+async def test_public_address_is_allowed_and_returned_as_the_pin() -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        assert (host, port) == ("hooks.example.com", 443)
+        return ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"]
+
+    pins = await check_url("https://hooks.example.com/x", allow_private=False, resolver=resolver)
+    assert pins == ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]", "10.1.2.3", "localhost", "[fc00::1]"])
+async def test_private_targets_are_allowed_when_configured(host: str) -> None:
+    assert await check_url(f"http://{host}/hook", allow_private=True)
+
+
+async def test_metadata_address_is_refused_even_when_private_targets_are_allowed() -> None:
+    with pytest.raises(TargetRefused, match="metadata"):
+        await check_url("http://169.254.169.254/latest/meta-data/", allow_private=True)
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://example.com/x", "file:///etc/passwd", "http:///x", "http://u:p@example.com/"]
+)
+async def test_malformed_or_non_http_urls_are_refused(url: str) -> None:
+    with pytest.raises(TargetRefused):
+        await check_url(url, allow_private=True)
+
+
+@pytest.fixture(scope="module")
+async def receiver() -> AsyncIterator[Receiver]:
+    async with running_receiver() as r:
+        yield r
+
+
+async def test_connection_goes_to_the_checked_address_not_a_second_answer(
+    receiver: Receiver,
+) -> None:
+    # A rebinding resolver: the first answer is the receiver, any later one points elsewhere
+    # (nothing listens on 127.0.0.2). A guard that checked one answer and let the connection
+    # resolve again would fail to connect.
+    answers: list[str] = []
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        answer = "127.0.0.1" if not answers else "127.0.0.2"
+        answers.append(answer)
+        return [answer]
+
+    channel = WebhookChannel(allow_private=True, resolver=rebinding)
+    endpoint = WebhookEndpoint(
+        new_id(), receiver.url("/pinned", host="hooks.example.test"), (SECRET,)
+    )
+    try:
+        outcome = await channel.send(
+            DeliveryTarget(new_id(), new_id(), endpoint=endpoint),
+            {"event_type": "t", "payload": {}},
+            context(),
+        )
+    finally:
+        await channel.aclose()
+
+    assert outcome.kind is OutcomeKind.DELIVERED, outcome
+    assert answers == ["127.0.0.1"]
+    # The peer is pinned, the URL's host is still what HTTP sees.
+    assert receiver.requests[-1].headers["host"] == f"hooks.example.test:{receiver.port}"
+
+
+async def test_webhook_to_a_name_resolving_to_loopback_fails_without_connecting(
+    receiver: Receiver,
+) -> None:
+    async def to_loopback(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    channel = WebhookChannel(allow_private=False, resolver=to_loopback)
+    endpoint = WebhookEndpoint(new_id(), receiver.url("/blocked", host="evil.example"), (SECRET,))
+    try:
+        outcome = await channel.send(
+            DeliveryTarget(new_id(), new_id(), endpoint=endpoint),
+            {"event_type": "t", "payload": {}},
+            context(),
+        )
+    finally:
+        await channel.aclose()
+
+    assert outcome.kind is OutcomeKind.FAILED
+    assert outcome.error is not None and "loopback" in outcome.error
+    assert "/blocked" not in receiver.paths()
