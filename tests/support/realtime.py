@@ -6,16 +6,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
 import socketio
+import uvicorn
 import websockets
+from fastapi import FastAPI
 
+from app.auth.principal import Principal
+from app.realtime.connection import Connection, Frame
 from tests.support.api import bearer
+from tests.support.processes import free_port
 
 Received = tuple[str, Any]
 
@@ -32,6 +37,15 @@ async def wait_for(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"no matching event within {timeout}s; got {[e for e, _ in seen]}")
         await asyncio.sleep(0.02)
+
+
+async def until(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    """Wait until `check()` holds (state the server reaches on its own, e.g. cleanup)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)
 
 
 class WsClient:
@@ -154,3 +168,45 @@ async def make_scene(http: httpx.AsyncClient, base: str, admin_key: str, users: 
         )
     ).json()
     return Scene(base, master, made, keys, room)
+
+
+class RecordingConnection(Connection):
+    """A connection whose transport is a list: what a client would have received."""
+
+    transport = "memory"
+
+    def __init__(self, principal: Principal) -> None:
+        super().__init__(principal)
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.closed_with: list[tuple[int, str]] = []
+
+    async def _write(self, frame: Frame) -> None:
+        self.received.append((frame.event, frame.data))
+
+    async def _close_transport(self, code: int, reason: str) -> None:
+        self.closed_with.append((code, reason))
+
+
+@contextlib.asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """Run `app` under a real uvicorn server inside this event loop; yield its base URL.
+
+    In-process so a test can reach the app's hub (hooks, fault injection) while clients
+    talk to it over real sockets."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    # The test runner owns the process's signals, not this server.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise AssertionError("uvicorn stopped before it started")
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
