@@ -15,12 +15,22 @@ from fastapi import FastAPI
 
 from app.core.redis import create_redis
 from app.main import create_app
+from app.realtime.bus import EventBus
 from app.realtime.connection import Connection
+from app.realtime.events import room_target
 from app.realtime.hub import Hub
 from app.realtime.presence import RedisPresence
 from tests.conftest import ADMIN_KEY, make_settings
 from tests.support.processes import free_port
-from tests.support.realtime import SioClient, WsClient, make_scene, serving, until, wait_for
+from tests.support.realtime import (
+    SioClient,
+    WsClient,
+    connect_then_publish_every_time,
+    make_scene,
+    serving,
+    until,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +52,25 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 def _unreachable_redis_presence() -> RedisPresence:
     # Redis going away in the middle of a connect: nothing listens on this port.
     return RedisPresence(create_redis(f"redis://127.0.0.1:{free_port()}/0"), "gone:")
+
+
+async def test_every_event_published_on_the_bus_right_after_a_connect_returns_arrives(
+    live: tuple[FastAPI, str], http: httpx.AsyncClient
+) -> None:
+    app, base = live
+    scene = await make_scene(http, base, ADMIN_KEY)
+    client_id = (await http.get(f"{base}/api/v1/auth/me", headers=scene.master_auth)).json()[
+        "client_id"
+    ]
+    bus: EventBus = app.state.bus
+
+    async def publish(tag: str) -> None:
+        # The in-memory bus, the instant the handshake completed: no database write first.
+        await bus.publish(
+            client_id, room_target(scene.room["id"]), "message.created", {"content": tag}
+        )
+
+    await connect_then_publish_every_time([base], scene.keys[0], publish)
 
 
 async def test_socketio_connect_packet_comes_before_any_event(

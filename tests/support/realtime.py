@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +60,8 @@ class WsClient:
 
     @classmethod
     async def open(cls, base: str, key: str, *, ready: bool = True, **kwargs: Any) -> WsClient:
-        """Connect with `?api_key=`; by default wait for the `connected` event."""
+        """Connect with `?api_key=`; by default wait for the `connected` event (information
+        only: subscriptions are live once the handshake completed)."""
         url = base.replace("http://", "ws://") + f"/api/v1/websocket/open?api_key={key}"
         client = cls(await websockets.connect(url, **kwargs))
         if ready:
@@ -110,13 +111,15 @@ class SioClient:
         self.events.append((event, data))
 
     @classmethod
-    async def open(cls, base: str, key: str) -> SioClient:
-        """Connect at path /sockets with auth={"api_key": key}."""
+    async def open(cls, base: str, key: str, *, ready: bool = True) -> SioClient:
+        """Connect at path /sockets with auth={"api_key": key}; by default wait for the
+        `connected` event (information only: subscriptions are live once connect returns)."""
         client = cls()
         await client.sio.connect(
             base, socketio_path="sockets", auth={"api_key": key}, transports=["websocket"]
         )
-        await wait_for(client.events, lambda e: e[0] == "connected")
+        if ready:
+            await wait_for(client.events, lambda e: e[0] == "connected")
         return client
 
     async def close(self) -> None:
@@ -210,3 +213,39 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+RealtimeClient = WsClient | SioClient
+CONNECT_RACE_ROUNDS = 50
+
+
+async def connect_then_publish_every_time(
+    bases: list[str], key: str, publish: Callable[[str], Awaitable[None]]
+) -> None:
+    """CONNECT_RACE_ROUNDS times per transport (spread over `bases`, 10 at a time): open a
+    connection and, the moment its connect call returns (not waiting for `connected`),
+    `publish(tag)` an event its room hears; every connection must receive its own tag."""
+    gate = asyncio.Semaphore(10)
+
+    async def one(i: int, transport: str) -> None:
+        base = bases[i % len(bases)]
+        tag = f"{transport}-{i}"
+        async with gate:
+            client: RealtimeClient = (
+                await WsClient.open(base, key, ready=False)
+                if transport == "websocket"
+                else await SioClient.open(base, key, ready=False)
+            )
+            try:
+                await publish(tag)
+                await wait_for(
+                    client.events,
+                    lambda e: e[0] == "message.created" and e[1].get("content") == tag,
+                )
+                assert client.events[0][0] == "connected", "connected is the first frame"
+            finally:
+                await client.close()
+
+    await asyncio.gather(
+        *(one(i, t) for i in range(CONNECT_RACE_ROUNDS) for t in ("websocket", "socketio"))
+    )
