@@ -91,11 +91,17 @@ class MemoryBroadcast:
         self._handlers.remove(channel, handler)
 
 
+SUBSCRIBE_TIMEOUT_SECONDS = 5.0
+
+
 class RedisBroadcast:
     """Redis pub/sub fan-out with one subscriber connection per process.
 
     The reader owns the connection: it (re)subscribes to every channel with handlers each
     time it connects, so a Redis restart or an outage at start-up only delays messages.
+    `subscribe` returns once Redis confirmed the subscription, so a message published
+    after it returns is heard. A subscribe that fails is logged and makes the reader
+    reconnect, which resubscribes everything (nothing stays deaf until a later outage).
     """
 
     def __init__(self, redis: Redis, prefix: str) -> None:
@@ -103,6 +109,8 @@ class RedisBroadcast:
         self._prefix = f"{prefix}bus:"
         self._handlers = _Handlers()
         self._pubsub: PubSub | None = None
+        self._ready = asyncio.Event()  # set while the reader is subscribed to everything
+        self._confirming: dict[str, list[asyncio.Future[None]]] = defaultdict(list)
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -118,24 +126,76 @@ class RedisBroadcast:
         await self._redis.publish(self._prefix + channel, message)
 
     async def subscribe(self, channel: str, handler: Handler) -> None:
-        if self._handlers.add(channel, handler) and self._pubsub is not None:
-            with contextlib.suppress(Exception):  # the reader resubscribes on reconnect
-                await self._pubsub.subscribe(self._prefix + channel)
+        if not self._handlers.add(channel, handler):
+            return
+        pubsub = self._pubsub
+        if pubsub is not None:
+            try:
+                await self._confirmed_subscribe(pubsub, self._prefix + channel)
+                return
+            except Exception as exc:
+                log.warning(
+                    "broadcast subscribe failed, resubscribing every channel",
+                    extra={"channel": channel, "error": repr(exc)},
+                )
+                await self._drop(pubsub)
+        # The reader (re)connects and subscribes every channel with handlers, this one too.
+        try:
+            await asyncio.wait_for(self._ready.wait(), SUBSCRIBE_TIMEOUT_SECONDS)
+        except TimeoutError:
+            log.error(
+                "broadcast subscribe still pending: Redis unreachable",
+                extra={"channel": channel},
+            )
 
     async def unsubscribe(self, channel: str, handler: Handler) -> None:
         if self._handlers.remove(channel, handler) and self._pubsub is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await self._pubsub.unsubscribe(self._prefix + channel)
+            except Exception as exc:
+                # Harmless: messages for a channel without handlers are dropped.
+                log.warning(
+                    "broadcast unsubscribe failed", extra={"channel": channel, "error": repr(exc)}
+                )
+
+    async def _confirmed_subscribe(self, pubsub: PubSub, name: str) -> None:
+        confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._confirming[name].append(confirmed)
+        try:
+            await pubsub.subscribe(name)
+            await asyncio.wait_for(confirmed, SUBSCRIBE_TIMEOUT_SECONDS)
+        finally:
+            waiters = self._confirming.get(name, [])
+            with contextlib.suppress(ValueError):
+                waiters.remove(confirmed)
+            if not waiters:
+                self._confirming.pop(name, None)
+
+    async def _drop(self, pubsub: PubSub) -> None:
+        """Make the reader abandon `pubsub` and reconnect."""
+        if self._pubsub is pubsub:
+            self._pubsub = None
+            self._ready.clear()
+        if pubsub.connection is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.connection.disconnect()
 
     async def _read_forever(self) -> None:
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._redis.pubsub()
             try:
                 # A channel nobody publishes on keeps the connection subscribed when idle.
-                channels = [self._prefix + "_keepalive"]
-                channels += [self._prefix + c for c in self._handlers.by_channel]
-                await pubsub.subscribe(*channels)
+                subscribed: set[str] = set()
+                while True:
+                    wanted = {self._prefix + "_keepalive"}
+                    wanted |= {self._prefix + c for c in self._handlers.by_channel}
+                    missing = wanted - subscribed
+                    if not missing:  # nothing added while we were subscribing
+                        break
+                    await pubsub.subscribe(*sorted(missing))
+                    subscribed |= missing
                 self._pubsub = pubsub
+                self._ready.set()
                 await self._pump(pubsub)
             except asyncio.CancelledError:
                 raise
@@ -143,16 +203,23 @@ class RedisBroadcast:
                 log.warning("broadcast lost Redis, reconnecting", extra={"error": repr(exc)})
                 await asyncio.sleep(0.5)
             finally:
-                self._pubsub = None
+                if self._pubsub is pubsub:
+                    self._pubsub = None
+                    self._ready.clear()
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _pump(self, pubsub: PubSub) -> None:
         strip = len(self._prefix)
-        while True:
+        while self._pubsub is pubsub:
             message = await pubsub.get_message(timeout=1.0)
-            if message is None or message.get("type") != "message":
+            if message is None:
                 continue
             channel = message["channel"]
-            name = (channel.decode() if isinstance(channel, bytes) else channel)[strip:]
-            await self._handlers.dispatch(name, message["data"])
+            name = channel.decode() if isinstance(channel, bytes) else str(channel)
+            if message.get("type") == "subscribe":
+                for waiter in self._confirming.get(name, []):
+                    if not waiter.done():
+                        waiter.set_result(None)
+            elif message.get("type") == "message":
+                await self._handlers.dispatch(name[strip:], message["data"])

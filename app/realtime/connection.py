@@ -25,6 +25,7 @@ EVENTS_PER_SECOND = 20.0
 EVENT_BURST = 40.0
 
 # Close codes in the 4000 range are ours (RFC 6455 leaves them to applications).
+CLOSE_INTERNAL_ERROR = 1011
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_REVOKED = 4403
 CLOSE_SLOW_CONSUMER = 4408
@@ -70,7 +71,10 @@ class Connection(ABC):
         self._tokens = EVENT_BURST
         self._refilled = monotonic()
         self._typing_at: dict[str, float] = {}
+        self._greeting: Frame | None = None
+        self._closing: asyncio.Task[None] | None = None
         self.closed = False
+        self.counted = False  # counted in presence (the hub counts it out on unregister)
 
     @property
     def client_id(self) -> str:
@@ -82,9 +86,15 @@ class Connection(ABC):
         """The user (None for a master key)."""
         return self.principal.user_id
 
+    def greet(self, event: str, data: dict[str, Any]) -> None:
+        """Set the frame written before anything queued (`connected`), whatever was
+        queued while the connection was being set up."""
+        self._greeting = Frame(event, data)
+
     def start(self) -> None:
-        """Start draining the send queue."""
-        self._writer = asyncio.create_task(self._drain(), name=f"conn-writer-{self.id}")
+        """Start writing (once the transport's handshake has been answered)."""
+        if self._writer is None and not self.closed:
+            self._writer = asyncio.create_task(self._drain(), name=f"conn-writer-{self.id}")
 
     def enqueue(self, event: str, data: dict[str, Any]) -> None:
         """Queue an event for this connection only."""
@@ -97,8 +107,10 @@ class Connection(ABC):
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
+            if self._closing is not None:
+                return  # one close is on its way; later overflows add nothing
             log.warning("slow consumer disconnected", extra={"connection": self.id})
-            asyncio.get_running_loop().create_task(
+            self._closing = asyncio.get_running_loop().create_task(
                 self.close(CLOSE_SLOW_CONSUMER, "slow consumer: events were not read in time")
             )
 
@@ -139,13 +151,17 @@ class Connection(ABC):
                 await writer
 
     async def _drain(self) -> None:
-        while True:
-            frame = await self._queue.get()
-            try:
-                await self._write(frame)
-            except Exception:
-                # The peer went away; the transport's own disconnect handling cleans up.
-                return
+        greeting, self._greeting = self._greeting, None
+        try:
+            if greeting is not None:
+                await self._write(greeting)
+            while True:
+                await self._write(await self._queue.get())
+        except Exception:
+            # Usually the peer went away. Say so and close: a connection whose writer is
+            # gone would otherwise look alive while dropping every event.
+            log.warning("connection writer failed", exc_info=True, extra={"connection": self.id})
+            await self.close(CLOSE_INTERNAL_ERROR, "server error while sending")
 
     @abstractmethod
     async def _write(self, frame: Frame) -> None:

@@ -7,7 +7,9 @@ Client events are acknowledged through Socket.IO's callback: the result on succe
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -56,10 +58,31 @@ class SocketIOConnection(Connection):
         await self.sio.disconnect(self.sid)
 
 
+class _HandshakeManager(socketio.AsyncManager):  # type: ignore[misc]
+    """Runs a callback once a session's CONNECT packet has been sent.
+
+    python-socketio (AsyncServer._handle_connect) awaits the connect handler, then sends
+    the CONNECT packet, then calls `manager.connect(sid, namespace)`. A connection's writer
+    started from here can therefore never put an event on the wire ahead of the CONNECT.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_handshake: dict[str, Callable[[], None]] = {}
+
+    async def connect(self, sid: str, namespace: str) -> Any:
+        result = await super().connect(sid, namespace)
+        callback = self.on_handshake.pop(sid, None)
+        if callback is not None:
+            callback()
+        return result
+
+
 def create_socketio_server(max_frame_bytes: int) -> socketio.AsyncServer:
     """The Socket.IO server; handlers are bound in `bind_handlers` once the app state exists."""
     return socketio.AsyncServer(
         async_mode="asgi",
+        client_manager=_HandshakeManager(),
         cors_allowed_origins="*",
         max_http_buffer_size=max_frame_bytes,
         transports=["websocket", "polling"],
@@ -86,18 +109,26 @@ def bind_handlers(sio: socketio.AsyncServer, state: Any) -> None:
         if principal.client_id == "":
             raise socketio.exceptions.ConnectionRefusedError("The admin key cannot connect")
         conn = SocketIOConnection(sio, sid, principal)
-        connections[sid] = conn
         hub: Hub = state.hub
         try:
+            # Subscriptions are live before this handler returns, i.e. before the client
+            # gets its CONNECT; the hub forgets the connection again if this fails.
             await hub.register(conn)
         except Exception:
-            # A refused connect gets no disconnect event: undo the registration here.
-            connections.pop(sid, None)
-            await hub.unregister(conn)
+            log.exception("socket.io registration failed", extra={"connection": conn.id})
             raise socketio.exceptions.ConnectionRefusedError("server error, try again") from None
+        connections[sid] = conn
+        manager = sio.manager
+        if isinstance(manager, _HandshakeManager):
+            manager.on_handshake[sid] = conn.start
+        else:  # a server built elsewhere: python-socketio sends CONNECT right after we return
+            asyncio.get_running_loop().call_soon(conn.start)
 
     @sio.event
     async def disconnect(sid: str, *args: Any) -> None:
+        manager = sio.manager
+        if isinstance(manager, _HandshakeManager):
+            manager.on_handshake.pop(sid, None)
         conn = connections.pop(sid, None)
         if conn is not None:
             hub: Hub = state.hub

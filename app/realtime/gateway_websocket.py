@@ -7,6 +7,7 @@ Replies to client events are `{"event": "ack", "id", "for", "data"}` or
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 import orjson
@@ -14,9 +15,16 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from app.core.errors import AppError, RateLimited
 from app.realtime.client_events import ClientEvents, problem_of
-from app.realtime.connection import CLOSE_RATE_LIMITED, CLOSE_UNAUTHORIZED, Connection, Frame
+from app.realtime.connection import (
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_RATE_LIMITED,
+    CLOSE_UNAUTHORIZED,
+    Connection,
+    Frame,
+)
 from app.realtime.hub import Hub
 
+log = logging.getLogger("chatapi.realtime")
 router = APIRouter()
 CLOSE_TOO_BIG = 1009
 CLOSE_BAD_DATA = 1007
@@ -52,12 +60,16 @@ def _presented_key(websocket: WebSocket) -> str | None:
 
 @router.websocket("/websocket/open")
 async def websocket_open(websocket: WebSocket) -> None:
-    """Authenticate, subscribe to the user's rooms, then relay events both ways."""
+    """Authenticate and subscribe, then answer the handshake and relay events both ways.
+
+    Every subscription is live before `accept()`: once the client's connect returns, it
+    misses nothing published. A refused key is accepted, then closed with 4401 (4429 when
+    rate limited) and a reason, which a browser could not read from a refused handshake.
+    """
     state = websocket.app.state
     hub: Hub = state.hub
     handler: ClientEvents = state.client_events
     max_frame = state.settings.MAX_WS_FRAME_BYTES
-    await websocket.accept()
     key = _presented_key(websocket)
     try:
         if not key:
@@ -67,13 +79,28 @@ async def websocket_open(websocket: WebSocket) -> None:
             raise AppError("The admin key cannot open connections")
     except AppError as exc:
         code = CLOSE_RATE_LIMITED if isinstance(exc, RateLimited) else CLOSE_UNAUTHORIZED
+        await websocket.accept()
         await websocket.close(code=code, reason=exc.detail[:120])
         return
     conn = WebSocketConnection(websocket, principal)
-    await hub.register(conn)
     try:
+        await hub.register(conn)  # forgets the connection again if it fails
+    except Exception:
+        log.exception("websocket registration failed", extra={"connection": conn.id})
+        await websocket.accept()
+        await websocket.close(code=CLOSE_INTERNAL_ERROR, reason="server error, try again")
+        return
+    try:
+        await websocket.accept()
+        conn.start()
         while not conn.closed:
-            text = await websocket.receive_text()
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            text = message.get("text")
+            if text is None:
+                await _refuse(conn, "frames are JSON text, not binary")
+                continue
             if len(text.encode()) > max_frame:
                 await conn.close(CLOSE_TOO_BIG, f"frames are limited to {max_frame} bytes")
                 break
@@ -81,25 +108,21 @@ async def websocket_open(websocket: WebSocket) -> None:
                 frame = orjson.loads(text)
                 event = str(frame["event"])
             except (orjson.JSONDecodeError, KeyError, TypeError):
-                await conn.reply(
-                    {
-                        "event": "error",
-                        "id": None,
-                        "for": None,
-                        "data": {
-                            "status": 400,
-                            "detail": 'frames are JSON {"event", "data", "id"?}',
-                        },
-                    }
-                )
+                await _refuse(conn, 'frames are JSON {"event", "data", "id"?}')
                 continue
             await _answer(conn, handler, event, frame.get("data"), frame.get("id"))
     except (WebSocketDisconnect, RuntimeError):
-        pass
+        pass  # the peer went away mid-send or mid-accept
     finally:
         await hub.unregister(conn)
         with contextlib.suppress(Exception):
             await conn.close(1000, "bye")
+
+
+async def _refuse(conn: WebSocketConnection, detail: str) -> None:
+    await conn.reply(
+        {"event": "error", "id": None, "for": None, "data": {"status": 400, "detail": detail}}
+    )
 
 
 async def _answer(

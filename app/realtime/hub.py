@@ -53,6 +53,8 @@ class Hub:
         self._listeners: dict[tuple[str, str], set[Connection]] = defaultdict(set)
         self._connections: dict[str, Connection] = {}
         self._connect_hooks: list[ConnectHook] = []
+        # Bus subscriptions in flight, so a second local listener waits for the first.
+        self._pending: dict[tuple[str, str], asyncio.Future[bool]] = {}
         self._housekeeper: asyncio.Task[None] | None = None
         self._rechecker: asyncio.Task[None] | None = None
         authenticator.on_revoked(self._close_revoked)
@@ -85,39 +87,80 @@ class Hub:
         return len(self._connections)
 
     async def register(self, conn: Connection) -> None:
-        """Subscribe a new connection to its user and rooms; announce presence."""
+        """Subscribe a new connection to its user and rooms; announce presence.
+
+        Runs before the transport's handshake is answered and before the connection's
+        writer starts (the gateway starts it), so a client whose connect call returned
+        misses nothing published afterwards, and `connected` is its first frame. On any
+        failure the connection is forgotten again and the error raised to the gateway.
+        """
         self._connections[conn.id] = conn
-        conn.start()
-        if conn.user_id is None:
-            conn.enqueue(events.CONNECTED, _connected(conn, []))
-            return
-        async with self._db.read_session() as session:
-            room_ids = await rooms.room_ids_of_user(session, conn.client_id, conn.user_id)
-        await self.subscribe(conn, events.user_target(conn.user_id))
-        for room_id in room_ids:
-            await self.subscribe(conn, events.room_target(room_id))
-        # Sent once every subscription is live: from here on nothing published is missed.
-        conn.enqueue(events.CONNECTED, _connected(conn, room_ids))
-        if await self._presence.connected(conn.client_id, conn.user_id):
-            await self._announce(conn, online=True, in_rooms=_in_rooms(conn))
+        try:
+            await self._subscribe_all(conn)
+            if conn.user_id is None:
+                return
+            first = await self._presence.connected(conn.client_id, conn.user_id)
+            conn.counted = True  # from here on, unregister must count it out again
+            if first:
+                await self._announce(conn, online=True, in_rooms=_in_rooms(conn))
+        except BaseException:
+            await self.unregister(conn)
+            raise
         for hook in self._connect_hooks:
             try:
                 await hook(conn)
             except Exception:
                 log.exception("connect hook failed")
 
+    async def _subscribe_all(self, conn: Connection) -> None:
+        if conn.user_id is None:
+            conn.greet(events.CONNECTED, _connected(conn, []))
+            return
+        # The user target first, then the rooms: a room joined after the read below is
+        # announced on the user target, which is already heard (and subscribes the room).
+        await self.subscribe(conn, events.user_target(conn.user_id))
+        # A key that may hear nothing in rooms does not need them read at all.
+        room_ids = await self._room_ids(conn) if scopes.follows_rooms(conn.principal) else []
+        for room_id in room_ids:
+            await self.subscribe(conn, events.room_target(room_id))
+        # What the connection listens to now (a join or leave may have landed meanwhile).
+        live = [r for r in room_ids if events.room_target(r) in conn.targets]
+        live += sorted(
+            t.removeprefix("room:")
+            for t in conn.targets
+            if t.startswith("room:") and t.removeprefix("room:") not in room_ids
+        )
+        conn.greet(events.CONNECTED, _connected(conn, live))
+
+    async def _room_ids(self, conn: Connection) -> list[str]:
+        assert conn.user_id is not None
+        async with self._db.read_session() as session:
+            return await rooms.room_ids_of_user(session, conn.client_id, conn.user_id)
+
+    @property
+    def listener_count(self) -> int:
+        """(tenant, target) pairs this process listens to for its connections."""
+        return len(self._listeners)
+
     async def unregister(self, conn: Connection) -> None:
-        """Forget a connection (after its transport closed)."""
+        """Forget a connection (after its transport closed, or a failed registration)."""
         if self._connections.pop(conn.id, None) is None:
             return
         await conn.stop_writer()
         in_rooms = _in_rooms(conn)
         for target in list(conn.targets):
-            await self.unsubscribe(conn, target)
-        if conn.user_id is not None and await self._presence.disconnected(
-            conn.client_id, conn.user_id
-        ):
-            await self._announce(conn, online=False, in_rooms=in_rooms)
+            try:
+                await self.unsubscribe(conn, target)
+            except Exception:
+                log.exception("unsubscribe failed", extra={"connection": conn.id})
+        if conn.user_id is None or not conn.counted:
+            return
+        conn.counted = False
+        try:
+            if await self._presence.disconnected(conn.client_id, conn.user_id):
+                await self._announce(conn, online=False, in_rooms=in_rooms)
+        except Exception:
+            log.exception("presence update failed on disconnect", extra={"connection": conn.id})
 
     @staticmethod
     def may_follow(conn: Connection, target: str) -> bool:
@@ -127,15 +170,36 @@ class Hub:
 
     async def subscribe(self, conn: Connection, target: str) -> None:
         """Deliver `target`'s events to `conn` (listening on the bus on first local use);
-        a target the key's scopes do not allow is skipped (`may_follow`)."""
+        a target the key's scopes do not allow is skipped (`may_follow`).
+
+        Returns once the bus listens: a connection sharing a target whose first
+        subscription is still in flight waits for it rather than assume it."""
         if target in conn.targets or not self.may_follow(conn, target):
             return
         conn.targets.add(target)
         key = (conn.client_id, target)
-        first = not self._listeners[key]
+        first = key not in self._listeners
         self._listeners[key].add(conn)
-        if first:
+        if not first:
+            pending = self._pending.get(key)
+            if pending is not None and not await asyncio.shield(pending):
+                conn.targets.discard(target)
+                raise RuntimeError(f"listening on {target} failed")
+            return
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending[key] = done
+        try:
             await self._bus.listen(conn.client_id, target, self._deliver)
+        except BaseException:
+            conn.targets.discard(target)
+            for other in self._listeners.pop(key, set()):
+                other.targets.discard(target)
+            done.set_result(False)
+            raise
+        else:
+            done.set_result(True)
+        finally:
+            self._pending.pop(key, None)
 
     async def unsubscribe(self, conn: Connection, target: str) -> None:
         """Stop delivering `target` to `conn`."""

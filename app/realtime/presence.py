@@ -52,6 +52,26 @@ class MemoryPresence:
         return None
 
 
+# First and last are decided inside Redis, atomically: two processes connecting (or
+# disconnecting) the same user at the same moment cannot both see the other's entry, or
+# both miss it. KEYS[1] the user's set; ARGV: process id, now, expiry, key ttl.
+_CONNECT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+local others = redis.call('ZCARD', KEYS[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then others = others - 1 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if others == 0 then return 1 end
+return 0
+"""
+_DISCONNECT = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+if redis.call('ZCARD', KEYS[1]) == 0 then return 1 end
+return 0
+"""
+
+
 class RedisPresence:
     """Local counts plus a per-user sorted set of live processes in Redis."""
 
@@ -60,6 +80,8 @@ class RedisPresence:
         self._prefix = f"{prefix}presence:"
         self._process = new_id()
         self._local: Counter[tuple[str, str]] = Counter()
+        self._connect = redis.register_script(_CONNECT)
+        self._disconnect = redis.register_script(_DISCONNECT)
 
     def _key(self, client_id: str, user_id: str) -> str:
         return f"{self._prefix}{client_id}:{user_id}"
@@ -73,23 +95,37 @@ class RedisPresence:
         return int(count)
 
     async def connected(self, client_id: str, user_id: str) -> bool:
-        self._local[(client_id, user_id)] += 1
-        if self._local[(client_id, user_id)] > 1:
+        local = (client_id, user_id)
+        self._local[local] += 1
+        if self._local[local] > 1:
             return False
-        key = self._key(client_id, user_id)
-        await self._redis.zadd(key, {self._process: utcnow().timestamp() + ENTRY_TTL_SECONDS})
-        await self._redis.expire(key, int(ENTRY_TTL_SECONDS * 2))
-        return await self._live_count(key) == 1
+        now = utcnow().timestamp()
+        try:
+            first = await self._connect(
+                keys=[self._key(client_id, user_id)],
+                args=[self._process, now, now + ENTRY_TTL_SECONDS, int(ENTRY_TTL_SECONDS * 2)],
+            )
+        except BaseException:
+            self._forget(local)  # not counted: the caller's connection does not go ahead
+            raise
+        return bool(first)
 
     async def disconnected(self, client_id: str, user_id: str) -> bool:
         local = (client_id, user_id)
+        if not self._forget(local):
+            return False
+        last = await self._disconnect(
+            keys=[self._key(client_id, user_id)], args=[self._process, utcnow().timestamp()]
+        )
+        return bool(last)
+
+    def _forget(self, local: tuple[str, str]) -> bool:
+        """Count one local connection out; True when it was the process's last."""
         self._local[local] -= 1
         if self._local[local] > 0:
             return False
         del self._local[local]
-        key = self._key(client_id, user_id)
-        await self._redis.zrem(key, self._process)
-        return await self._live_count(key) == 0
+        return True
 
     async def is_online(self, client_id: str, user_id: str) -> bool:
         return await self._live_count(self._key(client_id, user_id)) > 0

@@ -14,7 +14,15 @@ import websockets
 
 from tests.conftest import ADMIN_KEY
 from tests.support.processes import ChildProcess, serve_process
-from tests.support.realtime import Scene, SioClient, WsClient, make_scene, wait_for
+from tests.support.realtime import (
+    Scene,
+    SioClient,
+    WsClient,
+    connect_then_publish_every_time,
+    make_scene,
+    until,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +75,6 @@ async def test_rest_message_reaches_socketio_and_websocket_clients(
     sio = await SioClient.open(scene.base, scene.keys[0])
     ws = await WsClient.open(scene.base, scene.keys[1])
     try:
-        await asyncio.sleep(0.2)
         message = await _post(http, scene, "hello both")
         for client in (sio, ws):
             _, data = await wait_for(client.events, lambda e: e[0] == "message.created")
@@ -75,6 +82,15 @@ async def test_rest_message_reaches_socketio_and_websocket_clients(
     finally:
         await sio.close()
         await ws.close()
+
+
+async def test_every_message_posted_right_after_a_connect_returns_arrives(
+    scene: Scene, http: httpx.AsyncClient
+) -> None:
+    async def post(tag: str) -> None:
+        await _post(http, scene, tag)
+
+    await connect_then_publish_every_time([scene.base], scene.keys[0], post)
 
 
 async def test_message_send_is_acknowledged_with_the_stored_message(scene: Scene) -> None:
@@ -108,14 +124,15 @@ async def test_typing_reaches_others_but_not_the_sender_and_read_is_broadcast(sc
     typist = await SioClient.open(scene.base, scene.keys[0])
     reader = await WsClient.open(scene.base, scene.keys[1])
     try:
-        await asyncio.sleep(0.2)
         ack = await typist.sio.call("typing", {"room_id": scene.room["id"]})
         assert "error" not in ack
         _, data = await wait_for(reader.events, lambda e: e[0] == "typing")
         assert data == {"room_id": scene.room["id"], "user_id": scene.users[0]["id"]}
-        await asyncio.sleep(0.3)
-        assert not [e for e in typist.events if e[0] == "typing"]
         await typist.sio.call("message.send", {"room_id": scene.room["id"], "content": "m"})
+        # The message went out on the room after the typing: once the typist has it, its
+        # own typing would have arrived before.
+        await wait_for(typist.events, lambda e: e[0] == "message.created")
+        assert not [e for e in typist.events if e[0] == "typing"]
         frame = await reader.request("read", {"room_id": scene.room["id"], "seq": 1})
         assert frame["data"]["seq"] == 1
         _, data = await wait_for(typist.events, lambda e: e[0] == "read")
@@ -129,7 +146,6 @@ async def test_reconnect_and_sync_returns_exactly_the_missed_messages(
     scene: Scene, http: httpx.AsyncClient
 ) -> None:
     ws = await WsClient.open(scene.base, scene.keys[0])
-    await asyncio.sleep(0.2)
     first = await _post(http, scene, "seen")
     await wait_for(ws.events, lambda e: e[0] == "message.created")
     await ws.close()
@@ -161,7 +177,6 @@ async def test_a_revoked_keys_sockets_are_closed_within_1s(
 ) -> None:
     ws = await WsClient.open(scene.base, scene.keys[0])
     sio = await SioClient.open(scene.base, scene.keys[0])
-    await asyncio.sleep(0.2)
     started = asyncio.get_running_loop().time()
     relogin = await http.post(
         f"{scene.base}/api/v1/auth/login",
@@ -201,21 +216,27 @@ async def test_another_tenants_client_receives_nothing(
     spy_sio = await SioClient.open(server, other.keys[1])
     mine = await WsClient.open(server, scene.keys[0])
     try:
-        await asyncio.sleep(0.2)
         await _post(http, scene, "private")
         await wait_for(mine.events, lambda e: e[0] == "message.created")
         sync = await spy_ws.request("sync", {"room_id": scene.room["id"], "after_seq": 0})
         assert sync["event"] == "error" and sync["data"]["status"] == 404
-        await asyncio.sleep(0.3)
-        leaked = [e for e in spy_ws.events + spy_sio.events if e[0] == "message.created"]
-        assert leaked == []
+        # Sentinel: a message in the spies' own room, published after the private one.
+        await _post(http, other, "sentinel")
+        for spy in (spy_ws, spy_sio):
+            await wait_for(spy.events, lambda e: e[0] == "message.created")
+        contents = [
+            d["content"] for e, d in spy_ws.events + spy_sio.events if e == "message.created"
+        ]
+        assert contents == ["sentinel", "sentinel"]
     finally:
         for c in (spy_ws, mine):
             await c.close()
         await spy_sio.close()
 
 
-async def test_presence_first_connection_online_last_offline(scene: Scene) -> None:
+async def test_presence_first_connection_online_last_offline(
+    scene: Scene, http: httpx.AsyncClient
+) -> None:
     watcher = await WsClient.open(scene.base, scene.keys[0])
     other = scene.users[1]["id"]
 
@@ -228,11 +249,15 @@ async def test_presence_first_connection_online_last_offline(scene: Scene) -> No
         _, data = await wait_for(watcher.events, about_other)
         assert data == {"room_id": scene.room["id"], "user_id": other, "online": True}
         await first.close()
-        await asyncio.sleep(0.3)
-        assert len([e for e in watcher.events if about_other(e)]) == 1, "2nd connection: no event"
         await second.close()
         _, data = await wait_for(watcher.events, lambda e: about_other(e) and not e[1]["online"])
         assert data["room_id"] == scene.room["id"]
+        # Both closes are counted by now (the offline needs both); a sentinel published
+        # after them flushes anything else either close might have announced.
+        await _post(http, scene, "sentinel")
+        await wait_for(watcher.events, lambda e: e[0] == "message.created")
+        told = [d["online"] for e, d in watcher.events if about_other((e, d))]
+        assert told == [True, False], "one online for two connections, one offline"
     finally:
         await watcher.close()
 
@@ -254,7 +279,6 @@ async def test_joining_a_room_later_subscribes_live_connections(
     ).json()["api_key"]
     ws = await WsClient.open(scene.base, key)
     try:
-        await asyncio.sleep(0.2)
         await http.post(
             f"{scene.base}/api/v1/rooms/{scene.room['id']}/members",
             json={"user_ids": [newcomer["id"]]},
@@ -269,10 +293,29 @@ async def test_joining_a_room_later_subscribes_live_connections(
             headers=scene.master_auth,
         )
         await wait_for(ws.events, lambda e: e[0] == "room.member_left")
-        await asyncio.sleep(0.2)
         await _post(http, scene, "after leaving")
-        await asyncio.sleep(0.3)
-        assert [d["content"] for e, d in ws.events if e == "message.created"] == ["welcome"]
+        # Sentinel: a room the newcomer is still in, written to after the one it left.
+        elsewhere = (
+            await http.post(
+                f"{scene.base}/api/v1/rooms",
+                json={"member_ids": [newcomer["id"]]},
+                headers=scene.master_auth,
+            )
+        ).json()
+        await wait_for(
+            ws.events,
+            lambda e: e[0] == "room.member_joined" and e[1]["room_id"] == elsewhere["id"],
+        )
+        await http.post(
+            f"{scene.base}/api/v1/rooms/{elsewhere['id']}/messages",
+            json={"content": "sentinel"},
+            headers=scene.master_auth,
+        )
+        await wait_for(
+            ws.events, lambda e: e[0] == "message.created" and e[1]["content"] == "sentinel"
+        )
+        contents = [d["content"] for e, d in ws.events if e == "message.created"]
+        assert contents == ["welcome", "sentinel"]
     finally:
         await ws.close()
 
@@ -283,13 +326,12 @@ async def test_master_connection_hears_only_rooms_it_subscribes(
     ws = await WsClient.open(scene.base, scene.master)
     try:
         await _post(http, scene, "unheard")
-        await asyncio.sleep(0.3)
-        assert not [e for e in ws.events if e[0] == "message.created"]
         frame = await ws.request("subscribe", {"room_id": scene.room["id"]})
         assert frame["event"] == "ack"
         await _post(http, scene, "heard")
-        _, data = await wait_for(ws.events, lambda e: e[0] == "message.created")
-        assert data["content"] == "heard"
+        # "heard" is the sentinel: "unheard", published first, would have come before it.
+        await wait_for(ws.events, lambda e: e[0] == "message.created")
+        assert [d["content"] for e, d in ws.events if e == "message.created"] == ["heard"]
     finally:
         await ws.close()
 
@@ -316,7 +358,7 @@ async def test_keys_in_websocket_urls_never_reach_the_log(
 ) -> None:
     ws = await WsClient.open(scene.base, scene.keys[0])
     await ws.close()
-    await asyncio.sleep(0.2)
+    await until(lambda: "api_key=[redacted]" in server_process.output(), "the access log line")
     log = server_process.output()
     assert "api_key=[redacted]" in log
     assert scene.keys[0] not in log

@@ -1,32 +1,18 @@
-"""The hub in-process: the connect hook the offline inbox will use."""
+"""The hub and connections in-process: the connect hook, the connect race, the writer."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import logging
+
+import pytest
 
 from app.auth.principal import KeyKind, Principal
-from app.realtime.connection import Connection, Frame
+from app.realtime.connection import SEND_QUEUE_SIZE, Connection, Frame
 from app.realtime.events import room_target
 from app.realtime.hub import Hub
 from tests.support.api import Api
-
-
-class RecordingConnection(Connection):
-    """A connection whose transport is a list: what a client would have received."""
-
-    transport = "memory"
-
-    def __init__(self, principal: Principal) -> None:
-        super().__init__(principal)
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        self.closed_with: tuple[int, str] | None = None
-
-    async def _write(self, frame: Frame) -> None:
-        self.received.append((frame.event, frame.data))
-
-    async def _close_transport(self, code: int, reason: str) -> None:
-        self.closed_with = (code, reason)
+from tests.support.realtime import RecordingConnection, until
 
 
 async def test_connect_hook_runs_for_each_user_connection_after_subscriptions(api: Api) -> None:
@@ -44,14 +30,90 @@ async def test_connect_hook_runs_for_each_user_connection_after_subscriptions(ap
     principal = Principal(kind=KeyKind.user, key_id="k1", client_id=tenant.id, user_id=user["id"])
     conn = RecordingConnection(principal)
     await hub.register(conn)
+    conn.start()
     try:
         assert seen == [(user["id"], {f"user:{user['id']}", room_target(room["id"])})]
         await api.send(tenant, room["id"], "hello")
-        for _ in range(100):
-            if any(e == "message.created" for e, _ in conn.received):
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: any(e == "message.created" for e, _ in conn.received), "the message")
         events = [e for e, _ in conn.received]
         assert events[0] == "connected" and "message.created" in events
     finally:
         await hub.unregister(conn)
+
+
+async def test_a_room_joined_while_a_connection_registers_is_heard(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert api.app is not None
+    hub: Hub = api.app.state.hub
+    tenant = await api.tenant()
+    user, other = await api.user(tenant), await api.user(tenant)
+    room = await api.room(tenant, member_ids=[other["id"]])
+    read_rooms = hub._room_ids
+
+    async def join_right_after_reading(conn: Connection) -> list[str]:
+        # The join commits (and is published) after the connect read the user's rooms.
+        found = await read_rooms(conn)
+        r = await api.http.post(
+            f"/api/v1/rooms/{room['id']}/members",
+            json={"user_ids": [user["id"]]},
+            headers=tenant.auth,
+        )
+        assert r.status_code in (200, 201), r.text
+        return found
+
+    monkeypatch.setattr(hub, "_room_ids", join_right_after_reading)
+    principal = Principal(kind=KeyKind.user, key_id="k1", client_id=tenant.id, user_id=user["id"])
+    conn = RecordingConnection(principal)
+    await hub.register(conn)
+    conn.start()
+    try:
+        assert room_target(room["id"]) in conn.targets
+        await api.send(tenant, room["id"], "after the join")
+        await until(
+            lambda: any(e == "message.created" for e, _ in conn.received), "the room's message"
+        )
+        assert conn.received[0][0] == "connected"
+    finally:
+        await hub.unregister(conn)
+    assert hub.connection_count == 0 and hub.listener_count == 0
+
+
+def _principal() -> Principal:
+    return Principal(kind=KeyKind.user, key_id="k1", client_id="c1", user_id="u1")
+
+
+class DeadPeer(RecordingConnection):
+    """A transport whose peer vanished: every write fails."""
+
+    async def _write(self, frame: Frame) -> None:
+        raise ConnectionResetError("peer gone")
+
+
+async def test_a_dead_writer_is_logged_and_closes_the_connection_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    conn = DeadPeer(_principal())
+    conn.start()
+    with caplog.at_level(logging.WARNING, logger="chatapi.realtime"):
+        conn.enqueue("first", {})
+        conn.enqueue("second", {})
+        await until(lambda: bool(conn.closed_with), "the connection to close")
+    assert [code for code, _ in conn.closed_with] == [1011]
+    assert len([r for r in caplog.records if "writer failed" in r.getMessage()]) == 1
+    await conn.close(1000, "again")
+    assert len(conn.closed_with) == 1
+
+
+async def test_a_full_send_queue_schedules_exactly_one_close(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    conn = RecordingConnection(_principal())  # no writer: nothing drains the queue
+    tasks_before = len(asyncio.all_tasks())
+    with caplog.at_level(logging.WARNING, logger="chatapi.realtime"):
+        for i in range(SEND_QUEUE_SIZE + 20):
+            conn.enqueue("flood", {"i": i})
+    assert len(asyncio.all_tasks()) == tasks_before + 1, "one close task, not one per event"
+    assert len([r for r in caplog.records if "slow consumer" in r.getMessage()]) == 1
+    await until(lambda: bool(conn.closed_with), "the slow consumer to be closed")
+    assert [code for code, _ in conn.closed_with] == [4408]

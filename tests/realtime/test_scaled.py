@@ -22,7 +22,14 @@ from app.rooms.tasks import sweep_inactive
 from app.worker.celery_app import configure_celery
 from tests.conftest import ADMIN_KEY, child_env, make_settings
 from tests.support.processes import chatapi_process, running_server, serve_process
-from tests.support.realtime import Scene, SioClient, WsClient, make_scene, wait_for
+from tests.support.realtime import (
+    Scene,
+    SioClient,
+    WsClient,
+    connect_then_publish_every_time,
+    make_scene,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -83,6 +90,28 @@ async def test_events_cross_processes_both_ways(
         await on_b.close()
 
 
+async def test_every_event_published_on_the_bus_right_after_a_connect_returns_arrives(
+    cluster: tuple[str, str], http: httpx.AsyncClient, scaled_settings: Settings
+) -> None:
+    a, b = cluster
+    scene = await make_scene(http, a, ADMIN_KEY)
+    me = await http.get(f"{a}/api/v1/auth/me", headers=scene.master_auth)
+    client_id = me.json()["client_id"]
+    redis = create_redis(scaled_settings.REDIS_URL or "")
+    bus = EventBus(RedisBroadcast(redis, scaled_settings.REDIS_KEY_PREFIX))
+
+    async def publish(tag: str) -> None:
+        # Straight onto Redis from outside both API processes, as a worker would.
+        await bus.publish(
+            client_id, room_target(scene.room["id"]), "message.created", {"content": tag}
+        )
+
+    try:
+        await connect_then_publish_every_time([a, b], scene.keys[0], publish)
+    finally:
+        await redis.aclose()
+
+
 async def test_an_event_published_by_a_celery_worker_reaches_clients_on_both_processes(
     cluster: tuple[str, str], http: httpx.AsyncClient, scaled_settings: Settings
 ) -> None:
@@ -125,10 +154,19 @@ async def test_presence_is_correct_across_processes(
         second = await SioClient.open(a, scene.keys[1])
         await wait_for(watcher.events, lambda e: about_other(e) and e[1]["online"])
         await first.close()
-        await asyncio.sleep(0.5)
-        assert len([e for e in watcher.events if about_other(e)]) == 1, "still online on A"
         await second.close()
         await wait_for(watcher.events, lambda e: about_other(e) and not e[1]["online"])
+        # Both closes are counted by now (the offline needs both); a sentinel published
+        # after them flushes anything else either process might have announced.
+        r = await http.post(
+            f"{a}/api/v1/rooms/{scene.room['id']}/messages",
+            json={"content": "sentinel"},
+            headers=scene.master_auth,
+        )
+        assert r.status_code == 201
+        await wait_for(watcher.events, lambda e: e[0] == "message.created")
+        told = [d["online"] for e, d in watcher.events if about_other((e, d))]
+        assert told == [True, False], "one online across processes, one offline"
     finally:
         await watcher.close()
 
@@ -167,8 +205,8 @@ async def test_slow_consumer_is_disconnected_and_memory_stays_bounded(
         # buffer turns off Linux's autotuning (up to 32 MB on loopback).
         path = f"/api/v1/websocket/open?api_key={scene.keys[0]}"
         stalled = await asyncio.to_thread(_stalled_websocket, base, path)
+        # The 101 answer came after the stalled connection's subscriptions were live.
         healthy = await WsClient.open(base, scene.keys[1])
-        await asyncio.sleep(0.3)
         before = _rss_kb(server)
         await _flood_room(scaled_settings, http, base, scene)
         # Only now read what reached the stalled client: it must end in our close frame.
@@ -218,6 +256,16 @@ def _stalled_websocket(base: str, path: str) -> socket.socket:
     return sock
 
 
+def _read_until(sock: socket.socket, marker: bytes, timeout: float = 10.0) -> None:
+    sock.settimeout(timeout)
+    seen = b""
+    while marker not in seen:
+        chunk = sock.recv(1)
+        assert chunk, f"closed before {marker!r}"
+        seen += chunk
+    sock.settimeout(None)
+
+
 def _drain(sock: socket.socket, timeout: float) -> bytes:
     sock.settimeout(timeout)
     chunks = []
@@ -250,8 +298,9 @@ async def test_slow_socketio_consumer_is_disconnected_and_memory_stays_bounded(
             _stalled_websocket, base, "/sockets/?EIO=4&transport=websocket"
         )
         stalled.sendall(_masked_text_frame('40{"api_key":"' + scene.keys[0] + '"}'))
+        # Socket.IO's CONNECT answer follows the subscriptions; read up to it, no further.
+        await asyncio.to_thread(_read_until, stalled, b"40{")
         healthy = await SioClient.open(base, scene.keys[1])
-        await asyncio.sleep(0.5)
         before = _rss_kb(server)
         await _flood_room(scaled_settings, http, base, scene)
         deadline = asyncio.get_running_loop().time() + 20

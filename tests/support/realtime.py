@@ -6,16 +6,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
 import socketio
+import uvicorn
 import websockets
+from fastapi import FastAPI
 
+from app.auth.principal import Principal
+from app.realtime.connection import Connection, Frame
 from tests.support.api import bearer
+from tests.support.processes import free_port
 
 Received = tuple[str, Any]
 
@@ -34,6 +39,15 @@ async def wait_for(
         await asyncio.sleep(0.02)
 
 
+async def until(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    """Wait until `check()` holds (state the server reaches on its own, e.g. cleanup)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
 class WsClient:
     """A plain WebSocket client recording `{"event","data"}` frames."""
 
@@ -46,7 +60,8 @@ class WsClient:
 
     @classmethod
     async def open(cls, base: str, key: str, *, ready: bool = True, **kwargs: Any) -> WsClient:
-        """Connect with `?api_key=`; by default wait for the `connected` event."""
+        """Connect with `?api_key=`; by default wait for the `connected` event (information
+        only: subscriptions are live once the handshake completed)."""
         url = base.replace("http://", "ws://") + f"/api/v1/websocket/open?api_key={key}"
         client = cls(await websockets.connect(url, **kwargs))
         if ready:
@@ -96,13 +111,15 @@ class SioClient:
         self.events.append((event, data))
 
     @classmethod
-    async def open(cls, base: str, key: str) -> SioClient:
-        """Connect at path /sockets with auth={"api_key": key}."""
+    async def open(cls, base: str, key: str, *, ready: bool = True) -> SioClient:
+        """Connect at path /sockets with auth={"api_key": key}; by default wait for the
+        `connected` event (information only: subscriptions are live once connect returns)."""
         client = cls()
         await client.sio.connect(
             base, socketio_path="sockets", auth={"api_key": key}, transports=["websocket"]
         )
-        await wait_for(client.events, lambda e: e[0] == "connected")
+        if ready:
+            await wait_for(client.events, lambda e: e[0] == "connected")
         return client
 
     async def close(self) -> None:
@@ -154,3 +171,81 @@ async def make_scene(http: httpx.AsyncClient, base: str, admin_key: str, users: 
         )
     ).json()
     return Scene(base, master, made, keys, room)
+
+
+class RecordingConnection(Connection):
+    """A connection whose transport is a list: what a client would have received."""
+
+    transport = "memory"
+
+    def __init__(self, principal: Principal) -> None:
+        super().__init__(principal)
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.closed_with: list[tuple[int, str]] = []
+
+    async def _write(self, frame: Frame) -> None:
+        self.received.append((frame.event, frame.data))
+
+    async def _close_transport(self, code: int, reason: str) -> None:
+        self.closed_with.append((code, reason))
+
+
+@contextlib.asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """Run `app` under a real uvicorn server inside this event loop; yield its base URL.
+
+    In-process so a test can reach the app's hub (hooks, fault injection) while clients
+    talk to it over real sockets."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    # The test runner owns the process's signals, not this server.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise AssertionError("uvicorn stopped before it started")
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+RealtimeClient = WsClient | SioClient
+CONNECT_RACE_ROUNDS = 50
+
+
+async def connect_then_publish_every_time(
+    bases: list[str], key: str, publish: Callable[[str], Awaitable[None]]
+) -> None:
+    """CONNECT_RACE_ROUNDS times per transport (spread over `bases`, 10 at a time): open a
+    connection and, the moment its connect call returns (not waiting for `connected`),
+    `publish(tag)` an event its room hears; every connection must receive its own tag."""
+    gate = asyncio.Semaphore(10)
+
+    async def one(i: int, transport: str) -> None:
+        base = bases[i % len(bases)]
+        tag = f"{transport}-{i}"
+        async with gate:
+            client: RealtimeClient = (
+                await WsClient.open(base, key, ready=False)
+                if transport == "websocket"
+                else await SioClient.open(base, key, ready=False)
+            )
+            try:
+                await publish(tag)
+                await wait_for(
+                    client.events,
+                    lambda e: e[0] == "message.created" and e[1].get("content") == tag,
+                )
+                assert client.events[0][0] == "connected", "connected is the first frame"
+            finally:
+                await client.close()
+
+    await asyncio.gather(
+        *(one(i, t) for i in range(CONNECT_RACE_ROUNDS) for t in ("websocket", "socketio"))
+    )
