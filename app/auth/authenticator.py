@@ -127,10 +127,14 @@ class Authenticator:
             raise Unauthorized("The API key has expired")
 
     async def _verify_secret(self, key_id: str, secret: str, secret_hash: str) -> None:
-        if not await self._limiter.test(WRONG_SECRETS_PER_MINUTE, "wrong-secret", key_id):
+        # Count the attempt before the verify, not after a failure: testing first and hitting
+        # later let any number of concurrent wrong secrets pass the test and each run bcrypt.
+        # A success keeps its hit (the moving window cannot take one back, and clearing it
+        # would wipe an attacker's count too): verified keys are cached, so a working key
+        # spends about one of the ten per process and minute.
+        if not await self._limiter.hit(WRONG_SECRETS_PER_MINUTE, "wrong-secret", key_id):
             raise RateLimited("Too many wrong secrets for this key id", retry_after=60)
         if not await asyncio.to_thread(verify_secret, secret, secret_hash):
-            await self._limiter.hit(WRONG_SECRETS_PER_MINUTE, "wrong-secret", key_id)
             raise Unauthorized()
 
     async def _on_revoked_message(self, message: bytes) -> None:
