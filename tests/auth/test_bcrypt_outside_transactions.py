@@ -99,3 +99,26 @@ async def test_concurrent_wrong_secrets_run_at_most_ten_bcrypt_verifies(
     assert verifies <= 10
     assert sorted(statuses) == [401] * verifies + [429] * (30 - verifies)
     assert statuses.count(429) >= 20
+
+
+async def test_concurrent_first_uses_of_one_key_share_one_verify(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = await api.tenant()
+    user = await api.user(tenant)
+    key = await api.login(tenant, user["id"])
+    verifies = 0
+    real = authenticator_module.verify_secret
+
+    def counting(secret: str, secret_hash: str) -> bool:
+        nonlocal verifies
+        verifies += 1
+        time.sleep(0.05)  # overlap the requests, as a real cost-12 hash does
+        return real(secret, secret_hash)
+
+    monkeypatch.setattr(authenticator_module, "verify_secret", counting)
+    statuses = await asyncio.gather(*[api.status_with(key, "/api/v1/auth/me") for _ in range(20)])
+    # Twenty parallel first requests with a fresh key are one verify and one count against
+    # the wrong-secret limit, not twenty (which would be refused as an attack).
+    assert statuses == [200] * 20
+    assert verifies == 1
