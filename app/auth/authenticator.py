@@ -69,6 +69,7 @@ class Authenticator:
         self._changed_listeners: list[RevocationListener] = []
         self._last_used: dict[str, datetime] = {}
         self._flusher: asyncio.Task[None] | None = None
+        self._verifying: dict[tuple[str, str], asyncio.Future[bool]] = {}
 
     async def start(self) -> None:
         """Listen for revocations and start the last-used flusher."""
@@ -156,11 +157,27 @@ class Authenticator:
             raise Unauthorized("The API key has expired")
 
     async def _verify_secret(self, key_id: str, secret: str, secret_hash: str) -> None:
-        if not await self._limiter.test(WRONG_SECRETS_PER_MINUTE, "wrong-secret", key_id):
-            raise RateLimited("Too many wrong secrets for this key id", retry_after=60)
-        if not await asyncio.to_thread(verify_secret, secret, secret_hash):
-            await self._limiter.hit(WRONG_SECRETS_PER_MINUTE, "wrong-secret", key_id)
+        # Concurrent first uses of one key (a page's parallel requests) share one verify, so
+        # a fresh key costs one bcrypt and one count against the limit, not one per request.
+        flight = (key_id, secret)
+        pending = self._verifying.get(flight)
+        if pending is None:
+            pending = asyncio.ensure_future(self._counted_verify(key_id, secret, secret_hash))
+            self._verifying[flight] = pending
+            pending.add_done_callback(lambda _: self._verifying.pop(flight, None))
+        # Shielded: one waiter going away must not cancel the verify the others wait on.
+        if not await asyncio.shield(pending):
             raise Unauthorized()
+
+    async def _counted_verify(self, key_id: str, secret: str, secret_hash: str) -> bool:
+        # Count the attempt before the verify, not after a failure: testing first and hitting
+        # later let any number of concurrent wrong secrets pass the test and each run bcrypt.
+        # A success keeps its hit (the moving window cannot take one back, and clearing it
+        # would wipe an attacker's count too): verified keys are cached and concurrent first
+        # uses share one verify, so a working key spends about one of the ten per process.
+        if not await self._limiter.hit(WRONG_SECRETS_PER_MINUTE, "wrong-secret", key_id):
+            raise RateLimited("Too many wrong secrets for this key id", retry_after=60)
+        return await asyncio.to_thread(verify_secret, secret, secret_hash)
 
     async def _on_revoked_message(self, message: bytes) -> None:
         body = orjson.loads(message)

@@ -24,6 +24,9 @@ async def login(
     rounds: int,
 ) -> tuple[str, User, list[str], datetime | None, list[str]]:
     """Issue the user's only live key. Returns (key, user, scopes, expiry, revoked key ids)."""
+    # Hashed before the first query: no transaction holds a lock while bcrypt runs (an
+    # unknown user wastes one hash, which only a master key can cause).
+    key = await keys.new_hashed_key(rounds)
     # Locking the user row serialises concurrent logins of one user, so exactly one key
     # survives (SQLite's IMMEDIATE transactions serialise them anyway).
     user = await users.find_user(
@@ -32,17 +35,17 @@ async def login(
     revoked = await keys.revoke_user_keys(session, client_id, user.id)
     granted = sorted(scopes) if scopes else sorted(ALL_SCOPES)
     expires_at = utcnow() + timedelta(seconds=ttl_seconds) if ttl_seconds else None
-    presented, _ = await keys.issue_key(
+    keys.issue_key(
         session,
+        key,
         client_id=client_id,
         kind=KeyKind.user,
-        rounds=rounds,
         user_id=user.id,
         scopes=granted,
         expires_at=expires_at,
     )
     await session.commit()
-    return presented, user, granted, expires_at, revoked
+    return key.presented, user, granted, expires_at, revoked
 
 
 async def logout(session: AsyncSession, client_id: str, key_id: str) -> None:

@@ -1,9 +1,15 @@
-"""Issuing, listing and revoking keys. Callers commit, then announce revocations."""
+"""Issuing, listing and revoking keys. Callers commit, then announce revocations.
+
+A new key's secret is hashed (`new_hashed_key`) before the caller's write transaction
+opens: bcrypt costs ~0.25 s at cost 12, and on SQLite a write transaction (BEGIN IMMEDIATE)
+holds the only write lock, so hashing inside it would stall every other writer.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,30 +22,45 @@ from app.core.clock import utcnow
 from app.core.errors import Conflict, NotFound
 
 
-async def issue_key(
+@dataclass(frozen=True, slots=True)
+class HashedKey:
+    """A fresh key: the presented string (shown once), its id and its secret's hash."""
+
+    presented: str
+    key_id: str
+    secret_hash: str
+
+
+async def new_hashed_key(rounds: int) -> HashedKey:
+    """Make a key and hash its secret off the event loop. Call it before the session's
+    first query, so no transaction (no lock) is open while bcrypt runs."""
+    presented, parts = new_key()
+    secret_hash = await asyncio.to_thread(hash_secret, parts.secret, rounds)
+    return HashedKey(presented, parts.key_id, secret_hash)
+
+
+def issue_key(
     session: AsyncSession,
+    key: HashedKey,
     *,
     client_id: str,
     kind: KeyKind,
-    rounds: int,
     user_id: str | None = None,
     scopes: Sequence[str] = (),
     expires_at: datetime | None = None,
-) -> tuple[str, ApiKey]:
-    """Stage a new key; return the presented string (shown once) and its row."""
-    presented, parts = new_key()
-    secret_hash = await asyncio.to_thread(hash_secret, parts.secret, rounds)
+) -> ApiKey:
+    """Stage the row of a key hashed beforehand (`new_hashed_key`)."""
     row = ApiKey(
-        id=parts.key_id,
+        id=key.key_id,
         client_id=client_id,
         kind=kind.value,
         user_id=user_id,
         scopes=sorted(scopes),
-        secret_hash=secret_hash,
+        secret_hash=key.secret_hash,
         expires_at=expires_at,
     )
     repository.add(session, row)
-    return presented, row
+    return row
 
 
 async def revoke_user_keys(session: AsyncSession, client_id: str, user_id: str) -> list[str]:
@@ -69,17 +90,15 @@ async def revoke_presented(session: AsyncSession, client_id: str, key_id: str) -
 
 
 async def rotate_master(
-    session: AsyncSession, client_id: str, grace_seconds: int, rounds: int
+    session: AsyncSession, client_id: str, grace_seconds: int, key: HashedKey
 ) -> tuple[str, datetime, list[str]]:
-    """A new master key; every other master key expires after the grace. Returns
-    (new key, when the old ones expire, their ids)."""
-    presented, row = await issue_key(
-        session, client_id=client_id, kind=KeyKind.master, rounds=rounds
-    )
+    """`key` (hashed beforehand) becomes a master key; every other master key expires after
+    the grace. Returns (new key, when the old ones expire, their ids)."""
+    row = issue_key(session, key, client_id=client_id, kind=KeyKind.master)
     now = utcnow()
     expire_at = now + timedelta(seconds=grace_seconds)
     old_ids = await repository.expire_master_keys(session, client_id, expire_at, row.id, now)
-    return presented, expire_at, old_ids
+    return key.presented, expire_at, old_ids
 
 
 async def list_keys(

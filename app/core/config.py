@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     MAX_WS_FRAME_BYTES: int = Field(default=65_536, gt=0)
     PRESENCE_MAX_ROOM_MEMBERS: int = Field(default=100, ge=0)
     KEY_RECHECK_INTERVAL_SECONDS: float = Field(default=30, gt=0)
+    ROOM_MEMBER_IDS_MAX: int = Field(default=100, ge=0)
     ROOM_SWEEP_BATCH_SIZE: int = Field(default=1000, gt=0)
     HEARTBEAT_INTERVAL_SECONDS: float = Field(default=30, gt=0)
     BCRYPT_ROUNDS: int = Field(default=12, ge=4, le=16)

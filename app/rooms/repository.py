@@ -41,14 +41,16 @@ async def membership(
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def member_ids(session: AsyncSession, room_ids: Sequence[str]) -> dict[str, list[str]]:
-    """Member ids of each room, in joining order."""
+async def member_ids(
+    session: AsyncSession, client_id: str, room_ids: Sequence[str]
+) -> dict[str, list[str]]:
+    """Member ids of each of the client's rooms, in joining order (call it for small rooms)."""
     out: dict[str, list[str]] = {rid: [] for rid in room_ids}
     if not room_ids:
         return out
     query = (
         select(col(RoomMember.room_id), col(RoomMember.user_id))
-        .where(col(RoomMember.room_id).in_(room_ids))
+        .where(col(RoomMember.client_id) == client_id, col(RoomMember.room_id).in_(room_ids))
         .order_by(col(RoomMember.joined_at), col(RoomMember.user_id))
     )
     for room_id, user_id in (await session.execute(query)).all():
@@ -56,10 +58,54 @@ async def member_ids(session: AsyncSession, room_ids: Sequence[str]) -> dict[str
     return out
 
 
-async def count_members(session: AsyncSession, room_id: str) -> int:
-    """How many members the room has."""
-    query = select(func.count()).select_from(RoomMember).where(col(RoomMember.room_id) == room_id)
-    return int((await session.execute(query)).scalar_one())
+async def count_members(session: AsyncSession, client_id: str, room_id: str) -> int:
+    """How many members the client's room has."""
+    return (await member_counts(session, client_id, [room_id]))[room_id]
+
+
+async def member_counts(
+    session: AsyncSession, client_id: str, room_ids: Sequence[str]
+) -> dict[str, int]:
+    """How many members each of the client's rooms has (0 for unknown ids)."""
+    out = dict.fromkeys(room_ids, 0)
+    if not room_ids:
+        return out
+    query = (
+        select(col(RoomMember.room_id), func.count())
+        .where(col(RoomMember.client_id) == client_id, col(RoomMember.room_id).in_(room_ids))
+        .group_by(col(RoomMember.room_id))
+    )
+    for room_id, count in (await session.execute(query)).all():
+        out[room_id] = int(count)
+    return out
+
+
+async def members_among(
+    session: AsyncSession, client_id: str, room_id: str, user_ids: Sequence[str]
+) -> set[str]:
+    """Which of `user_ids` are members of the client's room (bounded by the list asked)."""
+    if not user_ids:
+        return set()
+    query = select(col(RoomMember.user_id)).where(
+        col(RoomMember.client_id) == client_id,
+        col(RoomMember.room_id) == room_id,
+        col(RoomMember.user_id).in_(user_ids),
+    )
+    return set((await session.execute(query)).scalars().all())
+
+
+async def members_page(
+    session: AsyncSession, client_id: str, room_id: str, *, limit: int, after: str | None
+) -> list[RoomMember]:
+    """`limit + 1` members of the client's room by user id after the cursor (the primary
+    key (room_id, user_id) serves it without scanning skipped rows)."""
+    query = select(RoomMember).where(
+        col(RoomMember.client_id) == client_id, col(RoomMember.room_id) == room_id
+    )
+    if after:
+        query = query.where(col(RoomMember.user_id) > after)
+    query = query.order_by(col(RoomMember.user_id)).limit(limit + 1)
+    return list((await session.execute(query)).scalars().all())
 
 
 def add_room(session: AsyncSession, room: Room) -> None:
@@ -128,11 +174,14 @@ async def list_page(
     return [(row[0], int(row[1])) for row in (await session.execute(joined)).all()]
 
 
-async def advance_seq(session: AsyncSession, room_id: str, now: datetime) -> int:
-    """Take the room's next seq and mark it active now (caller holds the room lock)."""
+async def advance_seq(
+    session: AsyncSession, client_id: str, room_id: str, now: datetime
+) -> int | None:
+    """Take the room's next seq and mark it active now (caller holds the room lock);
+    None when the client has no such room."""
     result = await session.execute(
         update(Room)
-        .where(col(Room.id) == room_id)
+        .where(col(Room.client_id) == client_id, col(Room.id) == room_id)
         .values(
             last_seq=col(Room.last_seq) + 1,
             last_activity_at=now,
@@ -141,7 +190,8 @@ async def advance_seq(session: AsyncSession, room_id: str, now: datetime) -> int
         )
         .returning(col(Room.last_seq))
     )
-    return int(result.scalar_one())
+    seq = result.scalar_one_or_none()
+    return None if seq is None else int(seq)
 
 
 async def set_read_seq(
@@ -182,7 +232,7 @@ async def presence_room_ids(
     size = (
         select(func.count())
         .select_from(others)
-        .where(col(others.room_id) == col(Room.id))
+        .where(col(others.client_id) == client_id, col(others.room_id) == col(Room.id))
         .correlate(Room)
         .scalar_subquery()
     )
@@ -190,6 +240,7 @@ async def presence_room_ids(
         select(col(Room.id))
         .join(RoomMember, col(RoomMember.room_id) == col(Room.id))
         .where(
+            col(Room.client_id) == client_id,
             col(RoomMember.client_id) == client_id,
             col(RoomMember.user_id) == user_id,
             col(Room.type) != "channel",
@@ -210,6 +261,9 @@ async def deactivate_batch(
     skip_clients: Sequence[str],
 ) -> list[tuple[str, str]]:
     """Deactivate up to `limit` idle active rooms of one type; return (client_id, room_id).
+
+    The one query that may span clients: the sweep is the operator's job over every
+    tenant (`client_id` narrows it to one, `skip_clients` leaves some out).
 
     The SELECT walks ix_rooms_sweep (is_active, type, last_activity_at); the UPDATE names
     its rows by primary key, which the planner serves by index once the table is large

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.rooms.models import Room
+from app.rooms.models import Room, RoomMember
 from app.tenants.schemas import RoomType
 
 MAX_METADATA_KEYS = 50
@@ -70,15 +70,24 @@ class RoomOut(BaseModel):
     is_active: bool
     last_activity_at: datetime
     deactivated_at: datetime | None
-    member_ids: list[str]
+    # Null once the room has more than ROOM_MEMBER_IDS_MAX members: page those with
+    # `GET /rooms/{id}/members` instead of carrying up to 100,000 ids in every payload.
+    member_ids: list[str] | None
+    member_count: int
     metadata: dict[str, Any]
     created_at: datetime
     last_seq: int
     unread_count: int | None = None
 
     @classmethod
-    def of(cls, room: Room, member_ids: list[str], unread: int | None = None) -> RoomOut:
-        """From the row and its member ids."""
+    def of(
+        cls,
+        room: Room,
+        member_ids: list[str] | None,
+        member_count: int,
+        unread: int | None = None,
+    ) -> RoomOut:
+        """From the row, its member count and its member ids (None for a large room)."""
         return cls(
             id=room.id,
             name=room.name,
@@ -87,6 +96,7 @@ class RoomOut(BaseModel):
             last_activity_at=room.last_activity_at,
             deactivated_at=room.deactivated_at,
             member_ids=member_ids,
+            member_count=member_count,
             metadata=room.metadata_,
             created_at=room.created_at,
             last_seq=room.last_seq,
@@ -98,6 +108,33 @@ class RoomPage(BaseModel):
     """A page of rooms."""
 
     data: list[RoomOut]
+    has_more: bool
+    next_cursor: str | None
+
+
+class MemberOut(BaseModel):
+    """One member of a room."""
+
+    user_id: str
+    role: str
+    joined_at: datetime
+    read_seq: int
+
+    @classmethod
+    def of(cls, member: RoomMember) -> MemberOut:
+        """From the membership row."""
+        return cls(
+            user_id=member.user_id,
+            role=member.role,
+            joined_at=member.joined_at,
+            read_seq=member.read_seq,
+        )
+
+
+class MemberPage(BaseModel):
+    """A page of a room's members, by user id."""
+
+    data: list[MemberOut]
     has_more: bool
     next_cursor: str | None
 

@@ -1,11 +1,19 @@
 """Rooms: creation (direct rooms unique per pair), access, members, read markers.
 
 Every change is committed first and published after, so no event announces a row that
-could still roll back.
+could still roll back. A write session does nothing after its commit: answers are built
+from what was read or written before it (on SQLite another query would take the write
+lock again just to read).
+
+Large rooms (more than `member_ids_max` members, the ROOM_MEMBER_IDS_MAX setting) are
+shown without `member_ids` (`member_count` only; `GET /rooms/{id}/members` pages them),
+and their joins are announced to each joining user only, in bounded batches: the room
+copy of N joins would reach N member connections each.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
@@ -19,14 +27,22 @@ from app.realtime import events
 from app.realtime.bus import EventBus
 from app.rooms import repository
 from app.rooms.models import Room, RoomMember
-from app.rooms.schemas import RoomCreate, RoomOut, RoomPatch
+from app.rooms.schemas import MemberOut, RoomCreate, RoomOut, RoomPatch
 from app.tenants import service as tenants
 from app.tenants.schemas import RoomType
 from app.users import service as users
 
+# Membership events published concurrently at most this many at a time.
+MEMBERSHIP_EVENT_BATCH = 100
+
 
 async def create_room(
-    session: AsyncSession, bus: EventBus, principal: Principal, body: RoomCreate
+    session: AsyncSession,
+    bus: EventBus,
+    principal: Principal,
+    body: RoomCreate,
+    *,
+    member_ids_max: int,
 ) -> tuple[RoomOut, bool]:
     """Create a room (True), or return the existing direct room of the pair (False)."""
     members = list(dict.fromkeys(body.member_ids))
@@ -47,7 +63,7 @@ async def create_room(
         direct_key = ":".join(sorted(members))
         existing = await repository.get_direct(session, principal.client_id, direct_key)
         if existing is not None:
-            return await _out(session, existing), False
+            return await _out(session, existing, member_ids_max), False
     room = Room(
         id=new_id(),
         client_id=principal.client_id,
@@ -75,10 +91,10 @@ async def create_room(
         existing = await repository.get_direct(session, principal.client_id, direct_key)
         if existing is None:
             raise
-        return await _out(session, existing), False
-    for user_id in members:
-        await _publish_membership(bus, principal.client_id, room.id, user_id, joined=True)
-    return RoomOut.of(room, members), True
+        return await _out(session, existing, member_ids_max), False
+    small = len(members) <= member_ids_max
+    await _announce_joins(bus, principal.client_id, room.id, members, to_room=small)
+    return RoomOut.of(room, members if small else None, len(members)), True
 
 
 async def accessible_room(
@@ -97,7 +113,9 @@ async def accessible_room(
     return room
 
 
-async def get_room(session: AsyncSession, principal: Principal, room_id: str) -> RoomOut:
+async def get_room(
+    session: AsyncSession, principal: Principal, room_id: str, *, member_ids_max: int
+) -> RoomOut:
     """One room, with the caller's unread count for a user key."""
     room = await accessible_room(session, principal, room_id)
     unread = None
@@ -106,7 +124,7 @@ async def get_room(session: AsyncSession, principal: Principal, room_id: str) ->
             session, principal.client_id, room_id, principal.user_id
         )
         unread = max(0, room.last_seq - member.read_seq) if member else None
-    return await _out(session, room, unread)
+    return await _out(session, room, member_ids_max, unread)
 
 
 async def list_rooms(
@@ -118,6 +136,7 @@ async def list_rooms(
     room_type: RoomType | None,
     is_active: bool | None,
     all_rooms: bool = False,
+    member_ids_max: int,
 ) -> tuple[list[RoomOut], bool, str | None]:
     """A user's rooms with unread counts, or (master) every room of the client."""
     user_id = None if all_rooms or principal.is_master else principal.user_id
@@ -132,11 +151,16 @@ async def list_rooms(
     )
     has_more = len(rows) > limit
     rows = list(rows[:limit])
-    members = await repository.member_ids(session, [room.id for room, _ in rows])
+    counts = await repository.member_counts(
+        session, principal.client_id, [room.id for room, _ in rows]
+    )
+    small = [rid for rid, count in counts.items() if count <= member_ids_max]
+    members = await repository.member_ids(session, principal.client_id, small)
     out = [
         RoomOut.of(
             room,
-            members[room.id],
+            members.get(room.id),
+            counts[room.id],
             max(0, room.last_seq - read_seq) if read_seq is not None else None,
         )
         for room, read_seq in rows
@@ -145,7 +169,12 @@ async def list_rooms(
 
 
 async def update_room(
-    session: AsyncSession, principal: Principal, room_id: str, patch: RoomPatch
+    session: AsyncSession,
+    principal: Principal,
+    room_id: str,
+    patch: RoomPatch,
+    *,
+    member_ids_max: int,
 ) -> RoomOut:
     """Rename a room or replace its metadata."""
     room = await accessible_room(session, principal, room_id)
@@ -154,8 +183,9 @@ async def update_room(
         room.name = changes["name"]
     if "metadata" in changes:
         room.metadata_ = changes["metadata"] or {}
+    members, count = await _members_shown(session, room, member_ids_max)
     await session.commit()
-    return await _out(session, room)
+    return RoomOut.of(room, members, count)
 
 
 async def delete_room(session: AsyncSession, principal: Principal, room_id: str) -> None:
@@ -171,6 +201,8 @@ async def add_members(
     principal: Principal,
     room_id: str,
     user_ids: Sequence[str],
+    *,
+    member_ids_max: int,
 ) -> RoomOut:
     """Add users to a room (already-members are left as they are)."""
     room = await accessible_room(session, principal, room_id, lock=True)
@@ -180,20 +212,36 @@ async def add_members(
     missing = await users.missing_users(session, principal.client_id, wanted)
     if missing:
         raise Unprocessable(f"Unknown user ids: {', '.join(missing[:10])}")
-    current = set((await repository.member_ids(session, [room_id]))[room_id])
-    new = [u for u in wanted if u not in current]
+    # Bounded by the request (at most 1000 ids), not by the room (up to 100,000 members).
+    already = await repository.members_among(session, principal.client_id, room_id, wanted)
+    new = [u for u in wanted if u not in already]
+    current = await repository.count_members(session, principal.client_id, room_id)
     client = await tenants.get_client(session, principal.client_id)
     limit = tenants.effective_settings(client).max_room_members
-    if len(current) + len(new) > limit:
+    if current + len(new) > limit:
         raise Unprocessable(f"A room can have at most {limit} members")
     for user_id in new:
         repository.add_member(
             session, RoomMember(room_id=room_id, user_id=user_id, client_id=principal.client_id)
         )
+    await session.flush()
+    members, count = await _members_shown(session, room, member_ids_max)
     await session.commit()
-    for user_id in new:
-        await _publish_membership(bus, principal.client_id, room_id, user_id, joined=True)
-    return await _out(session, room)
+    await _announce_joins(bus, principal.client_id, room_id, new, to_room=count <= member_ids_max)
+    return RoomOut.of(room, members, count)
+
+
+async def list_members(
+    session: AsyncSession, principal: Principal, room_id: str, *, limit: int, after: str | None
+) -> tuple[list[MemberOut], bool, str | None]:
+    """A page of the room's members by user id, whether more exist, and the next cursor."""
+    await accessible_room(session, principal, room_id)
+    rows = await repository.members_page(
+        session, principal.client_id, room_id, limit=limit, after=after
+    )
+    has_more = len(rows) > limit
+    page = [MemberOut.of(m) for m in rows[:limit]]
+    return page, has_more, (page[-1].user_id if has_more and page else None)
 
 
 async def remove_member(
@@ -220,12 +268,14 @@ async def mark_read(
     moved = await repository.set_read_seq(
         session, principal.client_id, room_id, principal.user_id, target
     )
-    await session.commit()
     if moved is None:
+        # Nothing moved: answer where the marker stands, read before the transaction ends.
         member = await repository.membership(
             session, principal.client_id, room_id, principal.user_id
         )
+        await session.commit()
         return member.read_seq if member else 0
+    await session.commit()
     await bus.publish(
         principal.client_id,
         events.room_target(room_id),
@@ -238,7 +288,9 @@ async def mark_read(
 async def take_next_seq(session: AsyncSession, room: Room) -> tuple[int, bool]:
     """Number the next message of a locked room; True when this reactivates the room."""
     was_inactive = not room.is_active
-    seq = await repository.advance_seq(session, room.id, utcnow())
+    seq = await repository.advance_seq(session, room.client_id, room.id, utcnow())
+    if seq is None:  # the caller locked this very row, so only a bug gets here
+        raise NotFound("No such room")
     return seq, was_inactive
 
 
@@ -278,6 +330,49 @@ async def _publish_membership(
     await bus.publish(client_id, events.user_target(user_id), name, data)
 
 
-async def _out(session: AsyncSession, room: Room, unread: int | None = None) -> RoomOut:
-    members = await repository.member_ids(session, [room.id])
-    return RoomOut.of(room, members[room.id], unread)
+async def _announce_joins(
+    bus: EventBus, client_id: str, room_id: str, user_ids: Sequence[str], *, to_room: bool
+) -> None:
+    """`room.member_joined` for each joining user.
+
+    A small room hears each join on the room and on the user, in order, as before. A large
+    one announces on each user's own target only (that copy is what subscribes the user's
+    connections): the room copy would be N joins to N member connections. Those are sent
+    MEMBERSHIP_EVENT_BATCH at a time, concurrently, so a 10,000-member room costs a
+    hundred round trips to the bus rather than 20,000.
+    """
+    if to_room:
+        for user_id in user_ids:
+            await _publish_membership(bus, client_id, room_id, user_id, joined=True)
+        return
+    for start in range(0, len(user_ids), MEMBERSHIP_EVENT_BATCH):
+        batch = user_ids[start : start + MEMBERSHIP_EVENT_BATCH]
+        await asyncio.gather(
+            *(
+                bus.publish(
+                    client_id,
+                    events.user_target(user_id),
+                    events.ROOM_MEMBER_JOINED,
+                    {"room_id": room_id, "user_id": user_id},
+                )
+                for user_id in batch
+            )
+        )
+
+
+async def _members_shown(
+    session: AsyncSession, room: Room, member_ids_max: int
+) -> tuple[list[str] | None, int]:
+    """The room's member count, and its member ids while it has at most `member_ids_max`."""
+    count = await repository.count_members(session, room.client_id, room.id)
+    if count > member_ids_max:
+        return None, count
+    members = await repository.member_ids(session, room.client_id, [room.id])
+    return members[room.id], count
+
+
+async def _out(
+    session: AsyncSession, room: Room, member_ids_max: int, unread: int | None = None
+) -> RoomOut:
+    members, count = await _members_shown(session, room, member_ids_max)
+    return RoomOut.of(room, members, count, unread)

@@ -31,7 +31,8 @@ async def sweep_inactive_rooms(
     """Deactivate every due room in bounded batches (one short transaction each), then
     publish `room.deactivated` for each one."""
     report = SweepReport()
-    async with db.session() as session:
+    # A read: a write session would take SQLite's write lock for it.
+    async with db.read_session() as session:
         overrides = await tenants.inactivity_overrides(session)
     now = utcnow()
     for room_type, default_seconds in DEFAULT_ROOM_INACTIVITY_SECONDS.items():

@@ -29,6 +29,8 @@ async def create_client(
     session: AsyncSession, name: str, slug: str | None, rounds: int
 ) -> tuple[Client, str]:
     """Create a client and its first master key; return both (the key is shown once)."""
+    # Hashed before the first query, so no write transaction is open while bcrypt runs.
+    key = await keys.new_hashed_key(rounds)
     if slug is not None:
         if await repository.slug_taken(session, slug):
             raise Conflict(f"The slug {slug!r} is taken")
@@ -39,15 +41,13 @@ async def create_client(
     client = Client(id=new_id(), name=name, slug=slug, settings={})
     repository.add(session, client)
     await session.flush()
-    master_key, _ = await keys.issue_key(
-        session, client_id=client.id, kind=KeyKind.master, rounds=rounds
-    )
+    keys.issue_key(session, key, client_id=client.id, kind=KeyKind.master)
     try:
         await session.commit()
     except IntegrityError:
         await session.rollback()
         raise Conflict(f"The slug {slug!r} is taken") from None
-    return client, master_key
+    return client, key.presented
 
 
 async def get_client(session: AsyncSession, client_id: str) -> Client:
@@ -90,10 +90,10 @@ async def rotate_master_key(
     session: AsyncSession, client_id: str, grace_seconds: int, rounds: int
 ) -> tuple[str, datetime, list[str]]:
     """Issue a new master key; the old ones die after the grace. Returns their ids too."""
+    # Hashed before the first query, so no write transaction is open while bcrypt runs.
+    key = await keys.new_hashed_key(rounds)
     await get_client(session, client_id)
-    presented, expire_at, old_ids = await keys.rotate_master(
-        session, client_id, grace_seconds, rounds
-    )
+    presented, expire_at, old_ids = await keys.rotate_master(session, client_id, grace_seconds, key)
     await session.commit()
     return presented, expire_at, old_ids
 

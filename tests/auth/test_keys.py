@@ -253,8 +253,8 @@ async def test_many_wrong_secrets_for_one_key_id_are_rate_limited(api: Api) -> N
     assert await api.status_with(tenant.master_key) == 200  # verified and cached before the attack
     key_id = tenant.master_key.split("_")[1]
     statuses = [await api.status_with(f"ck_{key_id}_wrong{i}") for i in range(12)]
-    assert statuses[:10] == [401] * 10
-    assert statuses[-1] == 429
+    # Every verify counts, the one that warmed the cache too (it is counted before it runs).
+    assert statuses == [401] * 9 + [429] * 3
     r = await api.http.get("/api/v1/clients/me", headers=bearer(f"ck_{key_id}_wrong"))
     assert r.headers["retry-after"]
     assert await api.status_with(tenant.master_key) == 200
