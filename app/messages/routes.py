@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from app.api.deps import BusDep, ReadSessionDep, SessionDep, SettingsDep, require_scope
 from app.auth.principal import Principal, Scope
+from app.core.bounds import SEQ_MAX
 from app.messages import service
 from app.messages.schemas import MessageCreate, MessageOut, MessagePage, MessagePatch
 
@@ -41,8 +42,8 @@ async def list_messages(
     principal: MessagesRead,
     session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before_seq: Annotated[int | None, Query(ge=1)] = None,
-    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    before_seq: Annotated[int | None, Query(ge=1, le=SEQ_MAX)] = None,
+    after_seq: Annotated[int | None, Query(ge=0, le=SEQ_MAX)] = None,
 ) -> MessagePage:
     """Newest first; with `after_seq`, oldest first from there (catching up)."""
     data, has_more = await service.list_messages(

@@ -226,7 +226,7 @@ async def mark_read(
             session, principal.client_id, room_id, principal.user_id
         )
         return member.read_seq if member else 0
-    await bus.publish(
+    await bus.publish_after_commit(
         principal.client_id,
         events.room_target(room_id),
         events.READ,
@@ -263,7 +263,7 @@ async def presence_room_ids(
 
 async def publish_reactivated(bus: EventBus, client_id: str, room_id: str) -> None:
     """Tell the room it is active again."""
-    await bus.publish(
+    await bus.publish_after_commit(
         client_id, events.room_target(room_id), events.ROOM_REACTIVATED, {"room_id": room_id}
     )
 
@@ -273,9 +273,9 @@ async def _publish_membership(
 ) -> None:
     name = events.ROOM_MEMBER_JOINED if joined else events.ROOM_MEMBER_LEFT
     data = {"room_id": room_id, "user_id": user_id}
-    await bus.publish(client_id, events.room_target(room_id), name, data)
+    await bus.publish_after_commit(client_id, events.room_target(room_id), name, data)
     # The user's own connections hear it too, so gateways can (un)subscribe them.
-    await bus.publish(client_id, events.user_target(user_id), name, data)
+    await bus.publish_after_commit(client_id, events.user_target(user_id), name, data)
 
 
 async def _out(session: AsyncSession, room: Room, unread: int | None = None) -> RoomOut:
