@@ -116,16 +116,29 @@ async def _app_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    from app.core.openapi import route_table  # the table reads the app's OpenAPI document
+
     detail = exc.detail if isinstance(exc.detail, str) else None
+    headers = dict(exc.headers) if exc.headers else {}
+    path = request.url.path
     if exc.status_code == 404 and detail == "Not Found":
-        detail = f"No resource at {request.url.path}"
-    if exc.status_code == 405 and detail == "Method Not Allowed":
-        detail = f"{request.method} is not allowed on {request.url.path}"
+        detail = f"No resource at {path}"
+        # Paths are exact: a trailing slash is not redirected (a bodyless 307 is no problem
+        # document, and clients that do not follow it lose their POST).
+        if path.endswith("/") and route_table(request.app).allowed_methods(path.rstrip("/")):
+            detail += f"; did you mean {path.rstrip('/')}? (no trailing slash)"
+    if exc.status_code == 405:
+        if detail == "Method Not Allowed":
+            detail = f"{request.method} is not allowed on {path}"
+        # Starlette names only the first route matching the path; list every method.
+        allowed = route_table(request.app).allowed_methods(path)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
     return problem_response(
         exc.status_code,
         instance=_instance(request),
         detail=detail,
-        headers=dict(exc.headers) if exc.headers else None,
+        headers=headers or None,
     )
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from app.api.deps import BusDep, MasterDep, ReadSessionDep, SessionDep, require_scope
 from app.auth.principal import Principal, Scope
+from app.core.openapi import problems
 from app.core.pagination import PageParams, page_params
 from app.rooms import service
 from app.rooms.schemas import (
@@ -30,7 +31,14 @@ Page = Annotated[PageParams, Depends(page_params)]
 TypeFilter = Annotated[RoomType | None, Query(alias="type")]
 
 
-@router.post("", status_code=201, response_model=RoomOut)
+@router.post(
+    "",
+    status_code=201,
+    response_model=RoomOut,
+    responses={
+        200: {"model": RoomOut, "description": "The direct room of this pair already existed"}
+    },
+)
 async def create_room(
     body: RoomCreate, principal: RoomsWrite, session: SessionDep, bus: BusDep, response: Response
 ) -> RoomOut:
@@ -106,7 +114,7 @@ async def delete_room(room_id: str, principal: RoomsWrite, session: SessionDep) 
     return Response(status_code=204)
 
 
-@router.post("/{room_id}/members", response_model=RoomOut)
+@router.post("/{room_id}/members", response_model=RoomOut, responses=problems(409))
 async def add_members(
     room_id: str, body: MembersAdd, principal: RoomsWrite, session: SessionDep, bus: BusDep
 ) -> RoomOut:
@@ -114,7 +122,7 @@ async def add_members(
     return await service.add_members(session, bus, principal, room_id, body.user_ids)
 
 
-@router.delete("/{room_id}/members/{user_id}", status_code=204)
+@router.delete("/{room_id}/members/{user_id}", status_code=204, responses=problems(409))
 async def remove_member(
     room_id: str, user_id: str, principal: RoomsWrite, session: SessionDep, bus: BusDep
 ) -> Response:
