@@ -15,7 +15,12 @@ from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
-from app.core.middleware import BodyLimitMiddleware, RequestLogMiddleware, RequireKeyMiddleware
+from app.core.middleware import (
+    BodyLimitMiddleware,
+    RequestLogMiddleware,
+    RequireKeyMiddleware,
+    SingleQueryValueMiddleware,
+)
 from app.core.openapi import install_openapi
 from app.core.redis import create_redis
 from app.observability import health
@@ -118,6 +123,7 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
     app.mount("/sockets", socketio_asgi_app(sio))
     # Innermost first: keyless calls are refused before their body is read; the request log
     # (outermost) sees the 401/408/413 the others answer.
+    app.add_middleware(SingleQueryValueMiddleware)
     app.add_middleware(RequireKeyMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
     app.add_middleware(RequestLogMiddleware)

@@ -40,6 +40,8 @@ def _assert_422(response: Any) -> None:
         '{"n": Infinity}',
         '{"n": 1e400}',  # overflows to infinity in Python's json
         '{"deep": ' + "[" * 40 + "]" * 40 + "}",
+        '{"s": "a\\ud800b"}',  # a lone surrogate: valid JSON, not valid Unicode
+        '{"a\\udfff": 1}',
     ],
 )
 async def test_message_metadata_that_orjson_cannot_carry_is_refused(
@@ -154,3 +156,13 @@ async def test_a_committed_message_is_answered_even_when_publishing_fails(api: A
         await dead.aclose()
     listed = await api.http.get(f"/api/v1/rooms/{room_id}/messages", headers=tenant.auth)
     assert [m["content"] for m in listed.json()["data"]] == ["edited anyway"]
+
+
+async def test_a_service_refusal_422_has_the_validation_problem_shape(api: Api) -> None:
+    tenant = await api.tenant()
+    response = await api.http.post(
+        "/api/v1/rooms", json={"member_ids": ["no-such-user"]}, headers=tenant.auth
+    )
+    _assert_422(response)
+    errors = response.json()["errors"]
+    assert len(errors) == 1 and "no-such-user" in errors[0]["msg"]

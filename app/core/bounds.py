@@ -28,7 +28,10 @@ def check_json_value(value: Any, depth: int = 0) -> Any:
     """Refuse what JSON columns and orjson cannot carry; return `value` unchanged."""
     if depth > MAX_JSON_DEPTH:
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if isinstance(value, str):
+        _check_text(value)
+        return value
+    if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):
         if not INT64_MIN <= value <= INT64_MAX:
@@ -42,6 +45,7 @@ def check_json_value(value: Any, depth: int = 0) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ValueError("object keys must be strings")
+            _check_text(key)
             check_json_value(item, depth + 1)
         return value
     if isinstance(value, list):
@@ -49,6 +53,14 @@ def check_json_value(value: Any, depth: int = 0) -> Any:
             check_json_value(item, depth + 1)
         return value
     raise ValueError(f"{type(value).__name__} is not a JSON value")
+
+
+def _check_text(text: str) -> None:
+    # JSON can spell a lone surrogate (\\ud800); no database or orjson can store it.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("strings must be valid Unicode (no lone surrogates)") from None
 
 
 def _check_metadata(value: dict[str, Any]) -> dict[str, Any]:

@@ -104,6 +104,12 @@ def _instance(request: Request) -> str:
 
 async def _app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
+    # Every 422 has the same shape (ValidationProblem): a service's own refusal lists itself.
+    extra = (
+        {"errors": [{"loc": ["body"], "msg": exc.detail, "type": exc.code}]}
+        if exc.status == 422
+        else None
+    )
     return problem_response(
         exc.status,
         instance=_instance(request),
@@ -111,6 +117,7 @@ async def _app_error(request: Request, exc: Exception) -> Response:
         title=exc.title,
         code=exc.code,
         headers=exc.headers,
+        extra=extra,
     )
 
 

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import re
 import time
+from urllib.parse import parse_qsl
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -170,7 +171,10 @@ class RequireKeyMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _presents_key(scope):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if _presents_key(scope):
             await self.app(scope, receive, send)
             return
         table = route_table(scope["app"])
@@ -187,6 +191,45 @@ class RequireKeyMiddleware:
             headers=error.headers,
         )
         await response(scope, receive, send)
+
+
+class SingleQueryValueMiddleware:
+    """Refuse a query parameter given more than once with a 422 problem.
+
+    No parameter of this API is a list, and FastAPI would silently keep the last value
+    (`?limit=5&limit=500`): an ambiguous request is refused rather than guessed at.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Only the REST API: the Socket.IO mount has its own query protocol.
+        is_api = scope["type"] == "http" and scope["path"].startswith("/api/")
+        raw = scope.get("query_string", b"") if is_api else b""
+        if raw:
+            seen: set[str] = set()
+            repeated = []
+            for name, _ in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+                if name in seen and name not in repeated:
+                    repeated.append(name)
+                seen.add(name)
+            if repeated:
+                errors = [
+                    {"loc": ["query", name], "msg": "given more than once", "type": "duplicate"}
+                    for name in repeated
+                ]
+                response = problem_response(
+                    422,
+                    instance=scope["path"],
+                    title="Validation failed",
+                    code="validation-error",
+                    detail=f"query.{repeated[0]}: given more than once",
+                    extra={"errors": errors},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _presents_key(scope: Scope) -> bool:

@@ -187,3 +187,12 @@ async def test_trailing_slash_is_a_404_problem_naming_the_exact_path(
     body = _assert_problem(response, 404)
     assert "/api/v1/rooms?" in str(body["detail"])
     assert "location" not in response.headers
+
+
+async def test_repeated_query_parameter_is_a_422_problem(probe_client: httpx.AsyncClient) -> None:
+    response = await probe_client.get("/api/v1/utils/health-check?limit=5&limit=500")
+    body = _assert_problem(response, 422)
+    assert body["errors"] == [
+        {"loc": ["query", "limit"], "msg": "given more than once", "type": "duplicate"}
+    ]
+    assert (await probe_client.get("/api/v1/utils/health-check?limit=5")).status_code == 200
