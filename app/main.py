@@ -15,7 +15,13 @@ from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
-from app.core.middleware import BodyLimitMiddleware, RequestLogMiddleware
+from app.core.middleware import (
+    BodyLimitMiddleware,
+    RequestLogMiddleware,
+    RequireKeyMiddleware,
+    SingleQueryValueMiddleware,
+)
+from app.core.openapi import install_openapi
 from app.core.redis import create_redis
 from app.observability import health
 from app.observability.sentry import init_sentry
@@ -104,7 +110,10 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
         docs_url="/docs",
         redoc_url="/redoc",
         lifespan=lifespan,
+        # Exact paths: `/rooms/` is a problem+json 404 naming `/rooms`, not a bodyless 307.
+        redirect_slashes=False,
     )
+    install_openapi(app)
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
@@ -113,7 +122,10 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
     bind_handlers(sio, app.state)
     app.state.sio = sio
     app.mount("/sockets", socketio_asgi_app(sio))
-    # Outermost first: the request log must see the 413 the body limit answers.
+    # Innermost first: keyless calls are refused before their body is read; the request log
+    # (outermost) sees the 401/408/413 the others answer.
+    app.add_middleware(SingleQueryValueMiddleware)
+    app.add_middleware(RequireKeyMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
     app.add_middleware(RequestLogMiddleware)
     return app

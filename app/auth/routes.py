@@ -19,13 +19,14 @@ from app.auth import login as login_service
 from app.auth import service
 from app.auth.models import ApiKey
 from app.auth.schemas import KeyOut, KeyPage, LoginRequest, LoginResponse, WhoAmI
+from app.core.openapi import problems
 from app.core.pagination import PageParams, make_page, page_params
 from app.users.schemas import UserOut
 
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/auth/login", response_model=LoginResponse)
+@router.post("/auth/login", response_model=LoginResponse, responses=problems(404))
 async def login(
     body: LoginRequest,
     principal: MasterDep,
@@ -101,7 +102,7 @@ async def list_keys(
     )
 
 
-@router.delete("/keys/{key_id}", status_code=204)
+@router.delete("/keys/{key_id}", status_code=204, responses=problems(409))
 async def revoke_key(
     key_id: str, principal: MasterDep, session: SessionDep, authenticator: AuthenticatorDep
 ) -> Response:

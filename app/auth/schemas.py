@@ -21,7 +21,13 @@ class LoginRequest(BaseModel):
             "examples": [
                 {"external_id": "crm-42", "scopes": ["rooms:read", "messages:write"]},
                 {"user_id": "01JD6Z3Q8W9X0Y1Z2A3B4C5D6E", "ttl_seconds": 86400},
-            ]
+            ],
+            # The rule `_one_identity` enforces, stated in the schema: exactly one of the
+            # two is given as a string (null counts as absent).
+            "oneOf": [
+                {"required": ["user_id"], "properties": {"user_id": {"type": "string"}}},
+                {"required": ["external_id"], "properties": {"external_id": {"type": "string"}}},
+            ],
         },
     )
 

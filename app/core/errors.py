@@ -104,6 +104,12 @@ def _instance(request: Request) -> str:
 
 async def _app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
+    # Every 422 has the same shape (ValidationProblem): a service's own refusal lists itself.
+    extra = (
+        {"errors": [{"loc": ["body"], "msg": exc.detail, "type": exc.code}]}
+        if exc.status == 422
+        else None
+    )
     return problem_response(
         exc.status,
         instance=_instance(request),
@@ -111,21 +117,35 @@ async def _app_error(request: Request, exc: Exception) -> Response:
         title=exc.title,
         code=exc.code,
         headers=exc.headers,
+        extra=extra,
     )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    from app.core.openapi import route_table  # the table reads the app's OpenAPI document
+
     detail = exc.detail if isinstance(exc.detail, str) else None
+    headers = dict(exc.headers) if exc.headers else {}
+    path = request.url.path
     if exc.status_code == 404 and detail == "Not Found":
-        detail = f"No resource at {request.url.path}"
-    if exc.status_code == 405 and detail == "Method Not Allowed":
-        detail = f"{request.method} is not allowed on {request.url.path}"
+        detail = f"No resource at {path}"
+        # Paths are exact: a trailing slash is not redirected (a bodyless 307 is no problem
+        # document, and clients that do not follow it lose their POST).
+        if path.endswith("/") and route_table(request.app).allowed_methods(path.rstrip("/")):
+            detail += f"; did you mean {path.rstrip('/')}? (no trailing slash)"
+    if exc.status_code == 405:
+        if detail == "Method Not Allowed":
+            detail = f"{request.method} is not allowed on {path}"
+        # Starlette names only the first route matching the path; list every method.
+        allowed = route_table(request.app).allowed_methods(path)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
     return problem_response(
         exc.status_code,
         instance=_instance(request),
         detail=detail,
-        headers=dict(exc.headers) if exc.headers else None,
+        headers=headers or None,
     )
 
 

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from app.api.deps import BusDep, ReadSessionDep, SessionDep, SettingsDep, require_scope
 from app.auth.principal import Principal, Scope
+from app.core.bounds import SEQ_MAX
+from app.core.openapi import problems
 from app.messages import service
 from app.messages.schemas import MessageCreate, MessageOut, MessagePage, MessagePatch
 
@@ -17,7 +19,17 @@ MessagesRead = Annotated[Principal, Depends(require_scope(Scope.messages_read.va
 MessagesWrite = Annotated[Principal, Depends(require_scope(Scope.messages_write.value))]
 
 
-@router.post("", status_code=201, response_model=MessageOut)
+@router.post(
+    "",
+    status_code=201,
+    response_model=MessageOut,
+    responses={
+        200: {
+            "model": MessageOut,
+            "description": "A repeated `client_message_id`: the first message",
+        }
+    },
+)
 async def send_message(
     room_id: str,
     body: MessageCreate,
@@ -41,8 +53,8 @@ async def list_messages(
     principal: MessagesRead,
     session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before_seq: Annotated[int | None, Query(ge=1)] = None,
-    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    before_seq: Annotated[int | None, Query(ge=1, le=SEQ_MAX)] = None,
+    after_seq: Annotated[int | None, Query(ge=0, le=SEQ_MAX)] = None,
 ) -> MessagePage:
     """Newest first; with `after_seq`, oldest first from there (catching up)."""
     data, has_more = await service.list_messages(
@@ -51,7 +63,7 @@ async def list_messages(
     return MessagePage(data=data, has_more=has_more)
 
 
-@router.patch("/{message_id}", response_model=MessageOut)
+@router.patch("/{message_id}", response_model=MessageOut, responses=problems(409))
 async def edit_message(
     room_id: str,
     message_id: str,

@@ -7,9 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.bounds import Metadata
 from app.messages.models import Message
-
-MAX_METADATA_KEYS = 50
 
 
 class MessageCreate(BaseModel):
@@ -32,7 +31,7 @@ class MessageCreate(BaseModel):
     # The byte limit (MAX_MESSAGE_BYTES) is checked by the service: it is configurable.
     content: str = Field(min_length=1)
     content_type: str = Field(default="text/plain", min_length=1, max_length=100)
-    metadata: dict[str, Any] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
+    metadata: Metadata = Field(default_factory=dict)
     client_message_id: str | None = Field(default=None, min_length=1, max_length=100)
 
 
@@ -42,7 +41,7 @@ class MessagePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     content: str | None = Field(default=None, min_length=1)
-    metadata: dict[str, Any] | None = Field(default=None, max_length=MAX_METADATA_KEYS)
+    metadata: Metadata | None = None
 
 
 class MessageOut(BaseModel):

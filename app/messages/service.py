@@ -62,7 +62,7 @@ async def send_message(
     out = MessageOut.of(message)
     if reactivated:
         await rooms.publish_reactivated(bus, principal.client_id, room_id)
-    await bus.publish(
+    await bus.publish_after_commit(
         principal.client_id,
         events.room_target(room_id),
         events.MESSAGE_CREATED,
@@ -128,7 +128,7 @@ async def edit_message(
     message.edited_at = utcnow()
     await session.commit()
     out = MessageOut.of(message)
-    await bus.publish(
+    await bus.publish_after_commit(
         principal.client_id,
         events.room_target(room_id),
         events.MESSAGE_UPDATED,
@@ -148,7 +148,7 @@ async def delete_message(
         message.metadata_ = {}
         await session.commit()
         out = MessageOut.of(message)
-        await bus.publish(
+        await bus.publish_after_commit(
             principal.client_id,
             events.room_target(room_id),
             events.MESSAGE_DELETED,

@@ -3,6 +3,7 @@ process hears it on the targets its connections listen to (API.md §5, DESIGN.md
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ from typing import Any
 import orjson
 
 from app.core.broadcast import Broadcast
+
+log = logging.getLogger("chatapi.bus")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,27 @@ class EventBus:
         """Send `event` to every connection on `target` of `client_id`, in any process."""
         body = {"c": client_id, "t": target, "e": event, "d": data, "x": exclude_key}
         await self.broadcast.publish(_channel(client_id, target), orjson.dumps(body))
+
+    async def publish_after_commit(
+        self,
+        client_id: str,
+        target: str,
+        event: str,
+        data: dict[str, Any],
+        *,
+        exclude_key: str | None = None,
+    ) -> None:
+        """`publish` for services after their commit: the write happened, so a failure to
+        announce it (broker down, unserialisable data) is logged (Sentry sees the error
+        record) and never turns the committed result into an error answer."""
+        try:
+            await self.publish(client_id, target, event, data, exclude_key=exclude_key)
+        except Exception:
+            log.exception(
+                "could not publish %s after commit",
+                event,
+                extra={"client_id": client_id, "target": target, "event": event},
+            )
 
     async def listen(self, client_id: str, target: str, handler: EventHandler) -> None:
         """Call `handler` for events on (client, target) until `unlisten`."""

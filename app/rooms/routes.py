@@ -15,6 +15,7 @@ from app.api.deps import (
     require_scope,
 )
 from app.auth.principal import Principal, Scope
+from app.core.openapi import problems
 from app.core.pagination import PageParams, page_params
 from app.rooms import service
 from app.rooms.schemas import (
@@ -38,7 +39,14 @@ Page = Annotated[PageParams, Depends(page_params)]
 TypeFilter = Annotated[RoomType | None, Query(alias="type")]
 
 
-@router.post("", status_code=201, response_model=RoomOut)
+@router.post(
+    "",
+    status_code=201,
+    response_model=RoomOut,
+    responses={
+        200: {"model": RoomOut, "description": "The direct room of this pair already existed"}
+    },
+)
 async def create_room(
     body: RoomCreate,
     principal: RoomsWrite,
@@ -142,7 +150,7 @@ async def list_members(
     return MemberPage(data=data, has_more=has_more, next_cursor=cursor)
 
 
-@router.post("/{room_id}/members", response_model=RoomOut)
+@router.post("/{room_id}/members", response_model=RoomOut, responses=problems(409))
 async def add_members(
     room_id: str,
     body: MembersAdd,
@@ -162,7 +170,7 @@ async def add_members(
     )
 
 
-@router.delete("/{room_id}/members/{user_id}", status_code=204)
+@router.delete("/{room_id}/members/{user_id}", status_code=204, responses=problems(409))
 async def remove_member(
     room_id: str, user_id: str, principal: RoomsWrite, session: SessionDep, bus: BusDep
 ) -> Response:

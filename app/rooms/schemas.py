@@ -7,10 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.bounds import Metadata, Seq
 from app.rooms.models import Room, RoomMember
 from app.tenants.schemas import RoomType
-
-MAX_METADATA_KEYS = 50
 
 
 class RoomCreate(BaseModel):
@@ -33,7 +32,7 @@ class RoomCreate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     type: RoomType = RoomType.group
     member_ids: list[str] = Field(default_factory=list, max_length=10_000)
-    metadata: dict[str, Any] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class RoomPatch(BaseModel):
@@ -42,7 +41,7 @@ class RoomPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    metadata: dict[str, Any] | None = Field(default=None, max_length=MAX_METADATA_KEYS)
+    metadata: Metadata | None = None
 
 
 class MembersAdd(BaseModel):
@@ -58,7 +57,7 @@ class ReadMarker(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    seq: int = Field(ge=0)
+    seq: Seq
 
 
 class RoomOut(BaseModel):

@@ -276,7 +276,7 @@ async def mark_read(
         await session.commit()
         return member.read_seq if member else 0
     await session.commit()
-    await bus.publish(
+    await bus.publish_after_commit(
         principal.client_id,
         events.room_target(room_id),
         events.READ,
@@ -315,7 +315,7 @@ async def presence_room_ids(
 
 async def publish_reactivated(bus: EventBus, client_id: str, room_id: str) -> None:
     """Tell the room it is active again."""
-    await bus.publish(
+    await bus.publish_after_commit(
         client_id, events.room_target(room_id), events.ROOM_REACTIVATED, {"room_id": room_id}
     )
 
@@ -325,9 +325,9 @@ async def _publish_membership(
 ) -> None:
     name = events.ROOM_MEMBER_JOINED if joined else events.ROOM_MEMBER_LEFT
     data = {"room_id": room_id, "user_id": user_id}
-    await bus.publish(client_id, events.room_target(room_id), name, data)
+    await bus.publish_after_commit(client_id, events.room_target(room_id), name, data)
     # The user's own connections hear it too, so gateways can (un)subscribe them.
-    await bus.publish(client_id, events.user_target(user_id), name, data)
+    await bus.publish_after_commit(client_id, events.user_target(user_id), name, data)
 
 
 async def _announce_joins(
@@ -349,7 +349,7 @@ async def _announce_joins(
         batch = user_ids[start : start + MEMBERSHIP_EVENT_BATCH]
         await asyncio.gather(
             *(
-                bus.publish(
+                bus.publish_after_commit(
                     client_id,
                     events.user_target(user_id),
                     events.ROOM_MEMBER_JOINED,

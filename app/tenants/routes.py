@@ -12,6 +12,7 @@ from app.api.deps import (
     SessionDep,
     SettingsDep,
 )
+from app.core.openapi import problems
 from app.tenants import service
 from app.tenants.models import Client
 from app.tenants.schemas import (
@@ -36,7 +37,7 @@ def _out(client: Client) -> ClientOut:
     )
 
 
-@router.post("", status_code=201, response_model=ClientCreated)
+@router.post("", status_code=201, response_model=ClientCreated, responses=problems(409))
 async def create_client(
     body: ClientCreate, _: AdminDep, session: SessionDep, settings: SettingsDep
 ) -> ClientCreated:

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
 
 DAY = 86_400
+#: Bounds of a room type's inactivity threshold: a second (demos, tests) to ten years.
+#: The upper bound keeps `now - threshold` a valid date for every database and the sweep.
+MIN_ROOM_INACTIVITY_SECONDS = 1
+MAX_ROOM_INACTIVITY_SECONDS = 10 * 365 * DAY
+InactivitySeconds = Annotated[
+    int, Field(ge=MIN_ROOM_INACTIVITY_SECONDS, le=MAX_ROOM_INACTIVITY_SECONDS)
+]
 
 
 class RoomType(str, Enum):
@@ -32,7 +40,7 @@ class ClientSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    room_inactivity_seconds: dict[RoomType, PositiveInt] = Field(
+    room_inactivity_seconds: dict[RoomType, InactivitySeconds] = Field(
         default_factory=lambda: {RoomType(k): v for k, v in DEFAULT_ROOM_INACTIVITY_SECONDS.items()}
     )
     max_room_members: int = Field(default=1000, ge=2, le=100_000)
@@ -70,7 +78,7 @@ class ClientPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    room_inactivity_seconds: dict[RoomType, PositiveInt] | None = None
+    room_inactivity_seconds: dict[RoomType, InactivitySeconds] | None = None
     max_room_members: int | None = Field(default=None, ge=2, le=100_000)
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,7 +18,15 @@ from app.core.errors import Conflict, NotFound
 from app.core.ids import new_id
 from app.tenants import repository
 from app.tenants.models import Client
-from app.tenants.schemas import DEFAULT_ROOM_INACTIVITY_SECONDS, ClientPatch, ClientSettings
+from app.tenants.schemas import (
+    DEFAULT_ROOM_INACTIVITY_SECONDS,
+    MAX_ROOM_INACTIVITY_SECONDS,
+    MIN_ROOM_INACTIVITY_SECONDS,
+    ClientPatch,
+    ClientSettings,
+)
+
+log = logging.getLogger("chatapi.tenants")
 
 
 def slugify(name: str) -> str:
@@ -59,12 +69,40 @@ async def get_client(session: AsyncSession, client_id: str) -> Client:
 
 
 def effective_settings(client: Client) -> ClientSettings:
-    """The client's stored settings over the service defaults (per room type, too)."""
-    stored = dict(client.settings or {})
-    stored["room_inactivity_seconds"] = DEFAULT_ROOM_INACTIVITY_SECONDS | dict(
-        stored.get("room_inactivity_seconds", {})
+    """The client's stored settings over the service defaults (per room type, too).
+
+    A stored value that is no longer valid (written before the bounds existed, or straight
+    into the database) is logged and replaced by its default, so one bad row never turns
+    the tenant's every request into a 500.
+    """
+    stored: dict[str, Any] = dict(client.settings or {})
+    by_type = stored.get("room_inactivity_seconds")
+    stored["room_inactivity_seconds"] = DEFAULT_ROOM_INACTIVITY_SECONDS | (
+        dict(by_type) if isinstance(by_type, dict) else {}
     )
-    return ClientSettings.model_validate(stored)
+    for _ in range(10):  # each round drops what failed; a handful of keys at most
+        try:
+            return ClientSettings.model_validate(stored)
+        except ValidationError as exc:
+            log.error(
+                "client %s has invalid stored settings; using the defaults for them",
+                client.id,
+                extra={"client_id": client.id, "errors": exc.errors(include_input=False)},
+            )
+            for error in exc.errors():
+                _drop(stored, error["loc"])
+    return ClientSettings()
+
+
+def _drop(stored: dict[str, Any], loc: tuple[int | str, ...]) -> None:
+    if len(loc) >= 2 and loc[0] == "room_inactivity_seconds":
+        default = DEFAULT_ROOM_INACTIVITY_SECONDS.get(str(loc[1]))
+        if default is None:
+            stored["room_inactivity_seconds"].pop(loc[1], None)
+        else:
+            stored["room_inactivity_seconds"][loc[1]] = default
+    elif loc:
+        stored.pop(str(loc[0]), None)
 
 
 async def update_client(session: AsyncSession, client_id: str, patch: ClientPatch) -> Client:
@@ -78,8 +116,9 @@ async def update_client(session: AsyncSession, client_id: str, patch: ClientPatc
         merged = dict(stored.get("room_inactivity_seconds", {}))
         merged.update(changes.pop("room_inactivity_seconds"))
         stored["room_inactivity_seconds"] = merged
+    # Each value was bounded by ClientPatch; an old invalid one left in place falls back
+    # to its default in effective_settings.
     stored.update(changes)
-    ClientSettings.model_validate(stored)
     client.settings = stored
     session.add(client)
     await session.commit()
@@ -99,10 +138,32 @@ async def rotate_master_key(
 
 
 async def inactivity_overrides(session: AsyncSession) -> dict[str, dict[str, int]]:
-    """Per client, the room types whose inactivity threshold it overrides."""
+    """Per client, the room types whose inactivity threshold it overrides.
+
+    An override that is not a whole number of seconds within the bounds is logged and left
+    out (the client's rooms of that type follow the default), so one tenant's bad row
+    cannot stop the sweep for everyone.
+    """
     out: dict[str, dict[str, int]] = {}
     for client_id, stored in await repository.all_settings(session):
         by_type = stored.get("room_inactivity_seconds")
-        if isinstance(by_type, dict) and by_type:
-            out[client_id] = {str(k): int(v) for k, v in by_type.items()}
+        if not isinstance(by_type, dict) or not by_type:
+            continue
+        valid: dict[str, int] = {}
+        for room_type, seconds in by_type.items():
+            if (
+                isinstance(seconds, int)
+                and not isinstance(seconds, bool)
+                and MIN_ROOM_INACTIVITY_SECONDS <= seconds <= MAX_ROOM_INACTIVITY_SECONDS
+            ):
+                valid[str(room_type)] = seconds
+            else:
+                log.error(
+                    "client %s: ignoring invalid room_inactivity_seconds[%s]",
+                    client_id,
+                    room_type,
+                    extra={"client_id": client_id, "room_type": str(room_type)},
+                )
+        if valid:
+            out[client_id] = valid
     return out

@@ -14,7 +14,14 @@ from app.users.schemas import UserOut, UserPage, UserPatch, UserUpsert
 router = APIRouter(prefix="/users", tags=["users"])
 
 
-@router.post("", status_code=201, response_model=UserOut)
+@router.post(
+    "",
+    status_code=201,
+    response_model=UserOut,
+    responses={
+        200: {"model": UserOut, "description": "Updated: a user with this `external_id` existed"}
+    },
+)
 async def upsert_user(
     body: UserUpsert, principal: MasterDep, session: SessionDep, response: Response
 ) -> UserOut:

@@ -7,9 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from app.core.bounds import Metadata
 from app.users.models import User
-
-MAX_METADATA_KEYS = 50
 
 
 class UserUpsert(BaseModel):
@@ -32,7 +31,7 @@ class UserUpsert(BaseModel):
     external_id: str = Field(min_length=1, max_length=200)
     display_name: str | None = Field(default=None, max_length=200)
     email: EmailStr | None = None
-    metadata: dict[str, Any] | None = Field(default=None, max_length=MAX_METADATA_KEYS)
+    metadata: Metadata | None = None
 
 
 class UserPatch(BaseModel):
@@ -42,7 +41,7 @@ class UserPatch(BaseModel):
 
     display_name: str | None = Field(default=None, max_length=200)
     email: EmailStr | None = None
-    metadata: dict[str, Any] | None = Field(default=None, max_length=MAX_METADATA_KEYS)
+    metadata: Metadata | None = None
 
 
 class UserOut(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from app.core.middleware import BodyLimitMiddleware
 from app.main import create_app
 from tests.conftest import app_client, make_settings
 
@@ -124,3 +126,73 @@ async def test_request_id_is_echoed_or_generated(probe_client: httpx.AsyncClient
     assert len(generated.headers["x-request-id"]) == 26
     hostile = await probe_client.get("/health/live", headers={"X-Request-ID": "a b\x7f"})
     assert hostile.headers["x-request-id"] != "a b\x7f"
+
+
+async def test_wrong_method_lists_every_method_of_the_path_in_allow(
+    probe_client: httpx.AsyncClient,
+) -> None:
+    response = await probe_client.put("/api/v1/rooms/some-room")
+    _assert_problem(response, 405)
+    allowed = {m.strip() for m in response.headers["allow"].split(",")}
+    assert {"GET", "PATCH", "DELETE"} <= allowed
+    assert "PUT" not in allowed
+
+
+async def test_keyless_request_with_malformed_json_is_told_to_authenticate(
+    probe_client: httpx.AsyncClient,
+) -> None:
+    response = await probe_client.post(
+        "/api/v1/rooms", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    body = _assert_problem(response, 401)
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "API key" in str(body["detail"])
+    # Unauthenticated routes still parse and validate as before.
+    _assert_problem(
+        await probe_client.post(
+            "/_probe/echo", content=b"{not json", headers={"content-type": "application/json"}
+        ),
+        422,
+    )
+
+
+async def test_body_slower_than_the_timeout_is_a_408_problem(sqlite_url: str) -> None:
+    app = _app_with_probe_routes(sqlite_url)
+    never = asyncio.Event()
+
+    async def stalls_after_first_chunk() -> AsyncIterator[bytes]:
+        yield b'{"name": "x", '
+        await never.wait()  # the rest of the declared body never comes
+        yield b'"count": 1}'
+
+    async with app.router.lifespan_context(app):
+        # The app's own limiter waits 30 s; the same middleware with a short budget in front.
+        guarded = BodyLimitMiddleware(app, max_bytes=1024, timeout=0.2)
+        transport = httpx.ASGITransport(app=guarded)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.post(
+                "/_probe/echo",
+                content=stalls_after_first_chunk(),
+                headers={"content-type": "application/json", "content-length": "40"},
+            )
+    body = _assert_problem(response, 408)
+    assert "did not arrive" in str(body["detail"])
+    assert response.headers["connection"] == "close"
+
+
+async def test_trailing_slash_is_a_404_problem_naming_the_exact_path(
+    probe_client: httpx.AsyncClient,
+) -> None:
+    response = await probe_client.get("/api/v1/rooms/")
+    body = _assert_problem(response, 404)
+    assert "/api/v1/rooms?" in str(body["detail"])
+    assert "location" not in response.headers
+
+
+async def test_repeated_query_parameter_is_a_422_problem(probe_client: httpx.AsyncClient) -> None:
+    response = await probe_client.get("/api/v1/utils/health-check?limit=5&limit=500")
+    body = _assert_problem(response, 422)
+    assert body["errors"] == [
+        {"loc": ["query", "limit"], "msg": "given more than once", "type": "duplicate"}
+    ]
+    assert (await probe_client.get("/api/v1/utils/health-check?limit=5")).status_code == 200

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlalchemy import update
+from sqlmodel import col
+
+from app.core.clock import ManualClock
 from app.core.db import Database
 from app.main import create_app
 from app.realtime.events import room_target
 from app.rooms.sweep import sweep_inactive_rooms
+from app.tenants.models import Client
 from tests.conftest import app_client, make_settings
 from tests.support.api import Api
 
@@ -91,3 +96,41 @@ async def test_beat_runs_the_sweep_in_the_embedded_worker(db_url: str) -> None:
             assert asyncio.get_running_loop().time() < deadline, "no room.deactivated event"
             await asyncio.sleep(0.05)
         assert events[0].event == "room.deactivated"
+
+
+async def test_one_tenants_absurd_setting_does_not_stop_the_sweep_for_others(
+    api: Api, clock: ManualClock
+) -> None:
+    broken, healthy = await api.tenant(), await api.tenant()
+    assert api.app is not None
+    db: Database = api.app.state.db
+    # Written straight into the database, as an old release or a manual edit could have.
+    async with db.session() as session:
+        await session.execute(
+            update(Client)
+            .where(col(Client.id) == broken.id)
+            .values(settings={"room_inactivity_seconds": {"support": 10**15, "group": "x"}})
+        )
+        await session.commit()
+    await api.http.patch(
+        "/api/v1/clients/me",
+        json={"room_inactivity_seconds": {"support": 60}},
+        headers=healthy.auth,
+    )
+    due = await api.room(healthy, type="support")
+    broken_room = await api.room(broken, type="support")
+    events = await api.capture(healthy, room_target(due["id"]))
+    clock.advance(120)
+
+    report = await sweep_inactive_rooms(db, api.app.state.bus, batch_size=100)
+
+    assert report.deactivated >= 1
+    got = (await api.http.get(f"/api/v1/rooms/{due['id']}", headers=healthy.auth)).json()
+    assert got["is_active"] is False
+    assert [e.event for e in events] == ["room.deactivated"]
+    # The broken tenant still works, on the defaults, and its room is not swept early.
+    me = await api.http.get("/api/v1/clients/me", headers=broken.auth)
+    assert me.status_code == 200, me.text
+    assert me.json()["settings"]["room_inactivity_seconds"]["support"] == 7 * 86_400
+    still = await api.http.get(f"/api/v1/rooms/{broken_room['id']}", headers=broken.auth)
+    assert still.json()["is_active"] is True

@@ -1,0 +1,138 @@
+"""A bounded, derandomized schemathesis run over the published OpenAPI document.
+
+A real `chatapi serve` (PostgreSQL, the stricter database) is called with generated valid
+and invalid requests under three identities: the master key, a user key and no key. Every
+response must be a non-5xx that the document describes (status, content type, headers and
+schema), every error must be problem+json, and invalid input must be refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+from tests.conftest import ADMIN_KEY, child_env, make_settings
+from tests.support.api import bearer
+from tests.support.processes import running_server
+
+pytestmark = pytest.mark.slow
+
+PROBLEM = "application/problem+json"
+# Bounded: ~25 operations x this many examples x 3 identities stays within tens of seconds.
+MAX_EXAMPLES = 25
+
+
+@dataclass
+class Identities:
+    """The keys the run calls with; rotated or revoked keys are replaced as the run goes."""
+
+    base: str
+    master: str
+    user_key: str
+    user_id: str
+
+    def headers(self, who: str) -> dict[str, str]:
+        if who == "master":
+            return bearer(self.master)
+        if who == "user":
+            return bearer(self.user_key)
+        return {}
+
+    def relogin(self) -> None:
+        response = httpx.post(
+            f"{self.base}/api/v1/auth/login",
+            json={"user_id": self.user_id},
+            headers=bearer(self.master),
+        )
+        response.raise_for_status()
+        self.user_key = response.json()["api_key"]
+
+
+@pytest.fixture(scope="module")
+def server(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Identities]:
+    workdir: Path = tmp_path_factory.mktemp("fuzz")
+    env = child_env(make_settings(pg_url))
+    with running_server(env, workdir, "fuzz") as base, httpx.Client(base_url=base) as http:
+        tenant = http.post("/api/v1/clients", json={"name": "fuzz"}, headers=bearer(ADMIN_KEY))
+        tenant.raise_for_status()
+        master = tenant.json()["master_key"]
+        user = http.post("/api/v1/users", json={"external_id": "fuzz"}, headers=bearer(master))
+        user.raise_for_status()
+        identities = Identities(base, master, "", user.json()["id"])
+        identities.relogin()
+        yield identities
+
+
+@pytest.fixture(scope="module")
+def api_schema(server: Identities) -> Any:
+    return schemathesis.openapi.from_url(f"{server.base}/api/v1/openapi.json")
+
+
+@schemathesis.check
+def errors_are_problem_json(ctx: Any, response: schemathesis.Response, case: Any) -> bool | None:
+    """Every 4xx/5xx answer is an RFC 9457 problem document."""
+    if response.status_code >= 400:
+        content_type = response.headers.get("content-type", [""])[0]
+        assert content_type.startswith(PROBLEM), f"{response.status_code} as {content_type}"
+        body = response.json()
+        assert body["status"] == response.status_code
+    return None
+
+
+# schemathesis's pytest plugin (`schema.parametrize()`) does not run on this pytest, so each
+# operation gets a plain Hypothesis test from the operation's own strategy.
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_api_conforms_to_its_openapi_document(
+    api_schema: Any, server: Identities, mode: GenerationMode
+) -> None:
+    failures: dict[str, str] = {}
+    for result in api_schema.get_all_operations():
+        operation = result.ok()
+
+        @settings(
+            max_examples=MAX_EXAMPLES,
+            derandomize=True,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+            phases=[Phase.explicit, Phase.generate],  # no shrinking: report, do not dwell
+        )
+        @given(case=operation.as_strategy(generation_mode=mode))
+        def run(case: Any) -> None:
+            for who in ("master", "user", "anonymous"):
+                response = case.call_and_validate(
+                    headers=server.headers(who),
+                    additional_checks=[errors_are_problem_json],
+                    excluded_checks=[positive_data_acceptance],
+                )
+                _follow_key_changes(server, case, who, response)
+
+        try:
+            run()
+        except Unsatisfiable:
+            continue  # nothing to negate (no parameters, no body)
+        except (Exception, FailureGroup) as exc:
+            failures[operation.label] = str(exc)[:3000]
+    assert not failures, "\n\n".join(f"== {op}\n{err}" for op, err in failures.items())
+
+
+def _follow_key_changes(server: Identities, case: Any, who: str, response: Any) -> None:
+    """Keep the run's keys alive when a generated call rotated or revoked them."""
+    path = case.operation.path
+    if response.status_code == 200 and path == "/api/v1/clients/me/rotate-key":
+        server.master = response.json()["master_key"]
+    if response.status_code in (200, 204) and (
+        path in ("/api/v1/auth/logout", "/api/v1/auth/login") or path.startswith("/api/v1/keys/")
+    ):
+        server.relogin()
