@@ -3,8 +3,8 @@
 from app.auth.models import ApiKey
 from app.messages.models import Message
 from app.rooms.models import Room, RoomMember
-from app.system.models import Heartbeat, TaskProbe
+from app.system.models import Heartbeat
 from app.tenants.models import Client
 from app.users.models import User
 
-__all__ = ["ApiKey", "Client", "Heartbeat", "Message", "Room", "RoomMember", "TaskProbe", "User"]
+__all__ = ["ApiKey", "Client", "Heartbeat", "Message", "Room", "RoomMember", "User"]
