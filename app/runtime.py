@@ -20,7 +20,6 @@ from redis.asyncio import Redis
 
 from app.auth.authenticator import Authenticator
 from app.core.broadcast import Broadcast, MemoryBroadcast, RedisBroadcast
-from app.core.clock import Clock, install_clock
 from app.core.config import Settings
 from app.core.db import Database
 from app.core.redis import create_redis
@@ -107,14 +106,12 @@ class Runtime:
             ) from None
 
 
-def build_runtime(settings: Settings, role: Role, *, clock: Clock | None = None) -> Runtime:
+def build_runtime(settings: Settings, role: Role) -> Runtime:
     """The parts of one `role` process for `settings`: Redis-backed when REDIS_URL is set,
-    in-process otherwise. Installs `clock` as the process clock when given."""
+    in-process otherwise. (Time comes from app.core.clock, which tests replace.)"""
     if role == "worker" and not settings.REDIS_URL:
         # A separate worker with an in-memory bus would drop every event it publishes.
         raise ValueError("a worker process needs REDIS_URL; embedded tasks use the API's runtime")
-    if clock is not None:
-        install_clock(clock)
     db = Database(settings.DATABASE_URL)
     redis = create_redis(settings.REDIS_URL) if settings.REDIS_URL else None
     broadcast: Broadcast
