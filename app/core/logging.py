@@ -14,7 +14,8 @@ from typing import Any, TextIO
 
 import orjson
 
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# uvicorn's `color_message` duplicates the message with ANSI colour codes: never an extra.
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 # WebSocket clients may authenticate with ?api_key=…, which servers echo into access logs.
 _SECRET_QUERY = re.compile(r"(api_key=)[^&\s\"']+", re.IGNORECASE)
 
@@ -58,7 +59,7 @@ class TextFormatter(logging.Formatter):
         parts += [
             f"{key}={_text_value(value)}"
             for key, value in record.__dict__.items()
-            if key not in _RESERVED and not key.startswith("_") and key != "color_message"
+            if key not in _RESERVED and not key.startswith("_")
         ]
         line = " ".join(parts)
         if record.exc_info:
