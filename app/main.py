@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,10 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api.router import API_PREFIX, api_router
-from app.auth.authenticator import Authenticator
-from app.core.broadcast import MemoryBroadcast, RedisBroadcast
 from app.core.config import Settings, get_settings
-from app.core.db import Database
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import (
@@ -22,16 +20,13 @@ from app.core.middleware import (
     SingleQueryValueMiddleware,
 )
 from app.core.openapi import install_openapi
-from app.core.redis import create_redis
 from app.observability import health
 from app.observability.sentry import init_sentry
-from app.ratelimit.storage import create_limiter
-from app.realtime.bus import EventBus, set_process_broadcast
 from app.realtime.client_events import ClientEvents
 from app.realtime.gateway_socketio import asgi_app as socketio_asgi_app
 from app.realtime.gateway_socketio import bind_handlers, create_socketio_server
 from app.realtime.hub import Hub
-from app.realtime.presence import MemoryPresence, RedisPresence
+from app.runtime import build_runtime
 from app.worker.celery_app import configure_celery
 
 log = logging.getLogger("chatapi")
@@ -46,43 +41,32 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = Database(settings.DATABASE_URL)
-        app.state.redis = create_redis(settings.REDIS_URL) if settings.REDIS_URL else None
-        app.state.broadcast = (
-            RedisBroadcast(app.state.redis, settings.REDIS_KEY_PREFIX)
-            if app.state.redis is not None
-            else MemoryBroadcast()
-        )
-        await app.state.broadcast.start()
-        app.state.bus = EventBus(app.state.broadcast)
-        if settings.embedded:
-            set_process_broadcast(app.state.broadcast)
-        app.state.authenticator = Authenticator(
-            app.state.db, app.state.broadcast, create_limiter(settings), settings.ADMIN_API_KEY
-        )
-        await app.state.authenticator.start()
-        app.state.presence = (
-            RedisPresence(app.state.redis, settings.REDIS_KEY_PREFIX)
-            if app.state.redis is not None
-            else MemoryPresence()
-        )
+        # The composition root builds every part; the API adds its hub and gateways.
+        runtime = build_runtime(settings, role="api")
+        await runtime.start()
+        app.state.runtime = runtime
+        app.state.db = runtime.db
+        app.state.redis = runtime.redis
+        app.state.broadcast = runtime.broadcast
+        app.state.bus = runtime.bus
+        app.state.presence = runtime.presence
+        app.state.authenticator = runtime.authenticator
         app.state.hub = Hub(
-            app.state.db,
-            app.state.bus,
-            app.state.presence,
-            app.state.authenticator,
+            runtime.db,
+            runtime.bus,
+            runtime.presence,
+            runtime.authenticator,
             presence_max_members=settings.PRESENCE_MAX_ROOM_MEMBERS,
             key_recheck_seconds=settings.KEY_RECHECK_INTERVAL_SECONDS,
         )
-        app.state.client_events = ClientEvents(app.state.db, app.state.bus, settings, app.state.hub)
+        app.state.client_events = ClientEvents(runtime.db, runtime.bus, settings, app.state.hub)
         await app.state.hub.start()
         embedded = None
         if settings.embedded and run_embedded_worker:
             from app.worker.embedded import EmbeddedWorker
-            from app.worker.runtime import start_runtime, stop_runtime
 
-            start_runtime(settings)
-            embedded = EmbeddedWorker()
+            # The in-process worker's tasks run on this loop with these very parts.
+            embedded = EmbeddedWorker(runtime)
             embedded.start()
         log.info(
             "chatapi started",
@@ -92,15 +76,10 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
             yield
         finally:
             if embedded is not None:
-                embedded.stop()
-                stop_runtime()
+                # Off the loop: running tasks need it to finish.
+                await asyncio.to_thread(embedded.stop)
             await app.state.hub.stop()
-            await app.state.authenticator.stop()
-            set_process_broadcast(None)
-            await app.state.broadcast.stop()
-            if app.state.redis is not None:
-                await app.state.redis.aclose()
-            await app.state.db.dispose()
+            await runtime.stop()
 
     app = FastAPI(
         title="ChatAPI",

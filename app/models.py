@@ -5,7 +5,7 @@ from app.email.models import EmailConfig
 from app.messages.models import Message
 from app.notifications.models import Delivery, DeliveryAttempt, IdempotencyRecord, Notification
 from app.rooms.models import Room, RoomMember
-from app.system.models import Heartbeat, TaskProbe
+from app.system.models import Heartbeat
 from app.tenants.models import Client
 from app.users.models import User
 from app.webhooks.models import WebhookEndpoint
@@ -22,7 +22,6 @@ __all__ = [
     "Notification",
     "Room",
     "RoomMember",
-    "TaskProbe",
     "User",
     "WebhookEndpoint",
 ]

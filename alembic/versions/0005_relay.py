@@ -1,7 +1,7 @@
 """relay: notifications, deliveries, attempts, idempotency, webhook endpoints, email
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-30 16:51:38.656976
 """
 
@@ -14,8 +14,7 @@ import app.core.types
 from alembic import op
 
 revision: str = "0005"
-# integrator: down_revision "0004" (0003 only until the 0004 branch is merged)
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

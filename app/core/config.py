@@ -45,7 +45,12 @@ class Settings(BaseSettings):
     HEARTBEAT_INTERVAL_SECONDS: float = Field(default=30, gt=0)
     BCRYPT_ROUNDS: int = Field(default=12, ge=4, le=16)
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    LOG_FORMAT: Literal["json", "text"] = "json"
+    # auto: readable lines when stderr is a terminal, JSON otherwise (pipes, files, docker).
+    LOG_FORMAT: Literal["auto", "json", "text"] = "auto"
+    # Upper bound on every call a Celery task makes into the async runtime.
+    TASK_TIMEOUT_SECONDS: float = Field(default=300, gt=0)
+    # More modules of Celery tasks every process registers (plugins; the tests' probes).
+    EXTRA_TASK_MODULES: Annotated[list[str], NoDecode] = []
 
     @field_validator("REDIS_URL", "ADMIN_API_KEY", "SECRET_KEY", "SENTRY_DSN", mode="before")
     @classmethod
@@ -66,6 +71,13 @@ class Settings(BaseSettings):
             value = delays
         if isinstance(value, list) and any(int(v) <= 0 for v in value):
             raise ValueError("every delay must be a positive number of seconds")
+        return value
+
+    @field_validator("EXTRA_TASK_MODULES", mode="before")
+    @classmethod
+    def _parse_modules(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
         return value
 
     @field_validator("DATABASE_URL")

@@ -1,15 +1,21 @@
-"""Structured logging: one JSON object per line (or plain text for humans)."""
+"""Logging: one JSON object per line for machines, readable lines for people.
+
+LOG_FORMAT=auto (the default) picks readable lines when stderr is a terminal and JSON
+everywhere else, so pipes, files and container log drivers always get JSON.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 import sys
-from typing import Any
+import time
+from typing import Any, TextIO
 
 import orjson
 
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# uvicorn's `color_message` duplicates the message with ANSI colour codes: never an extra.
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 # WebSocket clients may authenticate with ?api_key=…, which servers echo into access logs.
 _SECRET_QUERY = re.compile(r"(api_key=)[^&\s\"']+", re.IGNORECASE)
 
@@ -44,14 +50,47 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+class TextFormatter(logging.Formatter):
+    """`time level logger message key=value ...` for a person reading a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = self.formatTime(record, "%Y-%m-%d %H:%M:%S") + f".{int(record.msecs):03d}"
+        parts = [when, f"{record.levelname:<7}", record.name, record.getMessage()]
+        parts += [
+            f"{key}={_text_value(value)}"
+            for key, value in record.__dict__.items()
+            if key not in _RESERVED and not key.startswith("_")
+        ]
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _text_value(value: Any) -> str:
+    text = str(value)
+    # Quote what would otherwise split into several key=value pairs for the reader.
+    if not text or any(c.isspace() or c in '"=' for c in text):
+        return orjson.dumps(text).decode()
+    return text
+
+
+def resolve_format(fmt: str, stream: TextIO) -> str:
+    """`json` or `text`: `auto` is text only when `stream` is a terminal."""
+    if fmt != "auto":
+        return fmt
+    isatty = getattr(stream, "isatty", None)
+    return "text" if isatty is not None and isatty() else "json"
+
+
+def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     """Install one stderr handler on the root logger (idempotent)."""
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        formatter: logging.Formatter = JsonFormatter()
-        formatter.converter = __import__("time").gmtime
-    else:
-        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    formatter: logging.Formatter = (
+        JsonFormatter() if resolve_format(fmt, sys.stderr) == "json" else TextFormatter()
+    )
+    # UTC in both formats: one clock for every process and host.
+    formatter.converter = time.gmtime
     handler.setFormatter(formatter)
     handler.addFilter(RedactSecrets())
     root = logging.getLogger()

@@ -4,7 +4,6 @@ process hears it on the targets its connections listen to (API.md §5, DESIGN.md
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -93,22 +92,3 @@ class EventBus:
         wrapped = self._wrapped.pop((channel, handler), None)
         if wrapped is not None:
             await self.broadcast.unsubscribe(channel, wrapped)
-
-
-# The embedded mode's in-process broadcast, so the Celery worker threads of the same
-# process publish into the API's bus (scaled mode publishes over Redis instead).
-_process_broadcast: Broadcast | None = None
-_lock = threading.Lock()
-
-
-def set_process_broadcast(broadcast: Broadcast | None) -> None:
-    """Register (or clear) the API process's broadcast for in-process workers."""
-    global _process_broadcast
-    with _lock:
-        _process_broadcast = broadcast
-
-
-def process_broadcast() -> Broadcast | None:
-    """The API process's broadcast, when this process runs one."""
-    with _lock:
-        return _process_broadcast

@@ -1,4 +1,4 @@
-"""Rows that prove the background machinery runs: beat heartbeats and task probes."""
+"""Rows that prove the background machinery runs: beat heartbeats."""
 
 from __future__ import annotations
 
@@ -18,15 +18,3 @@ class Heartbeat(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     beat_at: datetime = Field(sa_type=UTCDateTime, default_factory=utcnow)
     count: int = 0
-
-
-class TaskProbe(SQLModel, table=True):
-    """A diagnostic task's run: how many attempts it took and whether it finished."""
-
-    __tablename__ = "task_probes"
-
-    id: str = Field(primary_key=True, max_length=32)
-    attempts: int = 0
-    fail_times: int = 0
-    status: str = Field(default="pending", max_length=16)
-    updated_at: datetime = Field(sa_type=UTCDateTime, default_factory=utcnow)

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from celery import Celery
 
 from app.core.config import Settings
+from app.worker.runtime import RuntimeTask
 from app.worker.schedule import beat_schedule
 
 # Task modules are listed here so every process (API, worker, beat) registers the same tasks.
 TASK_MODULES = ["app.system.tasks", "app.rooms.tasks"]
 DEFAULT_QUEUE = "chatapi"
 
-celery_app = Celery("chatapi", include=TASK_MODULES)
+# Every task is a RuntimeTask: `self.runtime` is the runtime its process bound.
+celery_app = Celery("chatapi", include=TASK_MODULES, task_cls=RuntimeTask)
 
 
 def configure_celery(settings: Settings) -> Celery:
     """Point the Celery app at this configuration's broker and schedule."""
+    # Extra task modules register on import, in every process that configures Celery.
+    for module in settings.EXTRA_TASK_MODULES:
+        importlib.import_module(module)
     conf: dict[str, Any] = {
         "task_default_queue": DEFAULT_QUEUE,
         "task_acks_late": True,

@@ -1,4 +1,8 @@
-"""The embedded default: a real Celery worker and beat inside the API process."""
+"""The embedded default: a real Celery worker and beat inside the API process.
+
+Its task threads use the API process's own runtime: they hand their coroutines to the API's
+event loop (Runtime.run), so tasks share its engine, bus and presence with the sockets.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ import threading
 from celery.beat import EmbeddedService
 from celery.worker import WorkController
 
+from app.runtime import Runtime
 from app.worker.celery_app import DEFAULT_QUEUE, celery_app
+from app.worker.runtime import bind_runtime
 
 log = logging.getLogger("chatapi.worker")
 EMBEDDED_CONCURRENCY = 4
@@ -17,7 +23,8 @@ EMBEDDED_CONCURRENCY = 4
 class EmbeddedWorker:
     """A Celery WorkController and beat service on threads, consuming the in-process broker."""
 
-    def __init__(self, *, with_beat: bool = True) -> None:
+    def __init__(self, runtime: Runtime, *, with_beat: bool = True) -> None:
+        self._runtime = runtime
         # WorkController (not app.Worker) because the latter installs signal handlers,
         # which only the main thread may do.
         self._worker = WorkController(
@@ -40,15 +47,23 @@ class EmbeddedWorker:
         )
 
     def start(self) -> None:
-        """Start consuming (and scheduling) in background threads."""
+        """Bind the runtime, then start consuming (and scheduling) in background threads."""
+        bind_runtime(celery_app, self._runtime)
         self._thread.start()
         if self._beat is not None:
             self._beat.start()
         log.info("embedded celery worker started", extra={"beat": self._beat is not None})
 
     def stop(self) -> None:
-        """Stop beat and the worker, waiting briefly for running tasks."""
-        if self._beat is not None:
-            self._beat.stop()
-        self._worker.stop(in_sighandler=False, exitcode=0)
-        self._thread.join(timeout=10)
+        """Stop beat and the worker, waiting briefly for running tasks, then unbind.
+
+        Blocking: call it off the runtime's loop (asyncio.to_thread), since running tasks
+        may still need that loop to finish.
+        """
+        try:
+            if self._beat is not None:
+                self._beat.stop()
+            self._worker.stop(in_sighandler=False, exitcode=0)
+            self._thread.join(timeout=10)
+        finally:
+            bind_runtime(celery_app, None)

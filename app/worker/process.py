@@ -2,34 +2,53 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from celery.signals import worker_process_shutdown, worker_shutdown
+import logging
 
 from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.observability.sentry import init_sentry
+from app.runtime import build_runtime
 from app.worker.celery_app import DEFAULT_QUEUE, configure_celery
-from app.worker.runtime import start_runtime, stop_runtime
+from app.worker.runtime import BackgroundLoop, bind_runtime
+
+log = logging.getLogger("chatapi.worker")
+LIFECYCLE_TIMEOUT_SECONDS = 30.0
 
 
 def run_worker(settings: Settings, *, concurrency: int, loglevel: str) -> None:
-    """Consume tasks with a thread pool sharing one event loop; blocks until shutdown."""
+    """Consume tasks with a thread pool sharing one event loop; blocks until shutdown.
+
+    The runtime is built from `settings` (what the CLI validated), started on the worker's
+    own loop — its Redis bus and presence live — and bound to the Celery app for tasks.
+    """
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     init_sentry(settings, "worker")
     app = configure_celery(settings)
-    start_runtime(settings)
-    app.worker_main(
-        [
-            "worker",
-            f"--loglevel={loglevel}",
-            "--pool=threads",
-            f"--concurrency={concurrency}",
-            f"--queues={DEFAULT_QUEUE}",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-    )
+    loop = BackgroundLoop()
+    runtime = build_runtime(settings, role="worker")
+    try:
+        loop.call(runtime.start(), LIFECYCLE_TIMEOUT_SECONDS)
+        bind_runtime(app, runtime)
+        app.worker_main(
+            [
+                "worker",
+                f"--loglevel={loglevel}",
+                "--pool=threads",
+                f"--concurrency={concurrency}",
+                f"--queues={DEFAULT_QUEUE}",
+                "--without-gossip",
+                "--without-mingle",
+            ]
+        )
+    finally:
+        # worker_main returns (or raises SystemExit) after a warm shutdown: no task runs now.
+        bind_runtime(app, None)
+        try:
+            loop.call(runtime.stop(), LIFECYCLE_TIMEOUT_SECONDS)
+            log.info("worker runtime stopped")
+        except Exception:
+            log.exception("worker runtime did not stop cleanly")
+        loop.close()
 
 
 def run_beat(settings: Settings, *, loglevel: str) -> None:
@@ -38,9 +57,3 @@ def run_beat(settings: Settings, *, loglevel: str) -> None:
     init_sentry(settings, "beat")
     app = configure_celery(settings)
     app.start(["beat", f"--loglevel={loglevel}", "--scheduler=celery.beat:Scheduler"])
-
-
-@worker_shutdown.connect
-@worker_process_shutdown.connect
-def _close_runtime(**_: Any) -> None:
-    stop_runtime()

@@ -1,4 +1,10 @@
-"""The one long-lived event loop a worker process runs its async I/O on, with its own pools."""
+"""How Celery tasks reach their process's runtime, and the loop a worker process runs it on.
+
+A process binds the runtime it built (app/runtime.py) to its Celery app; tasks read it
+through `RuntimeTask.runtime`. Nothing is built on demand: a task in a process that bound
+no runtime fails with RuntimeNotBuilt instead of quietly making a second one from the
+environment.
+"""
 
 from __future__ import annotations
 
@@ -7,84 +13,63 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from app.core.broadcast import Broadcast, MemoryBroadcast, RedisBroadcast
-from app.core.config import Settings
-from app.core.db import Database
-from app.core.redis import create_redis
-from app.realtime.bus import EventBus, process_broadcast
+from celery import Celery, Task
+
+from app.runtime import Runtime
 
 T = TypeVar("T")
+_ATTRIBUTE = "chatapi_runtime"
 
 
-class WorkerRuntime:
-    """An event loop in a daemon thread; sync Celery tasks hand it coroutines to run."""
+class RuntimeNotBuilt(RuntimeError):
+    """A task ran in a process that has not built and bound a runtime."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+
+def bind_runtime(app: Celery, runtime: Runtime | None) -> None:
+    """Make `runtime` the one `app`'s tasks use in this process (None: unbind)."""
+    setattr(app, _ATTRIBUTE, runtime)
+
+
+def runtime_of(app: Celery) -> Runtime:
+    """The runtime bound to `app`; raises RuntimeNotBuilt when there is none."""
+    runtime = getattr(app, _ATTRIBUTE, None)
+    if not isinstance(runtime, Runtime):
+        raise RuntimeNotBuilt(
+            "no runtime in this process: `chatapi serve` (embedded) or `chatapi worker` "
+            "must build_runtime(...) and bind_runtime(celery_app, runtime) before tasks run"
+        )
+    return runtime
+
+
+class RuntimeTask(Task):  # type: ignore[misc]
+    """The base of every task: `self.runtime` is the process's runtime."""
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime bound to this task's Celery app."""
+        return runtime_of(self.app)
+
+
+class BackgroundLoop:
+    """An event loop in a daemon thread: the worker process's async side."""
+
+    def __init__(self, name: str = "chatapi-worker-loop") -> None:
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="chatapi-worker-loop", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
-        # The engine's connections are made lazily, on this loop, by the coroutines run here.
-        self.db = Database(settings.DATABASE_URL)
-        self.bus = EventBus(self._broadcast(settings))
-
-    @staticmethod
-    def _broadcast(settings: Settings) -> Broadcast:
-        if settings.REDIS_URL:
-            # Publish-only: a worker has no connections to deliver to.
-            return RedisBroadcast(create_redis(settings.REDIS_URL), settings.REDIS_KEY_PREFIX)
-        # Embedded: the API's own in-process broadcast (events with no API are dropped).
-        return process_broadcast() or MemoryBroadcast()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """Run `coro` on the worker loop and wait for its result (called from task threads)."""
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run `coro` on the loop and wait up to `timeout` seconds for it."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def close(self) -> None:
-        """Dispose of the pools and stop the loop."""
+        """Stop the loop and its thread."""
         if self.loop.is_closed():
             return
-        try:
-            self.run(self.db.dispose(), timeout=10)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout=10)
-            self.loop.close()
-
-
-_runtime: WorkerRuntime | None = None
-_lock = threading.Lock()
-
-
-def start_runtime(settings: Settings) -> WorkerRuntime:
-    """Create the process's runtime for `settings` (replacing an older one)."""
-    global _runtime
-    with _lock:
-        if _runtime is not None:
-            _runtime.close()
-        _runtime = WorkerRuntime(settings)
-        return _runtime
-
-
-def get_runtime() -> WorkerRuntime:
-    """The process's runtime, created from the environment's settings if none was started."""
-    global _runtime
-    with _lock:
-        if _runtime is None:
-            from app.core.config import get_settings
-
-            _runtime = WorkerRuntime(get_settings())
-        return _runtime
-
-
-def stop_runtime() -> None:
-    """Close the process's runtime, if any."""
-    global _runtime
-    with _lock:
-        if _runtime is not None:
-            _runtime.close()
-            _runtime = None
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()

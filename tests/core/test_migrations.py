@@ -40,6 +40,12 @@ async def test_migrations_up_down_up_on_sqlite(tmp_path: Path) -> None:
     await _roundtrip(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
 
 
+async def test_head_schema_holds_no_test_only_tables(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'h.db'}"
+    await asyncio.to_thread(upgrade, url)
+    assert "task_probes" not in await _tables(url)
+
+
 async def test_migrations_up_down_up_on_postgresql(pg_server_url: str) -> None:
     name = f"chatapi_mig_{secrets.token_hex(4)}"
     url = await create_pg_database(pg_server_url, name)

@@ -11,18 +11,19 @@ import pytest
 from app.core.db import Database
 from app.main import create_app
 from app.system import service
-from app.system.tasks import probe
 from app.worker.celery_app import configure_celery
 from tests.conftest import app_client, child_env, make_settings
+from tests.support import probe_tasks
+from tests.support.probe_tasks import probe, with_probe_tasks
 from tests.support.processes import chatapi_process, running_server
 
 
 async def _wait_probe_done(db: Database, probe_id: str, timeout: float) -> int:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        row = await service.read_probe(db, probe_id)
-        if row is not None and row.status == "done":
-            return row.attempts
+        row = await probe_tasks.read_probe(db, probe_id)
+        if row is not None and row["status"] == "done":
+            return int(row["attempts"])
         assert asyncio.get_running_loop().time() < deadline, f"probe stuck at {row}"
         await asyncio.sleep(0.1)
 
@@ -42,7 +43,8 @@ async def test_embedded_worker_retries_a_task_with_countdown(db_url: str) -> Non
     app = create_app(settings)
     async for _ in app_client(app):
         db: Database = app.state.db
-        probe_id = await service.create_probe(db, fail_times=2)
+        await probe_tasks.ensure_probe_table(db)
+        probe_id = await probe_tasks.create_probe(db, fail_times=2)
         started = asyncio.get_running_loop().time()
         probe.delay(probe_id, countdown=0.5)
         assert await _wait_probe_done(db, probe_id, timeout=15) == 3
@@ -68,10 +70,12 @@ async def test_redis_worker_process_retries_a_task_with_countdown(
         pg_url, REDIS_URL=redis_server_url, REDIS_KEY_PREFIX=f"{redis_prefix}retry:"
     )
     db = Database(pg_url)
+    env = with_probe_tasks(child_env(settings))
     try:
-        with chatapi_process(["worker", "--concurrency", "2"], child_env(settings), tmp_path, "w"):
+        await probe_tasks.ensure_probe_table(db)
+        with chatapi_process(["worker", "--concurrency", "2"], env, tmp_path, "w"):
             configure_celery(settings)
-            probe_id = await service.create_probe(db, fail_times=2)
+            probe_id = await probe_tasks.create_probe(db, fail_times=2)
             await asyncio.to_thread(probe.delay, probe_id, 0.5)
             assert await _wait_probe_done(db, probe_id, timeout=30) == 3
     finally:
