@@ -21,8 +21,10 @@ from redis.asyncio import Redis
 from app.auth.authenticator import Authenticator
 from app.core.broadcast import Broadcast, MemoryBroadcast, RedisBroadcast
 from app.core.config import Settings
+from app.core.crypto import SecretBox
 from app.core.db import Database
 from app.core.redis import create_redis
+from app.core.secret_key import load_secret_box
 from app.ratelimit.storage import create_limiter
 from app.realtime.bus import EventBus
 from app.realtime.presence import MemoryPresence, Presence, RedisPresence
@@ -51,6 +53,8 @@ class Runtime:
     bus: EventBus
     presence: Presence
     authenticator: Authenticator
+    # Seals/opens stored webhook secrets and SMTP passwords (app/core/secret_key.py).
+    secret_box: SecretBox
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
 
     @property
@@ -132,4 +136,5 @@ def build_runtime(settings: Settings, role: Role) -> Runtime:
         bus=EventBus(broadcast),
         presence=presence,
         authenticator=authenticator,
+        secret_box=load_secret_box(settings),
     )

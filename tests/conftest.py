@@ -131,6 +131,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "REDIS_URL": None,
         "ADMIN_API_KEY": ADMIN_KEY,
         "BCRYPT_ROUNDS": 4,
+        # One key for every process of a test (API and workers open each other's secrets).
+        "SECRET_KEY": "test-secret-key-" + RUN_ID,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -48,7 +48,12 @@ async def _objects_of(api: Api, owner: Tenant) -> dict[str, str]:
     user_key = next(k for k in keys if k["kind"] == "user")
     room = await api.room(owner, member_ids=[user["id"]])
     message = (await api.send(owner, room["id"], "owned")).json()
+    endpoint = await api.http.post(
+        "/api/v1/webhook-endpoints", json={"url": "https://93.184.215.14/hook"}, headers=owner.auth
+    )
+    assert endpoint.status_code == 201, endpoint.text
     return {
+        "endpoint_id": endpoint.json()["id"],
         "user_id": user["id"],
         "key_id": user_key["id"],
         "room_id": room["id"],
@@ -102,5 +107,6 @@ async def test_another_tenants_ids_are_404_on_every_route(api: Api) -> None:
         f"/api/v1/users/{objects['user_id']}",
         f"/api/v1/rooms/{objects['room_id']}",
         f"/api/v1/rooms/{objects['room_id']}/messages",
+        f"/api/v1/webhook-endpoints/{objects['endpoint_id']}",
     ):
         assert (await api.http.get(path, headers=owner.auth)).status_code == 200, path

@@ -3,12 +3,14 @@
 from fastapi import APIRouter
 
 from app.auth.routes import router as auth_router
+from app.email.routes import router as email_config_router
 from app.messages.routes import router as messages_router
 from app.observability.health import live
 from app.realtime.gateway_websocket import router as websocket_router
 from app.rooms.routes import router as rooms_router
 from app.tenants.routes import router as clients_router
 from app.users.routes import router as users_router
+from app.webhooks.routes import router as webhook_endpoints_router
 
 API_PREFIX = "/api/v1"
 
@@ -20,3 +22,5 @@ api_router.include_router(users_router)
 api_router.include_router(rooms_router)
 api_router.include_router(messages_router)
 api_router.include_router(websocket_router)
+api_router.include_router(webhook_endpoints_router)
+api_router.include_router(email_config_router)

@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     ROOM_SWEEP_INTERVAL_SECONDS: float = Field(default=300, gt=0)
     DELIVERY_RETRY_SCHEDULE: Annotated[list[int], NoDecode] = [5, 30, 120, 600, 1800, 3600, 10800]
     WEBHOOK_ALLOW_PRIVATE_TARGETS: bool = False
+    # An endpoint failing every attempt this long, with at least this many failures, is disabled.
+    WEBHOOK_DISABLE_AFTER_SECONDS: float = Field(default=432_000, gt=0)
+    WEBHOOK_DISABLE_MIN_FAILURES: int = Field(default=5, ge=1)
+    # Bound on one `POST /email-config/test` (connect, TLS, AUTH and send, per server).
+    EMAIL_TEST_TIMEOUT_SECONDS: float = Field(default=15, gt=0)
+    # Outside production without SECRET_KEY: where the generated key is kept (empty: beside
+    # the SQLite database file, else `./chatapi.secret`).
+    SECRET_KEY_FILE: str = ""
     MAX_REQUEST_BODY_BYTES: int = Field(default=1_048_576, gt=0)
     MAX_MESSAGE_BYTES: int = Field(default=65_536, gt=0)
     MAX_WS_FRAME_BYTES: int = Field(default=65_536, gt=0)

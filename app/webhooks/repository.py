@@ -185,3 +185,31 @@ async def disable(
         .execution_options(synchronize_session=False)
     )
     return result.scalar_one_or_none() is not None
+
+
+async def enable(
+    session: AsyncSession, client_id: str, endpoint_id: str, *, now: datetime
+) -> WebhookEndpoint | None:
+    """Re-enable a disabled endpoint and forget its failure run; None when it was not disabled.
+
+    An enabled endpoint keeps its run, so a PATCH repeating `disabled: false` cannot keep a
+    failing endpoint from ever being disabled.
+    """
+    stmt = (
+        update(WebhookEndpoint)
+        .where(
+            col(WebhookEndpoint.client_id) == client_id,
+            col(WebhookEndpoint.id) == endpoint_id,
+            col(WebhookEndpoint.disabled).is_(True),
+        )
+        .values(
+            disabled=False,
+            disabled_reason=None,
+            failing_since=None,
+            failure_count=0,
+            updated_at=now,
+        )
+        .returning(WebhookEndpoint)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
