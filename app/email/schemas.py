@@ -29,7 +29,7 @@ class SmtpServerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = Field(min_length=1, max_length=253)
-    port: int = Field(ge=1, le=65535)
+    port: int = Field(strict=True, ge=1, le=65535)
     username: str | None = Field(default=None, max_length=320)
     password: str | None = Field(default=None, max_length=512, description="Never returned.")
     security: Security = "starttls"

@@ -93,6 +93,7 @@ class RotateSecret(BaseModel):
 
     grace_seconds: int = Field(
         default=DEFAULT_GRACE_SECONDS,
+        strict=True,  # `true` is not a number of seconds
         ge=0,
         le=MAX_GRACE_SECONDS,
         description="How long the old secret keeps signing too (0: stops at once).",

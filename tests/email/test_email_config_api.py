@@ -140,6 +140,7 @@ async def test_delete_removes_the_config(api: Api) -> None:
         {"host": "bad host"},
         {"port": 0},
         {"port": 70000},
+        {"port": True},
         {"security": "ssl"},
         {"from_email": "not-an-address"},
         {"from_email": "a@b.example\r\nBcc: victim@x.example"},
