@@ -166,3 +166,32 @@ async def test_a_service_refusal_422_has_the_validation_problem_shape(api: Api) 
     _assert_422(response)
     errors = response.json()["errors"]
     assert len(errors) == 1 and "no-such-user" in errors[0]["msg"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/clients/me/rotate-key", {"grace_seconds": False}),
+        ("/api/v1/clients/me/rotate-key", {"grace_seconds": "5"}),
+        ("/api/v1/auth/login", {"external_id": "u-1", "ttl_seconds": True}),
+    ],
+)
+async def test_a_boolean_or_string_is_not_taken_for_an_integer(
+    api: Api, path: str, body: dict[str, Any]
+) -> None:
+    # Lax validation would read `false` as 0 and rotate the master key for real.
+    tenant = await api.tenant()
+    await api.user(tenant, external_id="u-1")
+    response = await api.http.post(path, json=body, headers=tenant.auth)
+    _assert_422(response)
+    assert await api.status_with(tenant.master_key) == 200
+
+
+async def test_a_boolean_is_not_taken_for_an_inactivity_threshold(api: Api) -> None:
+    tenant = await api.tenant()
+    response = await api.http.patch(
+        "/api/v1/clients/me",
+        json={"room_inactivity_seconds": {"support": True}},
+        headers=tenant.auth,
+    )
+    _assert_422(response)

@@ -34,7 +34,7 @@ class LoginRequest(BaseModel):
     user_id: str | None = Field(default=None, max_length=26)
     external_id: str | None = Field(default=None, max_length=200)
     scopes: list[Scope] | None = Field(default=None, min_length=1)
-    ttl_seconds: int | None = Field(default=None, ge=1, le=MAX_TTL_SECONDS)
+    ttl_seconds: int | None = Field(default=None, strict=True, ge=1, le=MAX_TTL_SECONDS)
 
     @model_validator(mode="after")
     def _one_identity(self) -> LoginRequest:

@@ -21,7 +21,7 @@ MAX_JSON_DEPTH = 32
 MAX_METADATA_KEYS = 50
 
 #: A sequence number or read marker: non-negative and within the INTEGER column.
-Seq = Annotated[int, Field(ge=0, le=SEQ_MAX)]
+Seq = Annotated[int, Field(strict=True, ge=0, le=SEQ_MAX)]
 
 
 def check_json_value(value: Any, depth: int = 0) -> Any:

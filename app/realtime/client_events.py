@@ -33,12 +33,12 @@ class _Send(MessageCreate):
 
 
 class _Read(_RoomRef):
-    seq: int = Field(ge=0)
+    seq: int = Field(strict=True, ge=0)
 
 
 class _Sync(_RoomRef):
-    after_seq: int = Field(ge=0)
-    limit: int = Field(default=100, ge=1, le=SYNC_MAX)
+    after_seq: int = Field(strict=True, ge=0)
+    limit: int = Field(default=100, strict=True, ge=1, le=SYNC_MAX)
 
 
 class ClientEvents:

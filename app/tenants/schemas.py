@@ -14,7 +14,7 @@ DAY = 86_400
 MIN_ROOM_INACTIVITY_SECONDS = 1
 MAX_ROOM_INACTIVITY_SECONDS = 10 * 365 * DAY
 InactivitySeconds = Annotated[
-    int, Field(ge=MIN_ROOM_INACTIVITY_SECONDS, le=MAX_ROOM_INACTIVITY_SECONDS)
+    int, Field(strict=True, ge=MIN_ROOM_INACTIVITY_SECONDS, le=MAX_ROOM_INACTIVITY_SECONDS)
 ]
 
 
@@ -79,13 +79,13 @@ class ClientPatch(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     room_inactivity_seconds: dict[RoomType, InactivitySeconds] | None = None
-    max_room_members: int | None = Field(default=None, ge=2, le=100_000)
+    max_room_members: int | None = Field(default=None, strict=True, ge=2, le=100_000)
 
 
 class RotateKeyRequest(BaseModel):
     """`POST /clients/me/rotate-key`."""
 
-    grace_seconds: int = Field(default=0, ge=0, le=30 * DAY)
+    grace_seconds: int = Field(default=0, strict=True, ge=0, le=30 * DAY)
 
 
 class RotatedKey(BaseModel):

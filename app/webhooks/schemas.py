@@ -73,7 +73,7 @@ class EndpointPatch(BaseModel):
     url: str | None = Field(default=None, min_length=1, max_length=2048)
     description: str | None = Field(default=None, max_length=500)
     event_types: list[EventType] | None = Field(default=None, max_length=MAX_EVENT_TYPES)
-    disabled: bool | None = None
+    disabled: bool | None = Field(default=None, strict=True)
 
     @field_validator("url")
     @classmethod
