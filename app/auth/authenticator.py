@@ -141,7 +141,9 @@ class Authenticator:
         if row is None:
             raise Unauthorized()
         self._check_live(row, now, fp)
-        if cached is None:
+        # Re-read the cache: a concurrent first use may have verified this very string while
+        # this one read the row (its flight is over by now, so it would verify again).
+        if cached is None and self.cache.get(fp) is None:
             await self._verify_secret(parts.key_id, parts.secret, row.secret_hash)
         principal = _principal(row)
         self.cache.put(fp, principal)
