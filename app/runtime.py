@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -19,15 +20,21 @@ from typing import Any, Literal, TypeVar
 from redis.asyncio import Redis
 
 from app.auth.authenticator import Authenticator
+from app.channels.base import Channel, ChannelFactoryContext, load_channels
 from app.core.broadcast import Broadcast, MemoryBroadcast, RedisBroadcast
 from app.core.config import Settings
+from app.core.crypto import SecretBox
 from app.core.db import Database
 from app.core.redis import create_redis
 from app.ratelimit.storage import create_limiter
 from app.realtime.bus import EventBus
 from app.realtime.presence import MemoryPresence, Presence, RedisPresence
 
+log = logging.getLogger("chatapi.runtime")
 T = TypeVar("T")
+# Seals secrets where no SECRET_KEY is configured outside production (config refuses that
+# in production); anything sealed with it is readable by anyone with this source.
+DEV_SECRET_KEY = "chatapi-insecure-development-secret-key-do-not-use"
 Role = Literal["api", "worker"]
 
 
@@ -51,6 +58,9 @@ class Runtime:
     bus: EventBus
     presence: Presence
     authenticator: Authenticator
+    secret_box: SecretBox
+    # The delivery channels by name, loaded once per process from the entry points.
+    channels: dict[str, Channel] = field(default_factory=dict)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
 
     @property
@@ -67,6 +77,11 @@ class Runtime:
     async def stop(self) -> None:
         """Stop the background parts and close every connection pool."""
         try:
+            for channel in self.channels.values():
+                try:
+                    await channel.aclose()
+                except Exception:
+                    log.exception("closing channel %r failed", channel.name)
             await self.authenticator.stop()
             await self.broadcast.stop()
             if self.redis is not None:
@@ -123,13 +138,24 @@ def build_runtime(settings: Settings, role: Role) -> Runtime:
         broadcast = MemoryBroadcast()
         presence = MemoryPresence()
     authenticator = Authenticator(db, broadcast, create_limiter(settings), settings.ADMIN_API_KEY)
+    bus = EventBus(broadcast)
     return Runtime(
         settings=settings,
         role=role,
         db=db,
         redis=redis,
         broadcast=broadcast,
-        bus=EventBus(broadcast),
+        bus=bus,
         presence=presence,
         authenticator=authenticator,
+        secret_box=_secret_box(settings),
+        channels=load_channels(ChannelFactoryContext.from_settings(settings, bus, presence)),
     )
+
+
+def _secret_box(settings: Settings) -> SecretBox:
+    if settings.SECRET_KEY:
+        return SecretBox(settings.SECRET_KEY)
+    # Settings refuse production without SECRET_KEY, so this is local/test only.
+    log.warning("SECRET_KEY is not set: stored secrets are sealed with a public development key")
+    return SecretBox(DEV_SECRET_KEY)

@@ -48,7 +48,18 @@ async def _objects_of(api: Api, owner: Tenant) -> dict[str, str]:
     user_key = next(k for k in keys if k["kind"] == "user")
     room = await api.room(owner, member_ids=[user["id"]])
     message = (await api.send(owner, room["id"], "owned")).json()
+    sent = await api.http.post(
+        "/api/v1/notifications/send",
+        json={
+            "channels": ["websocket"],
+            "recipients": [{"user_id": user["id"]}],
+            "websocket": {"event": "owned", "data": {}},
+        },
+        headers=owner.auth,
+    )
+    assert sent.status_code == 202, sent.text
     return {
+        "notification_id": sent.json()["id"],
         "user_id": user["id"],
         "key_id": user_key["id"],
         "room_id": room["id"],

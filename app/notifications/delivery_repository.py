@@ -90,6 +90,41 @@ async def claim(
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def claim_many(
+    session: AsyncSession,
+    client_id: str,
+    delivery_ids: Sequence[str],
+    *,
+    now: datetime,
+    lease_seconds: float,
+) -> list[Delivery]:
+    """`claim` for a batch (one task message): one UPDATE for all of them; the claimed rows.
+
+    Each row is claimed or not exactly as by `claim`; ids not due, held elsewhere or of
+    another client are simply absent from the result (a duplicate doorbell costs one query).
+    """
+    if not delivery_ids:
+        return []
+    stmt = (
+        update(Delivery)
+        .where(
+            col(Delivery.client_id) == client_id,
+            col(Delivery.id).in_(list(delivery_ids)),
+            _claimable(now),
+        )
+        .values(
+            status=SENDING,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            attempts=col(Delivery.attempts) + 1,
+            updated_at=now,
+        )
+        .returning(Delivery)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    rows = list((await session.execute(stmt)).scalars().all())
+    return sorted(rows, key=lambda d: d.id)
+
+
 async def get(session: AsyncSession, client_id: str, delivery_id: str) -> Delivery | None:
     """One delivery of the client."""
     query = select(Delivery).where(
@@ -243,6 +278,34 @@ async def parked_for_user(
         select(Delivery).where(*_parked(client_id, user_id)).order_by(col(Delivery.id)).limit(limit)
     )
     return list((await session.execute(query)).scalars().all())
+
+
+async def has_parked(session: AsyncSession, client_id: str, user_id: str) -> bool:
+    """Whether the user has any parked websocket delivery (one indexed probe)."""
+    query = select(col(Delivery.id)).where(*_parked(client_id, user_id)).limit(1)
+    return (await session.execute(query)).first() is not None
+
+
+async def expire_parked(
+    session: AsyncSession, *, created_before: datetime, now: datetime, limit: int
+) -> list[tuple[str, str]]:
+    """Fail up to `limit` parked deliveries created before `created_before` (all clients:
+    the beat sweep), with error "expired"; (client_id, notification_id) of each."""
+    parked = and_(
+        col(Delivery.channel) == WEBSOCKET,
+        col(Delivery.status) == PENDING,
+        col(Delivery.next_attempt_at).is_(None),
+        col(Delivery.created_at) < created_before,
+    )
+    ids = select(col(Delivery.id)).where(parked).limit(limit)
+    result = await session.execute(
+        update(Delivery)
+        .where(col(Delivery.id).in_(ids), parked)
+        .values(status=FAILED, last_error="expired", lease_until=None, updated_at=now)
+        .returning(col(Delivery.client_id), col(Delivery.notification_id))
+        .execution_options(synchronize_session=False)
+    )
+    return [(r[0], r[1]) for r in result.all()]
 
 
 async def claim_parked(
