@@ -32,11 +32,12 @@ from app.channels.base import (
 )
 from app.core.clock import utcnow
 from app.core.crypto import SecretBoxError
+from app.core.ids import new_id
 from app.email import service as email_service
 from app.notifications import delivery_repository as deliveries
 from app.notifications import repository
 from app.notifications.doorbell import ring_flush
-from app.notifications.models import FAILED, Delivery, Notification
+from app.notifications.models import FAILED, Delivery, DeliveryAttempt, Notification
 from app.notifications.operational import emit_operational, is_operational
 from app.realtime.events import DELIVERY_EXHAUSTED
 from app.runtime import Runtime
@@ -257,6 +258,9 @@ class _Finisher:
         async with rt.db.session() as session:
             for notification_id in final:  # locks first, sorted: see the module docstring
                 await repository.lock(session, client_id, notification_id)
+            await deliveries.record_attempts(
+                session, client_id, [_attempt_row(r, now) for r in batch]
+            )
             for result in batch:
                 self.kinds.add(result.outcome.kind)
                 status = await _finish(session, rt, result, now, limit)
@@ -279,21 +283,9 @@ class _Finisher:
 async def _finish(
     session: AsyncSession, rt: Runtime, result: _Result, now: datetime, limit: int
 ) -> str | None:
-    """Record the attempt and move the delivery on; the status it reached (None: the row
+    """Move the delivery on after its attempt; the status it reached (None: the row
     was no longer ours — its lease expired and another worker re-claimed it)."""
     d, outcome, client_id = result.delivery, result.outcome, result.delivery.client_id
-    await deliveries.record_attempt(
-        session,
-        client_id,
-        d,
-        now=now,
-        outcome=outcome.kind.value,
-        duration_ms=int(outcome.duration_ms),
-        response_code=outcome.response_code,
-        reply=outcome.reply,
-        error=outcome.error,
-        served_by=outcome.served_by,
-    )
     if d.endpoint_id and _reached_endpoint(outcome):
         await webhooks.record_outcome(session, rt.bus, client_id, d.endpoint_id, outcome, now)
     attempts = d.attempts  # the fence: only the claim this attempt made may finish it
@@ -325,6 +317,23 @@ async def _finish(
         session, client_id, d.id, error=error, now=now, attempts=attempts
     )
     return FAILED if done else None
+
+
+def _attempt_row(result: _Result, now: datetime) -> DeliveryAttempt:
+    d, outcome = result.delivery, result.outcome
+    return DeliveryAttempt(
+        id=new_id(),
+        client_id=d.client_id,
+        delivery_id=d.id,
+        notification_id=d.notification_id,
+        attempted_at=now,
+        outcome=outcome.kind.value,
+        response_code=outcome.response_code,
+        reply=outcome.reply,
+        duration_ms=int(outcome.duration_ms),
+        error=outcome.error,
+        served_by=outcome.served_by,
+    )
 
 
 def _reached_endpoint(outcome: Outcome) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -38,6 +38,7 @@ from app.notifications.models import (
 )
 
 WEBSOCKET = "websocket"
+_ATTEMPTS: Table = DeliveryAttempt.__table__  # type: ignore[attr-defined]
 
 
 class DueDelivery(NamedTuple):
@@ -375,6 +376,34 @@ async def record_attempt(
     return attempt
 
 
+async def record_attempts(
+    session: AsyncSession, client_id: str, attempts: Sequence[DeliveryAttempt]
+) -> None:
+    """Store several attempts in one executemany (the finisher's batch); replies cut to 4 KB."""
+    rows: list[dict[str, Any]] = []
+    for a in attempts:
+        if a.client_id != client_id:
+            raise ValueError("attempt belongs to another client")
+        reply = a.reply.encode()[:MAX_REPLY_BYTES].decode(errors="ignore") if a.reply else a.reply
+        rows.append(
+            {
+                "id": a.id,
+                "client_id": a.client_id,
+                "delivery_id": a.delivery_id,
+                "notification_id": a.notification_id,
+                "attempted_at": a.attempted_at,
+                "outcome": a.outcome,
+                "response_code": a.response_code,
+                "reply": reply,
+                "duration_ms": a.duration_ms,
+                "error": a.error,
+                "served_by": a.served_by,
+            }
+        )
+    if rows:
+        await session.execute(insert(_ATTEMPTS), rows)
+
+
 async def cancel_pending(
     session: AsyncSession, client_id: str, notification_id: str, *, now: datetime
 ) -> list[str]:
@@ -439,6 +468,47 @@ async def due_deliveries(
     query = query.order_by(due_at, col(Delivery.id)).limit(limit)
     rows = (await session.execute(query)).all()
     return [DueDelivery(r[0], r[1], r[2]) for r in rows if r[2] is not None]
+
+
+class SweepRow(NamedTuple):
+    """A due delivery as the sweep judges it: when it became due, and whether it is a
+    fresh send (never attempted, due at creation: the API rang for it at commit)."""
+
+    client_id: str
+    id: str
+    at: datetime
+    fresh: bool
+
+
+async def due_for_sweep(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    limit: int,
+    after: tuple[datetime, str] | None = None,
+) -> list[SweepRow]:
+    """`due_deliveries` with what the sweep needs to decide whether to ring each row."""
+    due_at = col(Delivery.next_attempt_at)
+    query = select(
+        col(Delivery.client_id),
+        col(Delivery.id),
+        due_at,
+        col(Delivery.attempts),
+        col(Delivery.created_at),
+    ).where(
+        col(Delivery.status).in_((PENDING, RETRYING)),
+        due_at <= now,
+        or_(col(Delivery.lease_until).is_(None), col(Delivery.lease_until) < now),
+    )
+    if after is not None:
+        query = query.where(
+            or_(due_at > after[0], and_(due_at == after[0], col(Delivery.id) > after[1]))
+        )
+    query = query.order_by(due_at, col(Delivery.id)).limit(limit)
+    rows = (await session.execute(query)).all()
+    return [
+        SweepRow(r[0], r[1], r[2], r[3] == 0 and r[2] <= r[4]) for r in rows if r[2] is not None
+    ]
 
 
 async def expired_leases(

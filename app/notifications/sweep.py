@@ -1,9 +1,9 @@
 """The relay's beat work: ring due deliveries and expired leases again, expire parked
 websocket deliveries, purge old attempts and idempotency records.
 
-Ringing does not change rows, so a row still queued from an earlier ring is rung again; the
-duplicate costs one claim query that takes nothing (claims are atomic). That is the price of
-"a lost message delays work, never loses it" without a rung-at column.
+Ringing does not change rows, so the sweep decides from a row's age whether it needs a ring
+(`should_ring`): a backlog is not re-rung every few seconds, and a lost message still costs at
+most one lease of delay. A duplicate ring costs one claim query that takes nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from app.core.clock import utcnow
 from app.notifications import delivery_repository as deliveries
@@ -39,26 +39,51 @@ class SweepReport:
 
 
 async def sweep_due(rt: Runtime) -> SweepReport:
-    """Ring every due delivery and every expired lease (bounded), expire old parked ones."""
+    """Ring due deliveries that need it and every expired lease (bounded); expire old
+    parked ones."""
     now = utcnow()
+    window = 2 * rt.settings.DELIVERY_SWEEP_INTERVAL_SECONDS
+    lease = rt.settings.DELIVERY_LEASE_SECONDS
     by_client: dict[str, list[str]] = defaultdict(list)
-    counts = []
+    due = leases = 0
     async with rt.db.read_session() as session:
-        for query in (deliveries.due_deliveries, deliveries.expired_leases):
-            found, after = 0, None
-            while found < SWEEP_MAX:
-                rows = await query(session, now=now, limit=PAGE, after=after)
-                for row in rows:
+        after: tuple[datetime, str] | None = None
+        for _ in range(SWEEP_MAX // PAGE):
+            rows = await deliveries.due_for_sweep(session, now=now, limit=PAGE, after=after)
+            for row in rows:
+                if should_ring((now - row.at).total_seconds(), row.fresh, window, lease):
                     by_client[row.client_id].append(row.id)
-                found += len(rows)
-                if len(rows) < PAGE:
-                    break
-                after = (rows[-1].at, rows[-1].id)
-            counts.append(found)
+                    due += 1
+            if len(rows) < PAGE:
+                break
+            after = (rows[-1].at, rows[-1].id)
+        after = None
+        for _ in range(SWEEP_MAX // PAGE):
+            expired = await deliveries.expired_leases(session, now=now, limit=PAGE, after=after)
+            for item in expired:
+                by_client[item.client_id].append(item.id)
+            leases += len(expired)
+            if len(expired) < PAGE:
+                break
+            after = (expired[-1].at, expired[-1].id)
     for client_id, ids in by_client.items():
         await asyncio.to_thread(ring, client_id, ids)
-    expired = await _expire_parked(rt)
-    return SweepReport(due=counts[0], expired_leases=counts[1], expired_parked=expired)
+    parked = await _expire_parked(rt)
+    return SweepReport(due=due, expired_leases=leases, expired_parked=parked)
+
+
+def should_ring(age: float, fresh: bool, window: float, lease: float) -> bool:
+    """Whether the sweep rings a row due for `age` seconds.
+
+    Newly due rows (retries, scheduled sends: nobody rang for them) are rung in the first
+    `window` after they fall due. A row still due after that was rung and is queued behind
+    other work — or its message was lost: it is rung again once per `lease` period, so a
+    backlog is not flooded with duplicates yet a lost message costs at most one lease of
+    delay. Fresh sends were rung by the API at commit and wait for the lease rule.
+    """
+    if age < window:
+        return not fresh
+    return age >= lease and age % lease < window
 
 
 async def _expire_parked(rt: Runtime) -> int:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from app.notifications import delivery, sweep
 from app.notifications.doorbell import DELIVER_TASK, FLUSH_PARKED_TASK
-from app.worker.celery_app import DELIVERY_QUEUE, celery_app
+from app.worker.celery_app import celery_app
 from app.worker.runtime import RuntimeTask
 
 
 @celery_app.task(
     name=DELIVER_TASK,
     bind=True,
-    queue=DELIVERY_QUEUE,
     acks_late=True,
     reject_on_worker_lost=True,
 )
@@ -24,7 +23,6 @@ def deliver(self: RuntimeTask, client_id: str, delivery_ids: list[str]) -> int:
 @celery_app.task(
     name=FLUSH_PARKED_TASK,
     bind=True,
-    queue=DELIVERY_QUEUE,
     acks_late=True,
     reject_on_worker_lost=True,
 )

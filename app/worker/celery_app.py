@@ -29,7 +29,10 @@ def configure_celery(settings: Settings) -> Celery:
         importlib.import_module(module)
     conf: dict[str, Any] = {
         "task_default_queue": DEFAULT_QUEUE,
-        "task_routes": {"notifications.deliver": {"queue": DELIVERY_QUEUE}},
+        "task_routes": {
+            "notifications.deliver": {"queue": DELIVERY_QUEUE},
+            "notifications.flush_parked": {"queue": DELIVERY_QUEUE},
+        },
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_ignore_result": True,
