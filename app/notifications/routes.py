@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import BeforeValidator
 
 from app.api.deps import MasterDep, ReadSessionDep, SessionDep
 from app.core.openapi import problems
@@ -23,6 +24,18 @@ from app.notifications.schemas import (
 from app.runtime import Runtime
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])
+
+
+def _iso_only(value: object) -> object:
+    # pydantic would also read a bare number as Unix seconds; the schema promises ISO 8601.
+    if isinstance(value, (int, float)) or (
+        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
+    ):
+        raise ValueError("an ISO 8601 time, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 def _channel_names(request: Request) -> list[str]:
@@ -77,8 +90,8 @@ async def list_notifications(
     page: Annotated[PageParams, Depends(page_params)],
     status: Annotated[NotificationStatus | None, Query()] = None,
     channel: Annotated[str | None, Query(min_length=1, max_length=16)] = None,
-    created_after: Annotated[datetime | None, Query()] = None,
-    created_before: Annotated[datetime | None, Query()] = None,
+    created_after: Annotated[IsoTime | None, Query()] = None,
+    created_before: Annotated[IsoTime | None, Query()] = None,
 ) -> NotificationPage:
     """The client's notifications, newest first, by cursor, with per-status delivery counts."""
     rows, counts = await service.list_notifications(

@@ -31,7 +31,7 @@ from tests.notifications.relay import (
 )
 from tests.support.api import Api, Tenant
 from tests.support.inprocess import serve_in_process
-from tests.support.realtime import WsClient, wait_for
+from tests.support.realtime import WsClient, until, wait_for
 
 __all__ = ["example_plugin_installed"]
 
@@ -155,6 +155,9 @@ async def test_always_failing_receiver_dead_letters_emits_exhausted_and_retry_de
     api = relay.api
     tenant = await api.tenant()
     await add_endpoint(relay.app, tenant, receiver.url("/down"))
+    _, ops_secret = await add_endpoint(
+        relay.app, tenant, receiver.url("/ops"), ["delivery.exhausted"]
+    )
     receiver.answer("/down", 500)
     master = await WsClient.open(relay.base, tenant.master_key)
     try:
@@ -167,13 +170,16 @@ async def test_always_failing_receiver_dead_letters_emits_exhausted_and_retry_de
         _, event = await wait_for(master.events, lambda e: e[0] == "delivery.exhausted")
         assert event["delivery_id"] == delivery["id"]
         assert event["notification_id"] == sent["id"]
+        await until(lambda: "/ops" in receiver.paths(), "delivery.exhausted webhook", 10)
+        ops = next(r for r in receiver.requests if r.path == "/ops")
+        assert Webhook(ops_secret).verify(ops.body, ops.headers)["type"] == "delivery.exhausted"
         receiver.answer("/down", 200)
         r = await api.http.post(f"/api/v1/notifications/{sent['id']}/retry", headers=tenant.auth)
         assert r.status_code == 200
         assert r.json()["status"] == "pending"
         again = await wait_for_status(api, tenant, sent["id"], {"delivered", "failed"})
         assert again["status"] == "delivered"
-        assert len(receiver.requests) == 4
+        assert receiver.paths().count("/down") == 4
     finally:
         await master.close()
 

@@ -229,6 +229,10 @@ async def test_listing_filters_by_status_channel_and_time(api: Api) -> None:
     assert await ids(f"limit=2&cursor={cursor}") == [ws["id"]]
     future = httpx.QueryParams({"created_after": (utcnow() + timedelta(minutes=1)).isoformat()})
     assert await ids(str(future)) == []
+    numeric = await api.http.get(
+        "/api/v1/notifications?created_after=1786896686", headers=tenant.auth
+    )
+    assert numeric.status_code == 422  # ISO 8601 only, as the schema says
     counts = (await api.http.get("/api/v1/notifications", headers=tenant.auth)).json()["data"]
     assert counts[0]["delivery_counts"] == {"pending": 1}
 
