@@ -20,6 +20,7 @@ from app.core.middleware import (
     SingleQueryValueMiddleware,
 )
 from app.core.openapi import install_openapi
+from app.notifications.inbox import parked_flush_hook
 from app.observability import health
 from app.observability.sentry import init_sentry
 from app.realtime.client_events import ClientEvents
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
             presence_max_members=settings.PRESENCE_MAX_ROOM_MEMBERS,
             key_recheck_seconds=settings.KEY_RECHECK_INTERVAL_SECONDS,
         )
+        # The in-app inbox: parked websocket notifications go out when their user connects.
+        app.state.hub.on_connect(parked_flush_hook(runtime.db))
         app.state.client_events = ClientEvents(runtime.db, runtime.bus, settings, app.state.hub)
         await app.state.hub.start()
         embedded = None

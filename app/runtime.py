@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -19,6 +20,7 @@ from typing import Any, Literal, TypeVar
 from redis.asyncio import Redis
 
 from app.auth.authenticator import Authenticator
+from app.channels.base import Channel, ChannelFactoryContext, load_channels
 from app.core.broadcast import Broadcast, MemoryBroadcast, RedisBroadcast
 from app.core.config import Settings
 from app.core.crypto import SecretBox
@@ -29,7 +31,10 @@ from app.ratelimit.storage import create_limiter
 from app.realtime.bus import EventBus
 from app.realtime.presence import MemoryPresence, Presence, RedisPresence
 
+log = logging.getLogger("chatapi.runtime")
 T = TypeVar("T")
+# Seals secrets where no SECRET_KEY is configured outside production (config refuses that
+# in production); anything sealed with it is readable by anyone with this source.
 Role = Literal["api", "worker"]
 
 
@@ -55,6 +60,8 @@ class Runtime:
     authenticator: Authenticator
     # Seals/opens stored webhook secrets and SMTP passwords (app/core/secret_key.py).
     secret_box: SecretBox
+    # The delivery channels by name, loaded once per process from the entry points.
+    channels: dict[str, Channel] = field(default_factory=dict)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
 
     @property
@@ -71,6 +78,11 @@ class Runtime:
     async def stop(self) -> None:
         """Stop the background parts and close every connection pool."""
         try:
+            for channel in self.channels.values():
+                try:
+                    await channel.aclose()
+                except Exception:
+                    log.exception("closing channel %r failed", channel.name)
             await self.authenticator.stop()
             await self.broadcast.stop()
             if self.redis is not None:
@@ -127,14 +139,16 @@ def build_runtime(settings: Settings, role: Role) -> Runtime:
         broadcast = MemoryBroadcast()
         presence = MemoryPresence()
     authenticator = Authenticator(db, broadcast, create_limiter(settings), settings.ADMIN_API_KEY)
+    bus = EventBus(broadcast)
     return Runtime(
         settings=settings,
         role=role,
         db=db,
         redis=redis,
         broadcast=broadcast,
-        bus=EventBus(broadcast),
+        bus=bus,
         presence=presence,
         authenticator=authenticator,
         secret_box=load_secret_box(settings),
+        channels=load_channels(ChannelFactoryContext.from_settings(settings, bus, presence)),
     )

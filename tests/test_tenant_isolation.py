@@ -52,8 +52,19 @@ async def _objects_of(api: Api, owner: Tenant) -> dict[str, str]:
         "/api/v1/webhook-endpoints", json={"url": "https://93.184.215.14/hook"}, headers=owner.auth
     )
     assert endpoint.status_code == 201, endpoint.text
+    sent = await api.http.post(
+        "/api/v1/notifications/send",
+        json={
+            "channels": ["websocket"],
+            "recipients": [{"user_id": user["id"]}],
+            "websocket": {"event": "owned", "data": {}},
+        },
+        headers=owner.auth,
+    )
+    assert sent.status_code == 202, sent.text
     return {
         "endpoint_id": endpoint.json()["id"],
+        "notification_id": sent.json()["id"],
         "user_id": user["id"],
         "key_id": user_key["id"],
         "room_id": room["id"],

@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from app.auth.routes import router as auth_router
 from app.email.routes import router as email_config_router
 from app.messages.routes import router as messages_router
+from app.notifications.routes import router as notifications_router
 from app.observability.health import live
 from app.realtime.gateway_websocket import router as websocket_router
 from app.rooms.routes import router as rooms_router
@@ -24,3 +25,4 @@ api_router.include_router(messages_router)
 api_router.include_router(websocket_router)
 api_router.include_router(webhook_endpoints_router)
 api_router.include_router(email_config_router)
+api_router.include_router(notifications_router)

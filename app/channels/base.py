@@ -164,6 +164,9 @@ class ChannelFactoryContext:
             bus=bus,
             presence=presence,
             allow_private_targets=settings.WEBHOOK_ALLOW_PRIVATE_TARGETS,
+            webhook_timeout_seconds=settings.WEBHOOK_TIMEOUT_SECONDS,
+            webhook_max_in_flight_per_endpoint=settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT,
+            smtp_timeout_seconds=settings.SMTP_TIMEOUT_SECONDS,
         )
 
 

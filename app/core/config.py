@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     # Outside production without SECRET_KEY: where the generated key is kept (empty: beside
     # the SQLite database file, else `./chatapi.secret`).
     SECRET_KEY_FILE: str = ""
+    # The relay (API.md §6): how long a worker holds a claimed delivery (must exceed the
+    # longest channel timeout), how often beat rings due deliveries, retention.
+    DELIVERY_LEASE_SECONDS: float = Field(default=60, gt=0)
+    DELIVERY_SWEEP_INTERVAL_SECONDS: float = Field(default=2, gt=0)
+    ATTEMPT_RETENTION_DAYS: int = Field(default=30, gt=0)
+    WEBSOCKET_PARK_EXPIRY_SECONDS: float = Field(default=7 * 86400, gt=0)
+    WEBHOOK_TIMEOUT_SECONDS: float = Field(default=15, gt=0)
+    SMTP_TIMEOUT_SECONDS: float = Field(default=30, gt=0)
+    WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT: int = Field(default=4, gt=0)
     MAX_REQUEST_BODY_BYTES: int = Field(default=1_048_576, gt=0)
     MAX_MESSAGE_BYTES: int = Field(default=65_536, gt=0)
     MAX_WS_FRAME_BYTES: int = Field(default=65_536, gt=0)
@@ -119,6 +128,12 @@ class Settings(BaseSettings):
                 )
             else:
                 self.DATABASE_URL = DEFAULT_DATABASE_URL
+        longest = max(self.WEBHOOK_TIMEOUT_SECONDS, self.SMTP_TIMEOUT_SECONDS)
+        if longest >= self.DELIVERY_LEASE_SECONDS:
+            # A lease shorter than an attempt lets a second worker re-claim a live delivery.
+            raise ValueError(
+                f"DELIVERY_LEASE_SECONDS: must exceed the longest channel timeout ({longest} s)"
+            )
         if self.ENVIRONMENT == "production":
             problems = []
             if not self.SECRET_KEY:

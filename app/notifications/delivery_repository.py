@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -38,6 +38,7 @@ from app.notifications.models import (
 )
 
 WEBSOCKET = "websocket"
+_ATTEMPTS: Table = DeliveryAttempt.__table__  # type: ignore[attr-defined]
 
 
 class DueDelivery(NamedTuple):
@@ -88,6 +89,41 @@ async def claim(
         .execution_options(synchronize_session=False, populate_existing=True)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def claim_many(
+    session: AsyncSession,
+    client_id: str,
+    delivery_ids: Sequence[str],
+    *,
+    now: datetime,
+    lease_seconds: float,
+) -> list[Delivery]:
+    """`claim` for a batch (one task message): one UPDATE for all of them; the claimed rows.
+
+    Each row is claimed or not exactly as by `claim`; ids not due, held elsewhere or of
+    another client are simply absent from the result (a duplicate doorbell costs one query).
+    """
+    if not delivery_ids:
+        return []
+    stmt = (
+        update(Delivery)
+        .where(
+            col(Delivery.client_id) == client_id,
+            col(Delivery.id).in_(list(delivery_ids)),
+            _claimable(now),
+        )
+        .values(
+            status=SENDING,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            attempts=col(Delivery.attempts) + 1,
+            updated_at=now,
+        )
+        .returning(Delivery)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    rows = list((await session.execute(stmt)).scalars().all())
+    return sorted(rows, key=lambda d: d.id)
 
 
 async def get(session: AsyncSession, client_id: str, delivery_id: str) -> Delivery | None:
@@ -245,6 +281,34 @@ async def parked_for_user(
     return list((await session.execute(query)).scalars().all())
 
 
+async def has_parked(session: AsyncSession, client_id: str, user_id: str) -> bool:
+    """Whether the user has any parked websocket delivery (one indexed probe)."""
+    query = select(col(Delivery.id)).where(*_parked(client_id, user_id)).limit(1)
+    return (await session.execute(query)).first() is not None
+
+
+async def expire_parked(
+    session: AsyncSession, *, created_before: datetime, now: datetime, limit: int
+) -> list[tuple[str, str]]:
+    """Fail up to `limit` parked deliveries created before `created_before` (all clients:
+    the beat sweep), with error "expired"; (client_id, notification_id) of each."""
+    parked = and_(
+        col(Delivery.channel) == WEBSOCKET,
+        col(Delivery.status) == PENDING,
+        col(Delivery.next_attempt_at).is_(None),
+        col(Delivery.created_at) < created_before,
+    )
+    ids = select(col(Delivery.id)).where(parked).limit(limit)
+    result = await session.execute(
+        update(Delivery)
+        .where(col(Delivery.id).in_(ids), parked)
+        .values(status=FAILED, last_error="expired", lease_until=None, updated_at=now)
+        .returning(col(Delivery.client_id), col(Delivery.notification_id))
+        .execution_options(synchronize_session=False)
+    )
+    return [(r[0], r[1]) for r in result.all()]
+
+
 async def claim_parked(
     session: AsyncSession,
     client_id: str,
@@ -312,6 +376,34 @@ async def record_attempt(
     return attempt
 
 
+async def record_attempts(
+    session: AsyncSession, client_id: str, attempts: Sequence[DeliveryAttempt]
+) -> None:
+    """Store several attempts in one executemany (the finisher's batch); replies cut to 4 KB."""
+    rows: list[dict[str, Any]] = []
+    for a in attempts:
+        if a.client_id != client_id:
+            raise ValueError("attempt belongs to another client")
+        reply = a.reply.encode()[:MAX_REPLY_BYTES].decode(errors="ignore") if a.reply else a.reply
+        rows.append(
+            {
+                "id": a.id,
+                "client_id": a.client_id,
+                "delivery_id": a.delivery_id,
+                "notification_id": a.notification_id,
+                "attempted_at": a.attempted_at,
+                "outcome": a.outcome,
+                "response_code": a.response_code,
+                "reply": reply,
+                "duration_ms": a.duration_ms,
+                "error": a.error,
+                "served_by": a.served_by,
+            }
+        )
+    if rows:
+        await session.execute(insert(_ATTEMPTS), rows)
+
+
 async def cancel_pending(
     session: AsyncSession, client_id: str, notification_id: str, *, now: datetime
 ) -> list[str]:
@@ -376,6 +468,47 @@ async def due_deliveries(
     query = query.order_by(due_at, col(Delivery.id)).limit(limit)
     rows = (await session.execute(query)).all()
     return [DueDelivery(r[0], r[1], r[2]) for r in rows if r[2] is not None]
+
+
+class SweepRow(NamedTuple):
+    """A due delivery as the sweep judges it: when it became due, and whether it is a
+    fresh send (never attempted, due at creation: the API rang for it at commit)."""
+
+    client_id: str
+    id: str
+    at: datetime
+    fresh: bool
+
+
+async def due_for_sweep(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    limit: int,
+    after: tuple[datetime, str] | None = None,
+) -> list[SweepRow]:
+    """`due_deliveries` with what the sweep needs to decide whether to ring each row."""
+    due_at = col(Delivery.next_attempt_at)
+    query = select(
+        col(Delivery.client_id),
+        col(Delivery.id),
+        due_at,
+        col(Delivery.attempts),
+        col(Delivery.created_at),
+    ).where(
+        col(Delivery.status).in_((PENDING, RETRYING)),
+        due_at <= now,
+        or_(col(Delivery.lease_until).is_(None), col(Delivery.lease_until) < now),
+    )
+    if after is not None:
+        query = query.where(
+            or_(due_at > after[0], and_(due_at == after[0], col(Delivery.id) > after[1]))
+        )
+    query = query.order_by(due_at, col(Delivery.id)).limit(limit)
+    rows = (await session.execute(query)).all()
+    return [
+        SweepRow(r[0], r[1], r[2], r[3] == 0 and r[2] <= r[4]) for r in rows if r[2] is not None
+    ]
 
 
 async def expired_leases(

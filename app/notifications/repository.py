@@ -22,6 +22,7 @@ from app.notifications.models import (
     DELIVERED,
     FAILED,
     PENDING,
+    SKIPPED,
     Delivery,
     DeliveryAttempt,
     IdempotencyRecord,
@@ -44,6 +45,8 @@ class NewDelivery:
     recipient: dict[str, Any]
     recipient_user_id: str | None = None
     endpoint_id: str | None = None
+    # Set: the delivery is stored `skipped` with this reason (nothing will be sent).
+    skip_reason: str | None = None
 
 
 async def create_notification(
@@ -109,13 +112,13 @@ async def insert_deliveries(
                     "recipient": item.recipient,
                     "recipient_user_id": item.recipient_user_id,
                     "endpoint_id": item.endpoint_id,
-                    "status": PENDING,
+                    "status": SKIPPED if item.skip_reason else PENDING,
                     "attempts": 0,
-                    "next_attempt_at": due_at,
+                    "next_attempt_at": None if item.skip_reason else due_at,
                     "lease_until": None,
                     "last_error": None,
                     "delivered_at": None,
-                    "skip_reason": None,
+                    "skip_reason": item.skip_reason,
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -200,6 +203,19 @@ async def get(session: AsyncSession, client_id: str, notification_id: str) -> No
     """One notification of the client."""
     query = select(Notification).where(
         col(Notification.client_id) == client_id, col(Notification.id) == notification_id
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def lock(session: AsyncSession, client_id: str, notification_id: str) -> Notification | None:
+    """The notification, its row locked until the transaction ends (PostgreSQL; SQLite's
+    write transactions are serialised already): status refreshes of one notification from
+    several workers then run one after the other and the last one counts every commit."""
+    query = (
+        select(Notification)
+        .where(col(Notification.client_id) == client_id, col(Notification.id) == notification_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     return (await session.execute(query)).scalar_one_or_none()
 

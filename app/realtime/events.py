@@ -14,6 +14,9 @@ TYPING = "typing"
 READ = "read"
 PRESENCE = "presence"
 NOTIFICATION = "notification"
+# Operational events of the relay, for the tenant's master-key sockets (API.md §5, §6).
+DELIVERY_EXHAUSTED = "delivery.exhausted"
+ENDPOINT_DISABLED = "endpoint.disabled"
 
 
 def room_target(room_id: str) -> str:
@@ -24,3 +27,8 @@ def room_target(room_id: str) -> str:
 def user_target(user_id: str) -> str:
     """The target every connection of one user listens on."""
     return f"user:{user_id}"
+
+
+def client_target() -> str:
+    """The tenant-wide target master-key connections listen on (operational events)."""
+    return "client:ops"

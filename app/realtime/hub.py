@@ -114,6 +114,9 @@ class Hub:
 
     async def _subscribe_all(self, conn: Connection) -> None:
         if conn.user_id is None:
+            if conn.principal.is_master:
+                # Operational events (delivery.exhausted, endpoint.disabled) of the tenant.
+                await self.subscribe(conn, events.client_target())
             conn.greet(events.CONNECTED, _connected(conn, []))
             return
         # The user target first, then the rooms: a room joined after the read below is

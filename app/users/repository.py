@@ -10,6 +10,9 @@ from sqlmodel import col
 
 from app.users.models import User
 
+# Values per IN list: far under both drivers' parameter limits.
+LOOKUP_CHUNK = 1000
+
 
 async def get(
     session: AsyncSession, client_id: str, user_id: str, *, for_update: bool = False
@@ -42,6 +45,21 @@ async def existing_ids(session: AsyncSession, client_id: str, user_ids: Sequence
         select(col(User.id)).where(col(User.client_id) == client_id, col(User.id).in_(user_ids))
     )
     return set(result.scalars().all())
+
+
+async def by_keys(
+    session: AsyncSession, client_id: str, *, user_ids: Sequence[str], external_ids: Sequence[str]
+) -> list[User]:
+    """The client's users among `user_ids` or `external_ids`, in bounded IN lists."""
+    found: list[User] = []
+    for column, values in ((col(User.id), user_ids), (col(User.external_id), external_ids)):
+        unique = list(dict.fromkeys(values))
+        for start in range(0, len(unique), LOOKUP_CHUNK):
+            query = select(User).where(
+                col(User.client_id) == client_id, column.in_(unique[start : start + LOOKUP_CHUNK])
+            )
+            found.extend((await session.execute(query)).scalars().all())
+    return found
 
 
 async def list_page(

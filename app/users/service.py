@@ -90,6 +90,17 @@ async def missing_users(
     return [u for u in user_ids if u not in found]
 
 
+async def users_by_keys(
+    session: AsyncSession, client_id: str, *, user_ids: Sequence[str], external_ids: Sequence[str]
+) -> tuple[dict[str, User], dict[str, User]]:
+    """The client's users found among `user_ids` and `external_ids` (bulk, for fan-outs):
+    (by id, by external id); absent keys are unknown."""
+    users = await repository.by_keys(
+        session, client_id, user_ids=user_ids, external_ids=external_ids
+    )
+    return {u.id: u for u in users}, {u.external_id: u for u in users}
+
+
 async def list_users(
     session: AsyncSession, client_id: str, limit: int, after: str | None
 ) -> Sequence[User]:

@@ -172,6 +172,20 @@ def _open_secrets(box: SecretBox, row: WebhookEndpoint, now: datetime) -> tuple[
     return tuple(opened)
 
 
+async def subscribed_endpoints(
+    session: AsyncSession, client_id: str, event_type: str
+) -> list[WebhookEndpoint]:
+    """The client's enabled endpoints that receive `event_type`."""
+    return await repository.subscribed(session, client_id, event_type)
+
+
+async def endpoints_by_ids(
+    session: AsyncSession, client_id: str, endpoint_ids: Sequence[str]
+) -> list[WebhookEndpoint]:
+    """The client's endpoints among `endpoint_ids` (another client's ids are absent)."""
+    return await repository.by_ids(session, client_id, endpoint_ids)
+
+
 async def endpoints_for_delivery(
     session: AsyncSession, box: SecretBox, client_id: str, endpoint_ids: Sequence[str]
 ) -> dict[str, base.WebhookEndpoint]:

@@ -12,8 +12,11 @@ from app.worker.runtime import RuntimeTask
 from app.worker.schedule import beat_schedule
 
 # Task modules are listed here so every process (API, worker, beat) registers the same tasks.
-TASK_MODULES = ["app.system.tasks", "app.rooms.tasks"]
+TASK_MODULES = ["app.system.tasks", "app.rooms.tasks", "app.notifications.tasks"]
 DEFAULT_QUEUE = "chatapi"
+# Deliveries have their own queue: a burst of fan-out work never delays the sweeps.
+DELIVERY_QUEUE = "deliveries"
+CONSUMED_QUEUES = (DEFAULT_QUEUE, DELIVERY_QUEUE)
 
 # Every task is a RuntimeTask: `self.runtime` is the runtime its process bound.
 celery_app = Celery("chatapi", include=TASK_MODULES, task_cls=RuntimeTask)
@@ -26,6 +29,10 @@ def configure_celery(settings: Settings) -> Celery:
         importlib.import_module(module)
     conf: dict[str, Any] = {
         "task_default_queue": DEFAULT_QUEUE,
+        "task_routes": {
+            "notifications.deliver": {"queue": DELIVERY_QUEUE},
+            "notifications.flush_parked": {"queue": DELIVERY_QUEUE},
+        },
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_ignore_result": True,

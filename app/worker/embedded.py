@@ -13,7 +13,7 @@ from celery.beat import EmbeddedService
 from celery.worker import WorkController
 
 from app.runtime import Runtime
-from app.worker.celery_app import DEFAULT_QUEUE, celery_app
+from app.worker.celery_app import CONSUMED_QUEUES, celery_app
 from app.worker.runtime import bind_runtime
 
 log = logging.getLogger("chatapi.worker")
@@ -31,7 +31,7 @@ class EmbeddedWorker:
             app=celery_app,
             pool_cls="threads",
             concurrency=EMBEDDED_CONCURRENCY,
-            queues=[DEFAULT_QUEUE],
+            queues=list(CONSUMED_QUEUES),
             without_heartbeat=True,
             without_mingle=True,
             without_gossip=True,

@@ -8,7 +8,7 @@ from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.observability.sentry import init_sentry
 from app.runtime import build_runtime
-from app.worker.celery_app import DEFAULT_QUEUE, configure_celery
+from app.worker.celery_app import CONSUMED_QUEUES, configure_celery
 from app.worker.runtime import BackgroundLoop, bind_runtime
 
 log = logging.getLogger("chatapi.worker")
@@ -35,7 +35,7 @@ def run_worker(settings: Settings, *, concurrency: int, loglevel: str) -> None:
                 f"--loglevel={loglevel}",
                 "--pool=threads",
                 f"--concurrency={concurrency}",
-                f"--queues={DEFAULT_QUEUE}",
+                f"--queues={','.join(CONSUMED_QUEUES)}",
                 "--without-gossip",
                 "--without-mingle",
             ]

@@ -18,4 +18,12 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": "rooms.sweep_inactive",
             "schedule": settings.ROOM_SWEEP_INTERVAL_SECONDS,
         },
+        # The doorbell for retries, scheduled sends and lost messages (DESIGN.md §1.1).
+        "notifications-sweep-due": {
+            "task": "notifications.sweep_due",
+            "schedule": settings.DELIVERY_SWEEP_INTERVAL_SECONDS,
+            # A sweep older than the next one is redundant: drop it rather than pile up.
+            "options": {"expires": settings.DELIVERY_SWEEP_INTERVAL_SECONDS},
+        },
+        "notifications-purge": {"task": "notifications.purge", "schedule": 86_400},
     }

@@ -44,6 +44,7 @@ class Receiver:
         self.answers: dict[str, Answer] = {}
         self.holds: dict[str, asyncio.Event] = {}
         self.arrived: dict[str, asyncio.Event] = {}
+        self.scripts: dict[str, list[int]] = {}
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}{path}"
@@ -52,6 +53,10 @@ class Receiver:
         self.answers[path] = Answer(
             status, {k.replace("_", "-"): v for k, v in headers.items()}, body
         )
+
+    def script(self, path: str, *statuses: int) -> None:
+        """Answer the next requests to `path` with `statuses` in turn, then as usual."""
+        self.scripts[path] = list(statuses)
 
     def hold(self, path: str) -> asyncio.Event:
         """Requests to `path` wait until the returned event is set; `arrived[path]` fires."""
@@ -70,6 +75,8 @@ class Receiver:
             self.arrived[path].set()
             await self.holds[path].wait()
         answer = self.answers.get(path, Answer())
+        if self.scripts.get(path):
+            answer = Answer(self.scripts[path].pop(0))
         return Response(answer.body, status_code=answer.status, headers=answer.headers)
 
 

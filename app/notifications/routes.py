@@ -1,0 +1,157 @@
+"""`/notifications`: send through the relay, read, list, cancel, retry (master key)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import BeforeValidator
+
+from app.api.deps import MasterDep, ReadSessionDep, SessionDep
+from app.core.openapi import problems
+from app.core.pagination import PageParams, make_page, page_params
+from app.notifications import service
+from app.notifications.schemas import (
+    AttemptOut,
+    AttemptPage,
+    NotificationOut,
+    NotificationPage,
+    NotificationStatus,
+    NotificationSummary,
+    SendRequest,
+)
+from app.runtime import Runtime
+
+router = APIRouter(prefix="/notifications", tags=["notifications"])
+
+
+def _iso_only(value: object) -> object:
+    # pydantic would also read a bare number as Unix seconds; the schema promises ISO 8601.
+    if isinstance(value, (int, float)) or (
+        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
+    ):
+        raise ValueError("an ISO 8601 time, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
+
+
+def _channel_names(request: Request) -> list[str]:
+    runtime: Runtime = request.app.state.runtime
+    return list(runtime.channels)
+
+
+@router.post(
+    "/send",
+    status_code=202,
+    response_model=NotificationOut,
+    responses={
+        200: {
+            "model": NotificationOut,
+            "description": "The idempotency key was used within 24 h: the first notification",
+        },
+        **problems(409),
+    },
+)
+async def send_notification(
+    body: SendRequest,
+    principal: MasterDep,
+    session: SessionDep,
+    request: Request,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            description="Same key within 24 h: the first notification (200), never a second send",
+        ),
+    ] = None,
+) -> NotificationOut:
+    """Store the notification and one delivery per (channel, recipient), then deliver in
+    the background: 202. Webhook deliveries go one per endpoint."""
+    result = await service.send(
+        session,
+        principal.client_id,
+        body,
+        channels=_channel_names(request),
+        header_key=idempotency_key,
+    )
+    response.status_code = 202 if result.created else 200
+    return result.notification
+
+
+@router.get("", response_model=NotificationPage)
+async def list_notifications(
+    principal: MasterDep,
+    session: ReadSessionDep,
+    page: Annotated[PageParams, Depends(page_params)],
+    status: Annotated[NotificationStatus | None, Query()] = None,
+    channel: Annotated[str | None, Query(min_length=1, max_length=16)] = None,
+    created_after: Annotated[IsoTime | None, Query()] = None,
+    created_before: Annotated[IsoTime | None, Query()] = None,
+) -> NotificationPage:
+    """The client's notifications, newest first, by cursor, with per-status delivery counts."""
+    rows, counts = await service.list_notifications(
+        session,
+        principal.client_id,
+        limit=page.limit,
+        after=page.cursor,
+        status=status,
+        channel=channel,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    items, has_more, cursor = make_page(rows, page.limit, "id")
+    return NotificationPage(
+        data=[NotificationSummary.of(n, counts[n.id]) for n in items],
+        has_more=has_more,
+        next_cursor=cursor,
+    )
+
+
+@router.get("/{notification_id}", response_model=NotificationOut)
+async def get_notification(
+    notification_id: str, principal: MasterDep, session: ReadSessionDep
+) -> NotificationOut:
+    """A notification with every delivery."""
+    return await service.get_notification(session, principal.client_id, notification_id)
+
+
+@router.get("/{notification_id}/attempts", response_model=AttemptPage)
+async def list_attempts(
+    notification_id: str,
+    principal: MasterDep,
+    session: ReadSessionDep,
+    page: Annotated[PageParams, Depends(page_params)],
+) -> AttemptPage:
+    """Every attempt of the notification's deliveries, oldest first, by cursor."""
+    rows = await service.list_attempts(
+        session, principal.client_id, notification_id, limit=page.limit, after=page.cursor
+    )
+    has_more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    return AttemptPage(
+        data=[AttemptOut.of(*row) for row in rows],
+        has_more=has_more,
+        next_cursor=rows[-1][0].id if has_more and rows else None,
+    )
+
+
+@router.post("/{notification_id}/cancel", response_model=NotificationOut)
+async def cancel_notification(
+    notification_id: str, principal: MasterDep, session: SessionDep
+) -> NotificationOut:
+    """Cancel every delivery not yet sent; one mid-attempt finishes. Nothing left to cancel
+    is not an error: the answer shows the notification as it is."""
+    return await service.cancel(session, principal.client_id, notification_id)
+
+
+@router.post("/{notification_id}/retry", response_model=NotificationOut)
+async def retry_notification(
+    notification_id: str, principal: MasterDep, session: SessionDep
+) -> NotificationOut:
+    """Re-queue the failed deliveries with a fresh attempt budget (none failed: unchanged)."""
+    return await service.retry(session, principal.client_id, notification_id)

@@ -1,0 +1,324 @@
+"""Notifications: send (validate, resolve, store in one transaction, then ring), read, list,
+cancel, retry. Delivering is app/notifications/delivery.py (the worker side)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.bounds import check_json_value
+from app.core.clock import utcnow
+from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.ids import new_id
+from app.notifications import delivery_repository as deliveries_repo
+from app.notifications import repository
+from app.notifications.doorbell import ring_soon
+from app.notifications.models import Delivery, DeliveryAttempt, Notification
+from app.notifications.repository import NewDelivery
+from app.notifications.schemas import NotificationOut, SendRequest
+from app.users import service as users
+from app.users.models import User
+from app.webhooks import service as webhooks
+
+WEBSOCKET, EMAIL, WEBHOOK = "websocket", "email", "webhook"
+BUILT_IN = (WEBSOCKET, EMAIL, WEBHOOK)
+
+
+class IdempotencyMismatch(Unprocessable):
+    """The idempotency key was used for a different request."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """The stored notification, and whether this call created it (False: idempotent replay)."""
+
+    notification: NotificationOut
+    created: bool
+
+
+def _problem(detail: str) -> Unprocessable:
+    # The problem's `errors` names the body as a whole; `detail` says which part and why.
+    return Unprocessable(detail)
+
+
+def _check_content(body: SendRequest, loaded: Collection[str]) -> dict[str, dict[str, Any]]:
+    """Each requested channel exists here and has its content; the content by channel."""
+    unknown = [c for c in body.channels if c not in loaded]
+    if unknown:
+        raise _problem(
+            f"unknown channel(s) {', '.join(unknown)}; available: {', '.join(sorted(loaded))}"
+        )
+    extra = body.plugin_content()
+    stray = [k for k in extra if k in BUILT_IN or k not in body.channels]
+    if stray:
+        raise _problem(f"unknown field(s) {', '.join(sorted(stray))}")
+    content: dict[str, dict[str, Any]] = {}
+    for channel in body.channels:
+        if channel == WEBSOCKET and body.websocket is not None:
+            content[channel] = body.websocket.model_dump(mode="json")
+        elif channel == EMAIL and body.email is not None:
+            content[channel] = body.email.model_dump(mode="json", by_alias=True, exclude_none=True)
+        elif channel == WEBHOOK and body.webhook is not None:
+            content[channel] = body.webhook.model_dump(mode="json", exclude={"endpoint_ids"})
+        elif channel not in BUILT_IN and isinstance(extra.get(channel), dict):
+            try:
+                check_json_value(extra[channel])
+            except ValueError as exc:
+                raise _problem(f"{channel}: {exc}") from None
+            content[channel] = extra[channel]
+        else:
+            raise _problem(f"channel {channel!r} needs its content object {channel!r}")
+    needs_recipients = [c for c in body.channels if c != WEBHOOK]
+    if needs_recipients and not body.recipients:
+        raise _problem(f"channel(s) {', '.join(needs_recipients)} need at least one recipient")
+    return content
+
+
+async def _resolve_users(
+    session: AsyncSession, client_id: str, body: SendRequest
+) -> tuple[dict[str, User], dict[str, User]]:
+    user_ids = [r.user_id for r in body.recipients if r.user_id is not None]
+    external_ids = [r.external_id for r in body.recipients if r.external_id is not None]
+    by_id, by_external = await users.users_by_keys(
+        session, client_id, user_ids=user_ids, external_ids=external_ids
+    )
+    missing = [f"user_id {u}" for u in dict.fromkeys(user_ids) if u not in by_id]
+    missing += [f"external_id {e}" for e in dict.fromkeys(external_ids) if e not in by_external]
+    if missing:
+        shown = ", ".join(missing[:20]) + (
+            f" and {len(missing) - 20} more" if len(missing) > 20 else ""
+        )
+        raise _problem(f"unknown recipient(s): {shown}")
+    return by_id, by_external
+
+
+def _user_recipient(user: User) -> dict[str, Any]:
+    return {"user_id": user.id, "external_id": user.external_id}
+
+
+def _recipient_deliveries(
+    body: SendRequest, by_id: dict[str, User], by_external: dict[str, User]
+) -> list[NewDelivery]:
+    """One delivery per (channel, distinct recipient); what cannot be sent is `skipped`."""
+    # Resolve once, dedupe (a user named by id and by external id is one recipient).
+    resolved: list[User | str] = []
+    seen: set[str] = set()
+    for r in body.recipients:
+        if r.email is not None:
+            key, item = "email:" + r.email.lower(), r.email
+            if key not in seen:
+                seen.add(key)
+                resolved.append(item)
+            continue
+        user = by_id[r.user_id] if r.user_id is not None else by_external[str(r.external_id)]
+        if "user:" + user.id not in seen:
+            seen.add("user:" + user.id)
+            resolved.append(user)
+    out: list[NewDelivery] = []
+    for channel in body.channels:
+        if channel == WEBHOOK:
+            continue
+        for target in resolved:
+            if isinstance(target, str):
+                skip = "an e-mail address receives only the email channel"
+                out.append(
+                    NewDelivery(
+                        channel, {"email": target}, skip_reason=None if channel == EMAIL else skip
+                    )
+                )
+                continue
+            recipient = _user_recipient(target)
+            skip_reason = None
+            if channel == EMAIL:
+                if target.email:
+                    recipient["email"] = target.email
+                else:
+                    skip_reason = "the user has no e-mail address"
+            elif channel != WEBSOCKET and target.email:
+                recipient["email"] = target.email  # plug-in channels may want it
+            out.append(NewDelivery(channel, recipient, target.id, skip_reason=skip_reason))
+    return out
+
+
+async def _webhook_deliveries(
+    session: AsyncSession, client_id: str, body: SendRequest
+) -> list[NewDelivery]:
+    if WEBHOOK not in body.channels or body.webhook is None:
+        return []
+    wanted = body.webhook.endpoint_ids
+    if wanted is None:
+        endpoints = await webhooks.subscribed_endpoints(session, client_id, body.webhook.event_type)
+    else:
+        wanted = list(dict.fromkeys(wanted))
+        endpoints = await webhooks.endpoints_by_ids(session, client_id, wanted)
+        found = {e.id for e in endpoints}
+        unknown = [e for e in wanted if e not in found]
+        if unknown:
+            raise _problem(f"unknown endpoint(s): {', '.join(unknown)}")
+        disabled = [e.id for e in endpoints if e.disabled]
+        if disabled:
+            raise _problem(f"disabled endpoint(s): {', '.join(disabled)}")
+    return [NewDelivery(WEBHOOK, {"endpoint_id": e.id}, endpoint_id=e.id) for e in endpoints]
+
+
+async def _replay(
+    session: AsyncSession, client_id: str, key: str, request_hash: str, now: datetime
+) -> NotificationOut | None:
+    found = await repository.find_by_idempotency_key(session, client_id, key, now=now)
+    if found is None:
+        return None
+    record, notification = found
+    if record.request_hash != request_hash:
+        raise IdempotencyMismatch(
+            "This idempotency key was already used for a different request (within 24 h)"
+        )
+    return await get_notification(session, client_id, notification.id)
+
+
+async def send(
+    session: AsyncSession,
+    client_id: str,
+    body: SendRequest,
+    *,
+    channels: Collection[str],
+    header_key: str | None = None,
+) -> SendResult:
+    """Validate, resolve recipients, store notification + deliveries + idempotency record in
+    one transaction, commit, then ring the doorbell for what is due now."""
+    if header_key is not None and body.idempotency_key not in (None, header_key):
+        raise _problem("the Idempotency-Key header and idempotency_key differ")
+    key = header_key or body.idempotency_key
+    content = _check_content(body, channels)
+    now = utcnow()
+    request_hash = body.request_hash()
+    if key is not None:
+        replay = await _replay(session, client_id, key, request_hash, now)
+        if replay is not None:
+            return SendResult(replay, created=False)
+    by_id, by_external = await _resolve_users(session, client_id, body)
+    new = _recipient_deliveries(body, by_id, by_external)
+    new += await _webhook_deliveries(session, client_id, body)
+    send_at = body.send_at if body.send_at is not None and body.send_at > now else now
+    notification = Notification(
+        id=new_id(),
+        client_id=client_id,
+        status="scheduled" if send_at > now else "pending",
+        channels=list(body.channels),
+        content=content,
+        metadata_=body.metadata,
+        critical=body.critical,
+        send_at=send_at,
+        created_at=now,
+        idempotency_key=key,
+        request_hash=request_hash if key is not None else None,
+    )
+    if not any(d.skip_reason is None for d in new):
+        notification.status = repository.derive_status({}, scheduled=False)
+    ids = await repository.create_notification(session, client_id, notification, new, now=now)
+    if ids is None:
+        # A concurrent send holds the key: it committed (we waited on it), or still runs.
+        await session.rollback()
+        assert key is not None
+        replay = await _replay(session, client_id, key, request_hash, now)
+        if replay is None:
+            raise Conflict(
+                "A request with this idempotency key is in progress", headers={"Retry-After": "1"}
+            )
+        return SendResult(replay, created=False)
+    await session.commit()
+    rows = [
+        Delivery(
+            id=delivery_id,
+            client_id=client_id,
+            notification_id=notification.id,
+            channel=d.channel,
+            recipient=d.recipient,
+            recipient_user_id=d.recipient_user_id,
+            endpoint_id=d.endpoint_id,
+            status="skipped" if d.skip_reason else "pending",
+            next_attempt_at=None if d.skip_reason else send_at,
+            skip_reason=d.skip_reason,
+            created_at=now,
+            updated_at=now,
+        )
+        for delivery_id, d in zip(ids, new, strict=True)
+    ]
+    if send_at <= now:
+        await ring_soon(client_id, [r.id for r in rows if r.status == "pending"])
+    return SendResult(NotificationOut.of(notification, rows), created=True)
+
+
+async def get_notification(
+    session: AsyncSession, client_id: str, notification_id: str
+) -> NotificationOut:
+    """A notification with its deliveries, or 404."""
+    found = await repository.get_with_deliveries(session, client_id, notification_id)
+    if found is None:
+        raise NotFound("No such notification")
+    return NotificationOut.of(*found)
+
+
+async def list_notifications(
+    session: AsyncSession,
+    client_id: str,
+    *,
+    limit: int,
+    after: str | None,
+    status: str | None,
+    channel: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+) -> tuple[list[Notification], dict[str, dict[str, int]]]:
+    """`limit + 1` notifications, newest first, and each one's per-status delivery counts."""
+    rows = await repository.list_page(
+        session,
+        client_id,
+        limit=limit,
+        after=after,
+        status=status,
+        channel=channel,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    counts = await repository.delivery_status_counts(session, client_id, [n.id for n in rows])
+    return rows, counts
+
+
+async def cancel(session: AsyncSession, client_id: str, notification_id: str) -> NotificationOut:
+    """Cancel every delivery not yet sent (pending, parked, retrying); a delivery mid-attempt
+    finishes. Nothing left to cancel is not an error: the answer shows the state."""
+    if await repository.lock(session, client_id, notification_id) is None:
+        raise NotFound("No such notification")
+    now = utcnow()
+    await deliveries_repo.cancel_pending(session, client_id, notification_id, now=now)
+    await repository.refresh_status(session, client_id, notification_id, now=now)
+    await session.commit()
+    return await get_notification(session, client_id, notification_id)
+
+
+async def retry(session: AsyncSession, client_id: str, notification_id: str) -> NotificationOut:
+    """Make the notification's failed deliveries due now with a fresh attempt budget, and
+    ring for them. None failed is not an error: the answer shows the state."""
+    if await repository.lock(session, client_id, notification_id) is None:
+        raise NotFound("No such notification")
+    now = utcnow()
+    ids = await deliveries_repo.requeue_failed(session, client_id, notification_id, now=now)
+    await repository.refresh_status(session, client_id, notification_id, now=now)
+    await session.commit()
+    await ring_soon(client_id, ids)
+    return await get_notification(session, client_id, notification_id)
+
+
+async def list_attempts(
+    session: AsyncSession, client_id: str, notification_id: str, *, limit: int, after: str | None
+) -> list[tuple[DeliveryAttempt, str, dict[str, Any]]]:
+    """`limit + 1` attempts of the notification in order, or 404."""
+    if await repository.get(session, client_id, notification_id) is None:
+        raise NotFound("No such notification")
+    return await repository.list_attempts(
+        session, client_id, notification_id, limit=limit, after=after
+    )

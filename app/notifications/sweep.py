@@ -1,0 +1,127 @@
+"""The relay's beat work: ring due deliveries and expired leases again, expire parked
+websocket deliveries, purge old attempts and idempotency records.
+
+Ringing does not change rows, so the sweep decides from a row's age whether it needs a ring
+(`should_ring`): a backlog is not re-rung every few seconds, and a lost message still costs at
+most one lease of delay. A duplicate ring costs one claim query that takes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from app.core.clock import utcnow
+from app.notifications import delivery_repository as deliveries
+from app.notifications import repository
+from app.notifications.doorbell import ring
+from app.runtime import Runtime
+
+log = logging.getLogger("chatapi.notifications")
+
+PAGE = 1000
+# Rows rung per sweep at most; the next sweep (seconds later) continues.
+SWEEP_MAX = 20_000
+PURGE_BATCH = 1000
+PURGE_MAX_BATCHES = 100
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """What one sweep did."""
+
+    due: int
+    expired_leases: int
+    expired_parked: int
+
+
+async def sweep_due(rt: Runtime) -> SweepReport:
+    """Ring due deliveries that need it and every expired lease (bounded); expire old
+    parked ones."""
+    now = utcnow()
+    window = 2 * rt.settings.DELIVERY_SWEEP_INTERVAL_SECONDS
+    lease = rt.settings.DELIVERY_LEASE_SECONDS
+    by_client: dict[str, list[str]] = defaultdict(list)
+    due = leases = 0
+    async with rt.db.read_session() as session:
+        after: tuple[datetime, str] | None = None
+        for _ in range(SWEEP_MAX // PAGE):
+            rows = await deliveries.due_for_sweep(session, now=now, limit=PAGE, after=after)
+            for row in rows:
+                if should_ring((now - row.at).total_seconds(), row.fresh, window, lease):
+                    by_client[row.client_id].append(row.id)
+                    due += 1
+            if len(rows) < PAGE:
+                break
+            after = (rows[-1].at, rows[-1].id)
+        after = None
+        for _ in range(SWEEP_MAX // PAGE):
+            expired = await deliveries.expired_leases(session, now=now, limit=PAGE, after=after)
+            for item in expired:
+                by_client[item.client_id].append(item.id)
+            leases += len(expired)
+            if len(expired) < PAGE:
+                break
+            after = (expired[-1].at, expired[-1].id)
+    for client_id, ids in by_client.items():
+        await asyncio.to_thread(ring, client_id, ids)
+    parked = await _expire_parked(rt)
+    return SweepReport(due=due, expired_leases=leases, expired_parked=parked)
+
+
+def should_ring(age: float, fresh: bool, window: float, lease: float) -> bool:
+    """Whether the sweep rings a row due for `age` seconds.
+
+    Newly due rows (retries, scheduled sends: nobody rang for them) are rung in the first
+    `window` after they fall due. A row still due after that was rung and is queued behind
+    other work — or its message was lost: it is rung again once per `lease` period, so a
+    backlog is not flooded with duplicates yet a lost message costs at most one lease of
+    delay. Fresh sends were rung by the API at commit and wait for the lease rule.
+    """
+    if age < window:
+        return not fresh
+    return age >= lease and age % lease < window
+
+
+async def _expire_parked(rt: Runtime) -> int:
+    now = utcnow()
+    before = now - timedelta(seconds=rt.settings.WEBSOCKET_PARK_EXPIRY_SECONDS)
+    total = 0
+    while True:
+        async with rt.db.session() as session:
+            rows = await deliveries.expire_parked(
+                session, created_before=before, now=now, limit=PAGE
+            )
+            for client_id, notification_id in sorted(set(rows)):
+                await repository.lock(session, client_id, notification_id)
+                await repository.refresh_status(session, client_id, notification_id, now=now)
+            await session.commit()
+        total += len(rows)
+        if len(rows) < PAGE:
+            return total
+
+
+async def purge(rt: Runtime) -> tuple[int, int]:
+    """Delete attempts older than ATTEMPT_RETENTION_DAYS and expired idempotency records,
+    one bounded transaction per batch; (attempts, records) deleted."""
+    now = utcnow()
+    before = now - timedelta(days=rt.settings.ATTEMPT_RETENTION_DAYS)
+    attempts = records = 0
+    for _ in range(PURGE_MAX_BATCHES):
+        async with rt.db.session() as session:
+            n = await deliveries.purge_attempts(session, before=before, limit=PURGE_BATCH)
+            await session.commit()
+        attempts += n
+        if n < PURGE_BATCH:
+            break
+    for _ in range(PURGE_MAX_BATCHES):
+        async with rt.db.session() as session:
+            n = await repository.purge_idempotency_records(session, now=now, limit=PURGE_BATCH)
+            await session.commit()
+        records += n
+        if n < PURGE_BATCH:
+            break
+    return attempts, records

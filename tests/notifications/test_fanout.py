@@ -1,0 +1,102 @@
+"""A 10,000-recipient send in the embedded default: the 202 comes once everything is stored,
+and every delivery is settled (here: parked, the users being offline) soon after."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy import func, insert, select
+from sqlmodel import col
+
+from app.core.clock import utcnow
+from app.core.ids import new_id
+from app.main import create_app
+from app.notifications.models import Delivery
+from app.runtime import Runtime
+from app.users.models import User
+from tests.conftest import app_client, make_settings
+from tests.support.api import Api, Tenant
+
+RECIPIENTS = 10_000
+
+
+@pytest.fixture
+async def embedded(sqlite_url: str) -> AsyncIterator[Api]:
+    """The embedded default with its in-process worker and beat."""
+    app = create_app(make_settings(sqlite_url, DELIVERY_SWEEP_INTERVAL_SECONDS=1))
+    async for http in app_client(app):
+        yield Api(http, app=app)
+
+
+async def _bulk_users(runtime: Runtime, tenant: Tenant, n: int) -> list[str]:
+    now = utcnow()
+    rows = [
+        {
+            "id": new_id(),
+            "client_id": tenant.id,
+            "external_id": f"bulk-{i}",
+            "display_name": None,
+            "email": None,
+            "metadata": {},
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in range(n)
+    ]
+    async with runtime.db.session() as session:
+        await session.execute(insert(User.__table__), rows)  # type: ignore[attr-defined]
+        await session.commit()
+    return [r["id"] for r in rows]
+
+
+async def _unsettled(runtime: Runtime, notification_id: str) -> int:
+    """Deliveries that still owe a first attempt or are mid-attempt (parked ones are settled:
+    attempted once, waiting for their user's connect)."""
+    async with runtime.db.read_session() as session:
+        query = select(func.count()).where(
+            col(Delivery.notification_id) == notification_id,
+            (col(Delivery.attempts) == 0) | (col(Delivery.status) == "sending"),
+        )
+        return int((await session.execute(query)).scalar_one())
+
+
+async def test_ten_thousand_recipients_are_accepted_then_all_attempted(embedded: Api) -> None:
+    assert embedded.app is not None
+    runtime: Runtime = embedded.app.state.runtime
+    tenant = await embedded.tenant()
+    user_ids = await _bulk_users(runtime, tenant, RECIPIENTS)
+    body = {
+        "channels": ["websocket"],
+        "recipients": [{"user_id": u} for u in user_ids],
+        "websocket": {"event": "sale.started", "data": {"percent": 20}},
+    }
+    started = time.perf_counter()
+    r = await embedded.http.post(
+        "/api/v1/notifications/send", json=body, headers=tenant.auth, timeout=httpx.Timeout(60)
+    )
+    accepted = time.perf_counter() - started
+    assert r.status_code == 202, r.text[:500]
+    sent = r.json()
+    assert len(sent["deliveries"]) == RECIPIENTS
+    deadline = started + 50
+    while (left := await _unsettled(runtime, sent["id"])) > 0:
+        assert time.perf_counter() < deadline, f"{left} deliveries not attempted yet"
+        await asyncio.sleep(0.2)
+    settled = time.perf_counter() - started
+    print(
+        f"\n10k websocket fan-out (SQLite, embedded): 202 after {accepted:.2f} s, "
+        f"every delivery attempted (parked) after {settled:.2f} s"
+    )
+    async with runtime.db.read_session() as session:
+        statuses = (
+            await session.execute(
+                select(col(Delivery.status), func.count())
+                .where(col(Delivery.notification_id) == sent["id"])
+                .group_by(col(Delivery.status))
+            )
+        ).all()
+    assert dict(statuses) == {"pending": RECIPIENTS}  # parked: offline users, inbox
