@@ -76,6 +76,24 @@ class MessageOut(BaseModel):
             deleted_at=message.deleted_at,
         )
 
+    @classmethod
+    def of_row(cls, row: dict[str, Any], seq: int) -> MessageOut:
+        """A message just stored from `row` (the messages columns; the API names the
+        `metadata` column so too) with the seq it was given."""
+        return cls(
+            id=row["id"],
+            room_id=row["room_id"],
+            seq=seq,
+            sender_id=row["sender_id"],
+            content=row["content"],
+            content_type=row["content_type"],
+            metadata=row["metadata"],
+            client_message_id=row["client_message_id"],
+            created_at=row["created_at"],
+            edited_at=None,
+            deleted_at=None,
+        )
+
 
 class MessagePage(BaseModel):
     """Messages in the order asked for, and whether more lie beyond."""
