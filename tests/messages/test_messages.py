@@ -176,7 +176,7 @@ async def test_concurrent_repeats_of_one_client_message_id_store_one_message(api
 
 
 async def test_a_nul_character_in_a_message_is_422_on_both_databases(api: Api) -> None:
-    tenant, _, key, room = await _room_with_user(api)
+    _, _, key, room = await _room_with_user(api)
     url = f"/api/v1/rooms/{room['id']}/messages"
     for body in (
         {"content": "a\u0000b"},
