@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.core.bounds import Metadata
 from app.messages.models import Message
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold U+0000: refused here (422) on both databases instead of
+    # failing in the INSERT, which also checks the room, so an unknown room stays a 404
+    # only for bodies that could be stored.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    return value
+
+
+StoredText = Annotated[str, AfterValidator(_no_nul)]
 
 
 class MessageCreate(BaseModel):
@@ -29,10 +41,10 @@ class MessageCreate(BaseModel):
     )
 
     # The byte limit (MAX_MESSAGE_BYTES) is checked by the service: it is configurable.
-    content: str = Field(min_length=1)
-    content_type: str = Field(default="text/plain", min_length=1, max_length=100)
+    content: StoredText = Field(min_length=1)
+    content_type: StoredText = Field(default="text/plain", min_length=1, max_length=100)
     metadata: Metadata = Field(default_factory=dict)
-    client_message_id: str | None = Field(default=None, min_length=1, max_length=100)
+    client_message_id: StoredText | None = Field(default=None, min_length=1, max_length=100)
 
 
 class MessagePatch(BaseModel):
@@ -74,6 +86,24 @@ class MessageOut(BaseModel):
             created_at=message.created_at,
             edited_at=message.edited_at,
             deleted_at=message.deleted_at,
+        )
+
+    @classmethod
+    def of_row(cls, row: dict[str, Any], seq: int) -> MessageOut:
+        """A message just stored from `row` (the messages columns; the API names the
+        `metadata` column so too) with the seq it was given."""
+        return cls(
+            id=row["id"],
+            room_id=row["room_id"],
+            seq=seq,
+            sender_id=row["sender_id"],
+            content=row["content"],
+            content_type=row["content_type"],
+            metadata=row["metadata"],
+            client_message_id=row["client_message_id"],
+            created_at=row["created_at"],
+            edited_at=None,
+            deleted_at=None,
         )
 
 

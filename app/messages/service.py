@@ -33,9 +33,9 @@ async def send_message(
     """Store the next message of the room; (message, True) when new, (first, False) on a
     repeated client_message_id."""
     _check_size(body.content, max_bytes)
-    # The room row lock serialises senders: seq and the idempotency check are race-free.
-    room = await rooms.accessible_room(session, principal, room_id, lock=True)
     if body.client_message_id is not None:
+        # The room row lock serialises senders, so the idempotency check is race-free.
+        await rooms.accessible_room(session, principal, room_id, lock=True)
         first = await repository.by_client_message_id(
             session, principal.client_id, room_id, body.client_message_id
         )
@@ -43,24 +43,31 @@ async def send_message(
             out = MessageOut.of(first)
             await session.rollback()  # releases the room lock; nothing was written
             return out, False
-    seq, reactivated = await rooms.take_next_seq(session, room)
-    message = Message(
-        id=new_id(),
-        client_id=principal.client_id,
-        room_id=room_id,
-        seq=seq,
-        sender_id=principal.user_id,
-        content=body.content,
-        content_type=body.content_type,
-        metadata_=body.metadata,
-        client_message_id=body.client_message_id,
+    row = {
+        "id": new_id(),
+        "client_id": principal.client_id,
+        "room_id": room_id,
+        "sender_id": principal.user_id,
+        "content": body.content,
+        "content_type": body.content_type,
+        "metadata": body.metadata,
+        "client_message_id": body.client_message_id,
+        "created_at": utcnow(),
+    }
+    # One repository call locks the room, numbers the message (gapless: under the lock),
+    # stores it and marks it read by its sender; a non-member learns nothing (404).
+    appended = await repository.append(
+        session,
+        row,
+        member_id=None if principal.is_master else principal.user_id,
+        reader_id=principal.user_id,
+        alone=body.client_message_id is None,  # else the lock above came first
     )
-    repository.add(session, message)
-    if principal.user_id is not None:
-        await rooms.mark_sender_read(session, principal.client_id, room_id, principal.user_id, seq)
+    if appended is None:
+        raise NotFound("No such room")
     await session.commit()
-    out = MessageOut.of(message)
-    if reactivated:
+    out = MessageOut.of_row(row, appended.seq)
+    if appended.reactivated:
         await rooms.publish_reactivated(bus, principal.client_id, room_id)
     await bus.publish_after_commit(
         principal.client_id,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
+import pytest
 from sqlalchemy import text
 
 from app.core.db import Database
@@ -35,3 +37,28 @@ async def test_sqlite_reads_proceed_while_a_write_transaction_is_open(sqlite_url
         await asyncio.wait_for(queued, timeout=5)
     finally:
         await db.dispose()
+
+
+async def test_an_idle_pooled_connection_cut_by_the_server_is_replaced_not_an_error(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.core import db as db_module
+
+    # Every checked-in connection counts as idle at once (no sleeping in the test).
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    engine = db_module.create_engine(pg_url)
+    try:
+        async with engine.connect() as conn:
+            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        # The server cuts the pooled connection (as a restart or a proxy timeout would).
+        other = await asyncpg.connect("postgresql://" + pg_url.split("://", 1)[1])
+        try:
+            assert await other.fetchval("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await other.close()
+        # The dead connection comes out of the pool, is pinged, and is replaced.
+        for _ in range(2):
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+    finally:
+        await engine.dispose()

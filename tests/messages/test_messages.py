@@ -173,3 +173,17 @@ async def test_concurrent_repeats_of_one_client_message_id_store_one_message(api
     assert len({r.json()["id"] for r in responses}) == 1
     nxt = await api.send(tenant, room["id"], "next", key)
     assert nxt.json()["seq"] == 2
+
+
+async def test_a_nul_character_in_a_message_is_422_on_both_databases(api: Api) -> None:
+    _, _, key, room = await _room_with_user(api)
+    url = f"/api/v1/rooms/{room['id']}/messages"
+    for body in (
+        {"content": "a\u0000b"},
+        {"content": "ok", "content_type": "text/\u0000plain"},
+        {"content": "ok", "client_message_id": "c\u0000"},
+    ):
+        response = await api.http.post(url, json=body, headers=bearer(key))
+        assert response.status_code == 422, (body, response.text)
+    stored = await api.http.get(url, headers=bearer(key))
+    assert stored.json()["data"] == []
