@@ -182,8 +182,42 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
     )
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached (down, restarting, out of
+    connections, pool exhausted) rather than that a statement is wrong."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, (sa_exc.TimeoutError, ConnectionError)):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        # No statement: it failed while connecting. Invalidated: the connection broke.
+        return exc.statement is None or exc.connection_invalidated
+    return False
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    if not database_unavailable(exc):
+        return await _unhandled(request, exc)
+    # An outage is the operator's to fix and the client's to retry: 503, not a 500 bug.
+    log.warning(
+        "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+    )
+    return problem_response(
+        503,
+        instance=_instance(request),
+        detail="The database is unavailable; retry shortly.",
+        code="database-unavailable",
+        headers={"Retry-After": "2"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every kind of failure through problem+json."""
+    from sqlalchemy import exc as sa_exc
+
+    app.add_exception_handler(sa_exc.DBAPIError, _database_error)
+    app.add_exception_handler(sa_exc.TimeoutError, _database_error)
+    app.add_exception_handler(ConnectionError, _database_error)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

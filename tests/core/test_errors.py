@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from app.core.middleware import BodyLimitMiddleware
 from app.main import create_app
 from tests.conftest import app_client, make_settings
+from tests.support.processes import free_port
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance"}
 
@@ -196,3 +197,15 @@ async def test_repeated_query_parameter_is_a_422_problem(probe_client: httpx.Asy
         {"loc": ["query", "limit"], "msg": "given more than once", "type": "duplicate"}
     ]
     assert (await probe_client.get("/api/v1/utils/health-check?limit=5")).status_code == 200
+
+
+async def test_an_unreachable_database_is_a_503_problem_with_retry_after() -> None:
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nowhere"
+    async for client in app_client(create_app(make_settings(url), run_embedded_worker=False)):
+        response = await client.get(
+            "/api/v1/clients/me", headers={"Authorization": "Bearer ck_0123456789abcdef_secret"}
+        )
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["retry-after"] == "2"
+        assert response.json()["type"].endswith("/database-unavailable")
