@@ -3,6 +3,8 @@
 from fastapi import APIRouter
 
 from app.auth.routes import router as auth_router
+from app.inbound.routes import public_router as inbound_public_router
+from app.inbound.routes import router as inbound_router
 from app.messages.routes import router as messages_router
 from app.observability.health import live
 from app.realtime.gateway_websocket import router as websocket_router
@@ -20,3 +22,5 @@ api_router.include_router(users_router)
 api_router.include_router(rooms_router)
 api_router.include_router(messages_router)
 api_router.include_router(websocket_router)
+api_router.include_router(inbound_router)
+api_router.include_router(inbound_public_router)

@@ -12,7 +12,7 @@ from app.worker.runtime import RuntimeTask
 from app.worker.schedule import beat_schedule
 
 # Task modules are listed here so every process (API, worker, beat) registers the same tasks.
-TASK_MODULES = ["app.system.tasks", "app.rooms.tasks"]
+TASK_MODULES = ["app.system.tasks", "app.rooms.tasks", "app.inbound.tasks"]
 DEFAULT_QUEUE = "chatapi"
 
 # Every task is a RuntimeTask: `self.runtime` is the runtime its process bound.
