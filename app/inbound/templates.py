@@ -21,8 +21,8 @@ from typing import Any
 
 import orjson
 from jinja2 import StrictUndefined, TemplateError, nodes
-from jinja2.runtime import Context, Undefined
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
