@@ -215,10 +215,12 @@ async def ingest(
         else:
             assert dedupe_key is not None  # NULL keys never conflict
             first = await repository.event_by_dedupe_key(session, client.id, hook.id, dedupe_key)
-            await session.rollback()
             if first is None:  # the first was deleted with its hook meanwhile
                 raise NotFound(UNKNOWN_HOOK)
-            return Accepted(id=first.id, status=first.status, duplicate=True)
+            # Read before the rollback, which expires the loaded row.
+            answer = Accepted(id=first.id, status=first.status, duplicate=True)
+            await session.rollback()
+            return answer
     await enqueue(client.id, event.id)
     return Accepted(id=event.id, status=event.status, duplicate=False)
 
