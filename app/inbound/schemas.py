@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.core.bounds import Metadata, check_json_value
 from app.inbound import templates
@@ -271,6 +271,15 @@ class RoomInput(BaseModel):
     key: str | None = Field(default=None, min_length=1, max_length=255)
     name: str | None = Field(default=None, min_length=1, max_length=200)
     type: RoomType = RoomType.support
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _number_key(cls, value: object) -> object:
+        # External ids are often numbers (`{{ body.issue.id }}` keeps its JSON type).
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
     member_ids: list[str] = Field(default_factory=list, max_length=1000)
     metadata: Metadata = Field(default_factory=dict)
 
