@@ -111,6 +111,8 @@ class _Env(ImmutableSandboxedEnvironment):
 
 
 def _bounded_filter(name: str, func: Any) -> Any:
+    passes_context = hasattr(func, "jinja_pass_arg")
+
     def bounded(*args: Any, **kwargs: Any) -> Any:
         for value in (*args, *kwargs.values()):
             if (
@@ -120,9 +122,17 @@ def _bounded_filter(name: str, func: Any) -> Any:
             ):
                 raise SecurityError(f"filter {name}: numbers are limited to {MAX_INT_ARGUMENT}")
         if name == "replace":
-            text, new = _text_arg(args, 1), _text_arg(args, 3)
+            # With jinja_pass_arg the first argument is the eval context, then the value.
+            text, _old, new = (*args[1 if passes_context else 0 :], "", "", "")[:3]
             if _size(text) * max(1, _size(new)) > MAX_OUTPUT_BYTES:
                 raise SecurityError("filter replace: the result could exceed the output limit")
+        if name == "join":
+            offset = 1 if passes_context else 0
+            items = list(args[offset]) if len(args) > offset else []
+            separator = args[offset + 1] if len(args) > offset + 1 else kwargs.get("d", "")
+            if _size(separator) * len(items) > MAX_OUTPUT_BYTES:
+                raise SecurityError("filter join: the result could exceed the output limit")
+            args = (*args[:offset], items, *args[offset + 1 :])
         return func(*args, **kwargs)
 
     # Jinja passes the environment/context to filters marked for it; keep the marks.
@@ -130,11 +140,6 @@ def _bounded_filter(name: str, func: Any) -> Any:
     if hasattr(func, "jinja_pass_arg"):
         bounded.jinja_pass_arg = func.jinja_pass_arg  # type: ignore[attr-defined]
     return bounded
-
-
-def _text_arg(args: tuple[Any, ...], index: int) -> Any:
-    # With jinja_pass_arg, args[0] is the eval context/environment, then the value.
-    return args[index - 1] if len(args) >= index else ""
 
 
 class _ConcatToAdd(NodeTransformer):  # type: ignore[misc]
