@@ -12,6 +12,8 @@ from typing import Any
 
 from app.main import create_app
 from tests.conftest import make_settings
+from tests.inbound import signing
+from tests.inbound.conftest import make_hook, post
 from tests.support.api import Api, Tenant
 
 # Routes addressed by something other than a tenant-owned id.
@@ -48,7 +50,13 @@ async def _objects_of(api: Api, owner: Tenant) -> dict[str, str]:
     user_key = next(k for k in keys if k["kind"] == "user")
     room = await api.room(owner, member_ids=[user["id"]])
     message = (await api.send(owner, room["id"], "owned")).json()
+    hook = await make_hook(api, owner, name="owned", scheme="github")
+    body = signing.dumps({"owned": True})
+    event = await post(api, hook["url"], body, signing.github(hook["secret"], body))
+    assert event.status_code == 202, event.text
     return {
+        "hook_id": hook["id"],
+        "event_id": event.json()["id"],
         "user_id": user["id"],
         "key_id": user_key["id"],
         "room_id": room["id"],

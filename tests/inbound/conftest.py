@@ -11,6 +11,9 @@ from sqlmodel import col
 from app.core.db import Database
 from app.inbound.models import InboundEvent
 from tests.support.api import Api, Tenant
+from tests.support.db import client_id, db, other_client_id
+
+__all__ = ["client_id", "count_events", "db", "events", "make_hook", "other_client_id", "post"]
 
 
 async def make_hook(api: Api, tenant: Tenant, **fields: Any) -> dict[str, Any]:
