@@ -22,7 +22,7 @@ from app.auth.principal import KeyKind, Principal
 from app.core.clock import utcnow
 from app.core.errors import AppError, NotFound
 from app.core.ids import new_id
-from app.inbound import repository
+from app.inbound import room_keys
 from app.inbound.schemas import MessageInput, RoomInput
 from app.messages import service as messages
 from app.messages.schemas import MessageCreate
@@ -89,14 +89,14 @@ async def find_or_create_room(runtime: Runtime, job: Job, spec: RoomInput) -> di
                 )
                 return {"room_id": out.id, "room_created": True}
             now = utcnow()
-            room_id = await repository.reserve_room_key(
+            room_id = await room_keys.reserve(
                 session, job.client_id, job.hook_id, spec.key, room_id=new_id(), now=now
             )
             if await _room_exists(session, job, room_id):
                 await session.commit()
                 return {"room_id": room_id, "room_created": False, "key": spec.key}
             fresh = new_id()
-            pointed = await repository.replace_room_key(
+            pointed = await room_keys.replace(
                 session,
                 job.client_id,
                 job.hook_id,
@@ -123,7 +123,7 @@ async def find_or_create_room(runtime: Runtime, job: Job, spec: RoomInput) -> di
             if spec.key is None:
                 raise
             async with runtime.db.read_session() as read:
-                winner = await repository.room_key(read, job.client_id, job.hook_id, spec.key)
+                winner = await room_keys.get(read, job.client_id, job.hook_id, spec.key)
             if winner is None:
                 raise
             return {"room_id": winner, "room_created": False, "key": spec.key}

@@ -7,7 +7,7 @@ from datetime import timedelta
 from app.core.clock import ManualClock, utcnow
 from app.core.db import Database
 from app.core.ids import new_id
-from app.inbound import repository
+from app.inbound import repository, room_keys
 from app.inbound.models import InboundEvent, InboundWebhook
 
 
@@ -159,16 +159,16 @@ async def test_room_key_reservation_is_shared_and_replaced_only_from_the_old_id(
 ) -> None:
     hook_id = await _hook(db, client_id)
     async with db.session() as session:
-        first = await repository.reserve_room_key(
+        first = await room_keys.reserve(
             session, client_id, hook_id, "t-1", room_id="A" * 26, now=utcnow()
         )
-        second = await repository.reserve_room_key(
+        second = await room_keys.reserve(
             session, client_id, hook_id, "t-1", room_id="B" * 26, now=utcnow()
         )
-        replaced = await repository.replace_room_key(
+        replaced = await room_keys.replace(
             session, client_id, hook_id, "t-1", old_room_id="A" * 26, new_room_id="C" * 26
         )
-        stale = await repository.replace_room_key(
+        stale = await room_keys.replace(
             session, client_id, hook_id, "t-1", old_room_id="A" * 26, new_room_id="D" * 26
         )
         await session.commit()

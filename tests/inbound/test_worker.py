@@ -3,18 +3,19 @@ real `chatapi worker` process on Redis + PostgreSQL processes what the API store
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from app.core.clock import utcnow
 from app.core.ids import new_id
-from app.inbound import repository
+from app.inbound import processing, repository
 from app.inbound.models import InboundEvent
 from app.main import create_app
 from tests.conftest import app_client, child_env, make_settings
 from tests.inbound import signing
-from tests.inbound.conftest import make_hook, post
+from tests.inbound.conftest import events, make_hook, post
 from tests.inbound.test_processing import GITHUB_TEMPLATE, messages_of, settled
 from tests.support.api import Api
 from tests.support.processes import chatapi_process
@@ -72,3 +73,61 @@ async def test_a_chatapi_worker_process_on_redis_processes_the_github_issue(
             assert event["status"] == "processed", event
             [message] = await messages_of(api, tenant, event["outcome"]["room_id"])
             assert message["content"] == "New issue: Worker process"
+
+
+async def test_concurrent_events_for_one_key_share_one_room_on_postgresql(pg_url: str) -> None:
+    app = create_app(make_settings(pg_url), run_embedded_worker=False)
+    async for http in app_client(app):
+        api = Api(http, app=app)
+        tenant = await api.tenant()
+        hook = await make_hook(
+            api, tenant, scheme="github", action="message", config={"template": GITHUB_TEMPLATE}
+        )
+        ids = []
+        for n in range(6):
+            body = signing.dumps(signing.github_issue(4242, f"Race {n}"))
+            r = await post(api, hook["url"], body, signing.github(hook["secret"], body))
+            ids.append(r.json()["id"])
+        # Processed at once, as by six workers.
+        results = await asyncio.gather(
+            *(processing.process(app.state.runtime, tenant.id, i) for i in ids)
+        )
+        assert [r.status for r in results] == ["processed"] * 6
+        outcomes = [e["outcome"] for e in await events(api, tenant, hook["id"])]
+        assert len({o["room_id"] for o in outcomes}) == 1
+        assert sorted(o["room_created"] for o in outcomes) == [False] * 5 + [True]
+        rooms = (await http.get("/api/v1/rooms/all", headers=tenant.auth)).json()["data"]
+        assert len(rooms) == 1
+        assert len(await messages_of(api, tenant, rooms[0]["id"])) == 6
+
+
+async def test_another_tenants_hook_and_events_are_404(api: Api) -> None:
+    owner, intruder = await api.tenant(), await api.tenant()
+    hook = await make_hook(api, owner, scheme="github")
+    body = signing.dumps({})
+    event = (await post(api, hook["url"], body, signing.github(hook["secret"], body))).json()
+    base = f"/api/v1/inbound-webhooks/{hook['id']}"
+    for method, path in [
+        ("GET", base),
+        ("PATCH", base),
+        ("DELETE", base),
+        ("POST", f"{base}/rotate-secret"),
+        ("GET", f"{base}/events"),
+        ("POST", f"{base}/events/{event['id']}/replay"),
+    ]:
+        r = await api.http.request(method, path, headers=intruder.auth, json={})
+        assert r.status_code == 404, f"{method} {path}: {r.status_code}"
+    listed = await api.http.get("/api/v1/inbound-webhooks", headers=intruder.auth)
+    assert listed.json()["data"] == []
+    assert len(await events(api, owner, hook["id"])) == 1
+
+
+async def test_hook_secrets_are_stored_sealed(api: Api) -> None:
+    tenant = await api.tenant()
+    hook = await make_hook(api, tenant)
+    assert api.app is not None
+    async with api.app.state.db.read_session() as session:
+        stored = await repository.get_hook(session, tenant.id, hook["id"])
+    assert stored is not None
+    assert hook["secret"] not in stored.secret_sealed
+    assert stored.secret_sealed.startswith("v1:")
