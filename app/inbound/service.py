@@ -182,10 +182,6 @@ async def ingest(
         hook = await repository.hook_by_name(read, client.id, name) if client else None
     if client is None or hook is None:
         raise NotFound(UNKNOWN_HOOK)
-    if hook.disabled:
-        # The sender holds the secret and knows the hook exists; a clear refusal helps it
-        # (and the operator reading its logs) more than a 404 would.
-        raise Forbidden("This inbound webhook is disabled")
     options = {
         "tolerance_seconds": settings.INBOUND_SIGNATURE_TOLERANCE_SECONDS,
         **hook.signature,
@@ -196,6 +192,11 @@ async def ingest(
         )
     except signatures.SignatureInvalid as exc:
         raise SignatureRejected(str(exc)) from None
+    if hook.disabled:
+        # Checked after the signature, so only a holder of the secret learns it: that sender
+        # knows the hook exists, and a clear refusal tells its operator why deliveries stop
+        # (a 404 would read as a wrong URL).
+        raise Forbidden("This inbound webhook is disabled")
     now = utcnow()
     event = InboundEvent(
         id=new_id(),

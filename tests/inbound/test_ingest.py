@@ -225,6 +225,9 @@ async def test_disabled_hook_is_403_and_stores_nothing(api: Api) -> None:
     refused = await post(api, hook["url"], BODY, signing.github(hook["secret"], BODY))
     assert refused.status_code == 403
     assert "disabled" in refused.json()["detail"]
+    # Only a holder of the secret learns that: a bad signature is still 401.
+    forged = await post(api, hook["url"], BODY, signing.github("whsec_wrong", BODY))
+    assert forged.status_code == 401
     assert await count_events(api, hook["id"]) == 0
 
 
