@@ -2,6 +2,7 @@
 
 from app.auth.models import ApiKey
 from app.email.models import EmailConfig
+from app.inbound.models import InboundEvent, InboundRoomKey, InboundWebhook
 from app.messages.models import Message
 from app.notifications.models import Delivery, DeliveryAttempt, IdempotencyRecord, Notification
 from app.rooms.models import Room, RoomMember
@@ -18,6 +19,9 @@ __all__ = [
     "EmailConfig",
     "Heartbeat",
     "IdempotencyRecord",
+    "InboundEvent",
+    "InboundRoomKey",
+    "InboundWebhook",
     "Message",
     "Notification",
     "Room",

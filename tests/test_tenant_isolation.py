@@ -12,6 +12,8 @@ from typing import Any
 
 from app.main import create_app
 from tests.conftest import make_settings
+from tests.inbound import signing
+from tests.inbound.conftest import make_hook, post
 from tests.support.api import Api, Tenant
 
 # Routes addressed by something other than a tenant-owned id.
@@ -62,9 +64,15 @@ async def _objects_of(api: Api, owner: Tenant) -> dict[str, str]:
         headers=owner.auth,
     )
     assert sent.status_code == 202, sent.text
+    hook = await make_hook(api, owner, name="owned", scheme="github")
+    body = signing.dumps({"owned": True})
+    event = await post(api, hook["url"], body, signing.github(hook["secret"], body))
+    assert event.status_code == 202, event.text
     return {
         "endpoint_id": endpoint.json()["id"],
         "notification_id": sent.json()["id"],
+        "hook_id": hook["id"],
+        "event_id": event.json()["id"],
         "user_id": user["id"],
         "key_id": user_key["id"],
         "room_id": room["id"],

@@ -13,6 +13,7 @@ from app.auth import scopes
 from app.auth.authenticator import Authenticator
 from app.auth.principal import KeyKind, Principal
 from app.core.config import Settings
+from app.core.crypto import SecretBox
 from app.core.errors import Forbidden, Unauthorized
 from app.realtime.bus import EventBus
 
@@ -44,7 +45,13 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-async def get_bus(request: Request) -> EventBus:
+async def get_secret_box(request: Request) -> SecretBox:
+    """The process's SecretBox: seals webhook and hook secrets and SMTP passwords."""
+    box: SecretBox = request.app.state.runtime.secret_box
+    return box
+
+
+def get_bus(request: Request) -> EventBus:
     """The process's event bus."""
     bus: EventBus = request.app.state.bus
     return bus
@@ -126,3 +133,4 @@ UserDep = Annotated[Principal, Depends(require_user)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 BusDep = Annotated[EventBus, Depends(get_bus)]
+SecretBoxDep = Annotated[SecretBox, Depends(get_secret_box)]

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # auto: readable lines when stderr is a terminal, JSON otherwise (pipes, files, docker).
     LOG_FORMAT: Literal["auto", "json", "text"] = "auto"
+    # Inbound webhooks (/webhooks/{client_slug}/{name}): largest body accepted, how far a
+    # signature's timestamp may be from now, and how long a rotated-out secret still verifies.
+    INBOUND_MAX_BODY_BYTES: int = Field(default=262_144, gt=0)
+    INBOUND_SIGNATURE_TOLERANCE_SECONDS: int = Field(default=300, gt=0)
+    INBOUND_SECRET_GRACE_SECONDS: int = Field(default=86_400, ge=0)
     # Upper bound on every call a Celery task makes into the async runtime.
     TASK_TIMEOUT_SECONDS: float = Field(default=300, gt=0)
     # More modules of Celery tasks every process registers (plugins; the tests' probes).

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from app.api.deps import MasterDep, ReadSessionDep, SessionDep, SettingsDep
+from app.api.deps import MasterDep, ReadSessionDep, SecretBoxDep, SessionDep, SettingsDep
 from app.core.openapi import problems
 from app.email import service
 from app.email.schemas import EmailConfigOut, EmailConfigPut, EmailTest, EmailTestResult
-from app.webhooks.routes import SecretBoxDep
 
 router = APIRouter(prefix="/email-config", tags=["email"])
 

@@ -43,8 +43,13 @@ async def create_room(
     body: RoomCreate,
     *,
     member_ids_max: int,
+    room_id: str | None = None,
 ) -> tuple[RoomOut, bool]:
-    """Create a room (True), or return the existing direct room of the pair (False)."""
+    """Create a room (True), or return the existing direct room of the pair (False).
+
+    `room_id` is the id to give the room (default: a new one) — a caller that reserved an
+    id (inbound room keys) gets IntegrityError when a room with it already exists.
+    """
     members = list(dict.fromkeys(body.member_ids))
     creator = principal.user_id
     if creator is not None and creator not in members:
@@ -65,7 +70,7 @@ async def create_room(
         if existing is not None:
             return await _out(session, existing, member_ids_max), False
     room = Room(
-        id=new_id(),
+        id=room_id or new_id(),
         client_id=principal.client_id,
         name=body.name,
         type=body.type.value,

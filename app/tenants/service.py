@@ -68,6 +68,11 @@ async def get_client(session: AsyncSession, client_id: str) -> Client:
     return client
 
 
+async def find_client_by_slug(session: AsyncSession, slug: str) -> Client | None:
+    """The client with `slug`, or None (public inbound URLs name clients by slug)."""
+    return await repository.get_by_slug(session, slug)
+
+
 def effective_settings(client: Client) -> ClientSettings:
     """The client's stored settings over the service defaults (per room type, too).
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, Body, Depends, Response
 
-from app.api.deps import MasterDep, ReadSessionDep, SessionDep, SettingsDep
+from app.api.deps import MasterDep, ReadSessionDep, SecretBoxDep, SessionDep, SettingsDep
 from app.core.clock import utcnow
-from app.core.crypto import SecretBox
 from app.core.openapi import problems
 from app.core.pagination import PageParams, make_page, page_params
 from app.webhooks import service
@@ -23,15 +22,6 @@ from app.webhooks.schemas import (
 )
 
 router = APIRouter(prefix="/webhook-endpoints", tags=["webhooks"])
-
-
-def get_secret_box(request: Request) -> SecretBox:
-    """The process's SecretBox (seals webhook secrets and SMTP passwords)."""
-    box: SecretBox = request.app.state.runtime.secret_box
-    return box
-
-
-SecretBoxDep = Annotated[SecretBox, Depends(get_secret_box)]
 
 
 def _with_secret(endpoint: WebhookEndpoint, secret: str) -> EndpointWithSecret:

@@ -12,7 +12,12 @@ from app.worker.runtime import RuntimeTask
 from app.worker.schedule import beat_schedule
 
 # Task modules are listed here so every process (API, worker, beat) registers the same tasks.
-TASK_MODULES = ["app.system.tasks", "app.rooms.tasks", "app.notifications.tasks"]
+TASK_MODULES = [
+    "app.system.tasks",
+    "app.rooms.tasks",
+    "app.notifications.tasks",
+    "app.inbound.tasks",
+]
 DEFAULT_QUEUE = "chatapi"
 # Deliveries have their own queue: a burst of fan-out work never delays the sweeps.
 DELIVERY_QUEUE = "deliveries"

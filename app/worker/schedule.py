@@ -6,6 +6,9 @@ from typing import Any
 
 from app.core.config import Settings
 
+# How often due inbound events and expired leases are re-rung (a lost doorbell's delay).
+INBOUND_SWEEP_INTERVAL_SECONDS = 5.0
+
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     """Periodic tasks keyed by a stable name."""
@@ -13,6 +16,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "system-heartbeat": {
             "task": "system.heartbeat",
             "schedule": settings.HEARTBEAT_INTERVAL_SECONDS,
+        },
+        "inbound-sweep-events": {
+            "task": "inbound.sweep_events",
+            "schedule": INBOUND_SWEEP_INTERVAL_SECONDS,
         },
         "rooms-sweep-inactive": {
             "task": "rooms.sweep_inactive",

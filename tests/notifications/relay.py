@@ -1,25 +1,54 @@
-"""Helpers for relay tests: endpoints and SMTP configuration stored for a tenant (their
-routes live on another branch, so the rows are written through the repositories), sends
-and waits on the public API."""
+"""Helpers for relay tests: the embedded relay served over TCP, endpoints and SMTP
+configuration stored for a tenant through the repositories, sends and waits on the API."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 
 from app.core.clock import utcnow
 from app.core.ids import new_id
 from app.email import repository as email_repo
+from app.main import create_app
 from app.runtime import Runtime
 from app.webhooks import repository as webhook_repo
 from app.webhooks.models import WebhookEndpoint
+from tests.conftest import make_settings
 from tests.support.api import Api, Tenant
+from tests.support.inprocess import serve_in_process
 
 FINAL = {"delivered", "failed", "canceled", "skipped"}
+
+RELAY_SETTINGS = {
+    "DELIVERY_RETRY_SCHEDULE": [1, 1],
+    "DELIVERY_SWEEP_INTERVAL_SECONDS": 0.2,
+    "WEBHOOK_ALLOW_PRIVATE_TARGETS": True,
+    "WEBHOOK_TIMEOUT_SECONDS": 2,
+    "SMTP_TIMEOUT_SECONDS": 5,
+    "DELIVERY_LEASE_SECONDS": 10,
+    "HEARTBEAT_INTERVAL_SECONDS": 3600,
+}
+
+
+@dataclass
+class Relay:
+    api: Api
+    base: str
+    app: FastAPI
+
+
+async def running_relay(database_url: str) -> AsyncIterator[Relay]:
+    """The embedded relay (API + in-process worker) served over TCP, with short timings."""
+    app = create_app(make_settings(database_url, **RELAY_SETTINGS))
+    async with serve_in_process(app) as base, httpx.AsyncClient(base_url=base) as http:
+        yield Relay(Api(http, app=app), base, app)
 
 
 def new_secret() -> str:

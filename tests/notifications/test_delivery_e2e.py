@@ -7,56 +7,29 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import httpx
 import pytest
-from fastapi import FastAPI
 from standardwebhooks import Webhook
 
-from app.main import create_app
 from tests.channels.receiver import Receiver, running_receiver
 from tests.channels.test_email import Recorder, SmtpHost
 from tests.channels.test_registry import example_plugin_installed
-from tests.conftest import make_settings
 from tests.notifications.relay import (
+    Relay,
     add_endpoint,
     attempts,
     notification,
+    running_relay,
     send,
     set_email_config,
     wait_for_status,
 )
-from tests.support.api import Api, Tenant
-from tests.support.inprocess import serve_in_process
+from tests.support.api import Tenant
 from tests.support.realtime import WsClient, until, wait_for
 
 __all__ = ["example_plugin_installed"]
-
-RELAY_SETTINGS = {
-    "DELIVERY_RETRY_SCHEDULE": [1, 1],
-    "DELIVERY_SWEEP_INTERVAL_SECONDS": 0.2,
-    "WEBHOOK_ALLOW_PRIVATE_TARGETS": True,
-    "WEBHOOK_TIMEOUT_SECONDS": 2,
-    "SMTP_TIMEOUT_SECONDS": 5,
-    "DELIVERY_LEASE_SECONDS": 10,
-    "HEARTBEAT_INTERVAL_SECONDS": 3600,
-}
-
-
-@dataclass
-class Relay:
-    api: Api
-    base: str
-    app: FastAPI
-
-
-async def running_relay(database_url: str) -> AsyncIterator[Relay]:
-    app = create_app(make_settings(database_url, **RELAY_SETTINGS))
-    async with serve_in_process(app) as base, httpx.AsyncClient(base_url=base) as http:
-        yield Relay(Api(http, app=app), base, app)
 
 
 @pytest.fixture

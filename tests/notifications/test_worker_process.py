@@ -15,13 +15,13 @@ from tests.channels.receiver import Receiver, running_receiver
 from tests.channels.test_email import Recorder, SmtpHost
 from tests.conftest import child_env, make_settings
 from tests.notifications.relay import (
+    RELAY_SETTINGS,
     add_endpoint,
     attempts,
     send,
     set_email_config,
     wait_for_status,
 )
-from tests.notifications.test_delivery_e2e import RELAY_SETTINGS
 from tests.support.api import Api
 from tests.support.inprocess import serve_in_process
 from tests.support.processes import chatapi_process

@@ -1,0 +1,272 @@
+"""Inbound hooks: CRUD, secret rotation, ingestion of signed requests, events, replay.
+
+Ingestion follows DESIGN.md §1 rule 1: a verified request is a committed row before the
+202, and the Celery message after it is only a doorbell (the beat sweep re-rings a lost
+one). Deduplication is the (hook_id, dedupe_key) unique constraint, so it holds across
+processes and for simultaneous requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.clock import utcnow
+from app.core.config import Settings
+from app.core.crypto import SecretBox, SecretBoxError
+from app.core.db import Database
+from app.core.errors import AppError, Conflict, Forbidden, NotFound, Unprocessable
+from app.core.ids import new_id
+from app.inbound import repository, signatures
+from app.inbound.models import InboundEvent, InboundWebhook
+from app.inbound.schemas import Accepted, HookCreate, HookOut, HookPatch
+from app.inbound.secrets import new_secret
+from app.tenants import service as tenants
+
+log = logging.getLogger("chatapi.inbound")
+
+
+class SignatureRejected(AppError):
+    """401 for a request the hook's secret did not sign (no API-key challenge)."""
+
+    status, code, title = 401, "invalid-signature", "Invalid webhook signature"
+
+
+# One answer for an unknown client and an unknown hook: the URL says nothing about which.
+UNKNOWN_HOOK = "No inbound webhook at this URL"
+
+
+async def _slug(session: AsyncSession, client_id: str) -> str:
+    return (await tenants.get_client(session, client_id)).slug
+
+
+async def create_hook(
+    session: AsyncSession, box: SecretBox, client_id: str, body: HookCreate
+) -> HookOut:
+    """A new hook; its secret is in the answer, once."""
+    secret = new_secret()
+    slug = await _slug(session, client_id)
+    hook = InboundWebhook(
+        id=new_id(),
+        client_id=client_id,
+        name=body.name,
+        action=body.action.value,
+        scheme=body.scheme.value,
+        config=body.config.model_dump(exclude_none=True),
+        signature=body.signature.model_dump(exclude_none=True),
+        secret_sealed=box.seal(secret),
+        disabled=body.disabled,
+    )
+    try:
+        await repository.add_hook(session, client_id, hook)
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict(f"An inbound webhook named {body.name!r} exists already") from None
+    return HookOut.of(hook, slug, secret)
+
+
+async def get_hook(session: AsyncSession, client_id: str, hook_id: str) -> InboundWebhook:
+    """One hook of the client, or 404."""
+    hook = await repository.get_hook(session, client_id, hook_id)
+    if hook is None:
+        raise NotFound("No such inbound webhook")
+    return hook
+
+
+async def hook_out(session: AsyncSession, client_id: str, hook: InboundWebhook) -> HookOut:
+    """The hook as the API shows it."""
+    return HookOut.of(hook, await _slug(session, client_id))
+
+
+async def list_hooks(
+    session: AsyncSession, client_id: str, limit: int, cursor: str | None
+) -> tuple[list[HookOut], bool, str | None]:
+    """A page of the client's hooks."""
+    rows = await repository.list_hooks(session, client_id, limit=limit, after=cursor)
+    slug = await _slug(session, client_id)
+    page = rows[:limit]
+    more = len(rows) > limit
+    return [HookOut.of(h, slug) for h in page], more, page[-1].id if more and page else None
+
+
+async def update_hook(
+    session: AsyncSession, client_id: str, hook_id: str, patch: HookPatch
+) -> HookOut:
+    """Change a hook's action, config, scheme, signature options or disabled flag."""
+    changes = patch.model_dump(exclude_unset=True)
+    values = {}
+    for field in ("action", "scheme", "disabled"):
+        if changes.get(field) is not None:
+            values[field] = getattr(patch, field)
+            if field != "disabled":
+                values[field] = values[field].value
+    if patch.config is not None:
+        values["config"] = patch.config.model_dump(exclude_none=True)
+    if patch.signature is not None:
+        values["signature"] = patch.signature.model_dump(exclude_none=True)
+    hook = await get_hook(session, client_id, hook_id)
+    action = values.get("action", hook.action)
+    config = values.get("config", hook.config)
+    if action == "forward" and not config.get("event_type"):
+        raise Unprocessable("the forward action needs config.event_type")
+    slug = await _slug(session, client_id)
+    updated = await repository.update_hook(session, client_id, hook_id, now=utcnow(), **values)
+    if updated is None:
+        raise NotFound("No such inbound webhook")
+    await session.commit()
+    return HookOut.of(updated, slug)
+
+
+async def delete_hook(session: AsyncSession, client_id: str, hook_id: str) -> None:
+    """Delete a hook with its events and room keys (the rooms stay)."""
+    if not await repository.delete_hook(session, client_id, hook_id):
+        raise NotFound("No such inbound webhook")
+    await session.commit()
+
+
+async def rotate_secret(
+    session: AsyncSession, box: SecretBox, client_id: str, hook_id: str, grace_seconds: int
+) -> HookOut:
+    """A new secret (in the answer, once); the old one verifies for `grace_seconds` more."""
+    secret = new_secret()
+    now = utcnow()
+    slug = await _slug(session, client_id)
+    hook = await repository.rotate_secret(
+        session,
+        client_id,
+        hook_id,
+        new_secret_sealed=box.seal(secret),
+        previous_valid_until=now + timedelta(seconds=grace_seconds),
+        now=now,
+    )
+    if hook is None:
+        raise NotFound("No such inbound webhook")
+    await session.commit()
+    return HookOut.of(hook, slug, secret)
+
+
+def _secrets(box: SecretBox, hook: InboundWebhook) -> list[str]:
+    """The secrets that verify now: the current one, and the previous during its grace."""
+    found = []
+    sealed = [hook.secret_sealed]
+    expires = hook.previous_secret_expires_at
+    if hook.previous_secret_sealed and expires is not None and utcnow() < expires:
+        sealed.append(hook.previous_secret_sealed)
+    for value in sealed:
+        try:
+            found.append(box.open(value))
+        except SecretBoxError:
+            # Sealed under another SECRET_KEY: cannot verify with it; say so in the log.
+            log.error("inbound hook secret cannot be opened", extra={"hook_id": hook.id})
+    return found
+
+
+async def ingest(
+    db: Database,
+    box: SecretBox,
+    settings: Settings,
+    slug: str,
+    name: str,
+    body: bytes,
+    headers: Mapping[str, str],
+) -> Accepted:
+    """Verify and store one request; the event (or the first one of its dedupe key)."""
+    async with db.read_session() as read:
+        client = await tenants.find_client_by_slug(read, slug)
+        hook = await repository.hook_by_name(read, client.id, name) if client else None
+    if client is None or hook is None:
+        raise NotFound(UNKNOWN_HOOK)
+    options = {
+        "tolerance_seconds": settings.INBOUND_SIGNATURE_TOLERANCE_SECONDS,
+        **hook.signature,
+    }
+    try:
+        dedupe_key = signatures.verify(
+            hook.scheme, body, headers, _secrets(box, hook), utcnow(), options
+        )
+    except signatures.SignatureInvalid as exc:
+        raise SignatureRejected(str(exc)) from None
+    if hook.disabled:
+        # Checked after the signature, so only a holder of the secret learns it: that sender
+        # knows the hook exists, and a clear refusal tells its operator why deliveries stop
+        # (a 404 would read as a wrong URL).
+        raise Forbidden("This inbound webhook is disabled")
+    now = utcnow()
+    event = InboundEvent(
+        id=new_id(),
+        client_id=client.id,
+        hook_id=hook.id,
+        dedupe_key=dedupe_key,
+        headers=signatures.kept_headers(hook.scheme, headers, options),
+        body=body,
+        next_attempt_at=now,
+        received_at=now,
+        updated_at=now,
+    )
+    async with db.session() as session:
+        created = await repository.insert_event(session, client.id, event)
+        if created:
+            await session.commit()
+        else:
+            assert dedupe_key is not None  # NULL keys never conflict
+            first = await repository.event_by_dedupe_key(session, client.id, hook.id, dedupe_key)
+            if first is None:  # the first was deleted with its hook meanwhile
+                raise NotFound(UNKNOWN_HOOK)
+            # Read before the rollback, which expires the loaded row.
+            answer = Accepted(id=first.id, status=first.status, duplicate=True)
+            await session.rollback()
+            return answer
+    await enqueue(client.id, event.id)
+    return Accepted(id=event.id, status=event.status, duplicate=False)
+
+
+async def enqueue(client_id: str, event_id: str) -> None:
+    """Ring the doorbell for an event; a failure only delays it until the next sweep."""
+    from app.inbound.tasks import process_inbound_event  # the task module imports services
+
+    try:
+        await asyncio.to_thread(process_inbound_event.apply_async, (client_id, event_id))
+    except Exception:
+        log.exception(
+            "enqueue failed; the sweep will pick the event up", extra={"event_id": event_id}
+        )
+
+
+async def list_events(
+    session: AsyncSession,
+    client_id: str,
+    hook_id: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    status: str | None,
+) -> tuple[list[InboundEvent], bool, str | None]:
+    """A page of the hook's events, newest first."""
+    await get_hook(session, client_id, hook_id)
+    rows = await repository.list_events(
+        session, client_id, hook_id, limit=limit, before=cursor, status=status
+    )
+    page = rows[:limit]
+    more = len(rows) > limit
+    return page, more, page[-1].id if more and page else None
+
+
+async def replay(
+    session: AsyncSession, client_id: str, hook_id: str, event_id: str
+) -> InboundEvent:
+    """Process a finished event again (a new generation: its action acts anew)."""
+    event = await repository.get_event(session, client_id, event_id, hook_id)
+    if event is None:
+        raise NotFound("No such inbound event")
+    requeued = await repository.requeue(session, client_id, hook_id, event_id, now=utcnow())
+    if requeued is None:
+        raise Conflict("The event is still waiting to be processed")
+    await session.commit()
+    await enqueue(client_id, event_id)
+    return requeued

@@ -1,0 +1,25 @@
+"""Celery tasks of inbound webhooks: process one event, and the sweep that re-rings."""
+
+from __future__ import annotations
+
+from app.inbound import processing
+from app.worker.celery_app import celery_app
+from app.worker.runtime import RuntimeTask
+
+
+@celery_app.task(name="inbound.process_event", bind=True)
+def process_inbound_event(self: RuntimeTask, client_id: str, event_id: str) -> str:
+    """Claim and process one inbound event; a retry is a row plus a delayed doorbell."""
+    result = self.runtime.run(processing.process(self.runtime, client_id, event_id))
+    if result.retry_in is not None:
+        process_inbound_event.apply_async((client_id, event_id), countdown=result.retry_in)
+    return result.status
+
+
+@celery_app.task(name="inbound.sweep_events", bind=True)
+def sweep_inbound_events(self: RuntimeTask) -> int:
+    """Ring for every due event and expired lease (a lost doorbell only delays work)."""
+    rows = self.runtime.run(processing.due_for_sweep(self.runtime))
+    for row in rows:
+        process_inbound_event.apply_async((row.client_id, row.id))
+    return len(rows)
