@@ -157,6 +157,38 @@ async def test_always_failing_receiver_dead_letters_emits_exhausted_and_retry_de
         await master.close()
 
 
+async def test_a_410_disables_the_endpoint_and_tells_master_sockets_and_other_endpoints(
+    relay: Relay, receiver: Receiver
+) -> None:
+    api = relay.api
+    tenant = await api.tenant()
+    gone_id, _ = await add_endpoint(relay.app, tenant, receiver.url("/gone"), ["order.shipped"])
+    _, ops_secret = await add_endpoint(
+        relay.app, tenant, receiver.url("/ops"), ["endpoint.disabled"]
+    )
+    receiver.answer("/gone", 410)
+    master = await WsClient.open(relay.base, tenant.master_key)
+    try:
+        sent = await send(api, tenant, webhook_body())
+        done = await wait_for_status(api, tenant, sent["id"], {"delivered", "failed"})
+        assert done["status"] == "failed"
+        _, event = await wait_for(master.events, lambda e: e[0] == "endpoint.disabled")
+        assert event["endpoint_id"] == gone_id
+        await until(lambda: "/ops" in receiver.paths(), "endpoint.disabled webhook", 10)
+        ops = next(r for r in receiver.requests if r.path == "/ops")
+        told = Webhook(ops_secret).verify(ops.body, ops.headers)
+        assert told["type"] == "endpoint.disabled"
+        assert told["data"]["endpoint_id"] == gone_id
+        r = await api.http.get(f"/api/v1/webhook-endpoints/{gone_id}", headers=tenant.auth)
+        assert r.json()["disabled"] is True
+        # A disabled endpoint is no subscriber: a second send makes no delivery for it.
+        again = await send(api, tenant, webhook_body())
+        assert again["deliveries"] == []
+        assert receiver.paths().count("/gone") == 1
+    finally:
+        await master.close()
+
+
 async def test_offline_user_gets_the_notification_when_connecting(relay: Relay) -> None:
     api = relay.api
     tenant = await api.tenant()
