@@ -2,6 +2,7 @@
 
 from app.auth.models import ApiKey
 from app.email.models import EmailConfig
+from app.inbox.models import InboxItem, NotificationPreference
 from app.messages.models import Message
 from app.notifications.models import Delivery, DeliveryAttempt, IdempotencyRecord, Notification
 from app.rooms.models import Room, RoomMember
@@ -18,8 +19,10 @@ __all__ = [
     "EmailConfig",
     "Heartbeat",
     "IdempotencyRecord",
+    "InboxItem",
     "Message",
     "Notification",
+    "NotificationPreference",
     "Room",
     "RoomMember",
     "User",

@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from app.auth.routes import router as auth_router
 from app.email.routes import router as email_config_router
+from app.inbox.routes import router as inbox_router
 from app.messages.routes import router as messages_router
 from app.notifications.routes import router as notifications_router
 from app.observability.health import live
@@ -26,3 +27,4 @@ api_router.include_router(websocket_router)
 api_router.include_router(webhook_endpoints_router)
 api_router.include_router(email_config_router)
 api_router.include_router(notifications_router)
+api_router.include_router(inbox_router)
