@@ -3,6 +3,7 @@
 from app.auth.models import ApiKey
 from app.email.models import EmailConfig
 from app.inbound.models import InboundEvent, InboundRoomKey, InboundWebhook
+from app.inbox.models import InboxItem, NotificationPreference
 from app.messages.models import Message
 from app.notifications.models import Delivery, DeliveryAttempt, IdempotencyRecord, Notification
 from app.rooms.models import Room, RoomMember
@@ -22,8 +23,10 @@ __all__ = [
     "InboundEvent",
     "InboundRoomKey",
     "InboundWebhook",
+    "InboxItem",
     "Message",
     "Notification",
+    "NotificationPreference",
     "Room",
     "RoomMember",
     "User",

@@ -27,7 +27,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/messages"): {"content": "intrusion"},
     ("PATCH", "/messages/{message_id}"): {"content": "intrusion"},
     ("POST", "/read"): {"seq": 1},
+    ("PUT", "/preferences"): {"channels": {"email": False}},
 }
+# Routes about the caller's own user: a master key is refused (403, it has no user); a user
+# key of another tenant must get 404.
+OWN_USER_PREFIX = "/api/v1/me/"
 
 
 def _body_for(method: str, path: str, intruder_user: str) -> dict[str, Any]:
@@ -68,7 +72,10 @@ async def _objects_of(api: Api, owner: Tenant) -> dict[str, str]:
     body = signing.dumps({"owned": True})
     event = await post(api, hook["url"], body, signing.github(hook["secret"], body))
     assert event.status_code == 202, event.text
+    [websocket_delivery] = sent.json()["deliveries"]
     return {
+        # The user's inbox item of the notification (it shares the delivery's id).
+        "item_id": websocket_delivery["id"],
         "endpoint_id": endpoint.json()["id"],
         "notification_id": sent.json()["id"],
         "hook_id": hook["id"],
@@ -111,15 +118,21 @@ async def test_another_tenants_ids_are_404_on_every_route(api: Api) -> None:
         for p in params:
             url = url.replace("{" + p + "}", objects[p])
         body = _body_for(method, path, intruder_user["id"])
-        for headers in (intruder.auth, {"Authorization": f"Bearer {intruder_key}"}):
+        # (`intruder.auth` is a property: a new dict each time, so compare by a flag.)
+        for is_master, headers in (
+            (True, intruder.auth),
+            (False, {"Authorization": f"Bearer {intruder_key}"}),
+        ):
             r = await api.http.request(method, url, headers=headers, json=body)
             # A user key may be refused by scope/kind first (403 says nothing about the object);
             # a master key must get 404, and nobody may get a success.
-            allowed = {404} if headers is intruder.auth else {403, 404}
+            allowed = {404} if is_master else {403, 404}
+            if path.startswith(OWN_USER_PREFIX):
+                allowed = {403} if is_master else {404}
             if r.status_code == 422:
                 failures.append(f"{method} {path}: add a valid body to BODIES ({r.text[:80]})")
             elif r.status_code not in allowed:
-                failures.append(f"{method} {url} -> {r.status_code}")
+                failures.append(f"{method} {url} -> {r.status_code} {r.json().get('detail')}")
     assert failures == []
     # The owner still sees its objects: the 404s above were isolation, not absence.
     for path in (
@@ -127,5 +140,7 @@ async def test_another_tenants_ids_are_404_on_every_route(api: Api) -> None:
         f"/api/v1/rooms/{objects['room_id']}",
         f"/api/v1/rooms/{objects['room_id']}/messages",
         f"/api/v1/webhook-endpoints/{objects['endpoint_id']}",
+        f"/api/v1/users/{objects['user_id']}/notifications",
+        f"/api/v1/users/{objects['user_id']}/preferences",
     ):
         assert (await api.http.get(path, headers=owner.auth)).status_code == 200, path

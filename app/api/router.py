@@ -6,6 +6,7 @@ from app.auth.routes import router as auth_router
 from app.email.routes import router as email_config_router
 from app.inbound.routes import public_router as inbound_public_router
 from app.inbound.routes import router as inbound_router
+from app.inbox.routes import router as inbox_router
 from app.messages.routes import router as messages_router
 from app.notifications.routes import router as notifications_router
 from app.observability.health import live
@@ -30,3 +31,4 @@ api_router.include_router(email_config_router)
 api_router.include_router(notifications_router)
 api_router.include_router(inbound_router)
 api_router.include_router(inbound_public_router)
+api_router.include_router(inbox_router)

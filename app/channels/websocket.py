@@ -38,7 +38,8 @@ class WebSocketChannel:
         if not await self._presence.is_online(target.client_id, target.user_id):
             # Not a failure: the gateway flushes parked deliveries when the user connects.
             return Outcome(OutcomeKind.PARKED, duration_ms=_ms_since(started))
-        data = {**content, "notification_id": ctx.notification_id}
+        # The inbox item shares the delivery's id (app/inbox/models.py).
+        data = {**content, "notification_id": ctx.notification_id, "inbox_id": target.delivery_id}
         await self._bus.publish(target.client_id, user_target(target.user_id), NOTIFICATION, data)
         return Outcome(OutcomeKind.DELIVERED, duration_ms=_ms_since(started))
 

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     DELIVERY_SWEEP_INTERVAL_SECONDS: float = Field(default=2, gt=0)
     ATTEMPT_RETENTION_DAYS: int = Field(default=30, gt=0)
     WEBSOCKET_PARK_EXPIRY_SECONDS: float = Field(default=7 * 86400, gt=0)
+    # The in-app inbox (API.md §6b): items older than this are purged by beat.
+    INBOX_RETENTION_DAYS: int = Field(default=90, gt=0)
     WEBHOOK_TIMEOUT_SECONDS: float = Field(default=15, gt=0)
     SMTP_TIMEOUT_SECONDS: float = Field(default=30, gt=0)
     WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT: int = Field(default=4, gt=0)

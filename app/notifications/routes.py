@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BeforeValidator
 
-from app.api.deps import MasterDep, ReadSessionDep, SessionDep
+from app.api.deps import BusDep, MasterDep, ReadSessionDep, SessionDep
 from app.core.openapi import problems
 from app.core.pagination import PageParams, make_page, page_params
 from app.notifications import service
@@ -142,11 +142,11 @@ async def list_attempts(
 
 @router.post("/{notification_id}/cancel", response_model=NotificationOut)
 async def cancel_notification(
-    notification_id: str, principal: MasterDep, session: SessionDep
+    notification_id: str, principal: MasterDep, session: SessionDep, bus: BusDep
 ) -> NotificationOut:
     """Cancel every delivery not yet sent; one mid-attempt finishes. Nothing left to cancel
     is not an error: the answer shows the notification as it is."""
-    return await service.cancel(session, principal.client_id, notification_id)
+    return await service.cancel(session, principal.client_id, notification_id, bus=bus)
 
 
 @router.post("/{notification_id}/retry", response_model=NotificationOut)

@@ -14,12 +14,16 @@ from app.core.bounds import check_json_value
 from app.core.clock import utcnow
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.ids import new_id
+from app.inbox import preferences
+from app.inbox import repository as inbox
+from app.inbox import service as inbox_service
 from app.notifications import delivery_repository as deliveries_repo
 from app.notifications import repository
 from app.notifications.doorbell import ring_soon
 from app.notifications.models import Delivery, DeliveryAttempt, Notification
 from app.notifications.repository import NewDelivery
 from app.notifications.schemas import NotificationOut, SendRequest
+from app.realtime.bus import EventBus
 from app.users import service as users
 from app.users.models import User
 from app.webhooks import service as webhooks
@@ -201,6 +205,14 @@ async def send(
             return SendResult(replay, created=False)
     by_id, by_external = await _resolve_users(session, client_id, body)
     new = _recipient_deliveries(body, by_id, by_external)
+    event = body.websocket.event if body.websocket is not None else None
+    new = await preferences.apply(
+        session,
+        client_id,
+        new,
+        event=preferences.event_type(body.metadata, event),
+        critical=body.critical,
+    )
     new += await _webhook_deliveries(session, client_id, body)
     send_at = body.send_at if body.send_at is not None and body.send_at > now else now
     notification = Notification(
@@ -229,6 +241,7 @@ async def send(
                 "A request with this idempotency key is in progress", headers={"Retry-After": "1"}
             )
         return SendResult(replay, created=False)
+    await _add_inbox_items(session, client_id, notification, ids, new)
     await session.commit()
     rows = [
         Delivery(
@@ -250,6 +263,35 @@ async def send(
     if send_at <= now:
         await ring_soon(client_id, [r.id for r in rows if r.status == "pending"])
     return SendResult(NotificationOut.of(notification, rows), created=True)
+
+
+async def _add_inbox_items(
+    session: AsyncSession,
+    client_id: str,
+    notification: Notification,
+    ids: list[str],
+    new: list[NewDelivery],
+) -> None:
+    # Every websocket delivery that will be sent is an inbox item (id = the delivery's id,
+    # carried by the `notification` event), in the send's transaction: it exists whether
+    # the user is online or not. Visible from send_at, so a scheduled one waits.
+    items = [
+        (delivery_id, d.recipient_user_id)
+        for delivery_id, d in zip(ids, new, strict=True)
+        if d.channel == WEBSOCKET and d.skip_reason is None and d.recipient_user_id is not None
+    ]
+    if not items:
+        return
+    content = notification.content[WEBSOCKET]
+    await inbox.add_items(
+        session,
+        client_id,
+        notification.id,
+        items,
+        event=content["event"],
+        data=content.get("data", {}),
+        visible_at=notification.send_at,
+    )
 
 
 async def get_notification(
@@ -288,15 +330,21 @@ async def list_notifications(
     return rows, counts
 
 
-async def cancel(session: AsyncSession, client_id: str, notification_id: str) -> NotificationOut:
+async def cancel(
+    session: AsyncSession, client_id: str, notification_id: str, *, bus: EventBus | None = None
+) -> NotificationOut:
     """Cancel every delivery not yet sent (pending, parked, retrying); a delivery mid-attempt
-    finishes. Nothing left to cancel is not an error: the answer shows the state."""
+    finishes. Nothing left to cancel is not an error: the answer shows the state. The
+    cancelled websocket deliveries leave their users' inboxes (never sent)."""
     if await repository.lock(session, client_id, notification_id) is None:
         raise NotFound("No such notification")
     now = utcnow()
-    await deliveries_repo.cancel_pending(session, client_id, notification_id, now=now)
+    canceled = await deliveries_repo.cancel_pending(session, client_id, notification_id, now=now)
+    users_affected = await inbox.remove_items(session, client_id, canceled)
     await repository.refresh_status(session, client_id, notification_id, now=now)
     await session.commit()
+    if bus is not None and users_affected:
+        await inbox_service.publish_counts(session, bus, client_id, users_affected)
     return await get_notification(session, client_id, notification_id)
 
 

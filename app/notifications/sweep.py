@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from app.core.clock import utcnow
+from app.inbox import service as inbox_service
 from app.notifications import delivery_repository as deliveries
 from app.notifications import repository
 from app.notifications.doorbell import ring
@@ -125,3 +126,19 @@ async def purge(rt: Runtime) -> tuple[int, int]:
         if n < PURGE_BATCH:
             break
     return attempts, records
+
+
+async def purge_inbox(rt: Runtime) -> int:
+    """Delete inbox items older than INBOX_RETENTION_DAYS, one bounded transaction per
+    batch; how many."""
+    total = 0
+    for _ in range(PURGE_MAX_BATCHES):
+        async with rt.db.session() as session:
+            n = await inbox_service.purge(
+                session, retention_days=rt.settings.INBOX_RETENTION_DAYS, limit=PURGE_BATCH
+            )
+            await session.commit()
+        total += n
+        if n < PURGE_BATCH:
+            break
+    return total

@@ -46,3 +46,10 @@ def purge(self: RuntimeTask) -> int:
     runtime = self.runtime
     attempts, records = runtime.run(sweep.purge(runtime))
     return attempts + records
+
+
+@celery_app.task(name="notifications.purge_inbox", bind=True)
+def purge_inbox(self: RuntimeTask) -> int:
+    """Retention: inbox items older than INBOX_RETENTION_DAYS. How many deleted."""
+    runtime = self.runtime
+    return runtime.run(sweep.purge_inbox(runtime))

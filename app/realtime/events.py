@@ -14,6 +14,8 @@ TYPING = "typing"
 READ = "read"
 PRESENCE = "presence"
 NOTIFICATION = "notification"
+# A user's inbox counts after a change of state (API.md §6b).
+NOTIFICATION_COUNT = "notification.count"
 # Operational events of the relay, for the tenant's master-key sockets (API.md §5, §6).
 DELIVERY_EXHAUSTED = "delivery.exhausted"
 ENDPOINT_DISABLED = "endpoint.disabled"

@@ -33,4 +33,6 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "options": {"expires": settings.DELIVERY_SWEEP_INTERVAL_SECONDS},
         },
         "notifications-purge": {"task": "notifications.purge", "schedule": 86_400},
+        # The in-app inbox's retention (INBOX_RETENTION_DAYS).
+        "notifications-purge-inbox": {"task": "notifications.purge_inbox", "schedule": 3600},
     }

@@ -40,9 +40,10 @@ async def test_online_user_receives_notification_and_delivery_is_delivered(bus: 
     await presence.connected(client_id, user_id)
     seen = await _capture(bus, client_id, user_id)
     ctx = context()
+    delivery_id = new_id()
 
     outcome = await WebSocketChannel(bus, presence).send(
-        DeliveryTarget(new_id(), client_id, user_id=user_id),
+        DeliveryTarget(delivery_id, client_id, user_id=user_id),
         {"event": "order.shipped", "data": {"order": 7}},
         ctx,
     )
@@ -55,6 +56,8 @@ async def test_online_user_receives_notification_and_delivery_is_delivered(bus: 
                 "event": "order.shipped",
                 "data": {"order": 7},
                 "notification_id": ctx.notification_id,
+                # The recipient's inbox item shares the delivery's id.
+                "inbox_id": delivery_id,
             },
         )
     ]

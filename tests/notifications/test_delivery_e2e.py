@@ -86,6 +86,7 @@ async def test_all_three_channels_deliver(relay: Relay, receiver: Receiver, smtp
             "event": "order.shipped",
             "data": {"order": "A-1"},
             "notification_id": sent["id"],
+            "inbox_id": next(d["id"] for d in done["deliveries"] if d["channel"] == "websocket"),
         }
         [got] = receiver.requests
         payload = Webhook(secret).verify(got.body, got.headers)
