@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     INBOUND_MAX_BODY_BYTES: int = Field(default=262_144, gt=0)
     INBOUND_SIGNATURE_TOLERANCE_SECONDS: int = Field(default=300, gt=0)
     INBOUND_SECRET_GRACE_SECONDS: int = Field(default=86_400, ge=0)
+    # How long a worker holds a claimed inbound event before the sweep may hand it to another
+    # (a killed worker's event waits this long); must exceed TASK_TIMEOUT_SECONDS.
+    INBOUND_LEASE_SECONDS: float = Field(default=330, gt=0)
     # Upper bound on every call a Celery task makes into the async runtime.
     TASK_TIMEOUT_SECONDS: float = Field(default=300, gt=0)
     # More modules of Celery tasks every process registers (plugins; the tests' probes).
@@ -140,6 +143,12 @@ class Settings(BaseSettings):
             # A lease shorter than an attempt lets a second worker re-claim a live delivery.
             raise ValueError(
                 f"DELIVERY_LEASE_SECONDS: must exceed the longest channel timeout ({longest} s)"
+            )
+        if self.INBOUND_LEASE_SECONDS <= self.TASK_TIMEOUT_SECONDS:
+            # A lease shorter than a task's bound lets a second worker re-claim a live event.
+            raise ValueError(
+                "INBOUND_LEASE_SECONDS: must exceed TASK_TIMEOUT_SECONDS "
+                f"({self.TASK_TIMEOUT_SECONDS} s)"
             )
         if self.ENVIRONMENT == "production":
             problems = []

@@ -43,9 +43,12 @@ class Result:
 
 
 def lease_seconds(runtime: Runtime) -> float:
-    # Longer than any runtime call a task makes (TASK_TIMEOUT_SECONDS cancels those), so a
-    # live worker never loses its lease mid-attempt.
-    return runtime.settings.TASK_TIMEOUT_SECONDS + 30
+    """How long a claim holds the event: INBOUND_LEASE_SECONDS.
+
+    Settings checks it exceeds TASK_TIMEOUT_SECONDS (which cancels every runtime call a
+    task makes), so a live worker never loses its lease mid-attempt.
+    """
+    return runtime.settings.INBOUND_LEASE_SECONDS
 
 
 async def build_input(hook: InboundWebhook, event: InboundEvent) -> Any:

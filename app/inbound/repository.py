@@ -24,6 +24,7 @@ from app.inbound.models import (
     InboundEvent,
     InboundWebhook,
 )
+from app.tenants.models import Client
 
 # Fields a PATCH may change; the name (the URL) and secrets do not change this way.
 UPDATABLE = frozenset({"action", "config", "scheme", "signature", "disabled"})
@@ -61,6 +62,17 @@ async def hook_by_name(session: AsyncSession, client_id: str, name: str) -> Inbo
     """The client's hook called `name`."""
     query = select(InboundWebhook).where(
         col(InboundWebhook.client_id) == client_id, col(InboundWebhook.name) == name
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def hook_by_url(session: AsyncSession, client_slug: str, name: str) -> InboundWebhook | None:
+    """The hook at the public URL /webhooks/{client_slug}/{name}: the client is the one
+    with that slug (one query for both, as ingestion needs on every request)."""
+    query = (
+        select(InboundWebhook)
+        .join(Client, col(Client.id) == col(InboundWebhook.client_id))
+        .where(col(Client.slug) == client_slug, col(InboundWebhook.name) == name)
     )
     return (await session.execute(query)).scalar_one_or_none()
 

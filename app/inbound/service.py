@@ -8,7 +8,6 @@ processes and for simultaneous requests.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
@@ -22,7 +21,7 @@ from app.core.crypto import SecretBox, SecretBoxError
 from app.core.db import Database
 from app.core.errors import AppError, Conflict, Forbidden, NotFound, Unprocessable
 from app.core.ids import new_id
-from app.inbound import repository, signatures
+from app.inbound import doorbell, repository, signatures
 from app.inbound.models import InboundEvent, InboundWebhook
 from app.inbound.schemas import Accepted, HookCreate, HookOut, HookPatch
 from app.inbound.secrets import new_secret
@@ -178,10 +177,10 @@ async def ingest(
 ) -> Accepted:
     """Verify and store one request; the event (or the first one of its dedupe key)."""
     async with db.read_session() as read:
-        client = await tenants.find_client_by_slug(read, slug)
-        hook = await repository.hook_by_name(read, client.id, name) if client else None
-    if client is None or hook is None:
+        hook = await repository.hook_by_url(read, slug, name)
+    if hook is None:
         raise NotFound(UNKNOWN_HOOK)
+    client_id = hook.client_id
     options = {
         "tolerance_seconds": settings.INBOUND_SIGNATURE_TOLERANCE_SECONDS,
         **hook.signature,
@@ -200,7 +199,7 @@ async def ingest(
     now = utcnow()
     event = InboundEvent(
         id=new_id(),
-        client_id=client.id,
+        client_id=client_id,
         hook_id=hook.id,
         dedupe_key=dedupe_key,
         headers=signatures.kept_headers(hook.scheme, headers, options),
@@ -210,32 +209,26 @@ async def ingest(
         updated_at=now,
     )
     async with db.session() as session:
-        created = await repository.insert_event(session, client.id, event)
+        created = await repository.insert_event(session, client_id, event)
         if created:
             await session.commit()
         else:
             assert dedupe_key is not None  # NULL keys never conflict
-            first = await repository.event_by_dedupe_key(session, client.id, hook.id, dedupe_key)
+            first = await repository.event_by_dedupe_key(session, client_id, hook.id, dedupe_key)
             if first is None:  # the first was deleted with its hook meanwhile
                 raise NotFound(UNKNOWN_HOOK)
             # Read before the rollback, which expires the loaded row.
             answer = Accepted(id=first.id, status=first.status, duplicate=True)
             await session.rollback()
             return answer
-    await enqueue(client.id, event.id)
+    await enqueue(client_id, event.id)
     return Accepted(id=event.id, status=event.status, duplicate=False)
 
 
 async def enqueue(client_id: str, event_id: str) -> None:
-    """Ring the doorbell for an event; a failure only delays it until the next sweep."""
-    from app.inbound.tasks import process_inbound_event  # the task module imports services
-
-    try:
-        await asyncio.to_thread(process_inbound_event.apply_async, (client_id, event_id))
-    except Exception:
-        log.exception(
-            "enqueue failed; the sweep will pick the event up", extra={"event_id": event_id}
-        )
+    """Ring the doorbell for a committed event (coalesced; never waits for the broker,
+    never raises: a lost doorbell only delays the event until the next sweep)."""
+    doorbell.bell().ring(client_id, event_id)
 
 
 async def list_events(

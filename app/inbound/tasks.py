@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from app.inbound import processing
+from app.inbound.doorbell import PROCESS_EVENTS_TASK
 from app.worker.celery_app import celery_app
 from app.worker.runtime import RuntimeTask
+
+log = logging.getLogger("chatapi.inbound")
 
 
 @celery_app.task(name="inbound.process_event", bind=True)
@@ -14,6 +19,22 @@ def process_inbound_event(self: RuntimeTask, client_id: str, event_id: str) -> s
     if result.retry_in is not None:
         process_inbound_event.apply_async((client_id, event_id), countdown=result.retry_in)
     return result.status
+
+
+@celery_app.task(name=PROCESS_EVENTS_TASK, bind=True)
+def process_inbound_events(self: RuntimeTask, pairs: list[list[str]]) -> list[str]:
+    """The coalesced doorbell (app/inbound/doorbell.py): each (client_id, event_id) in turn,
+    each its own bounded runtime call, exactly as `inbound.process_event`."""
+    statuses = []
+    for client_id, event_id in pairs:
+        try:
+            statuses.append(process_inbound_event(client_id, event_id))
+        except Exception:
+            # One event's failure (e.g. a runtime timeout) must not hold back the others;
+            # its row keeps its lease or retry time, so the sweep rings it again.
+            log.exception("inbound event processing failed", extra={"event_id": event_id})
+            statuses.append("error")
+    return statuses
 
 
 @celery_app.task(name="inbound.sweep_events", bind=True)

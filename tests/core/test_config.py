@@ -71,6 +71,10 @@ def test_retry_schedule_is_read_from_comma_separated_seconds(
             {"ENVIRONMENT": "production", "SECRET_KEY": "changethis"},
             "SECRET_KEY: too weak for production",
         ),
+        (
+            {"TASK_TIMEOUT_SECONDS": "60", "INBOUND_LEASE_SECONDS": "60"},
+            "INBOUND_LEASE_SECONDS: must exceed TASK_TIMEOUT_SECONDS (60.0 s)",
+        ),
         ({"ENVIRONMENT": "staging"}, "ENVIRONMENT: Input should be 'local', 'test' or"),
     ],
 )

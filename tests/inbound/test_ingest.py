@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
 
 from app.core.clock import ManualClock
@@ -12,7 +13,9 @@ from app.main import create_app
 from tests.conftest import app_client, make_settings
 from tests.inbound import signing
 from tests.inbound.conftest import count_events, events, make_hook, post
+from tests.inbound.test_processing import GITHUB_TEMPLATE, github_event, messages_of, settled
 from tests.support.api import Api
+from tests.support.inprocess import serve_in_process
 
 BODY = signing.dumps({"id": "evt_1", "type": "ticket.created", "ticket": {"id": 7}})
 
@@ -274,20 +277,43 @@ async def test_same_dedupe_key_on_another_hook_is_a_new_event(api: Api) -> None:
         assert r.json()["duplicate"] is False
 
 
-async def test_simultaneous_identical_deliveries_store_one_event_on_postgresql(
+async def test_simultaneous_identical_deliveries_store_and_process_one_event_on_postgresql(
     pg_url: str,
 ) -> None:
-    app = create_app(make_settings(pg_url), run_embedded_worker=False)
-    async for http in app_client(app):
+    # A real uvicorn server (over TCP) with its embedded worker: the requests race through
+    # real connections, and whatever processing they trigger happens for real.
+    app = create_app(make_settings(pg_url))
+    async with serve_in_process(app) as base, httpx.AsyncClient(base_url=base) as http:
         api = Api(http, app=app)
         tenant = await api.tenant()
-        hook = await make_hook(api, tenant, scheme="github")
-        headers = signing.github(hook["secret"], BODY, delivery="race")
-        answers = await asyncio.gather(*(post(api, hook["url"], BODY, headers) for _ in range(12)))
-        assert {r.status_code for r in answers} == {202}
-        assert len({r.json()["id"] for r in answers}) == 1
-        assert sorted(r.json()["duplicate"] for r in answers) == [False] + [True] * 11
-        assert await count_events(api, hook["id"]) == 1
+        hook = await make_hook(
+            api, tenant, scheme="github", action="message", config={"template": GITHUB_TEMPLATE}
+        )
+        body = signing.dumps(signing.github_issue(5150, "Raced"))
+        headers = signing.github(hook["secret"], body, delivery="race")
+        for concurrent in (5, 12):
+            answers = await asyncio.gather(
+                *(post(api, hook["url"], body, headers) for _ in range(concurrent))
+            )
+            assert {r.status_code for r in answers} == {202}
+            assert len({r.json()["id"] for r in answers}) == 1
+            duplicates = sorted(r.json()["duplicate"] for r in answers)
+            if concurrent == 5:  # the first burst: exactly one request stored the event
+                assert duplicates == [False] + [True] * 4
+            else:  # the second burst: the same event, stored already
+                assert duplicates == [True] * 12
+        event = await settled(api, tenant, hook["id"], answers[0].json()["id"])
+        assert event["status"] == "processed", event
+        # A sentinel for another issue, processed after: any second processing had its chance.
+        sentinel = await github_event(api, hook, signing.github_issue(5151, "Sentinel"))
+        await settled(api, tenant, hook["id"], sentinel)
+        [event] = [e for e in await events(api, tenant, hook["id"]) if e["id"] == event["id"]]
+        assert event["attempts"] == 1
+        assert await count_events(api, hook["id"]) == 2
+        rooms = (await http.get("/api/v1/rooms/all", headers=tenant.auth)).json()["data"]
+        assert len(rooms) == 2  # the raced issue's room and the sentinel's
+        [message] = await messages_of(api, tenant, event["outcome"]["room_id"])
+        assert message["content"] == "New issue: Raced"
 
 
 async def test_ingestion_needs_no_api_key_and_is_public_in_openapi(api: Api) -> None:

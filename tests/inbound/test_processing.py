@@ -15,9 +15,9 @@ from tests.channels.receiver import running_receiver
 from tests.conftest import app_client, make_settings
 from tests.inbound import signing
 from tests.inbound.conftest import count_events, events, make_hook, post
-from tests.notifications.relay import add_endpoint, running_relay
+from tests.notifications.relay import FINAL, add_endpoint, running_relay, wait_for_status
 from tests.support.api import Api, Tenant
-from tests.support.realtime import until
+from tests.support.realtime import WsClient, until, wait_for
 
 GITHUB_TEMPLATE = {
     "content": "New issue: {{ body.issue.title }}",
@@ -362,3 +362,40 @@ async def test_forward_relays_the_body_to_subscribed_endpoints_as_the_event_type
             message = Webhook(secret).verify(got.body, got.headers)
             assert message["type"] == "ticket.created"
             assert message["data"] == {"ticket": 7}
+
+
+async def test_notify_is_delivered_to_the_recipients_open_websocket(db_url: str) -> None:
+    async for relay in running_relay(db_url):
+        api = relay.api
+        tenant = await api.tenant()
+        user = await api.user(tenant, external_id="agent-7")
+        socket = await WsClient.open(relay.base, await api.login(tenant, user["id"]))
+        try:
+            hook = await make_hook(
+                api,
+                tenant,
+                scheme="github",
+                action="notify",
+                config={"defaults": {"channels": ["websocket"]}},
+            )
+            event_id = await github_event(
+                api,
+                hook,
+                {
+                    "recipients": [{"external_id": "agent-7"}],
+                    "websocket": {"event": "ticket.assigned", "data": {"ticket": 7}},
+                },
+            )
+            event = await settled(api, tenant, hook["id"], event_id)
+            assert event["status"] == "processed", event
+            notification_id = event["outcome"]["notification_id"]
+            _, data = await wait_for(socket.events, lambda e: e[0] == "notification", 10)
+            assert data["notification_id"] == notification_id
+            assert (data["event"], data["data"]) == ("ticket.assigned", {"ticket": 7})
+            sent = await wait_for_status(api, tenant, notification_id, FINAL)
+            assert sent["status"] == "delivered", sent
+            [delivery] = sent["deliveries"]
+            assert (delivery["channel"], delivery["status"]) == ("websocket", "delivered")
+            assert delivery["recipient"]["user_id"] == user["id"]
+        finally:
+            await socket.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from app.core.clock import utcnow
@@ -13,11 +14,11 @@ from app.core.ids import new_id
 from app.inbound import processing, repository
 from app.inbound.models import InboundEvent
 from app.main import create_app
-from tests.conftest import app_client, child_env, make_settings
+from tests.conftest import app_client, asyncpg_dsn, child_env, make_settings
 from tests.inbound import signing
 from tests.inbound.conftest import events, make_hook, post
-from tests.inbound.test_processing import GITHUB_TEMPLATE, messages_of, settled
-from tests.support.api import Api
+from tests.inbound.test_processing import GITHUB_TEMPLATE, github_event, messages_of, settled
+from tests.support.api import Api, Tenant
 from tests.support.processes import chatapi_process
 
 
@@ -131,3 +132,89 @@ async def test_hook_secrets_are_stored_sealed(api: Api) -> None:
     assert stored is not None
     assert hook["secret"] not in stored.secret_sealed
     assert stored.secret_sealed.startswith("v1:")
+
+
+async def _held_in_action(
+    api: Api, tenant: Tenant, hook_id: str, event_id: str, watcher: asyncpg.Connection
+) -> bool:
+    """The event is claimed and a backend of the database waits on a row lock."""
+    [row] = [e for e in await events(api, tenant, hook_id) if e["id"] == event_id]
+    waiting = await watcher.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock'"
+    )
+    return bool(row["status"] == "processing" and waiting >= 1)
+
+
+@pytest.mark.slow
+async def test_an_event_whose_worker_was_killed_mid_action_is_processed_once_by_the_next(
+    pg_url: str, redis_server_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """Deterministic kill point: the test holds the room's row lock, which the `message`
+    action needs to number its message, so the worker stops *after* claiming the event
+    and *inside* the action's transaction (its backend shows as waiting on a lock). It is
+    SIGKILLed there; its uncommitted message dies with its connection. A new worker (and
+    beat, whose sweep re-rings expired leases) must then process the event exactly once."""
+    settings = make_settings(
+        pg_url,
+        REDIS_URL=redis_server_url,
+        REDIS_KEY_PREFIX=f"{redis_prefix}inbound-kill:",
+        TASK_TIMEOUT_SECONDS=10,
+        INBOUND_LEASE_SECONDS=12,
+    )
+    env = child_env(settings)
+    app = create_app(settings)  # REDIS_URL set: no embedded worker in this process
+    async for http in app_client(app):
+        api = Api(http, app=app)
+        tenant = await api.tenant()
+        room = await http.post("/api/v1/rooms", json={"name": "Alerts"}, headers=tenant.auth)
+        assert room.status_code == 201, room.text
+        room_id = room.json()["id"]
+        hook = await make_hook(
+            api, tenant, scheme="github", action="message", config={"room_id": room_id}
+        )
+        # Two connections: one holds the lock in its transaction; the other watches
+        # pg_stat_activity outside any (a transaction sees one frozen statistics snapshot).
+        locker = await asyncpg.connect(asyncpg_dsn(pg_url))
+        watcher = await asyncpg.connect(asyncpg_dsn(pg_url))
+        try:
+            lock = locker.transaction()
+            await lock.start()
+            await locker.execute("SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE", room_id)
+            with chatapi_process(["worker", "--concurrency", "1"], env, tmp_path, "w1") as first:
+                event_id = await github_event(api, hook, {"content": "Disk full on db-1"})
+
+                # Held from the claim on; the kill must come before TASK_TIMEOUT_SECONDS (10 s),
+                # when the worker would cancel the attempt itself (seen within ~1 s in practice).
+                deadline = asyncio.get_running_loop().time() + 60
+                while not await _held_in_action(api, tenant, hook["id"], event_id, watcher):
+                    assert first.proc.poll() is None, first.output()[-3000:]
+                    assert asyncio.get_running_loop().time() < deadline, first.output()[-3000:]
+                    await asyncio.sleep(0.05)
+                first.proc.kill()  # SIGKILL: no shutdown, no ack, no cleanup
+                first.proc.wait()
+            # The claim's lease is INBOUND_LEASE_SECONDS long: what the next worker waits out.
+            lease = await watcher.fetchval(
+                "SELECT EXTRACT(EPOCH FROM lease_until - updated_at) FROM inbound_events"
+                " WHERE id = $1",
+                event_id,
+            )
+            assert float(lease) == settings.INBOUND_LEASE_SECONDS
+            await lock.rollback()
+        finally:
+            await locker.close()
+            await watcher.close()
+        [killed] = [e for e in await events(api, tenant, hook["id"]) if e["id"] == event_id]
+        assert (killed["status"], killed["attempts"]) == ("processing", 1)
+        assert await messages_of(api, tenant, room_id) == []
+
+        with (
+            chatapi_process(["worker", "--concurrency", "1"], env, tmp_path, "w2") as second,
+            chatapi_process(["beat"], env, tmp_path, "beat"),
+        ):
+            event = await settled(api, tenant, hook["id"], event_id, timeout=90)
+            assert event["status"] == "processed", (event, second.output()[-3000:])
+        assert event["attempts"] == 2
+        [message] = await messages_of(api, tenant, room_id)
+        assert message["content"] == "Disk full on db-1"
+        assert event["outcome"]["message_id"] == message["id"]
