@@ -78,6 +78,11 @@ class Runtime:
     async def stop(self) -> None:
         """Stop the background parts and close every connection pool."""
         try:
+            # Doorbells rung by requests that already answered go out before the pools close.
+            # (Imported here: the doorbell imports the Celery app, which imports this module.)
+            from app.notifications import doorbell
+
+            await doorbell.drain()
             for channel in self.channels.values():
                 try:
                     await channel.aclose()

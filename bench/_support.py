@@ -171,6 +171,13 @@ class ServerProcess:
         self._log.close()
         Path(self._log.name).unlink(missing_ok=True)
 
+    @property
+    def pid(self) -> int:
+        """The child's process id (for py-spy); BenchError before start()."""
+        if self._proc is None:
+            raise BenchError(f"{self.label} server not started")
+        return self._proc.pid
+
     def cpu_seconds(self) -> float:
         """User + system CPU the child has used so far (Linux /proc); NaN elsewhere."""
         if self._proc is None:

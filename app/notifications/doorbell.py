@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Sequence
 
 from app.worker.celery_app import DELIVERY_QUEUE, celery_app
@@ -33,18 +34,62 @@ def ring(client_id: str, delivery_ids: Sequence[str], chunk: int = RING_CHUNK) -
     return messages
 
 
+class _Batcher:
+    """Ids waiting to be rung on one event loop, and the one task publishing them.
+
+    `add` only appends; the publishing task takes everything pending, publishes it in a
+    thread (`ring`: `RING_CHUNK` ids per message, so a busy API sends one message per
+    hundred sends rather than one per send), then looks again. A request therefore never
+    waits on the broker, and a slow broker makes batches larger instead of requests slower.
+    """
+
+    def __init__(self) -> None:
+        self.pending: dict[str, list[str]] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    def add(self, client_id: str, delivery_ids: Sequence[str]) -> None:
+        self.pending.setdefault(client_id, []).extend(delivery_ids)
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._publish())
+
+    async def _publish(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending, {}
+            for client_id, ids in batch.items():
+                try:
+                    await asyncio.to_thread(ring, client_id, ids)
+                except Exception:
+                    log.warning(
+                        "enqueueing deliveries failed; the sweep will ring them",
+                        exc_info=True,
+                        extra={"client_id": client_id, "deliveries": len(ids)},
+                    )
+
+
+# One batcher per event loop (the API's, a worker's): tasks belong to their loop.
+_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batcher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def ring_soon(client_id: str, delivery_ids: Sequence[str]) -> None:
-    """`ring` from async code, after the rows were committed; failures are only logged."""
+    """`ring` from async code, after the rows were committed, without waiting for the broker:
+    the ids join the next batch published in the background; failures are only logged."""
     if not delivery_ids:
         return
-    try:
-        await asyncio.to_thread(ring, client_id, delivery_ids)
-    except Exception:
-        log.warning(
-            "enqueueing deliveries failed; the sweep will ring them",
-            exc_info=True,
-            extra={"client_id": client_id, "deliveries": len(delivery_ids)},
-        )
+    loop = asyncio.get_running_loop()
+    batcher = _batchers.get(loop)
+    if batcher is None:
+        batcher = _batchers[loop] = _Batcher()
+    batcher.add(client_id, delivery_ids)
+
+
+async def drain() -> None:
+    """Wait until every id rung on this loop so far has been published (or failed): call
+    before the process stops, so a graceful shutdown loses no doorbell."""
+    batcher = _batchers.get(asyncio.get_running_loop())
+    while batcher is not None and batcher.task is not None and not batcher.task.done():
+        await asyncio.shield(batcher.task)
 
 
 async def ring_flush(client_id: str, user_id: str) -> None:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, and_, delete, exists, func, insert, select, tuple_, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -35,6 +36,11 @@ INSERT_CHUNK = 1000
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # The Core table: bulk inserts bypass the ORM (no objects, no identity map).
 _DELIVERIES: Table = Delivery.__table__  # type: ignore[attr-defined]
+_NOTIFICATIONS: Table = Notification.__table__  # type: ignore[attr-defined]
+# (attribute, column name) of every mapped column: `metadata_` is stored as `metadata`.
+_NOTIFICATION_COLUMNS = [
+    (attr.key, attr.columns[0].name) for attr in sa_inspect(Notification).column_attrs
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +73,13 @@ async def create_notification(
     """
     if notification.client_id != client_id:
         raise ValueError("notification belongs to another client")
-    session.add(notification)
-    await session.flush()
+    # A Core INSERT, not session.add + flush: the unit of work costs more than the statement,
+    # and nothing later in the request needs the object to be persistent.
+    await session.execute(
+        insert(_NOTIFICATIONS).values(
+            {column: getattr(notification, key) for key, column in _NOTIFICATION_COLUMNS}
+        )
+    )
     if notification.idempotency_key is not None:
         reserved = await reserve_idempotency_key(
             session,

@@ -4,6 +4,8 @@ what is stored and answered, not what is delivered — see test_delivery_e2e.py)
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 
 from app.core.clock import ManualClock, utcnow
 from app.main import create_app
+from app.notifications import doorbell
 from tests.conftest import app_client, make_settings
 from tests.notifications.relay import add_endpoint, notification, send
 from tests.support.api import Api, Tenant
@@ -257,3 +260,32 @@ async def test_unknown_notification_is_404_everywhere(api: Api) -> None:
     ):
         r = await api.http.request(method, path, headers=tenant.auth)
         assert r.status_code == 404, (method, path)
+
+
+async def test_send_answers_202_without_waiting_for_a_hung_broker_and_rings_once_it_answers(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The broker is stood in for at the one call that talks to it: `ring` blocks until
+    # the gate opens (a broker that does not answer), then publishes for real.
+    gate = threading.Event()
+    rung: list[str] = []
+    real_ring = doorbell.ring
+
+    def hung_ring(client_id: str, ids: Sequence[str], chunk: int = doorbell.RING_CHUNK) -> int:
+        gate.wait(60)
+        rung.extend(ids)
+        return real_ring(client_id, ids, chunk)
+
+    monkeypatch.setattr(doorbell, "ring", hung_ring)
+    tenant = await api.tenant()
+    user = await api.user(tenant)
+    try:
+        r = await asyncio.wait_for(
+            api.http.post(URL, json=ws_body({"user_id": user["id"]}), headers=tenant.auth), 30
+        )
+        assert r.status_code == 202, r.text
+        assert rung == []  # answered while the broker still hung
+    finally:
+        gate.set()
+    await asyncio.wait_for(doorbell.drain(), 30)
+    assert rung == [d["id"] for d in r.json()["deliveries"]]

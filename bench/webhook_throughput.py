@@ -1,0 +1,497 @@
+"""Webhook delivery throughput (P4): one `chatapi worker` process against a bare httpx loop.
+
+Both POST to the same fast local receiver (a raw ASGI app on uvicorn + httptools answering
+200 with an empty body, in its own process, counting requests and noting the first and
+last arrival), with the same body size and the same signing (Standard Webhooks HMAC over
+every request, `app.channels.webhook.sign`) and the same number of requests in flight.
+
+- ours: `--deliveries` N webhook deliveries are created up front through the real API
+  (`POST /notifications/send`, channel webhook, `--endpoints` E endpoint ids per send, so
+  N/E sends; the API runs without Redis so its own doorbell goes nowhere), then one real
+  `chatapi worker --concurrency T` process (Redis broker, PostgreSQL) is started, and when
+  it is ready the bench rings every id (`app.notifications.doorbell.ring`: 100 ids per
+  Celery message, like the API). Measured: N / (last - first delivery at the receiver),
+  and from the ring to the last `delivered_at` in the database. The per-endpoint in-flight
+  cap is raised by env (`WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT=--cap`) so the cap never
+  answers "busy" (that would park deliveries for a retry in 5 s); any delivery not
+  `delivered` at the end is reported.
+- baseline: the bench process itself, one `httpx.AsyncClient` (uvloop), a semaphore of the
+  same in-flight bound, signing each body, N POSTs to the same receiver, before and after
+  ours (two runs, the mean reported).
+
+In flight: ours is bounded by min(T * 50 per task message, E * cap) and by the webhook
+channel's pool (app.channels.webhook.MAX_CONNECTIONS); the baseline uses that same figure. Printed: deliveries/s both sides and the ratio, the CPU of the worker,
+the baseline loop and the receiver.
+
+    python bench/webhook_throughput.py                    # 5,000 deliveries, 10 endpoints
+    python bench/webhook_throughput.py --deliveries 2000 --profile /tmp/worker.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import asyncpg
+import httpx
+
+from bench._support import (
+    ADMIN_KEY,
+    DEFAULT_PG_SERVER,
+    REPO_ROOT,
+    BenchError,
+    ServerProcess,
+    asyncpg_dsn,
+    create_pg_database,
+    drop_pg_database,
+    machine_line,
+    require_local,
+    run_uvicorn,
+)
+
+SCRIPT = Path(__file__).resolve()
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+PAYLOAD = {"order": "A-1042", "items": 3, "note": "x" * 200}
+DELIVERY_CONCURRENCY = 50  # app.notifications.delivery.DELIVERY_CONCURRENCY
+
+
+def receiver_app() -> Any:
+    """Raw ASGI: every POST answers 200 (empty body) and is counted; GET /stats, POST /reset."""
+    state: dict[str, float] = {"count": 0, "first": 0.0, "last": 0.0}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:  # drain the body
+            message = await receive()
+            more = message.get("more_body", False)
+        body = b""
+        if scope["method"] == "POST" and scope["path"] == "/hook":
+            now = time.time()
+            if not state["count"]:
+                state["first"] = now
+            state["count"] += 1
+            state["last"] = now
+        elif scope["path"] == "/stats":
+            body = json.dumps(state).encode()
+        elif scope["path"] == "/reset":
+            state.update(count=0, first=0.0, last=0.0)
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def serve(spec: dict[str, Any]) -> None:
+    """Child process: the receiver or the API."""
+    if spec["kind"] == "receiver":
+        run_uvicorn(receiver_app(), spec["port"])
+        return
+    from app.core.config import Settings
+    from app.main import create_app
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        DATABASE_URL=spec["database_url"],
+        REDIS_URL=None,
+        SECRET_KEY=spec["secret_key"],
+        ADMIN_API_KEY=spec["admin_key"],
+        BCRYPT_ROUNDS=4,
+        LOG_LEVEL="WARNING",
+        WEBHOOK_ALLOW_PRIVATE_TARGETS=True,
+    )
+    run_uvicorn(create_app(settings, run_embedded_worker=False), spec["port"])
+
+
+async def create_deliveries(api_url: str, hook_url: str, args: argparse.Namespace) -> list[str]:
+    """A client, E endpoints, N/E webhook sends; every delivery id."""
+    async with httpx.AsyncClient(base_url=api_url, timeout=60.0) as http:
+        r = await http.post(
+            "/api/v1/clients",
+            json={"name": "bench webhooks"},
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        )
+        if r.status_code != 201:
+            raise BenchError(f"creating the client: {r.status_code} {r.text[:300]}")
+        master = {"Authorization": f"Bearer {r.json()['master_key']}"}
+        endpoints = []
+        for i in range(args.endpoints):
+            r = await http.post(
+                "/api/v1/webhook-endpoints",
+                json={"url": f"{hook_url}?e={i}", "description": f"bench {i}"},
+                headers=master,
+            )
+            if r.status_code != 201:
+                raise BenchError(f"creating an endpoint: {r.status_code} {r.text[:300]}")
+            endpoints.append(r.json()["id"])
+        body = {
+            "channels": ["webhook"],
+            "webhook": {
+                "endpoint_ids": endpoints,
+                "event_type": "order.shipped",
+                "payload": PAYLOAD,
+            },
+        }
+        sends = args.deliveries // args.endpoints
+        ids: list[str] = []
+        gate = asyncio.Semaphore(16)
+
+        async def one() -> None:
+            async with gate:
+                r = await http.post("/api/v1/notifications/send", json=body, headers=master)
+            if r.status_code != 202:
+                raise BenchError(f"send: {r.status_code} {r.text[:300]}")
+            ids.extend(d["id"] for d in r.json()["deliveries"])
+
+        await asyncio.gather(*(one() for _ in range(sends)))
+        return ids
+
+
+class Worker:
+    """`chatapi worker` in a child process; ready once Celery logs `ready`."""
+
+    def __init__(self, env: dict[str, str], concurrency: int) -> None:
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed in stop())
+            prefix="chatapi-bench-worker-", suffix=".log", delete=False
+        )
+        chatapi = Path(sys.executable).with_name("chatapi")
+        self.proc = subprocess.Popen(
+            [str(chatapi), "worker", f"--concurrency={concurrency}", "--loglevel=INFO"],
+            cwd=str(REPO_ROOT),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def text(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")
+
+    async def ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"worker exited:\n{self.text()[-3000:]}")
+            if " ready." in self.text():
+                return
+            await asyncio.sleep(0.2)
+        raise BenchError(f"worker not ready after {timeout}s:\n{self.text()[-3000:]}")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()  # Celery's warm shutdown
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
+
+
+async def receiver_stats(http: httpx.AsyncClient) -> dict[str, float]:
+    stats: dict[str, float] = (await http.get("/stats")).json()
+    return stats
+
+
+async def run_ours(
+    args: argparse.Namespace,
+    ids: list[str],
+    receiver: ServerProcess,
+    env: dict[str, str],
+    conn: asyncpg.Connection,
+) -> dict[str, float]:
+    from app.core.config import Settings
+    from app.notifications.doorbell import ring
+    from app.worker.celery_app import configure_celery
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        DATABASE_URL=env["DATABASE_URL"],
+        REDIS_URL=env["REDIS_URL"],
+        REDIS_KEY_PREFIX=env["REDIS_KEY_PREFIX"],
+    )
+    configure_celery(settings)
+    worker = Worker(env, args.worker_threads)
+    spy: subprocess.Popen[bytes] | None = None
+    try:
+        await worker.ready()
+        async with httpx.AsyncClient(base_url=receiver.base_url) as http:
+            await http.post("/reset")
+            client_id = await conn.fetchval("SELECT client_id FROM deliveries LIMIT 1")
+            if args.profile:
+                spy = subprocess.Popen(  # noqa: ASYNC220 (starting it is quick)
+                    [str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
+                     str(worker.proc.pid), "--format", "raw", "--rate", "200",
+                     "--output", args.profile, "--nonblocking"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                )  # fmt: skip
+                await asyncio.sleep(1.0)
+            cpu0, rcpu0 = worker.cpu_seconds(), receiver.cpu_seconds()
+            t0 = time.time()
+            await asyncio.to_thread(ring, client_id, ids)
+            deadline = time.monotonic() + args.timeout
+            while True:
+                stats = await receiver_stats(http)
+                if stats["count"] >= len(ids) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
+            # The receiver has them all; the worker may still be recording the last ones.
+            while time.monotonic() < deadline:
+                done = await conn.fetchval(
+                    "SELECT count(*) FROM deliveries WHERE status NOT IN ('pending','sending')"
+                )
+                if done >= len(ids):
+                    break
+                await asyncio.sleep(0.1)
+            cpu, rcpu = worker.cpu_seconds() - cpu0, receiver.cpu_seconds() - rcpu0
+            stats = await receiver_stats(http)
+        if spy is not None:
+            spy.send_signal(2)
+            spy.wait(30)
+        statuses = dict(
+            await conn.fetch("SELECT status, count(*) FROM deliveries GROUP BY status")  # type: ignore[arg-type]
+        )
+        last_db = await conn.fetchval(
+            "SELECT extract(epoch FROM max(delivered_at)) FROM deliveries"
+        )
+        attempts = await conn.fetchval("SELECT count(*) FROM delivery_attempts")
+    finally:
+        worker.stop()
+    span = stats["last"] - stats["first"]
+    return {
+        "received": stats["count"],
+        "rate": stats["count"] / span if span > 0 else float("nan"),
+        "rate_db": statuses.get("delivered", 0) / (float(last_db or t0) - t0),
+        "cpu": cpu,
+        "receiver_cpu": rcpu,
+        "span": span,
+        "statuses": statuses,  # type: ignore[dict-item]
+        "attempts": attempts,
+    }
+
+
+async def run_baseline(
+    args: argparse.Namespace, n: int, inflight: int, receiver: ServerProcess
+) -> dict[str, float]:
+    """N signed POSTs through one httpx.AsyncClient, `inflight` at a time."""
+    from app.channels.webhook import sign
+
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    url = f"{receiver.base_url}/hook?e=0"
+    created = "2026-11-30T12:00:00Z"
+    # The same pool as the webhook channel's (app.channels.webhook.MAX_CONNECTIONS).
+    from app.channels.webhook import MAX_CONNECTIONS
+
+    inflight = min(inflight, MAX_CONNECTIONS)
+    limits = httpx.Limits(max_connections=inflight, max_keepalive_connections=inflight)
+    async with (
+        httpx.AsyncClient(base_url=receiver.base_url) as control,
+        httpx.AsyncClient(limits=limits, timeout=15.0, trust_env=False) as http,
+    ):
+        await control.post("/reset")
+        gate = asyncio.Semaphore(inflight)
+        errors = retries = 0
+
+        async def one(i: int) -> None:
+            nonlocal errors
+            msg_id = f"msg_{i:026d}"
+            body = json.dumps(
+                {"type": "order.shipped", "timestamp": created, "data": PAYLOAD}
+            ).encode()
+            ts = int(time.time())
+            headers = {
+                "content-type": "application/json",
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(ts),
+                "webhook-signature": sign([secret], msg_id, ts, body),
+            }
+            async with gate:
+                for attempt in range(3):
+                    try:
+                        r = await http.post(url, content=body, headers=headers)
+                        break
+                    except httpx.TransportError:
+                        # A pooled keep-alive connection the receiver closed meanwhile.
+                        nonlocal retries
+                        retries += 1
+                        if attempt == 2:
+                            raise
+            if r.status_code != 200:
+                errors += 1
+
+        usage0 = resource.getrusage(resource.RUSAGE_SELF)
+        rcpu0 = receiver.cpu_seconds()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        usage1 = resource.getrusage(resource.RUSAGE_SELF)
+        rcpu = receiver.cpu_seconds() - rcpu0
+        stats = await receiver_stats(control)
+    span = stats["last"] - stats["first"]
+    cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
+    if errors:
+        raise BenchError(f"baseline: {errors} non-200 answers")
+    return {
+        "rate": stats["count"] / span,
+        "cpu": cpu,
+        "receiver_cpu": rcpu,
+        "span": span,
+        "retries": retries,
+    }
+
+
+async def run(args: argparse.Namespace) -> None:
+    machine = machine_line()
+    pg_name, url = await create_pg_database(args.pg_server)
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    prefix = f"chatapi-bench-{secrets.token_hex(4)}:"
+    secret_key = secrets.token_urlsafe(32)
+    receiver = ServerProcess(SCRIPT, {"kind": "receiver"}, "receiver")
+    api = ServerProcess(
+        SCRIPT,
+        {"kind": "api", "database_url": url, "secret_key": secret_key, "admin_key": ADMIN_KEY},
+        "api",
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REDIS_URL": args.redis_url,
+        "REDIS_KEY_PREFIX": prefix,
+        "SECRET_KEY": secret_key,
+        "LOG_LEVEL": "WARNING",
+        "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+        "WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT": str(args.cap),
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    inflight = min(args.worker_threads * DELIVERY_CONCURRENCY, args.endpoints * args.cap)
+    try:
+        await asyncio.gather(receiver.start("/stats"), api.start("/health/live"))
+        ids = await create_deliveries(api.base_url, f"{receiver.base_url}/hook", args)
+        await api.stop()
+        base1 = await run_baseline(args, len(ids), inflight, receiver)
+        ours = await run_ours(args, ids, receiver, env, conn)
+        base2 = await run_baseline(args, len(ids), inflight, receiver)
+    finally:
+        await asyncio.gather(receiver.stop(), api.stop())
+        await conn.close()
+        await drop_pg_database(args.pg_server, pg_name)
+        await clear_redis(args.redis_url, prefix)
+    base_rate = (base1["rate"] + base2["rate"]) / 2
+    base_cpu = (base1["cpu"] + base2["cpu"]) / 2
+    base_rcpu = (base1["receiver_cpu"] + base2["receiver_cpu"]) / 2
+    n = len(ids)
+    print("webhook_throughput: one `chatapi worker` process vs a bare httpx loop, same receiver")
+    print(f"  {machine}")
+    print(
+        f"  {n} deliveries to {args.endpoints} endpoints ({len(PAYLOAD['note']) + 60}-byte "
+        f"payload, signed both sides); worker --concurrency {args.worker_threads}, "
+        f"WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT={args.cap}; {inflight} in flight at most, both"
+    )
+    head = ("deliveries/s", "span s", "CPU ms/delivery", "receiver CPU ms/req")
+    print(f"  {'':<34}" + "".join(f"{h:>20}" for h in head))
+    rows = (
+        ("ours: chatapi worker", ours),
+        ("baseline: bare httpx loop", {**base1, "rate": base_rate, "cpu": base_cpu,
+                                       "receiver_cpu": base_rcpu}),
+    )  # fmt: skip
+    for name, fig in rows:
+        cells = (
+            f"{fig['rate']:,.0f}", f"{fig['span']:.2f}", f"{fig['cpu'] / n * 1000:.2f}",
+            f"{fig['receiver_cpu'] / n * 1000:.3f}",
+        )  # fmt: skip
+        print(f"  {name:<34}" + "".join(f"{c:>20}" for c in cells))
+    print(
+        f"  baseline runs: {base1['rate']:,.0f} and {base2['rate']:,.0f}/s "
+        f"({base1['retries'] + base2['retries']} transport retries); ours from the ring "
+        f"to the last delivered_at: {ours['rate_db']:,.0f}/s"
+    )
+    print(
+        f"  ratio ours/baseline: throughput {ours['rate'] / base_rate:.2f}x, CPU per delivery "
+        f"{ours['cpu'] / base_cpu:.2f}x"
+    )
+    print(
+        f"  check: receiver got {ours['received']:.0f}; statuses {ours['statuses']}; "
+        f"{ours['attempts']} attempt rows"
+    )
+    if args.profile:
+        print_profile(Path(args.profile))
+
+
+def print_profile(path: Path, top: int = 30) -> None:
+    """Inclusive share of samples per frame (py-spy raw collapsed stacks)."""
+    from collections import Counter
+
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        total += int(count)
+        for frame in set(stack.split(";")):
+            inclusive[frame] += int(count)
+    print(f"  py-spy on the worker: {total} samples -> {path}")
+    for frame, n in inclusive.most_common(top):
+        print(f"    {n / total:6.1%}  {frame[:120]}")
+
+
+async def clear_redis(url: str, prefix: str) -> None:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(url)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
+        for start in range(0, len(keys), 500):
+            await client.delete(*keys[start : start + 500])
+    finally:
+        await client.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--deliveries", type=int, default=5000)
+    parser.add_argument("--endpoints", type=int, default=10)
+    parser.add_argument("--cap", type=int, default=50, help="WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT")
+    parser.add_argument(
+        "--worker-threads", type=int, default=8, help="chatapi worker --concurrency"
+    )
+    parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for ours")
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS)
+    parser.add_argument("--pg-server", default=DEFAULT_PG_SERVER)
+    parser.add_argument("--profile", help="py-spy collapsed stacks of the worker to this file")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(json.loads(args.serve))
+        return
+    require_local(args.pg_server)
+    require_local(args.redis_url)
+    try:
+        import uvloop
+
+        uvloop.run(run(args))
+    except BenchError as exc:
+        sys.exit(f"webhook_throughput: {exc}")
+
+
+if __name__ == "__main__":
+    main()
