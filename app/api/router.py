@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from app.analytics.routes import router as analytics_router
 from app.auth.routes import router as auth_router
 from app.email.routes import router as email_config_router
 from app.messages.routes import router as messages_router
@@ -26,3 +27,4 @@ api_router.include_router(websocket_router)
 api_router.include_router(webhook_endpoints_router)
 api_router.include_router(email_config_router)
 api_router.include_router(notifications_router)
+api_router.include_router(analytics_router)

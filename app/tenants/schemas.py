@@ -35,6 +35,24 @@ DEFAULT_ROOM_INACTIVITY_SECONDS: dict[str, int] = {
 }
 
 
+class ClientRateLimits(BaseModel):
+    """A client's rate limits and channel quotas (API.md §8); an omitted value follows the
+    deployment default (RATE_LIMIT_* settings), and answers show the effective values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_minute: int | None = Field(default=None, strict=True, ge=1, le=1_000_000)
+    """API requests per minute per key."""
+    client_requests_per_minute: int | None = Field(default=None, strict=True, ge=1, le=10_000_000)
+    """API requests per minute of all the client's keys together."""
+    emails_per_hour: int | None = Field(default=None, strict=True, ge=1, le=10_000_000)
+    """E-mail deliveries per hour; more wait for the next hour (deferred, not failed)."""
+    webhooks_per_second_per_endpoint: int | None = Field(
+        default=None, strict=True, ge=1, le=100_000
+    )
+    """Webhook deliveries per second per endpoint; more wait for the next second."""
+
+
 class ClientSettings(BaseModel):
     """A client's settings; omitted values take the service defaults."""
 
@@ -44,6 +62,7 @@ class ClientSettings(BaseModel):
         default_factory=lambda: {RoomType(k): v for k, v in DEFAULT_ROOM_INACTIVITY_SECONDS.items()}
     )
     max_room_members: int = Field(default=1000, ge=2, le=100_000)
+    rate_limits: ClientRateLimits = Field(default_factory=ClientRateLimits)
 
 
 class ClientCreate(BaseModel):
@@ -80,6 +99,7 @@ class ClientPatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     room_inactivity_seconds: dict[RoomType, InactivitySeconds] | None = None
     max_room_members: int | None = Field(default=None, strict=True, ge=2, le=100_000)
+    rate_limits: ClientRateLimits | None = None
 
 
 class RotateKeyRequest(BaseModel):
