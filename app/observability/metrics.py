@@ -111,6 +111,23 @@ class HttpMetricsMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Route object → its full template. FastAPI's route of an included router knows
+        # only its path below the including prefix, so the template is looked up once per
+        # route in the OpenAPI route table (bounded: one entry per route).
+        self._templates: dict[int, str] = {}
+
+    def _template(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is None:
+            return "<unmatched>"
+        known = self._templates.get(id(route))
+        if known is None:
+            from app.core.openapi import route_table
+
+            documented = route_table(scope["app"]).template(scope["method"], scope["path"])
+            known = documented or str(getattr(route, "path", "<unmatched>"))
+            self._templates[id(route)] = known
+        return known
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -128,8 +145,7 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = scope.get("route")
-            template = str(getattr(route, "path", None) or "<unmatched>")
+            template = self._template(scope)
             method = scope["method"]
             HTTP_REQUESTS.labels(method, template, str(status)).inc()
             HTTP_LATENCY.labels(method, template).observe(time.perf_counter() - started)
