@@ -3,12 +3,14 @@ move with traffic, in one process and merged across `chatapi serve --workers 2`.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.core.config import Settings
 from tests.conftest import child_env, make_settings
 from tests.support.api import Api, bearer
 from tests.support.processes import chatapi_process, free_port, wait_until
@@ -91,6 +93,30 @@ async def test_ready_shows_the_queue_and_degrades_over_the_age_threshold(
         assert body["queue"]["oldest_due_age_seconds"] >= 3600
 
 
+def _traffic(base: str, settings: Settings) -> list[str]:
+    """Wait for the server, send 20 counted requests, return four scrapes."""
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{base}/health/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(ready, 60, "serve --workers 2")
+    # Separate connections, so both worker processes take requests.
+    admin = bearer(settings.ADMIN_API_KEY or "")
+    master = httpx.post(f"{base}/api/v1/clients", json={"name": "m"}, headers=admin).json()
+    for _ in range(20):
+        httpx.get(f"{base}/api/v1/rooms", headers=bearer(master["master_key"]))
+    # A request is counted once its answer is sent: wait for the last one's count.
+    wait_until(
+        lambda: requests_to(samples(httpx.get(f"{base}/metrics").text), "/api/v1/rooms") == 20,
+        10,
+        "the 20 requests to be counted",
+    )
+    return [httpx.get(f"{base}/metrics").text for _ in range(4)]
+
+
 @pytest.mark.slow
 async def test_metrics_merge_the_processes_of_serve_workers_2(
     pg_url: str, redis_server_url: str, redis_prefix: str, tmp_path: Path
@@ -101,28 +127,9 @@ async def test_metrics_merge_the_processes_of_serve_workers_2(
     env = child_env(settings)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # `chatapi serve` makes its own
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with chatapi_process(["serve", "--workers", "2", "--port", str(port)], env, tmp_path, "w2"):
-
-        def ready() -> bool:
-            try:
-                return httpx.get(f"{base}/health/ready", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(ready, 60, "serve --workers 2")
-        # Separate connections, so both worker processes take requests.
-        admin = bearer(settings.ADMIN_API_KEY or "")
-        master = httpx.post(f"{base}/api/v1/clients", json={"name": "m"}, headers=admin).json()
-        for _ in range(20):
-            httpx.get(f"{base}/api/v1/rooms", headers=bearer(master["master_key"]))
-        # A request is counted once its answer is sent: wait for the last one's count.
-        wait_until(
-            lambda: requests_to(samples(httpx.get(f"{base}/metrics").text), "/api/v1/rooms") == 20,
-            10,
-            "the 20 requests to be counted",
-        )
-        texts = [httpx.get(f"{base}/metrics").text for _ in range(4)]
+    args = ["serve", "--workers", "2", "--port", str(port)]
+    with chatapi_process(args, env, tmp_path, "w2"):
+        texts = await asyncio.to_thread(_traffic, f"http://127.0.0.1:{port}", settings)
     for text in texts:
         # Whichever process answered, it counts every process's requests.
         assert requests_to(samples(text), "/api/v1/rooms") == 20
