@@ -119,3 +119,16 @@ async def test_two_api_processes_on_one_redis_share_the_limit(
     assert [r.status_code for r in answers] == [200, 200, 200, 429, 429, 429]
     assert [r.headers["ratelimit-remaining"] for r in answers[:3]] == ["2", "1", "0"]
     assert all("retry-after" in r.headers for r in answers[3:])
+
+
+async def test_deployment_defaults_above_the_client_bounds_are_shown(sqlite_url: str) -> None:
+    from app.main import create_app
+    from tests.conftest import app_client
+
+    settings = make_settings(sqlite_url, RATE_LIMIT_REQUESTS_PER_MINUTE=100_000_000)
+    app = create_app(settings, run_embedded_worker=False)
+    async for http in app_client(app):
+        tenant = await Api(http, app=app).tenant()
+        r = await http.get("/api/v1/clients/me", headers=tenant.auth)
+        assert r.status_code == 200, r.text
+        assert r.json()["settings"]["rate_limits"]["requests_per_minute"] == 100_000_000
