@@ -83,7 +83,8 @@ async def seed(dsn: str, client_id: str, start: datetime, deliveries: int) -> No
             .replace("$3", str(int(deliveries)))
         )
         await conn.execute(sql)
-        await conn.execute("ANALYZE")
+        # As autovacuum would: visibility map set, so the covering indexes scan index-only.
+        await conn.execute("VACUUM ANALYZE")
     finally:
         await conn.close()
 
@@ -102,7 +103,10 @@ async def main() -> None:
     name, url = await create_pg_database(args.pg, "chatapi_bench_analytics")  # migrated
     try:
         settings = Settings(  # type: ignore[call-arg]
-            _env_file=None, DATABASE_URL=url, ADMIN_API_KEY=ADMIN_KEY, LOG_LEVEL="WARNING",
+            _env_file=None,
+            DATABASE_URL=url,
+            ADMIN_API_KEY=ADMIN_KEY,
+            LOG_LEVEL="WARNING",
             SECRET_KEY="bench-secret-key-bench-secret-key-0123",
             RATE_LIMIT_REQUESTS_PER_MINUTE=1_000_000,
         )

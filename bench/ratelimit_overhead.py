@@ -106,14 +106,20 @@ async def end_to_end(requests: int, block: int) -> dict[str, list[float]]:
         "RATE_LIMIT_REQUESTS_PER_MINUTE": "100000000",
         "RATE_LIMIT_CLIENT_REQUESTS_PER_MINUTE": "100000000",
     }
-    subprocess.run(
-        [sys.executable, "-m", "app.cli", "migrate"], env=base_env, cwd=ROOT, check=True,
+    await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "app.cli", "migrate"],
+        env=base_env,
+        cwd=ROOT,
+        check=True,
         capture_output=True,
     )
     ports = {"limiter on": free_port(), "limiter off": free_port()}
     procs = [
         serve({**base_env, "RATE_LIMIT_ENABLED": "true"}, ports["limiter on"], folder / "on.log"),
-        serve({**base_env, "RATE_LIMIT_ENABLED": "false"}, ports["limiter off"], folder / "off.log"),
+        serve(
+            {**base_env, "RATE_LIMIT_ENABLED": "false"}, ports["limiter off"], folder / "off.log"
+        ),
     ]
     try:
         bases = {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 DAY = 86_400
 #: Bounds of a room type's inactivity threshold: a second (demos, tests) to ten years.
@@ -16,6 +16,20 @@ MAX_ROOM_INACTIVITY_SECONDS = 10 * 365 * DAY
 InactivitySeconds = Annotated[
     int, Field(strict=True, ge=MIN_ROOM_INACTIVITY_SECONDS, le=MAX_ROOM_INACTIVITY_SECONDS)
 ]
+
+
+def _storable(value: str) -> str:
+    # PostgreSQL text cannot hold NUL, and no database or encoder can hold a lone surrogate.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+ClientName = Annotated[str, AfterValidator(_storable), Field(min_length=1, max_length=200)]
 
 
 class RoomType(str, Enum):
@@ -68,7 +82,7 @@ class ClientSettings(BaseModel):
 class ClientCreate(BaseModel):
     """`POST /clients`."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: ClientName
     slug: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -96,7 +110,7 @@ class ClientPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: ClientName | None = None
     room_inactivity_seconds: dict[RoomType, InactivitySeconds] | None = None
     max_room_members: int | None = Field(default=None, strict=True, ge=2, le=100_000)
     rate_limits: ClientRateLimits | None = None

@@ -132,3 +132,15 @@ async def test_deployment_defaults_above_the_client_bounds_are_shown(sqlite_url:
         r = await http.get("/api/v1/clients/me", headers=tenant.auth)
         assert r.status_code == 200, r.text
         assert r.json()["settings"]["rate_limits"]["requests_per_minute"] == 100_000_000
+
+
+async def test_a_client_name_with_a_nul_or_a_lone_surrogate_is_a_422(api: Api) -> None:
+    tenant = await api.tenant()
+    for name in ("a\x00b", "a\ud800b"):
+        body = '{"name": ' + ('"a\\u0000b"' if "\x00" in name else '"a\\ud800b"') + "}"
+        r = await api.http.patch(
+            "/api/v1/clients/me",
+            content=body,
+            headers={**tenant.auth, "Content-Type": "application/json"},
+        )
+        assert r.status_code == 422, r.text
