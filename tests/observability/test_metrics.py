@@ -53,7 +53,7 @@ async def test_metrics_parse_and_move_with_traffic(api: Api) -> None:
 
 
 async def test_ready_shows_the_queue_and_degrades_over_the_age_threshold(
-    sqlite_url: str,
+    tmp_path: Path,
 ) -> None:
     from datetime import timedelta
 
@@ -63,7 +63,12 @@ async def test_ready_shows_the_queue_and_degrades_over_the_age_threshold(
     from app.notifications.models import Delivery, Notification
     from tests.conftest import app_client
 
-    app = create_app(make_settings(sqlite_url, QUEUE_DEGRADED_AGE_SECONDS=60))
+    from app.core.migrations import upgrade
+
+    # Its own database: the queue is every client's, and other tests leave deliveries due.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'queue.db'}"
+    await asyncio.to_thread(upgrade, url)
+    app = create_app(make_settings(url, QUEUE_DEGRADED_AGE_SECONDS=60), run_embedded_worker=False)
     async for client in app_client(app):
         api = Api(client, app=app)
         tenant = await api.tenant()
