@@ -34,6 +34,11 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="API processes (needs REDIS_URL).")] = 1,
 ) -> None:
     """Migrate the database, then run the API (HTTP, WebSocket, Socket.IO)."""
+    from app.observability.multiproc import ensure_multiproc_dir
+
+    # Before anything imports prometheus-client: every worker process writes its metrics
+    # where /metrics (served by any of them) reads them all.
+    ensure_multiproc_dir()
     settings = _preflight()
     if workers > 1 and settings.embedded:
         _fail(["--workers > 1 needs REDIS_URL: processes share events, tasks and limits there"])
@@ -60,6 +65,9 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
     """Run a Celery worker on the Redis broker."""
+    from app.observability.multiproc import ensure_multiproc_dir
+
+    ensure_multiproc_dir()
     settings = _preflight(need_redis=True)
     from app.worker.process import run_worker
 

@@ -21,8 +21,10 @@ from app.core.middleware import (
 )
 from app.core.openapi import install_openapi
 from app.notifications.inbox import parked_flush_hook
-from app.observability import health
+from app.observability import health, metrics
+from app.observability.multiproc import mark_process_dead
 from app.observability.sentry import init_sentry
+from app.ratelimit.middleware import RateLimitHeadersMiddleware
 from app.realtime.client_events import ClientEvents
 from app.realtime.gateway_socketio import asgi_app as socketio_asgi_app
 from app.realtime.gateway_socketio import bind_handlers, create_socketio_server
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
         app.state.bus = runtime.bus
         app.state.presence = runtime.presence
         app.state.authenticator = runtime.authenticator
+        app.state.limits = runtime.limits
         app.state.hub = Hub(
             runtime.db,
             runtime.bus,
@@ -83,6 +86,7 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
                 await asyncio.to_thread(embedded.stop)
             await app.state.hub.stop()
             await runtime.stop()
+            mark_process_dead()
 
     app = FastAPI(
         title="ChatAPI",
@@ -99,6 +103,7 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(api_router)
     sio = create_socketio_server(settings.MAX_WS_FRAME_BYTES)
     bind_handlers(sio, app.state)
@@ -106,8 +111,10 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
     app.mount("/sockets", socketio_asgi_app(sio))
     # Innermost first: keyless calls are refused before their body is read; the request log
     # (outermost) sees the 401/408/413 the others answer.
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(SingleQueryValueMiddleware)
     app.add_middleware(RequireKeyMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
     app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(metrics.HttpMetricsMiddleware)
     return app

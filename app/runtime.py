@@ -27,7 +27,8 @@ from app.core.crypto import SecretBox
 from app.core.db import Database
 from app.core.redis import create_redis
 from app.core.secret_key import load_secret_box
-from app.ratelimit.storage import create_limiter
+from app.ratelimit.policies import RateLimitPolicies
+from app.ratelimit.storage import create_limiter, create_storage
 from app.realtime.bus import EventBus
 from app.realtime.presence import MemoryPresence, Presence, RedisPresence
 
@@ -60,6 +61,8 @@ class Runtime:
     authenticator: Authenticator
     # Seals/opens stored webhook secrets and SMTP passwords (app/core/secret_key.py).
     secret_box: SecretBox
+    # Rate limits and quotas (app/ratelimit/policies.py), counted in the shared storage.
+    limits: RateLimitPolicies
     # The delivery channels by name, loaded once per process from the entry points.
     channels: dict[str, Channel] = field(default_factory=dict)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
@@ -74,6 +77,7 @@ class Runtime:
         self._loop = asyncio.get_running_loop()
         await self.broadcast.start()
         await self.authenticator.start()
+        await self.limits.start()
 
     async def stop(self) -> None:
         """Stop the background parts and close every connection pool."""
@@ -88,6 +92,7 @@ class Runtime:
                     await channel.aclose()
                 except Exception:
                     log.exception("closing channel %r failed", channel.name)
+            await self.limits.stop()
             await self.authenticator.stop()
             await self.broadcast.stop()
             if self.redis is not None:
@@ -143,7 +148,10 @@ def build_runtime(settings: Settings, role: Role) -> Runtime:
     else:
         broadcast = MemoryBroadcast()
         presence = MemoryPresence()
-    authenticator = Authenticator(db, broadcast, create_limiter(settings), settings.ADMIN_API_KEY)
+    storage = create_storage(settings)
+    authenticator = Authenticator(
+        db, broadcast, create_limiter(settings, storage), settings.ADMIN_API_KEY
+    )
     bus = EventBus(broadcast)
     return Runtime(
         settings=settings,
@@ -155,5 +163,6 @@ def build_runtime(settings: Settings, role: Role) -> Runtime:
         presence=presence,
         authenticator=authenticator,
         secret_box=load_secret_box(settings),
+        limits=RateLimitPolicies(settings, storage, db, broadcast),
         channels=load_channels(ChannelFactoryContext.from_settings(settings, bus, presence)),
     )

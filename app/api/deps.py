@@ -15,6 +15,7 @@ from app.auth.principal import KeyKind, Principal
 from app.core.config import Settings
 from app.core.crypto import SecretBox
 from app.core.errors import Forbidden, Unauthorized
+from app.ratelimit.policies import RateLimitPolicies, enforce_request
 from app.realtime.bus import EventBus
 
 # auto_error=False: a missing key is our own 401 problem, not FastAPI's 403.
@@ -63,6 +64,12 @@ async def get_authenticator(request: Request) -> Authenticator:
     return authenticator
 
 
+async def get_limits(request: Request) -> RateLimitPolicies:
+    """The process's rate limits."""
+    limits: RateLimitPolicies = request.app.state.limits
+    return limits
+
+
 async def get_principal(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -74,6 +81,8 @@ async def get_principal(
         raise Unauthorized("Send an API key as `Authorization: Bearer <key>` or `X-API-Key`")
     principal = await (await get_authenticator(request)).authenticate(presented)
     request.state.principal = principal
+    # Counted once the caller is known: per key and per client (RateLimit-* headers, 429).
+    await enforce_request(request, principal)
     return principal
 
 
@@ -127,6 +136,7 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
+LimitsDep = Annotated[RateLimitPolicies, Depends(get_limits)]
 MasterDep = Annotated[Principal, Depends(require_master)]
 ClientKeyDep = Annotated[Principal, Depends(require_client_key)]
 UserDep = Annotated[Principal, Depends(require_user)]

@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from app.analytics.routes import router as analytics_router
 from app.auth.routes import router as auth_router
 from app.email.routes import router as email_config_router
 from app.inbound.routes import public_router as inbound_public_router
@@ -32,3 +33,4 @@ api_router.include_router(notifications_router)
 api_router.include_router(inbound_router)
 api_router.include_router(inbound_public_router)
 api_router.include_router(inbox_router)
+api_router.include_router(analytics_router)

@@ -78,6 +78,18 @@ class Settings(BaseSettings):
     TASK_TIMEOUT_SECONDS: float = Field(default=300, gt=0)
     # More modules of Celery tasks every process registers (plugins; the tests' probes).
     EXTRA_TASK_MODULES: Annotated[list[str], NoDecode] = []
+    # Rate limits (API.md §8): deployment defaults; a client overrides them with
+    # PATCH /clients/me {"rate_limits": {...}}. Counted in Redis when REDIS_URL is set.
+    RATE_LIMIT_ENABLED: bool = True
+    RATE_LIMIT_REQUESTS_PER_MINUTE: int = Field(default=1200, gt=0)
+    RATE_LIMIT_CLIENT_REQUESTS_PER_MINUTE: int = Field(default=6000, gt=0)
+    RATE_LIMIT_EMAILS_PER_HOUR: int = Field(default=1000, gt=0)
+    RATE_LIMIT_WEBHOOKS_PER_SECOND_PER_ENDPOINT: int = Field(default=20, gt=0)
+    RATE_LIMIT_INBOUND_PER_MINUTE: int = Field(default=600, gt=0)
+    # /health/ready reports "degraded" (still 200) when the oldest due delivery waited longer.
+    QUEUE_DEGRADED_AGE_SECONDS: float = Field(default=300, gt=0)
+    # `chatapi worker`: serve its Prometheus metrics on this port (0: off).
+    WORKER_METRICS_PORT: int = Field(default=0, ge=0, le=65535)
 
     @field_validator("REDIS_URL", "ADMIN_API_KEY", "SECRET_KEY", "SENTRY_DSN", mode="before")
     @classmethod

@@ -156,6 +156,7 @@ def install_openapi(app: FastAPI) -> None:
 @dataclass
 class _PathEntry:
     regex: re.Pattern[str]
+    template: str
     # Method (upper case) -> whether the operation needs an API key.
     methods: dict[str, bool] = field(default_factory=dict)
 
@@ -168,7 +169,7 @@ class RouteTable:
         self._entries: list[_PathEntry] = []
         for path, item in spec.get("paths", {}).items():
             regex, _, _ = compile_path(path)
-            entry = _PathEntry(regex)
+            entry = _PathEntry(regex, path)
             for method in _HTTP_METHODS:
                 if method in item:
                     entry.methods[method.upper()] = bool(item[method].get("security"))
@@ -182,6 +183,13 @@ class RouteTable:
             if method in entry.methods and entry.regex.match(path):
                 return entry.methods[method]
         return False
+
+    def template(self, method: str, path: str) -> str | None:
+        """The documented path template (`/api/v1/rooms/{room_id}`) answering (method, path)."""
+        for entry in self._entries:
+            if method in entry.methods and entry.regex.match(path):
+                return entry.template
+        return None
 
     def allowed_methods(self, path: str) -> list[str]:
         """Every method some documented operation answers on `path`."""

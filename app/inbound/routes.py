@@ -21,6 +21,7 @@ from app.inbound.schemas import (
     HookPatch,
     RotateSecret,
 )
+from app.ratelimit.policies import hit_inbound
 
 router = APIRouter(prefix="/inbound-webhooks", tags=["inbound webhooks"])
 public_router = APIRouter(tags=["inbound webhooks"])
@@ -140,7 +141,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     "/webhooks/{client_slug}/{name}",
     status_code=202,
     response_model=Accepted,
-    responses=problems(401, 403, 404, 413),
+    responses=problems(401, 403, 404, 413, 429),
     openapi_extra=_ANY_BODY,
 )
 async def receive_webhook(
@@ -151,8 +152,10 @@ async def receive_webhook(
     202 once stored (also for a repeated delivery: `duplicate` is true and the first
     event's id is returned); 401 for a missing or invalid signature, 403 when the hook is
     disabled, 404 when there is no such client or hook (one answer for both), 413 over
-    INBOUND_MAX_BODY_BYTES.
+    INBOUND_MAX_BODY_BYTES, 429 over RATE_LIMIT_INBOUND_PER_MINUTE for the hook's URL.
     """
+    # Counted per hook URL before anything is read: a flood (signed or not) is cut at the door.
+    await hit_inbound(request, f"{client_slug}/{name}")
     body = await _read_limited(request, settings.INBOUND_MAX_BODY_BYTES)
     headers = {k.lower(): v for k, v in request.headers.items()}
     return await service.ingest(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.core.clock import utcnow
@@ -19,6 +19,8 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("room_id", "seq"),
         UniqueConstraint("room_id", "client_message_id"),
+        # Analytics: a client's messages in a period, counted on the index alone.
+        Index("ix_messages_client_created", "client_id", "created_at"),
     )
 
     id: str = Field(primary_key=True, max_length=26)

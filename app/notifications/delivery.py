@@ -39,6 +39,8 @@ from app.notifications import repository
 from app.notifications.doorbell import ring_flush
 from app.notifications.models import FAILED, Delivery, DeliveryAttempt, Notification
 from app.notifications.operational import emit_operational, is_operational
+from app.notifications.quota import defer_if_over_quota
+from app.observability.delivery_metrics import observe
 from app.realtime.events import DELIVERY_EXHAUSTED
 from app.runtime import Runtime
 from app.webhooks import service as webhooks
@@ -121,7 +123,11 @@ async def _run(
             finisher.skip()
             return
         async with limit:
+            if await defer_if_over_quota(rt, delivery):  # a deferral, not an attempt
+                finisher.skip()
+                return
             outcome = await _attempt(rt, delivery, notification, loaded)
+        observe(delivery, notification, outcome, rt.settings.delivery_attempt_limit)
         finisher.put(_Result(delivery, notification, outcome))
 
     results = await asyncio.gather(

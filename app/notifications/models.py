@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text
+from sqlalchemy import JSON, Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from app.core.clock import utcnow
@@ -48,6 +48,8 @@ class Notification(SQLModel, table=True):
         Index("ix_notifications_client_id_id", "client_id", "id"),
         # created_after / created_before filters.
         Index("ix_notifications_client_created", "client_id", "created_at"),
+        # Analytics: a period's notifications by status, counted on the index alone.
+        Index("ix_notifications_analytics", "client_id", "created_at", "status"),
     )
 
     id: str = Field(primary_key=True, max_length=26)
@@ -85,6 +87,17 @@ class Delivery(SQLModel, table=True):
         Index("ix_deliveries_notification", "notification_id", "channel", "status"),
         # A user's parked websocket deliveries (flushed on connect).
         Index("ix_deliveries_parked", "client_id", "recipient_user_id", "channel", "status"),
+        # Analytics: a period's deliveries by channel and status, on the index alone.
+        Index("ix_deliveries_analytics", "client_id", "created_at", "channel", "status"),
+        # Analytics: delivery latency of a period's delivered rows (partial: delivered only).
+        Index(
+            "ix_deliveries_latency",
+            "client_id",
+            "created_at",
+            "delivered_at",
+            postgresql_where=text("status = 'delivered'"),
+            sqlite_where=text("status = 'delivered'"),
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=26)

@@ -20,9 +20,30 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
+async def _queue(state: Any) -> tuple[str, dict[str, Any]]:
+    """The delivery queue's depth and the oldest due delivery's age: "degraded" (still
+    ready: the API works, the relay lags) when that age is over QUEUE_DEGRADED_AGE_SECONDS."""
+    from app.notifications.queue import queue_stats
+
+    threshold = state.settings.QUEUE_DEGRADED_AGE_SECONDS
+    try:
+        stats = await asyncio.wait_for(queue_stats(state.db), CHECK_TIMEOUT_SECONDS)
+    except Exception as exc:
+        return "degraded", {"error": f"failed: {type(exc).__name__}"}
+    details: dict[str, Any] = {
+        "depth": stats.depth,
+        "oldest_due_age_seconds": round(stats.oldest_due_age_seconds, 3),
+        "degraded_after_seconds": threshold,
+    }
+    return ("degraded" if stats.oldest_due_age_seconds > threshold else "ok"), details
+
+
 @router.get("/health/ready", response_model=None)
 async def ready(request: Request) -> Response:
-    """200 when the database (and Redis, when configured) answer; else 503 naming the failure."""
+    """200 when the database (and Redis, when configured) answer; else 503 naming the failure.
+
+    The answer also shows the delivery queue (depth, oldest due delivery's age); `status`
+    is "degraded" when that age is over QUEUE_DEGRADED_AGE_SECONDS (still 200)."""
     state = request.app.state
     checks: dict[str, Any] = {}
     try:
@@ -38,7 +59,8 @@ async def ready(request: Request) -> Response:
             checks["redis"] = f"failed: {type(exc).__name__}"
     failing = [name for name, result in checks.items() if result != "ok"]
     if not failing:
-        return JSONResponse({"status": "ok", "checks": checks})
+        status, queue = await _queue(state)
+        return JSONResponse({"status": status, "checks": checks, "queue": queue})
     return problem_response(
         503,
         instance=request.url.path,

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from app.core.broadcast import Broadcast
+from app.observability.metrics import EVENTS_PUBLISHED
 
 log = logging.getLogger("chatapi.bus")
 
@@ -53,6 +54,7 @@ class EventBus:
         """Send `event` to every connection on `target` of `client_id`, in any process."""
         body = {"c": client_id, "t": target, "e": event, "d": data, "x": exclude_key}
         await self.broadcast.publish(_channel(client_id, target), orjson.dumps(body))
+        EVENTS_PUBLISHED.inc()
 
     async def publish_after_commit(
         self,

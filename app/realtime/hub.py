@@ -18,6 +18,7 @@ from app.auth import scopes
 from app.auth.authenticator import Authenticator
 from app.core.clock import utcnow
 from app.core.db import Database
+from app.observability.metrics import LIVE_CONNECTIONS
 from app.realtime import events
 from app.realtime.bus import Event, EventBus
 from app.realtime.connection import CLOSE_REVOKED, Connection, Frame
@@ -86,6 +87,10 @@ class Hub:
         """Live connections in this process."""
         return len(self._connections)
 
+    def client_connection_count(self, client_id: str) -> int:
+        """Live connections of one client in this process."""
+        return sum(1 for c in self._connections.values() if c.client_id == client_id)
+
     async def register(self, conn: Connection) -> None:
         """Subscribe a new connection to its user and rooms; announce presence.
 
@@ -95,6 +100,7 @@ class Hub:
         failure the connection is forgotten again and the error raised to the gateway.
         """
         self._connections[conn.id] = conn
+        LIVE_CONNECTIONS.labels(conn.transport).inc()
         try:
             await self._subscribe_all(conn)
             if conn.user_id is None:
@@ -149,6 +155,7 @@ class Hub:
         """Forget a connection (after its transport closed, or a failed registration)."""
         if self._connections.pop(conn.id, None) is None:
             return
+        LIVE_CONNECTIONS.labels(conn.transport).dec()
         await conn.stop_writer()
         in_rooms = _in_rooms(conn)
         for target in list(conn.targets):

@@ -20,6 +20,8 @@ class Room(SQLModel, table=True):
         # The sweep's path: active rooms of one type, oldest activity first.
         Index("ix_rooms_sweep", "is_active", "type", "last_activity_at"),
         Index("ix_rooms_client_id_id", "client_id", "id"),
+        # Analytics: a client's rooms by type and state, counted on the index alone.
+        Index("ix_rooms_client_type_active", "client_id", "type", "is_active"),
         # One direct room per pair of users within a client.
         UniqueConstraint("client_id", "direct_key"),
     )

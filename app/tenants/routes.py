@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter, Body
 
 from app.api.deps import (
     AdminDep,
     AuthenticatorDep,
+    LimitsDep,
     MasterDep,
     ReadSessionDep,
     SessionDep,
     SettingsDep,
 )
+from app.core.config import Settings
 from app.core.openapi import problems
+from app.ratelimit.policies import ClientLimits
 from app.tenants import service
 from app.tenants.models import Client
 from app.tenants.schemas import (
@@ -20,6 +25,7 @@ from app.tenants.schemas import (
     ClientCreated,
     ClientOut,
     ClientPatch,
+    ClientRateLimits,
     RotatedKey,
     RotateKeyRequest,
 )
@@ -27,12 +33,17 @@ from app.tenants.schemas import (
 router = APIRouter(prefix="/clients", tags=["clients"])
 
 
-def _out(client: Client) -> ClientOut:
+def _out(client: Client, settings: Settings) -> ClientOut:
+    effective = service.effective_settings(client)
+    # Show the limits in force: the client's overrides over the deployment's defaults.
+    limits = ClientLimits.from_stored(settings, dict(client.settings or {}))
+    # Not validated: a deployment default may exceed what a client may set for itself.
+    effective.rate_limits = ClientRateLimits.model_construct(**asdict(limits))
     return ClientOut(
         id=client.id,
         name=client.name,
         slug=client.slug,
-        settings=service.effective_settings(client),
+        settings=effective,
         created_at=client.created_at,
     )
 
@@ -49,15 +60,24 @@ async def create_client(
 
 
 @router.get("/me", response_model=ClientOut)
-async def get_me(principal: MasterDep, session: ReadSessionDep) -> ClientOut:
+async def get_me(principal: MasterDep, session: ReadSessionDep, settings: SettingsDep) -> ClientOut:
     """The caller's client and its settings."""
-    return _out(await service.get_client(session, principal.client_id))
+    return _out(await service.get_client(session, principal.client_id), settings)
 
 
 @router.patch("/me", response_model=ClientOut)
-async def patch_me(body: ClientPatch, principal: MasterDep, session: SessionDep) -> ClientOut:
+async def patch_me(
+    body: ClientPatch,
+    principal: MasterDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    limits: LimitsDep,
+) -> ClientOut:
     """Change the name or settings (merged into the current ones)."""
-    return _out(await service.update_client(session, principal.client_id, body))
+    client = await service.update_client(session, principal.client_id, body)
+    if body.rate_limits is not None:
+        await limits.announce_changed(client.id)
+    return _out(client, settings)
 
 
 @router.post("/me/rotate-key", response_model=RotatedKey)

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 DAY = 86_400
 #: Bounds of a room type's inactivity threshold: a second (demos, tests) to ten years.
@@ -16,6 +16,20 @@ MAX_ROOM_INACTIVITY_SECONDS = 10 * 365 * DAY
 InactivitySeconds = Annotated[
     int, Field(strict=True, ge=MIN_ROOM_INACTIVITY_SECONDS, le=MAX_ROOM_INACTIVITY_SECONDS)
 ]
+
+
+def _storable(value: str) -> str:
+    # PostgreSQL text cannot hold NUL, and no database or encoder can hold a lone surrogate.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+ClientName = Annotated[str, AfterValidator(_storable), Field(min_length=1, max_length=200)]
 
 
 class RoomType(str, Enum):
@@ -35,6 +49,24 @@ DEFAULT_ROOM_INACTIVITY_SECONDS: dict[str, int] = {
 }
 
 
+class ClientRateLimits(BaseModel):
+    """A client's rate limits and channel quotas (API.md §8); an omitted value follows the
+    deployment default (RATE_LIMIT_* settings), and answers show the effective values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_minute: int | None = Field(default=None, strict=True, ge=1, le=1_000_000)
+    """API requests per minute per key."""
+    client_requests_per_minute: int | None = Field(default=None, strict=True, ge=1, le=10_000_000)
+    """API requests per minute of all the client's keys together."""
+    emails_per_hour: int | None = Field(default=None, strict=True, ge=1, le=10_000_000)
+    """E-mail deliveries per hour; more wait for the next hour (deferred, not failed)."""
+    webhooks_per_second_per_endpoint: int | None = Field(
+        default=None, strict=True, ge=1, le=100_000
+    )
+    """Webhook deliveries per second per endpoint; more wait for the next second."""
+
+
 class ClientSettings(BaseModel):
     """A client's settings; omitted values take the service defaults."""
 
@@ -44,12 +76,13 @@ class ClientSettings(BaseModel):
         default_factory=lambda: {RoomType(k): v for k, v in DEFAULT_ROOM_INACTIVITY_SECONDS.items()}
     )
     max_room_members: int = Field(default=1000, ge=2, le=100_000)
+    rate_limits: ClientRateLimits = Field(default_factory=ClientRateLimits)
 
 
 class ClientCreate(BaseModel):
     """`POST /clients`."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: ClientName
     slug: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -77,9 +110,10 @@ class ClientPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: ClientName | None = None
     room_inactivity_seconds: dict[RoomType, InactivitySeconds] | None = None
     max_room_members: int | None = Field(default=None, strict=True, ge=2, le=100_000)
+    rate_limits: ClientRateLimits | None = None
 
 
 class RotateKeyRequest(BaseModel):

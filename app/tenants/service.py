@@ -121,6 +121,10 @@ async def update_client(session: AsyncSession, client_id: str, patch: ClientPatc
         merged = dict(stored.get("room_inactivity_seconds", {}))
         merged.update(changes.pop("room_inactivity_seconds"))
         stored["room_inactivity_seconds"] = merged
+    if "rate_limits" in changes:
+        limits = dict(stored.get("rate_limits") or {})
+        limits.update(changes.pop("rate_limits"))
+        stored["rate_limits"] = limits
     # Each value was bounded by ClientPatch; an old invalid one left in place falls back
     # to its default in effective_settings.
     stored.update(changes)

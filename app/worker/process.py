@@ -24,6 +24,8 @@ def run_worker(settings: Settings, *, concurrency: int, loglevel: str) -> None:
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     init_sentry(settings, "worker")
     app = configure_celery(settings)
+    if settings.WORKER_METRICS_PORT:
+        _serve_metrics(settings.WORKER_METRICS_PORT)
     loop = BackgroundLoop()
     runtime = build_runtime(settings, role="worker")
     try:
@@ -49,6 +51,17 @@ def run_worker(settings: Settings, *, concurrency: int, loglevel: str) -> None:
         except Exception:
             log.exception("worker runtime did not stop cleanly")
         loop.close()
+
+
+def _serve_metrics(port: int) -> None:
+    # The worker has no HTTP API: its deliveries, retries and dead letters are scraped here
+    # (or by the API's /metrics when both share PROMETHEUS_MULTIPROC_DIR on one host).
+    from prometheus_client import REGISTRY, start_http_server
+
+    from app.observability.metrics import multiproc_registry
+
+    start_http_server(port, registry=multiproc_registry() or REGISTRY)
+    log.info("worker metrics on port %s", port)
 
 
 def run_beat(settings: Settings, *, loglevel: str) -> None:

@@ -344,3 +344,24 @@ async def test_invalid_template_is_refused_when_the_hook_is_saved(api: Api) -> N
     )
     assert r.status_code == 422
     assert "template" in r.json()["detail"]
+
+
+async def test_a_hook_over_its_rate_limit_is_429_with_retry_after_and_stores_nothing(
+    sqlite_url: str,
+) -> None:
+    app = create_app(
+        make_settings(sqlite_url, RATE_LIMIT_INBOUND_PER_MINUTE=2), run_embedded_worker=False
+    )
+    async for http in app_client(app):
+        api = Api(http, app=app)
+        tenant = await api.tenant()
+        hook = await make_hook(api, tenant, name="limited", scheme="github")
+        answers = []
+        for i in range(3):
+            body = signing.dumps({"n": i})
+            answers.append(await post(api, hook["url"], body, signing.github(hook["secret"], body)))
+        assert [a.status_code for a in answers] == [202, 202, 429]
+        assert answers[2].headers["content-type"] == "application/problem+json"
+        assert int(answers[2].headers["retry-after"]) >= 1
+        assert answers[0].headers["ratelimit-limit"] == "2"
+        assert await count_events(api, hook["id"]) == 2

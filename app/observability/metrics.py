@@ -1,0 +1,201 @@
+"""Prometheus metrics (API.md §8): `GET /metrics` in the text exposition format.
+
+Multiprocess-safe: `chatapi serve` and `chatapi worker` point PROMETHEUS_MULTIPROC_DIR at a
+directory before prometheus-client is imported (app/observability/multiproc.py), so every
+uvicorn worker and Celery process writes its series there and `/metrics` merges them
+(prometheus-client's MultiProcessCollector). Without the variable (tests, a bare
+`uvicorn app.main:create_app`) the process's own registry is served.
+
+The delivery queue's depth and the oldest due delivery's age are read from the database
+when scraped (the database is the queue's truth, DESIGN.md §1.1), not kept in a process.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HTTP_REQUESTS = Counter(
+    "chatapi_http_requests_total",
+    "HTTP requests answered, by method, route template and status.",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "chatapi_http_request_duration_seconds",
+    "HTTP request latency, by method and route template.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+LIVE_CONNECTIONS = Gauge(
+    "chatapi_live_connections",
+    "Open real-time connections, by transport.",
+    ["transport"],
+    multiprocess_mode="livesum",
+)
+# No event-name label: names are not a closed set, and labels must stay bounded.
+EVENTS_PUBLISHED = Counter("chatapi_events_published_total", "Events published on the event bus.")
+DELIVERIES = Counter(
+    "chatapi_deliveries_total",
+    "Delivery attempts, by channel and outcome (delivered, retry, failed, parked, skipped).",
+    ["channel", "outcome"],
+)
+DELIVERY_LATENCY = Histogram(
+    "chatapi_delivery_latency_seconds",
+    "From a notification's acceptance to a delivery's success, by channel.",
+    ["channel"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400),
+)
+DELIVERY_RETRIES = Counter(
+    "chatapi_delivery_retries_total", "Attempts that will be retried, by channel.", ["channel"]
+)
+DEAD_LETTERS = Counter(
+    "chatapi_delivery_dead_letters_total",
+    "Deliveries that ended failed (the dead letter), by channel.",
+    ["channel"],
+)
+DEFERRALS = Counter(
+    "chatapi_delivery_deferrals_total",
+    "Deliveries put back until their channel quota's window resets, by channel.",
+    ["channel"],
+)
+INBOUND_EVENTS = Counter(
+    "chatapi_inbound_events_total", "Inbound hook events received, by outcome.", ["outcome"]
+)
+RATE_LIMITED = Counter(
+    "chatapi_rate_limited_total", "Requests refused with 429, by limit.", ["limit"]
+)
+
+router = APIRouter(tags=["health"])
+
+
+def observe_delivery(
+    channel: str, outcome: str, *, accepted_at: datetime | None, now: datetime, final: bool
+) -> None:
+    """Count one attempt's outcome; `final` when a failure is the delivery's last word."""
+    DELIVERIES.labels(channel, outcome).inc()
+    if outcome == "delivered" and accepted_at is not None:
+        DELIVERY_LATENCY.labels(channel).observe(max(0.0, (now - accepted_at).total_seconds()))
+    elif outcome == "retry" and not final:
+        DELIVERY_RETRIES.labels(channel).inc()
+    if final and outcome in ("failed", "retry"):
+        DEAD_LETTERS.labels(channel).inc()
+
+
+def count_inbound(outcome: str) -> None:
+    """Count one inbound hook event by outcome (accepted, duplicate, rejected, limited…)."""
+    INBOUND_EVENTS.labels(outcome).inc()
+
+
+class HttpMetricsMiddleware:
+    """Pure ASGI: count and time every HTTP request by its route template (bounded labels:
+    `/rooms/{room_id}`, never the raw path)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        # Route object → its full template. FastAPI's route of an included router knows
+        # only its path below the including prefix, so the template is looked up once per
+        # route in the OpenAPI route table (bounded: one entry per route).
+        self._templates: dict[int, str] = {}
+
+    def _template(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is None:
+            return "<unmatched>"
+        known = self._templates.get(id(route))
+        if known is None:
+            from app.core.openapi import route_table
+
+            documented = route_table(scope["app"]).template(scope["method"], scope["path"])
+            known = documented or str(getattr(route, "path", "<unmatched>"))
+            self._templates[id(route)] = known
+        return known
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            template = self._template(scope)
+            method = scope["method"]
+            HTTP_REQUESTS.labels(method, template, str(status)).inc()
+            HTTP_LATENCY.labels(method, template).observe(time.perf_counter() - started)
+
+
+class _QueueCollector(Collector):
+    def __init__(self, depth: int, oldest_age: float) -> None:
+        self._depth = depth
+        self._age = oldest_age
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "chatapi_delivery_queue_depth",
+            "Deliveries due now and not yet taken by a worker.",
+            value=self._depth,
+        )
+        yield GaugeMetricFamily(
+            "chatapi_delivery_oldest_due_age_seconds",
+            "How long the oldest due delivery has waited (0 when none is due).",
+            value=self._age,
+        )
+
+
+def multiproc_registry() -> CollectorRegistry | None:
+    """A registry merging every process's series, in multiprocess mode (else None)."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
+def exposition() -> bytes:
+    """This deployment's metrics (every process's, in multiprocess mode)."""
+    return generate_latest(multiproc_registry() or REGISTRY)
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+async def metrics(request: Request) -> Response:
+    """Prometheus text format: HTTP, connections, events, deliveries, queue, inbound."""
+    from app.notifications.queue import queue_stats
+
+    state: Any = request.app.state
+    body = exposition()
+    try:
+        stats = await queue_stats(state.db)
+    except Exception:  # a scrape without the queue beats no scrape while the DB is down
+        stats = None
+    if stats is not None:
+        queue = CollectorRegistry(auto_describe=False)
+        queue.register(_QueueCollector(stats.depth, stats.oldest_due_age_seconds))
+        body += generate_latest(queue)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

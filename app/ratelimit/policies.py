@@ -1,0 +1,220 @@
+"""Who is limited to what (API.md §8): per key and per client on the HTTP API, per
+inbound hook on ingestion, per channel on notifications.
+
+Every limit is a clock-aligned fixed window (app/ratelimit/windows.py) in the `limits`
+storage: this process's memory in embedded mode, Redis when REDIS_URL is set, so every API
+process and worker shares the counts. Defaults come from the RATE_LIMIT_* settings; a
+client overrides them with `PATCH /clients/me {"rate_limits": {...}}`, read here through a
+short per-process cache that a settings change clears in every process (broadcast).
+
+(Client → server real-time events are limited per connection by a token bucket in
+app/realtime/connection.py: a connection lives in one process, so it needs no storage.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, fields
+from typing import Any
+
+import orjson
+from fastapi import Request
+from limits import (
+    RateLimitItemPerHour,
+    RateLimitItemPerMinute,
+    RateLimitItemPerSecond,
+)
+from limits.aio.storage import MemoryStorage, Storage
+from sqlalchemy import select
+from sqlmodel import col
+
+from app.auth.principal import KeyKind, Principal
+from app.core.broadcast import Broadcast
+from app.core.clock import monotonic
+from app.core.config import Settings
+from app.core.db import Database
+from app.core.errors import RateLimited
+from app.ratelimit.windows import WindowCounter, WindowStats
+
+log = logging.getLogger("chatapi.ratelimit")
+
+CHANGED_CHANNEL = "ratelimit.client-changed"
+#: How long a process trusts its copy of a client's limits (a lost broadcast heals by then).
+CACHE_SECONDS = 5.0
+#: The request-state attribute the headers middleware reads.
+STATE_KEY = "ratelimit"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    """A client's effective limits (its overrides over the deployment defaults)."""
+
+    requests_per_minute: int
+    client_requests_per_minute: int
+    emails_per_hour: int
+    webhooks_per_second_per_endpoint: int
+
+    @classmethod
+    def defaults(cls, settings: Settings) -> ClientLimits:
+        """The deployment's defaults (RATE_LIMIT_* settings)."""
+        return cls(
+            requests_per_minute=settings.RATE_LIMIT_REQUESTS_PER_MINUTE,
+            client_requests_per_minute=settings.RATE_LIMIT_CLIENT_REQUESTS_PER_MINUTE,
+            emails_per_hour=settings.RATE_LIMIT_EMAILS_PER_HOUR,
+            webhooks_per_second_per_endpoint=settings.RATE_LIMIT_WEBHOOKS_PER_SECOND_PER_ENDPOINT,
+        )
+
+    @classmethod
+    def from_stored(cls, settings: Settings, stored: dict[str, Any]) -> ClientLimits:
+        """The defaults with the client's stored `rate_limits` over them; a stored value
+        that is not a positive whole number is ignored (its default applies)."""
+        values = {f.name: getattr(cls.defaults(settings), f.name) for f in fields(cls)}
+        overrides = stored.get("rate_limits")
+        if isinstance(overrides, dict):
+            for name in values:
+                value = overrides.get(name)
+                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                    values[name] = value
+        return cls(**values)
+
+
+class RateLimitPolicies:
+    """The process's limits: one per process, built by the composition root."""
+
+    def __init__(
+        self, settings: Settings, storage: Storage, db: Database, broadcast: Broadcast
+    ) -> None:
+        self.settings = settings
+        self.enabled = settings.RATE_LIMIT_ENABLED
+        self.counter = WindowCounter(storage)
+        # A remote storage answers two hits in one round trip when they run together;
+        # in memory, awaiting them in turn is cheaper than making tasks.
+        self._concurrent = not isinstance(storage, MemoryStorage)
+        self._db = db
+        self._broadcast = broadcast
+        self._cache: dict[str, tuple[ClientLimits, float]] = {}
+
+    async def start(self) -> None:
+        """Hear other processes' settings changes."""
+        await self._broadcast.subscribe(CHANGED_CHANNEL, self._on_changed)
+
+    async def stop(self) -> None:
+        """Stop hearing them."""
+        await self._broadcast.unsubscribe(CHANGED_CHANNEL, self._on_changed)
+
+    async def _on_changed(self, message: bytes) -> None:
+        self.forget(str(orjson.loads(message)["client_id"]))
+
+    def forget(self, client_id: str) -> None:
+        """Drop this process's copy of the client's limits."""
+        self._cache.pop(client_id, None)
+
+    async def announce_changed(self, client_id: str) -> None:
+        """A client's limits changed (call after the commit): every process re-reads them."""
+        self.forget(client_id)
+        try:
+            await self._broadcast.publish(CHANGED_CHANNEL, orjson.dumps({"client_id": client_id}))
+        except Exception:  # the cache expires within CACHE_SECONDS anyway
+            log.exception("could not announce a rate limit change")
+
+    async def limits_for(self, client_id: str) -> ClientLimits:
+        """The client's effective limits (cached for CACHE_SECONDS)."""
+        cached = self._cache.get(client_id)
+        now = monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        from app.tenants.models import Client  # the tenants package imports this one
+
+        async with self._db.read_session() as session:
+            row = await session.execute(
+                select(col(Client.settings)).where(col(Client.id) == client_id)
+            )
+            stored = row.scalar_one_or_none()
+        limits = ClientLimits.from_stored(self.settings, dict(stored or {}))
+        self._cache[client_id] = (limits, now + CACHE_SECONDS)
+        return limits
+
+    async def hit_request(self, principal: Principal) -> WindowStats | None:
+        """Count one API request of `principal` per key and per client; the tighter of the
+        two verdicts (None when limits are off)."""
+        if not self.enabled:
+            return None
+        if principal.kind is KeyKind.admin or principal.client_id is None:
+            item = RateLimitItemPerMinute(self.settings.RATE_LIMIT_REQUESTS_PER_MINUTE, 1, "rk")
+            return await self.counter.hit(item, principal.key_id)
+        limits = await self.limits_for(principal.client_id)
+        per_key = RateLimitItemPerMinute(limits.requests_per_minute, 1, "rk")
+        per_client = RateLimitItemPerMinute(limits.client_requests_per_minute, 1, "rc")
+        if self._concurrent:
+            key_stats, client_stats = await asyncio.gather(
+                self.counter.hit(per_key, principal.key_id),
+                self.counter.hit(per_client, principal.client_id),
+            )
+        else:
+            key_stats = await self.counter.hit(per_key, principal.key_id)
+            client_stats = await self.counter.hit(per_client, principal.client_id)
+        return _tighter(key_stats, client_stats)
+
+    async def hit_inbound(self, hook_id: str, per_minute: int | None = None) -> WindowStats | None:
+        """Count one event received on inbound hook `hook_id` (None when limits are off)."""
+        if not self.enabled:
+            return None
+        amount = per_minute or self.settings.RATE_LIMIT_INBOUND_PER_MINUTE
+        return await self.counter.hit(RateLimitItemPerMinute(amount, 1, "ih"), hook_id)
+
+    async def hit_channel(
+        self, client_id: str, channel: str, endpoint_id: str | None
+    ) -> WindowStats | None:
+        """Count one send on a quota'd channel: e-mails per hour per client, webhooks per
+        second per endpoint. None for channels without a quota (or limits off)."""
+        if not self.enabled:
+            return None
+        if channel == "email":
+            limits = await self.limits_for(client_id)
+            return await self.counter.hit(
+                RateLimitItemPerHour(limits.emails_per_hour, 1, "qe"), client_id
+            )
+        if channel == "webhook" and endpoint_id:
+            limits = await self.limits_for(client_id)
+            item = RateLimitItemPerSecond(limits.webhooks_per_second_per_endpoint, 1, "qw")
+            return await self.counter.hit(item, client_id, endpoint_id)
+        return None
+
+
+def _tighter(a: WindowStats, b: WindowStats) -> WindowStats:
+    if a.allowed != b.allowed:
+        return b if a.allowed else a
+    return a if a.remaining <= b.remaining else b
+
+
+def _policies(request: Request) -> RateLimitPolicies:
+    policies: RateLimitPolicies = request.app.state.limits
+    return policies
+
+
+def _enforce(request: Request, stats: WindowStats | None, what: str) -> None:
+    if stats is None:
+        return
+    # Request.state is the ASGI scope's "state": the headers middleware reads it there.
+    setattr(request.state, STATE_KEY, stats)
+    if not stats.allowed:
+        from app.observability import metrics
+
+        metrics.RATE_LIMITED.labels(what).inc()
+        raise RateLimited(
+            f"Rate limit of {stats.limit} {what} exceeded", retry_after=stats.reset_in()
+        )
+
+
+async def enforce_request(request: Request, principal: Principal) -> None:
+    """Count the request (per key and per client): RateLimit-* headers on the answer,
+    429 problem with Retry-After over the limit. Called by the authentication dependency."""
+    _enforce(request, await _policies(request).hit_request(principal), "requests per window")
+
+
+async def hit_inbound(request: Request, hook_id: str, per_minute: int | None = None) -> None:
+    """The inbound-hook limit for a route: count one event on `hook_id`; RateLimit-*
+    headers on the answer, 429 problem with Retry-After over the limit."""
+    stats = await _policies(request).hit_inbound(hook_id, per_minute)
+    _enforce(request, stats, "inbound events per minute")
