@@ -6,7 +6,9 @@ Must run before prometheus-client is first imported: the library picks its value
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -19,6 +21,9 @@ def ensure_multiproc_dir() -> str:
     if not path:
         path = tempfile.mkdtemp(prefix="chatapi-metrics-")
         os.environ[ENV] = path
+        # Ours, so ours to remove when this (parent) process ends; children inherit the
+        # variable, not the hook. A kill -9 leaves it behind in the temp folder.
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
     os.makedirs(path, exist_ok=True)
     return path
 
