@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fanout"))
 
-from node_driver import NodeFleet, ratio  # noqa: E402
-from targets import TARGET_NAMES, TargetUnavailable, make_target  # noqa: E402
+from node_driver import NodeFleet, ratio
+from targets import TARGET_NAMES, TargetUnavailable, make_target
 
 
 async def measure(name: str, clients: int, concurrency: int, room: bool) -> dict[str, float]:

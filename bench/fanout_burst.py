@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fanout"))
 
-from node_driver import NodeFleet, ratio  # noqa: E402
-from targets import Target, TargetUnavailable, make_target  # noqa: E402
+from node_driver import NodeFleet, ratio
+from targets import Target, TargetUnavailable, make_target
 
 ALL_TARGETS = ("bare", "node", "chatapi", "chatapi-ws")
 
@@ -74,7 +74,7 @@ async def run_phase(
 
 
 async def measure(
-    name: str, clients: int, procs: int, post_concurrency: int, body: "PhaseRunner"
+    name: str, clients: int, procs: int, post_concurrency: int, body: PhaseRunner
 ) -> list[Figures]:
     base = "chatapi" if name.startswith("chatapi") else name
     target = make_target(base, post_concurrency=post_concurrency)
@@ -121,7 +121,9 @@ class Burst(PhaseRunner):
             target, fleet, connected, self.messages, self.payload, 0.0
         )
         return [
-            Figures(name, connected, connected * self.messages, d, rate, p50, p99, us, drv, window, disc)
+            Figures(
+                name, connected, connected * self.messages, d, rate, p50, p99, us, drv, window, disc
+            )
         ]
 
 
@@ -165,19 +167,31 @@ async def main() -> None:
     args = parser.parse_args()
     names = [n for n in args.targets.split(",") if n]
     res = await run_targets(
-        names, args.clients, args.procs, args.post_concurrency, Burst(args.messages, args.payload_bytes)
+        names,
+        args.clients,
+        args.procs,
+        args.post_concurrency,
+        Burst(args.messages, args.payload_bytes),
     )
     rows = [f for name in names for f in res.get(name, [])]
-    print_table(rows, f"Fan-out burst: {args.clients} clients x {args.messages} messages, Node driver")
+    print_table(
+        rows, f"Fan-out burst: {args.clients} clients x {args.messages} messages, Node driver"
+    )
     rate = {f.target: f.deliveries_per_s for f in rows}
     if "chatapi" in rate and "bare" in rate:
-        print(f"chatapi (Socket.IO) / bare python-socketio: {ratio(rate['chatapi'], rate['bare'])}  (goal >= 1.0x)")
+        print(
+            f"chatapi (Socket.IO) / bare python-socketio: {ratio(rate['chatapi'], rate['bare'])}  (goal >= 1.0x)"
+        )
     if "chatapi" in rate and "node" in rate:
         print(f"chatapi (Socket.IO) / Node socket.io: {ratio(rate['chatapi'], rate['node'])}")
     if "chatapi-ws" in rate and "node" in rate:
-        print(f"chatapi (plain WebSocket) / Node socket.io: {ratio(rate['chatapi-ws'], rate['node'])}  (goal >= 0.5x)")
+        print(
+            f"chatapi (plain WebSocket) / Node socket.io: {ratio(rate['chatapi-ws'], rate['node'])}  (goal >= 0.5x)"
+        )
     if "chatapi-ws" in rate and "bare" in rate:
-        print(f"chatapi (plain WebSocket) / bare python-socketio: {ratio(rate['chatapi-ws'], rate['bare'])}")
+        print(
+            f"chatapi (plain WebSocket) / bare python-socketio: {ratio(rate['chatapi-ws'], rate['bare'])}"
+        )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ WEBSOCKET_PATH = "/api/v1/websocket/open"
 def install_node_deps() -> None:
     """`npm ci` in bench/fanout/node when socket.io, socket.io-client or ws is missing."""
     modules = NODE_DIR / "node_modules"
-    if all((modules / m / "package.json").exists() for m in ("socket.io", "socket.io-client", "ws")):
+    if all(
+        (modules / m / "package.json").exists() for m in ("socket.io", "socket.io-client", "ws")
+    ):
         return
     npm = shutil.which("npm")
     if npm is None:
@@ -78,7 +80,9 @@ class _Driver:
         while True:
             line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
             if not line:
-                raise RuntimeError(f"node driver exited ({self.proc.returncode}) waiting for {kind}")
+                raise RuntimeError(
+                    f"node driver exited ({self.proc.returncode}) waiting for {kind}"
+                )
             with contextlib.suppress(ValueError):
                 msg: dict[str, Any] = json.loads(line)
                 if msg.get("type") == kind:
