@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -24,17 +25,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "fanout"))
 from node_driver import NodeFleet, ratio
 from targets import TARGET_NAMES, TargetUnavailable, make_target
 
+CWD = os.getcwd()  # where --py-spy writes its samples
 
-async def measure(name: str, clients: int, concurrency: int, room: bool) -> dict[str, float]:
+
+async def measure(
+    name: str, clients: int, concurrency: int, room: bool, py_spy: str | None = None
+) -> dict[str, float]:
     target = make_target(name)
     await target.start()
     try:
         auths = await target.prepare(clients, room=room)
         fleet = NodeFleet(target.url, auths, concurrency=concurrency)
+        spy = None
+        if py_spy and name == "chatapi":
+            # Sample the server only while the clients connect (flat, by function).
+            out = f"{CWD}/connect_{name}.pyspy.txt"
+            spy = await asyncio.create_subprocess_exec(
+                *[py_spy, "record", "--pid", str(target.pid), "--format", "raw"],
+                *["--rate", "200", "--output", str(out), "--nonblocking"],
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            await asyncio.sleep(1.0)
         cpu0 = target.cpu_seconds()
         try:
             conn = await fleet.start()
             server_cpu = target.cpu_seconds() - cpu0
+            if spy is not None:
+                spy.send_signal(2)
+                await spy.wait()
+                print(f"  py-spy samples: {out}", file=sys.stderr)
             await fleet.quiet(500)
             after = await fleet.report()
         finally:
@@ -61,13 +81,18 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--targets", default=",".join(TARGET_NAMES))
     parser.add_argument("--no-room", action="store_true", help="ChatAPI users in no room")
+    parser.add_argument(
+        "--py-spy", help="py-spy binary: record ChatAPI's server during the connect"
+    )
     args = parser.parse_args()
     names = [n for n in args.targets.split(",") if n]
     results: dict[str, list[dict[str, float]]] = {n: [] for n in names}
     for r in range(args.rounds):
         for name in names:
             try:
-                res = await measure(name, args.clients, args.concurrency, not args.no_room)
+                res = await measure(
+                    name, args.clients, args.concurrency, not args.no_room, args.py_spy
+                )
             except TargetUnavailable as exc:
                 print(f"[{name}] skipped: {exc}", file=sys.stderr)
                 continue
