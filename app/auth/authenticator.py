@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -149,6 +150,16 @@ class Authenticator:
         self.cache.put(fp, principal)
         self._last_used[principal.key_id] = now
         return principal
+
+    def remember_issued(self, presented: str, principal: Principal) -> None:
+        """Believe a key this process has just issued without hashing its secret again.
+
+        Login is followed by the client's first request or socket connect, where the
+        bcrypt verify would be most of the CPU. The entry is put as never checked, so that
+        first use still re-reads the row: a revocation that raced the login (or one this
+        process never heard of) still refuses the key.
+        """
+        self.cache.put(fingerprint(presented), principal, checked_at=-math.inf)
 
     def _check_live(self, row: ApiKey, now: datetime, fp: str) -> None:
         if row.revoked_at is not None:

@@ -35,10 +35,11 @@ class VerifiedKeyCache:
                 self._entries.move_to_end(fp)
             return entry
 
-    def put(self, fp: str, principal: Principal) -> None:
-        """Remember a verified key."""
+    def put(self, fp: str, principal: Principal, *, checked_at: float | None = None) -> None:
+        """Remember a verified key (its row read at `checked_at`, default now)."""
         with self._lock:
-            self._entries[fp] = CachedKey(principal, monotonic())
+            when = monotonic() if checked_at is None else checked_at
+            self._entries[fp] = CachedKey(principal, when)
             self._entries.move_to_end(fp)
             self._by_key_id.setdefault(principal.key_id, set()).add(fp)
             while len(self._entries) > self._max:

@@ -258,3 +258,45 @@ async def test_many_wrong_secrets_for_one_key_id_are_rate_limited(api: Api) -> N
     r = await api.http.get("/api/v1/clients/me", headers=bearer(f"ck_{key_id}_wrong"))
     assert r.headers["retry-after"]
     assert await api.status_with(tenant.master_key) == 200
+
+
+async def test_a_key_issued_by_login_costs_no_bcrypt_on_its_first_use(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # login -> connect is every client's first move: this process made the secret, so it
+    # need not hash it again to believe it (bcrypt is most of a socket connect's CPU).
+    tenant = await api.tenant()
+    user = await api.user(tenant)
+    calls = 0
+    real = authenticator_module.verify_secret
+
+    def counting(secret: str, secret_hash: str) -> bool:
+        nonlocal calls
+        calls += 1
+        return real(secret, secret_hash)
+
+    monkeypatch.setattr(authenticator_module, "verify_secret", counting)
+    key = await api.login(tenant, user["id"])
+    assert await api.status_with(key, "/api/v1/auth/me") == 200
+    assert calls == 0
+    # Only the exact string issued is believed: a wrong secret for the same key id is hashed.
+    key_id = parse_key(key)
+    assert key_id is not None
+    assert await api.status_with(f"ck_{key_id.key_id}_wrong", "/api/v1/auth/me") == 401
+    assert calls == 1
+
+
+async def test_a_key_issued_by_login_and_revoked_before_its_first_use_is_refused(
+    api: Api,
+) -> None:
+    # The issued key is remembered unchecked: its first use still re-reads the row, so a
+    # revocation this process never heard of (written straight to the database) wins.
+    tenant = await api.tenant()
+    user = await api.user(tenant)
+    key = await api.login(tenant, user["id"])
+    parts = parse_key(key)
+    assert parts is not None and api.app is not None
+    async with api.app.state.db.session() as session:
+        await repository.revoke_user_keys(session, tenant.id, user["id"], utcnow())
+        await session.commit()
+    assert await api.status_with(key, "/api/v1/auth/me") == 401

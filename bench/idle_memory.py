@@ -1,0 +1,109 @@
+"""Row 6: server memory per idle connection at N connections on one process — ChatAPI over
+Socket.IO and plain WebSocket beside bare python-socketio and Node socket.io, the clients
+held by Node driver processes (socket.io-client / ws).
+
+Per target: start the server, prepare N clients (ChatAPI: N users and N user keys, in no
+room, so connections stay idle), read the server's RSS with nothing connected (RSS_0, after
+one warm-up connection), connect the N clients, wait for quiet, read RSS again (RSS_N) and
+report (RSS_N - RSS_0) / N. Each RSS is the median of three reads 0.5 s apart (ChatAPI from
+/proc; the baselines' own GET /rss, same figure). The default N keeps the run short; the
+row's figure is `--connections 10000`.
+
+Usage:
+    python bench/idle_memory.py [--connections 2000] [--procs 2]
+        [--targets bare,node,chatapi,chatapi-ws]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "fanout"))
+
+from node_driver import NodeFleet, ratio
+from targets import Target, TargetUnavailable, make_target
+
+ALL_TARGETS = ("bare", "node", "chatapi", "chatapi-ws")
+
+
+async def steady_rss(target: Target) -> int:
+    reads = []
+    for _ in range(3):
+        reads.append(await target.rss())
+        await asyncio.sleep(0.5)
+    return int(statistics.median(reads))
+
+
+async def measure(name: str, n: int, procs: int) -> dict[str, float]:
+    target = make_target("chatapi" if name.startswith("chatapi") else name)
+    transport = "websocket" if name == "chatapi-ws" else "socketio"
+    await target.start()
+    try:
+        auths = await target.prepare(n + 1, room=False)
+        warm = NodeFleet(target.url, auths[:1], transport=transport)
+        await warm.start()
+        await warm.close()
+        rss0 = await steady_rss(target)
+        fleet = NodeFleet(target.url, auths[1:], transport=transport, procs=procs)
+        try:
+            conn = await fleet.start()
+            await fleet.quiet(1000)
+            rss_n = await steady_rss(target)
+            rep = await fleet.report()
+        finally:
+            await fleet.close()
+        if conn.failed or rep.disconnected:
+            print(
+                f"  [{name}] failed {conn.failed}, dropped {rep.disconnected}: {conn.errors or rep.errors}",
+                file=sys.stderr,
+            )
+        return {
+            "connected": conn.connected,
+            "kb": (rss_n - rss0) / max(conn.connected - rep.disconnected, 1) / 1024,
+            "rss0_mb": rss0 / 2**20,
+            "rssn_mb": rss_n / 2**20,
+            "connect_s": conn.connect_s,
+            "driver_cpu_s": conn.cpu_s,
+        }
+    finally:
+        await target.stop()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--connections", type=int, default=2000)
+    parser.add_argument("--procs", type=int, default=2, help="Node driver processes")
+    parser.add_argument("--targets", default=",".join(ALL_TARGETS))
+    args = parser.parse_args()
+    names = [n for n in args.targets.split(",") if n]
+    res: dict[str, dict[str, float]] = {}
+    for name in names:
+        try:
+            res[name] = await measure(name, args.connections, args.procs)
+        except TargetUnavailable as exc:
+            print(f"[{name}] skipped: {exc}", file=sys.stderr)
+            continue
+        print(f"{name}: {res[name]}", file=sys.stderr, flush=True)
+    print(f"\nIdle connections: {args.connections} on one server process, Node driver")
+    print(
+        f"{'target':11} {'connected':>10} {'RSS_0 MB':>9} {'RSS_N MB':>9} {'KB/conn':>8} {'connect s':>10} {'driver CPU s':>13}"
+    )
+    for name, r in res.items():
+        print(
+            f"{name:11} {int(r['connected']):>10} {r['rss0_mb']:>9.1f} {r['rssn_mb']:>9.1f}"
+            f" {r['kb']:>8.1f} {r['connect_s']:>10.1f} {r['driver_cpu_s']:>13.1f}"
+        )
+    if "chatapi" in res and "bare" in res:
+        print(
+            f"chatapi (Socket.IO) / bare python-socketio KB/conn: {ratio(res['chatapi']['kb'], res['bare']['kb'])}"
+        )
+    if "chatapi-ws" in res:
+        print(f"chatapi plain WebSocket: {res['chatapi-ws']['kb']:.1f} KB/conn (goal <= 30 KB)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
