@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -18,13 +20,19 @@ from tests.faults.stack import Stack
 
 
 @pytest.fixture(scope="package")
-async def fault_postgres(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
-    """A PostgreSQL server of the fault tests' own."""
-    server = await asyncio.to_thread(start_postgres, tmp_path_factory.mktemp("fault-pg"))
+async def fault_postgres() -> AsyncIterator[Server]:
+    """A PostgreSQL server of the fault tests' own.
+
+    Its directory is outside pytest's temporary tree: pytest may reset that tree's modes to
+    0700 meanwhile, and the server runs as another user (root may not run PostgreSQL).
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="chatapi-fault-pg-"))
+    server = await asyncio.to_thread(start_postgres, workdir)
     try:
         yield server
     finally:
         await asyncio.to_thread(server.stop, "fast")
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -57,9 +57,7 @@ FAULT_SETTINGS: dict[str, Any] = {
 class Stack:
     """API, worker(s) and beat as child processes; started on demand, all stopped at exit."""
 
-    def __init__(
-        self, database_url: str, redis: Server, workdir: Path, **overrides: Any
-    ) -> None:
+    def __init__(self, database_url: str, redis: Server, workdir: Path, **overrides: Any) -> None:
         self.redis = redis
         self.workdir = workdir
         self.settings: Settings = make_settings(
@@ -106,79 +104,104 @@ class Stack:
 
     def logs(self, limit: int = 4000) -> str:
         """The tail of every child's output, for failure messages."""
-        return "\n".join(
-            f"--- {c.log_path.name}\n{c.output()[-limit:]}" for c in self._children
-        )
+        return "\n".join(f"--- {c.log_path.name}\n{c.output()[-limit:]}" for c in self._children)
 
     async def close(self) -> None:
+        """Stop every child (SIGTERM, then SIGKILL) and close the engine."""
         for child in reversed(self._children):
             await asyncio.to_thread(child.stop)
         await self.db.dispose()
 
-    # ---- the database, read directly (the truth the API reports from)
-
     async def statuses(self, client_id: str) -> dict[str, int]:
-        """The tenant's deliveries counted by status."""
-        async with self.db.read_session() as session:
-            rows = (
-                await session.execute(
-                    select(col(Delivery.status), func.count())
-                    .where(col(Delivery.client_id) == client_id)
-                    .group_by(col(Delivery.status))
-                )
-            ).all()
-        return {str(status): int(n) for status, n in rows}
-
-    async def delivery_ids(self, client_id: str) -> set[str]:
-        async with self.db.read_session() as session:
-            rows = await session.execute(
-                select(col(Delivery.id)).where(col(Delivery.client_id) == client_id)
-            )
-            return {str(r) for r in rows.scalars()}
-
-    async def attempts(self, client_id: str) -> list[DeliveryAttempt]:
-        async with self.db.read_session() as session:
-            rows = await session.execute(
-                select(DeliveryAttempt)
-                .where(col(DeliveryAttempt.client_id) == client_id)
-                .order_by(col(DeliveryAttempt.attempted_at), col(DeliveryAttempt.id))
-            )
-            return list(rows.scalars())
+        """See `statuses`."""
+        return await statuses(self.db, client_id)
 
     async def wait_all_delivered(
         self, client_id: str, total: int, timeout: float, progress: Callable[[], str] = str
     ) -> float:
-        """Poll until all `total` deliveries of the tenant are `delivered`; when (monotonic)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            counts = await self.statuses(client_id)
-            if counts.get("delivered", 0) == total:
-                return time.monotonic()
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"not all delivered after {timeout}s: {counts} {progress()}\n{self.logs()}"
-                )
-            await asyncio.sleep(0.25)
+        """See `wait_all_delivered`; a timeout also shows the children's logs."""
+        return await wait_all_delivered(
+            self.db, client_id, total, timeout, lambda: f"{progress()}\n{self.logs()}"
+        )
 
-    async def bulk_users(self, client_id: str, n: int, domain: str = "fanout.example") -> None:
-        """`n` users with e-mail addresses, inserted in one statement (setup speed)."""
-        now = utcnow()
-        rows = [
-            {
-                "id": new_id(),
-                "client_id": client_id,
-                "external_id": f"bulk-{i}",
-                "display_name": None,
-                "email": f"user{i}@{domain}",
-                "metadata": {},
-                "created_at": now,
-                "updated_at": now,
-            }
-            for i in range(n)
-        ]
-        async with self.db.session() as session:
-            await session.execute(insert(User.__table__), rows)  # type: ignore[attr-defined]
-            await session.commit()
+    async def delivery_ids(self, client_id: str) -> set[str]:
+        """See `delivery_ids`."""
+        return await delivery_ids(self.db, client_id)
+
+    async def attempts(self, client_id: str) -> list[DeliveryAttempt]:
+        """See `attempts`."""
+        return await attempts(self.db, client_id)
+
+
+# ---- the database, read directly (the truth the API reports from)
+
+
+async def statuses(db: Database, client_id: str) -> dict[str, int]:
+    """The tenant's deliveries counted by status."""
+    async with db.read_session() as session:
+        rows = (
+            await session.execute(
+                select(col(Delivery.status), func.count())
+                .where(col(Delivery.client_id) == client_id)
+                .group_by(col(Delivery.status))
+            )
+        ).all()
+    return {str(status): int(n) for status, n in rows}
+
+
+async def delivery_ids(db: Database, client_id: str) -> set[str]:
+    """Every delivery id of the tenant."""
+    async with db.read_session() as session:
+        rows = await session.execute(
+            select(col(Delivery.id)).where(col(Delivery.client_id) == client_id)
+        )
+        return {str(r) for r in rows.scalars()}
+
+
+async def attempts(db: Database, client_id: str) -> list[DeliveryAttempt]:
+    """Every attempt of the tenant, in order."""
+    async with db.read_session() as session:
+        rows = await session.execute(
+            select(DeliveryAttempt)
+            .where(col(DeliveryAttempt.client_id) == client_id)
+            .order_by(col(DeliveryAttempt.attempted_at), col(DeliveryAttempt.id))
+        )
+        return list(rows.scalars())
+
+
+async def wait_all_delivered(
+    db: Database, client_id: str, total: int, timeout: float, progress: Callable[[], str] = str
+) -> float:
+    """Poll until all `total` deliveries of the tenant are `delivered`; when (monotonic)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = await statuses(db, client_id)
+        if counts.get("delivered", 0) == total:
+            return time.monotonic()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not all delivered after {timeout}s: {counts} {progress()}")
+        await asyncio.sleep(0.25)
+
+
+async def bulk_users(db: Database, client_id: str, n: int, domain: str = "fanout.example") -> None:
+    """`n` users `bulk-<i>` with e-mail addresses, inserted in one statement (setup speed)."""
+    now = utcnow()
+    rows: list[dict[str, Any]] = [
+        {
+            "id": new_id(),
+            "client_id": client_id,
+            "external_id": f"bulk-{i}",
+            "display_name": None,
+            "email": f"user{i}@{domain}",
+            "metadata": {},
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in range(n)
+    ]
+    async with db.session() as session:
+        await session.execute(insert(User.__table__), rows)  # type: ignore[attr-defined]
+        await session.commit()
 
 
 @contextlib.asynccontextmanager
@@ -192,9 +215,7 @@ async def add_endpoints(api: Api, tenant: Tenant, urls: list[str]) -> list[tuple
     """Webhook endpoints made through POST /webhook-endpoints; (id, secret) each."""
     out = []
     for url in urls:
-        r = await api.http.post(
-            "/api/v1/webhook-endpoints", json={"url": url}, headers=tenant.auth
-        )
+        r = await api.http.post("/api/v1/webhook-endpoints", json={"url": url}, headers=tenant.auth)
         assert r.status_code == 201, r.text
         out.append((r.json()["id"], r.json()["secret"]))
     return out
@@ -218,9 +239,9 @@ async def set_smtp(api: Api, tenant: Tenant, port: int) -> None:
 
 async def send(api: Api, tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
     """POST /notifications/send, expecting 202."""
-    r = await api.http.post("/api/v1/notifications/send", json=body, headers=bearer(
-        tenant.master_key
-    ))
+    r = await api.http.post(
+        "/api/v1/notifications/send", json=body, headers=bearer(tenant.master_key)
+    )
     assert r.status_code == 202, r.text[:2000]
     return dict(r.json())
 
