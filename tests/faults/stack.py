@@ -1,0 +1,350 @@
+"""The scaled relay as separate processes on throwaway servers, for fault tests.
+
+`Stack` runs `chatapi serve`, `chatapi worker` and `chatapi beat` as child processes on a
+PostgreSQL database and a Redis server of the fault tests' own (scripts/throwaway.py), so a
+test may SIGKILL a worker or restart Redis without touching the suite's shared servers.
+`SigningReceiver` is a fast HTTP receiver that verifies every request with
+`standardwebhooks` and counts how often it saw each `webhook-id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from sqlalchemy import func, insert, select
+from sqlmodel import col
+from standardwebhooks import Webhook, WebhookVerificationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.core.clock import utcnow
+from app.core.config import Settings
+from app.core.db import Database
+from app.core.ids import new_id
+from app.notifications.models import Delivery, DeliveryAttempt
+from app.users.models import User
+from scripts.throwaway import Server
+from tests.conftest import ADMIN_KEY, child_env, make_settings
+from tests.support.api import Api, Tenant, bearer
+from tests.support.processes import ChildProcess, free_port, wait_until
+
+# Short enough that a dead worker's leases are re-claimed within seconds, longer than any
+# channel timeout (config refuses otherwise).
+FAULT_SETTINGS: dict[str, Any] = {
+    "DELIVERY_LEASE_SECONDS": 5,
+    "WEBHOOK_TIMEOUT_SECONDS": 3,
+    "SMTP_TIMEOUT_SECONDS": 3,
+    "DELIVERY_SWEEP_INTERVAL_SECONDS": 0.5,
+    "DELIVERY_RETRY_SCHEDULE": [1, 1, 2, 2, 2],
+    "WEBHOOK_ALLOW_PRIVATE_TARGETS": True,
+    "HEARTBEAT_INTERVAL_SECONDS": 3600,
+    "LOG_LEVEL": "INFO",
+}
+
+
+class Stack:
+    """API, worker(s) and beat as child processes; started on demand, all stopped at exit."""
+
+    def __init__(self, database_url: str, redis: Server, workdir: Path, **overrides: Any) -> None:
+        self.redis = redis
+        self.workdir = workdir
+        self.settings: Settings = make_settings(
+            database_url,
+            REDIS_URL=redis.url,
+            REDIS_KEY_PREFIX="faults:",
+            **{**FAULT_SETTINGS, **overrides},
+        )
+        self.env = child_env(self.settings)
+        self.db = Database(database_url)
+        self._children: list[ChildProcess] = []
+        self.base = ""
+
+    def spawn(self, args: list[str], name: str) -> ChildProcess:
+        """Start `chatapi ARGS` (its output in WORKDIR/NAME.log)."""
+        child = ChildProcess(args, self.env, self.workdir, self.workdir / f"{name}.log")
+        self._children.append(child)
+        return child
+
+    def serve(self) -> ChildProcess:
+        """`chatapi serve` on a free port; returns once /health/live answers."""
+        port = free_port()
+        child = self.spawn(["serve", "--port", str(port)], "serve")
+        child.base = self.base = f"http://127.0.0.1:{port}"
+
+        def live() -> bool:
+            if child.proc.poll() is not None:
+                raise AssertionError(f"serve exited early:\n{child.output()}")
+            try:
+                return httpx.get(f"{child.base}/health/live", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(live, 60, "chatapi serve to answer")
+        return child
+
+    def worker(self, name: str = "worker", concurrency: int = 2) -> ChildProcess:
+        """`chatapi worker` (a thread pool sharing one event loop)."""
+        return self.spawn(["worker", "--concurrency", str(concurrency)], name)
+
+    def beat(self) -> ChildProcess:
+        """`chatapi beat` (rings the due-delivery sweep every 0.5 s here)."""
+        return self.spawn(["beat"], "beat")
+
+    def logs(self, limit: int = 4000) -> str:
+        """The tail of every child's output, for failure messages."""
+        return "\n".join(f"--- {c.log_path.name}\n{c.output()[-limit:]}" for c in self._children)
+
+    async def close(self) -> None:
+        """Stop every child (SIGTERM, then SIGKILL) and close the engine."""
+        for child in reversed(self._children):
+            await asyncio.to_thread(child.stop)
+        await self.db.dispose()
+
+    async def statuses(self, client_id: str) -> dict[str, int]:
+        """See `statuses`."""
+        return await statuses(self.db, client_id)
+
+    async def wait_all_delivered(
+        self, client_id: str, total: int, timeout: float, progress: Callable[[], str] = str
+    ) -> float:
+        """See `wait_all_delivered`; a timeout also shows the children's logs."""
+        return await wait_all_delivered(
+            self.db, client_id, total, timeout, lambda: f"{progress()}\n{self.logs()}"
+        )
+
+    async def delivery_ids(self, client_id: str) -> set[str]:
+        """See `delivery_ids`."""
+        return await delivery_ids(self.db, client_id)
+
+    async def attempts(self, client_id: str) -> list[DeliveryAttempt]:
+        """See `attempts`."""
+        return await attempts(self.db, client_id)
+
+
+# ---- the database, read directly (the truth the API reports from)
+
+
+async def statuses(db: Database, client_id: str) -> dict[str, int]:
+    """The tenant's deliveries counted by status."""
+    async with db.read_session() as session:
+        rows = (
+            await session.execute(
+                select(col(Delivery.status), func.count())
+                .where(col(Delivery.client_id) == client_id)
+                .group_by(col(Delivery.status))
+            )
+        ).all()
+    return {str(status): int(n) for status, n in rows}
+
+
+async def delivery_ids(db: Database, client_id: str) -> set[str]:
+    """Every delivery id of the tenant."""
+    async with db.read_session() as session:
+        rows = await session.execute(
+            select(col(Delivery.id)).where(col(Delivery.client_id) == client_id)
+        )
+        return {str(r) for r in rows.scalars()}
+
+
+async def attempts(db: Database, client_id: str) -> list[DeliveryAttempt]:
+    """Every attempt of the tenant, in order."""
+    async with db.read_session() as session:
+        rows = await session.execute(
+            select(DeliveryAttempt)
+            .where(col(DeliveryAttempt.client_id) == client_id)
+            .order_by(col(DeliveryAttempt.attempted_at), col(DeliveryAttempt.id))
+        )
+        return list(rows.scalars())
+
+
+async def wait_all_delivered(
+    db: Database, client_id: str, total: int, timeout: float, progress: Callable[[], str] = str
+) -> float:
+    """Poll until all `total` deliveries of the tenant are `delivered`; when (monotonic)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = await statuses(db, client_id)
+        if counts.get("delivered", 0) == total:
+            return time.monotonic()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not all delivered after {timeout}s: {counts} {progress()}")
+        await asyncio.sleep(0.25)
+
+
+async def bulk_users(db: Database, client_id: str, n: int, domain: str = "fanout.example") -> None:
+    """`n` users `bulk-<i>` with e-mail addresses, inserted in one statement (setup speed)."""
+    now = utcnow()
+    rows: list[dict[str, Any]] = [
+        {
+            "id": new_id(),
+            "client_id": client_id,
+            "external_id": f"bulk-{i}",
+            "display_name": None,
+            "email": f"user{i}@{domain}",
+            "metadata": {},
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in range(n)
+    ]
+    async with db.session() as session:
+        await session.execute(insert(User.__table__), rows)  # type: ignore[attr-defined]
+        await session.commit()
+
+
+@contextlib.asynccontextmanager
+async def api_client(base: str) -> AsyncIterator[Api]:
+    """The public API of a running `chatapi serve`."""
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        yield Api(http, admin_key=ADMIN_KEY)
+
+
+async def add_endpoints(api: Api, tenant: Tenant, urls: list[str]) -> list[tuple[str, str]]:
+    """Webhook endpoints made through POST /webhook-endpoints; (id, secret) each."""
+    out = []
+    for url in urls:
+        r = await api.http.post("/api/v1/webhook-endpoints", json={"url": url}, headers=tenant.auth)
+        assert r.status_code == 201, r.text
+        out.append((r.json()["id"], r.json()["secret"]))
+    return out
+
+
+async def set_smtp(api: Api, tenant: Tenant, port: int) -> None:
+    """The tenant's SMTP server is 127.0.0.1:`port`, no TLS (PUT /email-config)."""
+    r = await api.http.put(
+        "/api/v1/email-config",
+        json={
+            "host": "127.0.0.1",
+            "port": port,
+            "security": "none",
+            "from_email": "relay@shop.example",
+            "from_name": "Shop",
+        },
+        headers=tenant.auth,
+    )
+    assert r.status_code == 200, r.text
+
+
+async def send(api: Api, tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
+    """POST /notifications/send, expecting 202."""
+    r = await api.http.post(
+        "/api/v1/notifications/send", json=body, headers=bearer(tenant.master_key)
+    )
+    assert r.status_code == 202, r.text[:2000]
+    return dict(r.json())
+
+
+def sigkill(child: ChildProcess) -> None:
+    """`kill -9` the child and reap it."""
+    child.proc.send_signal(signal.SIGKILL)
+    child.proc.wait(10)
+
+
+@dataclass
+class SigningReceiver:
+    """Verifies each request's Standard Webhooks signature with its endpoint's secret (by
+    path) and counts every verified `webhook-id`; 204 when valid, 401 when not.
+
+    `hold_after(n)`: from the n-th request on, requests wait until `release()` — so a test
+    knows deliveries are mid-flight when it strikes.
+    """
+
+    port: int = field(default_factory=free_port)
+    secrets: dict[str, Webhook] = field(default_factory=dict)
+    seen: Counter[str] = field(default_factory=Counter)
+    forged: int = 0
+    held: int = 0
+    _hold_from: int | None = None
+    _gate: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def expect(self, path: str, secret: str) -> None:
+        self.secrets[path] = Webhook(secret)
+
+    @property
+    def requests(self) -> int:
+        return sum(self.seen.values())
+
+    @property
+    def duplicates(self) -> int:
+        """Requests beyond the first for the same webhook-id."""
+        return sum(n - 1 for n in self.seen.values())
+
+    def hold_after(self, n: int) -> None:
+        self._hold_from = n
+        self._gate.clear()
+
+    def release(self) -> None:
+        self._hold_from = None
+        self._gate.set()
+
+    async def handle(self, request: Request) -> Response:
+        body = await request.body()
+        verifier = self.secrets.get(request.url.path)
+        try:
+            if verifier is None:
+                raise WebhookVerificationError("unknown path")
+            verifier.verify(body, dict(request.headers))
+        except WebhookVerificationError:
+            self.forged += 1
+            return Response(status_code=401)
+        self.seen[request.headers["webhook-id"]] += 1
+        if self._hold_from is not None and self.requests > self._hold_from:
+            self.held += 1
+            await self._gate.wait()
+        return Response(status_code=204)
+
+
+@contextlib.asynccontextmanager
+async def running_signing_receiver() -> AsyncIterator[SigningReceiver]:
+    """Serve a SigningReceiver on 127.0.0.1 in this event loop."""
+    receiver = SigningReceiver()
+    app = Starlette(routes=[Route("/{path:path}", receiver.handle, methods=["POST"])])
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=receiver.port,
+        log_level="warning",
+        lifespan="off",
+        backlog=2048,
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield receiver
+    finally:
+        receiver.release()
+        server.should_exit = True
+        await task
+
+
+async def until(check: Callable[[], bool | Awaitable[bool]], timeout: float, what: str) -> None:
+    """Poll `check` (sync or async) until true; fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        await asyncio.sleep(0.05)
