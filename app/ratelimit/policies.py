@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -207,14 +208,26 @@ def _enforce(request: Request, stats: WindowStats | None, what: str) -> None:
         )
 
 
+async def _counted(hit: Awaitable[WindowStats | None]) -> WindowStats | None:
+    # Fail open: when the counters' storage (Redis) is down, requests go on uncounted and
+    # without RateLimit-* headers. A limiter outage must not become an API outage: a send
+    # accepted then is stored and delivered once Redis returns.
+    try:
+        return await hit
+    except Exception as exc:
+        log.warning("rate limit storage unavailable; request not counted: %r", exc)
+        return None
+
+
 async def enforce_request(request: Request, principal: Principal) -> None:
     """Count the request (per key and per client): RateLimit-* headers on the answer,
     429 problem with Retry-After over the limit. Called by the authentication dependency."""
-    _enforce(request, await _policies(request).hit_request(principal), "requests per window")
+    stats = await _counted(_policies(request).hit_request(principal))
+    _enforce(request, stats, "requests per window")
 
 
 async def hit_inbound(request: Request, hook_id: str, per_minute: int | None = None) -> None:
     """The inbound-hook limit for a route: count one event on `hook_id`; RateLimit-*
     headers on the answer, 429 problem with Retry-After over the limit."""
-    stats = await _policies(request).hit_inbound(hook_id, per_minute)
+    stats = await _counted(_policies(request).hit_inbound(hook_id, per_minute))
     _enforce(request, stats, "inbound events per minute")

@@ -51,6 +51,10 @@ FAULT_SETTINGS: dict[str, Any] = {
     "WEBHOOK_ALLOW_PRIVATE_TARGETS": True,
     "HEARTBEAT_INTERVAL_SECONDS": 3600,
     "LOG_LEVEL": "INFO",
+    # These tests are about losing nothing, not about quotas (tests/ratelimit has those):
+    # the default 1,000 e-mails an hour would defer most of a 10,000-recipient send.
+    "RATE_LIMIT_EMAILS_PER_HOUR": 100_000,
+    "RATE_LIMIT_WEBHOOKS_PER_SECOND_PER_ENDPOINT": 1_000,
 }
 
 

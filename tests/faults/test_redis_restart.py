@@ -77,7 +77,7 @@ async def test_a_send_while_redis_is_down_is_accepted_and_delivered_after(
     make_stack: Callable[..., Stack],
 ) -> None:
     stack = make_stack()
-    serve = stack.serve()
+    stack.serve()
     stack.beat()
     stack.worker()
     async with running_signing_receiver() as receiver, api_client(stack.base) as api:
@@ -94,6 +94,8 @@ async def test_a_send_while_redis_is_down_is_accepted_and_delivered_after(
             assert got.status_code == 200 and got.json()["status"] == "pending"
         finally:
             await asyncio.to_thread(stack.redis.start_again)
-        assert "enqueueing deliveries failed; the sweep will ring them" in serve.output()
+        # The doorbell publishes off the request (app/notifications/doorbell.py): whether its
+        # publish fails and is logged, or kombu's retry gets through once Redis is back, is
+        # timing; what is promised is the 202 above and the delivery below.
         await stack.wait_all_delivered(tenant.id, 2, timeout=60)
         assert len(receiver.seen) == 2
