@@ -69,7 +69,7 @@ async def summary(
         count = sum(histogram.values())
         p50 = repository.histogram_percentile(histogram, 0.5)
         p95 = repository.histogram_percentile(histogram, 0.95)
-        approximate = list(APPROXIMATE_FIELDS)
+        approximate = list(APPROXIMATE_FIELDS) if count else []
     return AnalyticsSummary(
         since=since,
         until=until,
