@@ -1,5 +1,6 @@
 """Every table model, imported so SQLModel.metadata (and Alembic) sees the whole schema."""
 
+from app.analytics.models import DeliveryRollup, LatencyRollup, RollupState
 from app.auth.models import ApiKey
 from app.email.models import EmailConfig
 from app.inbound.models import InboundEvent, InboundRoomKey, InboundWebhook
@@ -17,6 +18,7 @@ __all__ = [
     "Client",
     "Delivery",
     "DeliveryAttempt",
+    "DeliveryRollup",
     "EmailConfig",
     "Heartbeat",
     "IdempotencyRecord",
@@ -24,9 +26,11 @@ __all__ = [
     "InboundRoomKey",
     "InboundWebhook",
     "InboxItem",
+    "LatencyRollup",
     "Message",
     "Notification",
     "NotificationPreference",
+    "RollupState",
     "Room",
     "RoomMember",
     "User",

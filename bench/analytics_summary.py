@@ -5,7 +5,10 @@ notifications and 1,000,000 deliveries (5 per notification over email / webhook 
 websocket, mixed statuses, delivered ones with latencies) spread over 30 days, with
 INSERT … SELECT generate_series (seconds, not hours), plus a second client with the same
 volume so the client filter matters. Then ANALYZE, and times the endpoint in process
-(httpx ASGI transport, the real app and its lifespan): the whole 30 days and one day.
+(httpx ASGI transport, the real app and its lifespan): the whole 30 days and one day,
+first with no rollup (the summary reads the rows: the exact path, as before the rollups),
+then runs the rollup job as beat would (timed; its first run is the backfill) and times
+the endpoint again (rollups for whole rolled hours).
 
 Run from the repository root (PostgreSQL on 127.0.0.1:5432 by default):
 
@@ -89,6 +92,32 @@ async def seed(dsn: str, client_id: str, start: datetime, deliveries: int) -> No
         await conn.close()
 
 
+async def measure(
+    http: httpx.AsyncClient, auth: dict[str, str], start: datetime, runs: int, phase: str
+) -> None:
+    for label, since, until in (
+        ("30 days (all 1M)", start, start + timedelta(days=31)),
+        ("1 day", start + timedelta(days=10), start + timedelta(days=11)),
+    ):
+        params = {"since": since.isoformat(), "until": until.isoformat()}
+        times = []
+        for _ in range(runs + 1):
+            t = time.perf_counter()
+            r = await http.get("/api/v1/analytics/summary", params=params, headers=auth)
+            times.append(time.perf_counter() - t)
+            assert r.status_code == 200, r.text
+        times = sorted(times[1:])  # the first warms caches
+        body = r.json()
+        latency = body["deliveries"]["latency_seconds"]
+        print(
+            f"{phase:15} {label:17} deliveries {body['deliveries']['total']:>9,}  "
+            f"p50 {statistics.median(times) * 1000:7.1f} ms  "
+            f"max {times[-1] * 1000:7.1f} ms  "
+            f"latency p50/p95 {latency['p50']}/{latency['p95']} s"
+            f"{'  (approximate)' if body['approximate'] else ''}"
+        )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=1_000_000)
@@ -96,6 +125,7 @@ async def main() -> None:
     parser.add_argument("--pg", default=DEFAULT_PG_SERVER)
     parser.add_argument("--keep", action="store_true", help="keep the database (EXPLAIN it)")
     args = parser.parse_args()
+    from app.analytics.rollup import roll_up
     from app.core.config import Settings
     from app.main import create_app
 
@@ -128,26 +158,22 @@ async def main() -> None:
                     f"{time.perf_counter() - began:.1f} s"
                 )
                 auth = {"Authorization": f"Bearer {keys[0][1]}"}
-                for label, since, until in (
-                    ("30 days (all 1M)", start, start + timedelta(days=31)),
-                    ("1 day", start + timedelta(days=10), start + timedelta(days=11)),
-                ):
-                    params = {"since": since.isoformat(), "until": until.isoformat()}
-                    times = []
-                    for _ in range(args.runs + 1):
-                        t = time.perf_counter()
-                        r = await http.get("/api/v1/analytics/summary", params=params, headers=auth)
-                        times.append(time.perf_counter() - t)
-                        assert r.status_code == 200, r.text
-                    times = sorted(times[1:])  # the first warms caches
-                    body = r.json()
-                    print(
-                        f"{label:17} deliveries {body['deliveries']['total']:>9,}  "
-                        f"p50 {statistics.median(times) * 1000:7.1f} ms  "
-                        f"max {times[-1] * 1000:7.1f} ms  "
-                        f"latency p50/p95 {body['deliveries']['latency_seconds']['p50']}/"
-                        f"{body['deliveries']['latency_seconds']['p95']} s"
-                    )
+                # "before": no rollup yet, so the summary reads the deliveries themselves
+                # (the exact path, as before the rollups). Then the rollup job, as beat runs
+                # it (its first run is the backfill), and "after".
+                await measure(http, auth, start, args.runs, "before (rows)")
+                began = time.perf_counter()
+                report = await roll_up(app.state.runtime.db, now=start + timedelta(days=31))
+                print(
+                    f"rollup job (first run = backfill of 2 x {args.deliveries:,}): "
+                    f"{time.perf_counter() - began:.1f} s, rolled until {report.rolled_until}"
+                )
+                began = time.perf_counter()
+                await roll_up(app.state.runtime.db, now=start + timedelta(days=31, minutes=1))
+                print(
+                    f"rollup job (a steady-state run): {(time.perf_counter() - began) * 1000:.0f} ms"
+                )
+                await measure(http, auth, start, args.runs, "after (rollups)")
         if args.keep:
             print(f"kept database {name}")
     finally:

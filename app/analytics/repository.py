@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.analytics import rollup
+from app.analytics.models import DeliveryRollup, LatencyRollup, RollupState
 from app.messages.models import Message
 from app.notifications.models import DELIVERED, Delivery, Notification
 from app.rooms.models import Room
@@ -112,3 +114,89 @@ def percentile(ordered: list[float], fraction: float) -> float | None:
 
 def _num(value: object) -> float | None:
     return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+async def rolled_until(session: AsyncSession) -> datetime | None:
+    """Every hour before this is in the rollups (None: the job never ran)."""
+    state = await session.get(RollupState, rollup.STATE)
+    return None if state is None else state.rolled_until
+
+
+async def rolled_deliveries(
+    session: AsyncSession, client_id: str, since: datetime, until: datetime
+) -> list[tuple[str, str, int]]:
+    """(channel, status, count) from the hourly rollups of the hours in [since, until)."""
+    query = (
+        select(
+            col(DeliveryRollup.channel),
+            col(DeliveryRollup.status),
+            func.sum(col(DeliveryRollup.count)),
+        )
+        .where(
+            col(DeliveryRollup.client_id) == client_id,
+            col(DeliveryRollup.hour) >= since,
+            col(DeliveryRollup.hour) < until,
+        )
+        .group_by(col(DeliveryRollup.channel), col(DeliveryRollup.status))
+    )
+    return [(r[0], r[1], int(r[2])) for r in (await session.execute(query)).all()]
+
+
+async def rolled_latency(
+    session: AsyncSession, client_id: str, since: datetime, until: datetime
+) -> list[tuple[int, int]]:
+    """(bucket, count) from the latency histograms of the hours in [since, until)."""
+    query = (
+        select(col(LatencyRollup.bucket), func.sum(col(LatencyRollup.count)))
+        .where(
+            col(LatencyRollup.client_id) == client_id,
+            col(LatencyRollup.hour) >= since,
+            col(LatencyRollup.hour) < until,
+        )
+        .group_by(col(LatencyRollup.bucket))
+    )
+    return [(int(r[0]), int(r[1])) for r in (await session.execute(query)).all()]
+
+
+async def live_latency(
+    session: AsyncSession, client_id: str, since: datetime, until: datetime
+) -> list[tuple[int, int]]:
+    """(bucket, count) of the delivered deliveries created in [since, until), from the rows."""
+    dialect = session.bind.dialect.name if session.bind is not None else ""
+    bucket = rollup.bucket_of(dialect)
+    query = (
+        select(bucket, func.count())
+        .where(
+            col(Delivery.client_id) == client_id,
+            col(Delivery.created_at) >= since,
+            col(Delivery.created_at) < until,
+            col(Delivery.status) == DELIVERED,
+            col(Delivery.delivered_at).is_not(None),
+        )
+        .group_by(text("1"))
+    )
+    return [(int(r[0]), int(r[1])) for r in (await session.execute(query)).all()]
+
+
+def histogram_percentile(buckets: dict[int, int], fraction: float) -> float | None:
+    """percentile_cont over a latency histogram, in seconds: the values of a bucket are
+    taken as spread evenly over it, so the result is within the bucket precision."""
+    total = sum(buckets.values())
+    if total == 0:
+        return None
+    position = fraction * (total - 1)
+    low = int(position)
+    high = min(low + 1, total - 1)
+    value_low, value_high = _rank_value(buckets, low), _rank_value(buckets, high)
+    return (value_low + (value_high - value_low) * (position - low)) / 1000
+
+
+def _rank_value(buckets: dict[int, int], rank: int) -> float:
+    seen = 0
+    for bucket in sorted(buckets):
+        count = buckets[bucket]
+        if rank < seen + count:
+            lower, upper = rollup.bucket_bounds_ms(bucket)
+            return lower + (upper - lower) * (rank - seen + 0.5) / count
+        seen += count
+    raise ValueError("rank beyond the histogram")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class ActiveInactive(BaseModel):
@@ -49,3 +49,12 @@ class AnalyticsSummary(BaseModel):
     notifications: NotificationsSummary
     deliveries: DeliveriesSummary
     live_connections: int
+    approximate: list[str] = Field(
+        default_factory=list,
+        description=(
+            "The fields that are approximate (dotted paths), empty when all are exact. "
+            "Over hours the hourly rollup job has covered, latency percentiles come from "
+            "a histogram of log-spaced buckets and are within ±10% of the exact value "
+            "(±1 ms under 1 ms); counts are always exact."
+        ),
+    )

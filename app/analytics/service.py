@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.analytics import repository
+from app.analytics import repository, rollup
 from app.analytics.schemas import (
     ActiveInactive,
     AnalyticsSummary,
@@ -19,6 +19,8 @@ from app.tenants.schemas import RoomType
 
 #: Latency figures are rounded to the millisecond (the databases differ past that).
 LATENCY_DIGITS = 3
+#: The fields taken from the latency histograms when the period spans rolled-up hours.
+APPROXIMATE_FIELDS = ("deliveries.latency_seconds.p50", "deliveries.latency_seconds.p95")
 
 
 async def summary(
@@ -38,11 +40,36 @@ async def summary(
             entry.inactive += count
     notifications = dict(await repository.notifications_by_status(session, client_id, since, until))
     by_channel: dict[str, dict[str, int]] = {}
-    for channel, status, count in await repository.deliveries_by_channel_status(
-        session, client_id, since, until
-    ):
-        by_channel.setdefault(channel, {})[status] = count
-    count, p50, p95 = await repository.latency_percentiles(session, client_id, since, until)
+    # Whole hours the rollup job has covered come from the rollups; the edges and the hours
+    # after it (the current one) from the deliveries themselves (app.analytics.rollup).
+    rolled_until = await repository.rolled_until(session)
+    first = rollup.ceil_hour(since)
+    last = min(rollup.floor_hour(until), rolled_until) if rolled_until is not None else first
+    live = [(since, until)] if first >= last else [(since, first), (last, until)]
+    rows = []
+    for start, end in live:
+        if start < end:
+            rows += await repository.deliveries_by_channel_status(session, client_id, start, end)
+    if first < last:
+        rows += await repository.rolled_deliveries(session, client_id, first, last)
+    for channel, status, count in rows:
+        statuses = by_channel.setdefault(channel, {})
+        statuses[status] = statuses.get(status, 0) + count
+    approximate: list[str] = []
+    if first >= last:  # nothing rolled up in the period: exact percentiles
+        count, p50, p95 = await repository.latency_percentiles(session, client_id, since, until)
+    else:
+        histogram: dict[int, int] = {}
+        parts = await repository.rolled_latency(session, client_id, first, last)
+        for start, end in live:
+            if start < end:
+                parts += await repository.live_latency(session, client_id, start, end)
+        for bucket, n in parts:
+            histogram[bucket] = histogram.get(bucket, 0) + n
+        count = sum(histogram.values())
+        p50 = repository.histogram_percentile(histogram, 0.5)
+        p95 = repository.histogram_percentile(histogram, 0.95)
+        approximate = list(APPROXIMATE_FIELDS) if count else []
     return AnalyticsSummary(
         since=since,
         until=until,
@@ -62,4 +89,5 @@ async def summary(
             ),
         ),
         live_connections=live_connections,
+        approximate=approximate,
     )

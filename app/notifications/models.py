@@ -98,6 +98,8 @@ class Delivery(SQLModel, table=True):
             postgresql_where=text("status = 'delivered'"),
             sqlite_where=text("status = 'delivered'"),
         ),
+        # The analytics rollup job: the hours whose deliveries changed since its last run.
+        Index("ix_deliveries_updated", "updated_at"),
     )
 
     id: str = Field(primary_key=True, max_length=26)

@@ -17,6 +17,7 @@ TASK_MODULES = [
     "app.rooms.tasks",
     "app.notifications.tasks",
     "app.inbound.tasks",
+    "app.analytics.tasks",
 ]
 DEFAULT_QUEUE = "chatapi"
 # Deliveries have their own queue: a burst of fan-out work never delays the sweeps.

@@ -32,6 +32,12 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             # A sweep older than the next one is redundant: drop it rather than pile up.
             "options": {"expires": settings.DELIVERY_SWEEP_INTERVAL_SECONDS},
         },
+        # Hourly delivery rollups behind GET /analytics/summary (app/analytics/rollup.py).
+        "analytics-roll-up": {
+            "task": "analytics.roll_up",
+            "schedule": 60.0,
+            "options": {"expires": 60.0},
+        },
         "notifications-purge": {"task": "notifications.purge", "schedule": 86_400},
         # The in-app inbox's retention (INBOX_RETENTION_DAYS).
         "notifications-purge-inbox": {"task": "notifications.purge_inbox", "schedule": 3600},
