@@ -19,6 +19,9 @@ DELIVER_TASK = "notifications.deliver"
 FLUSH_PARKED_TASK = "notifications.flush_parked"
 # Delivery ids per task message: one claim query and one gather per message.
 RING_CHUNK = 100
+# A publish stuck on an unreachable broker must not stall every later ring of this loop:
+# past this the batcher moves on (the thread finishes or fails alone; the sweep re-rings).
+RING_TIMEOUT_SECONDS = 5.0
 
 
 def ring(client_id: str, delivery_ids: Sequence[str], chunk: int = RING_CHUNK) -> int:
@@ -57,7 +60,9 @@ class _Batcher:
             batch, self.pending = self.pending, {}
             for client_id, ids in batch.items():
                 try:
-                    await asyncio.to_thread(ring, client_id, ids)
+                    await asyncio.wait_for(
+                        asyncio.to_thread(ring, client_id, ids), RING_TIMEOUT_SECONDS
+                    )
                 except Exception:
                     log.warning(
                         "enqueueing deliveries failed; the sweep will ring them",
