@@ -18,6 +18,7 @@ from app.core.clock import utcnow
 from app.inbox import service as inbox_service
 from app.notifications import delivery_repository as deliveries
 from app.notifications import repository
+from app.notifications import sweep_repository as sweeps
 from app.notifications.doorbell import ring
 from app.runtime import Runtime
 
@@ -50,7 +51,7 @@ async def sweep_due(rt: Runtime) -> SweepReport:
     async with rt.db.read_session() as session:
         after: tuple[datetime, str] | None = None
         for _ in range(SWEEP_MAX // PAGE):
-            rows = await deliveries.due_for_sweep(session, now=now, limit=PAGE, after=after)
+            rows = await sweeps.due_for_sweep(session, now=now, limit=PAGE, after=after)
             for row in rows:
                 if should_ring((now - row.at).total_seconds(), row.fresh, window, lease):
                     by_client[row.client_id].append(row.id)
@@ -60,7 +61,7 @@ async def sweep_due(rt: Runtime) -> SweepReport:
             after = (rows[-1].at, rows[-1].id)
         after = None
         for _ in range(SWEEP_MAX // PAGE):
-            expired = await deliveries.expired_leases(session, now=now, limit=PAGE, after=after)
+            expired = await sweeps.expired_leases(session, now=now, limit=PAGE, after=after)
             for item in expired:
                 by_client[item.client_id].append(item.id)
             leases += len(expired)
@@ -113,7 +114,7 @@ async def purge(rt: Runtime) -> tuple[int, int]:
     attempts = records = 0
     for _ in range(PURGE_MAX_BATCHES):
         async with rt.db.session() as session:
-            n = await deliveries.purge_attempts(session, before=before, limit=PURGE_BATCH)
+            n = await sweeps.purge_attempts(session, before=before, limit=PURGE_BATCH)
             await session.commit()
         attempts += n
         if n < PURGE_BATCH:

@@ -10,6 +10,7 @@ from app.core.db import Database
 from app.core.ids import new_id
 from app.notifications import delivery_repository as deliveries
 from app.notifications import repository as notifications
+from app.notifications import sweep_repository as sweeps
 from app.notifications.models import Delivery, Notification
 from app.notifications.repository import NewDelivery
 from tests.support.db import create_client
@@ -219,7 +220,7 @@ async def test_a_parked_websocket_delivery_waits_for_its_user_and_is_claimed_onc
             await session.commit()
     async with db.read_session() as session:
         parked = await deliveries.parked_for_user(session, client_id, user_id, limit=10)
-        due = await deliveries.due_deliveries(session, now=now + timedelta(days=1), limit=100)
+        due = await sweeps.due_deliveries(session, now=now + timedelta(days=1), limit=100)
     assert [d.id for d in parked] == ids
     due_ids = {d.id for d in due}
     assert control in due_ids and not due_ids & set(ids), "a parked delivery is never due"
@@ -272,7 +273,7 @@ async def test_due_sweep_finds_due_rows_and_expired_leases_only(
         after = None
         while True:
             async with db.read_session() as session:
-                page = await getattr(deliveries, fetch)(session, now=now, limit=1, after=after)
+                page = await getattr(sweeps, fetch)(session, now=now, limit=1, after=after)
             if not page:
                 return found
             found += [d.id for d in page]
@@ -350,9 +351,9 @@ async def test_attempts_keep_4kb_of_reply_are_listed_in_order_and_purged_in_batc
     assert attempt.reply == "é" * 2048
 
     async with db.session() as session:
-        first = await deliveries.purge_attempts(session, before=t0 + timedelta(seconds=2), limit=1)
-        second = await deliveries.purge_attempts(session, before=t0 + timedelta(seconds=2), limit=1)
-        third = await deliveries.purge_attempts(session, before=t0 + timedelta(seconds=2), limit=1)
+        first = await sweeps.purge_attempts(session, before=t0 + timedelta(seconds=2), limit=1)
+        second = await sweeps.purge_attempts(session, before=t0 + timedelta(seconds=2), limit=1)
+        third = await sweeps.purge_attempts(session, before=t0 + timedelta(seconds=2), limit=1)
         await session.commit()
     assert (first, second, third) == (1, 1, 0)
     async with db.read_session() as session:
