@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import time
 from collections import Counter
@@ -81,13 +82,22 @@ class Stack:
         self._children.append(child)
         return child
 
-    def serve(self) -> ChildProcess:
+    def serve(self, name: str = "serve") -> ChildProcess:
         """`chatapi serve` on a free port; returns once /health/live answers."""
-        port = free_port()
-        child = self.spawn(["serve", "--port", str(port)], "serve")
-        child.base = self.base = f"http://127.0.0.1:{port}"
+        return self.serve_many(name)[0]
 
-        def live() -> bool:
+    def serve_many(self, *names: str) -> list[ChildProcess]:
+        """One `chatapi serve` per name, each on a free port, started together (they start
+        up side by side); returns once every one answers /health/live. `base` is the last
+        one's URL, each child's `base` its own."""
+        children = []
+        for name in names:
+            port = free_port()
+            child = self.spawn(["serve", "--port", str(port)], name)
+            child.base = self.base = f"http://127.0.0.1:{port}"
+            children.append(child)
+
+        def live(child: ChildProcess) -> bool:
             if child.proc.poll() is not None:
                 raise AssertionError(f"serve exited early:\n{child.output()}")
             try:
@@ -95,8 +105,9 @@ class Stack:
             except httpx.HTTPError:
                 return False
 
-        wait_until(live, 60, "chatapi serve to answer")
-        return child
+        for child in children:
+            wait_until(functools.partial(live, child), 60, f"{child.log_path.stem} to answer")
+        return children
 
     def worker(self, name: str = "worker", concurrency: int = 2) -> ChildProcess:
         """`chatapi worker` (a thread pool sharing one event loop)."""
@@ -223,6 +234,17 @@ async def add_endpoints(api: Api, tenant: Tenant, urls: list[str]) -> list[tuple
         assert r.status_code == 201, r.text
         out.append((r.json()["id"], r.json()["secret"]))
     return out
+
+
+async def add_signed_endpoints(
+    api: Api, tenant: Tenant, receiver: SigningReceiver, n: int
+) -> list[str]:
+    """`n` endpoints at the receiver's /hook/<i>, their secrets told to it; their paths."""
+    paths = [f"/hook/{i}" for i in range(n)]
+    made = await add_endpoints(api, tenant, [receiver.url(p) for p in paths])
+    for path, (_, secret) in zip(paths, made, strict=True):
+        receiver.expect(path, secret)
+    return paths
 
 
 async def set_smtp(api: Api, tenant: Tenant, port: int) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from tests.faults.stack import (
     Stack,
-    add_endpoints,
+    add_signed_endpoints,
     api_client,
     running_signing_receiver,
     send,
@@ -42,11 +42,7 @@ async def test_a_redis_restart_mid_run_loses_no_delivery(
     stack.beat()
     async with running_signing_receiver() as receiver, api_client(stack.base) as api:
         tenant = await api.tenant()
-        paths = [f"/hook/{i}" for i in range(ENDPOINTS)]
-        for path, (_, secret) in zip(
-            paths, await add_endpoints(api, tenant, [receiver.url(p) for p in paths]), strict=True
-        ):
-            receiver.expect(path, secret)
+        await add_signed_endpoints(api, tenant, receiver, ENDPOINTS)
         receiver.hold_after(300)
         stack.worker()
         started = time.monotonic()
@@ -82,8 +78,7 @@ async def test_a_send_while_redis_is_down_is_accepted_and_delivered_after(
     stack.worker()
     async with running_signing_receiver() as receiver, api_client(stack.base) as api:
         tenant = await api.tenant()
-        [(_, secret)] = await add_endpoints(api, tenant, [receiver.url("/hook")])
-        receiver.expect("/hook", secret)
+        await add_signed_endpoints(api, tenant, receiver, 1)
         await send(api, tenant, _body(0))  # everything is warm and connected
         await until(lambda: len(receiver.seen) == 1, 30, "the first delivery")
         await asyncio.to_thread(stack.redis.stop)

@@ -18,7 +18,7 @@ import pytest
 
 from tests.faults.stack import (
     Stack,
-    add_endpoints,
+    add_signed_endpoints,
     api_client,
     running_signing_receiver,
     send,
@@ -40,11 +40,7 @@ async def test_a_worker_killed_mid_run_loses_no_delivery(
     stack.beat()
     async with running_signing_receiver() as receiver, api_client(stack.base) as api:
         tenant = await api.tenant()
-        paths = [f"/hook/{i}" for i in range(ENDPOINTS)]
-        for path, (_, secret) in zip(
-            paths, await add_endpoints(api, tenant, [receiver.url(p) for p in paths]), strict=True
-        ):
-            receiver.expect(path, secret)
+        await add_signed_endpoints(api, tenant, receiver, ENDPOINTS)
         receiver.hold_after(300)
         worker = stack.worker("worker-1")
         started = time.monotonic()
