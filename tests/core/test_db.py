@@ -1,4 +1,5 @@
-"""SQLite concurrency: writers queue for the lock, readers do not wait for writers."""
+"""The engine and its pool: SQLite concurrency (writers queue for the lock, readers do not
+wait), PostgreSQL connections cut by the server."""
 
 from __future__ import annotations
 
@@ -62,3 +63,31 @@ async def test_an_idle_pooled_connection_cut_by_the_server_is_replaced_not_an_er
                 assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
     finally:
         await engine.dispose()
+
+
+async def test_a_session_the_server_ends_mid_statement_reads_as_unavailable_then_recovers(
+    pg_url: str,
+) -> None:
+    from app.core.errors import database_unavailable
+
+    db = Database(pg_url)
+    other = await asyncpg.connect("postgresql://" + pg_url.split("://", 1)[1])
+    try:
+        async with db.session() as session:
+            pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            running = asyncio.create_task(session.execute(text("SELECT pg_sleep(30)")))
+            # What a PostgreSQL stop or restart does to every session: ended by the server.
+            while not await other.fetchval(
+                "SELECT state = 'active' FROM pg_stat_activity WHERE pid = $1", pid
+            ):
+                await asyncio.sleep(0.01)
+            assert await other.fetchval("SELECT pg_terminate_backend($1)", pid)
+            with pytest.raises(Exception) as caught:
+                await running
+        # An outage (the API answers 503 problem+json), not a wrong statement (a 500).
+        assert database_unavailable(caught.value), repr(caught.value)
+        async with db.session() as session:  # the pool hands out a live connection next
+            assert (await session.execute(text("SELECT 1"))).scalar_one() == 1
+    finally:
+        await other.close()
+        await db.dispose()
