@@ -123,8 +123,8 @@ class Stack:
 
     async def close(self) -> None:
         """Stop every child (SIGTERM, then SIGKILL) and close the engine."""
-        for child in reversed(self._children):
-            await asyncio.to_thread(child.stop)
+        # Side by side: each graceful shutdown takes seconds, one after another they add up.
+        await asyncio.gather(*(asyncio.to_thread(child.stop) for child in self._children))
         await self.db.dispose()
 
     async def statuses(self, client_id: str) -> dict[str, int]:
