@@ -77,10 +77,14 @@ async def test_a_session_the_server_ends_mid_statement_reads_as_unavailable_then
             pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
             running = asyncio.create_task(session.execute(text("SELECT pg_sleep(30)")))
             # What a PostgreSQL stop or restart does to every session: ended by the server.
-            while not await other.fetchval(
-                "SELECT state = 'active' FROM pg_stat_activity WHERE pid = $1", pid
-            ):
+            for _ in range(1000):  # until the statement runs (10 s at most)
+                if await other.fetchval(
+                    "SELECT state = 'active' FROM pg_stat_activity WHERE pid = $1", pid
+                ):
+                    break
                 await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("pg_sleep never started")
             assert await other.fetchval("SELECT pg_terminate_backend($1)", pid)
             with pytest.raises(Exception) as caught:
                 await running
