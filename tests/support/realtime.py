@@ -23,6 +23,10 @@ from tests.support.api import bearer
 from tests.support.processes import free_port
 
 Received = tuple[str, Any]
+# python-socketio waits 1 s for the server's CONNECT by default, then gives up with a bare
+# ConnectionError: a busy 2-core machine can take longer to authenticate and register a
+# connection. A refusal still comes at once (connect_error).
+CONNECT_WITHIN_SECONDS = 10.0
 
 
 async def wait_for(
@@ -116,7 +120,11 @@ class SioClient:
         `connected` event (information only: subscriptions are live once connect returns)."""
         client = cls()
         await client.sio.connect(
-            base, socketio_path="sockets", auth={"api_key": key}, transports=["websocket"]
+            base,
+            socketio_path="sockets",
+            auth={"api_key": key},
+            transports=["websocket"],
+            wait_timeout=CONNECT_WITHIN_SECONDS,
         )
         if ready:
             await wait_for(client.events, lambda e: e[0] == "connected")
