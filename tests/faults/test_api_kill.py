@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -53,6 +54,7 @@ class FailoverClient:
         self.disconnected = asyncio.Event()
         self.may_reconnect = asyncio.Event()
         self.resynced = asyncio.Event()
+        self.slowest_connect = 0.0
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -75,10 +77,12 @@ class FailoverClient:
 
     async def _connect(self, base: str) -> None:
         # Subscribed once connect returns (API.md §5): no need to wait for `connected`.
+        started = time.monotonic()
         if self.transport == "websocket":
             self.sessions.append(await WsClient.open(base, self.key, ready=False))
         else:
             self.sessions.append(await SioClient.open(base, self.key, ready=False))
+        self.slowest_connect = max(self.slowest_connect, time.monotonic() - started)
 
     async def _gone(self, session: WsClient | SioClient) -> None:
         if isinstance(session, WsClient):
@@ -119,15 +123,17 @@ class FailoverClient:
             after = seqs[-1]
 
     async def close(self) -> None:
-        """Stop reconnecting and close the current connection."""
-        if self._task is not None:
-            if self._task.done():
-                self._task.result()  # raise what went wrong
-            self._task.cancel()
+        """Stop reconnecting, close the current connection, then raise what went wrong in
+        the background, if anything did."""
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         with contextlib.suppress(Exception):
             await self.sessions[-1].close()
+        if task is not None and not task.cancelled():
+            task.result()
 
 
 async def post(api: Api, tenant: Tenant, room_id: str, content: str) -> int:
@@ -181,6 +187,8 @@ async def test_clients_of_a_killed_api_process_reconnect_to_the_other_and_sync_e
                     lambda e: e[0] == "message.created" and e[1]["seq"] == last,
                     timeout=10,
                 )
+        except Exception as exc:  # what the servers said is the best clue
+            raise AssertionError(f"{exc!r}\n{stack.logs()}") from exc
         finally:
             for client in clients:
                 await client.close()
@@ -197,7 +205,7 @@ async def test_clients_of_a_killed_api_process_reconnect_to_the_other_and_sync_e
         f"\nAPI process killed: {len(posted)} messages; "
         + "; ".join(
             f"{c.transport} client: {len(c.live)} live, {len(c.synced)} by sync "
-            f"({len(c.live & c.synced)} both)"
+            f"({len(c.live & c.synced)} both), slowest connect {c.slowest_connect:.2f}s"
             for c in clients
         )
     )
