@@ -23,6 +23,8 @@ COPY pyproject.toml README.m[d] alembic.in[i] ./
 COPY app/ ./app/
 COPY alembic/ ./alembic/
 COPY scripts/ ./scripts/
+# The browser demo's files, served at /demo only when DEMO_ENABLED=true.
+COPY examples/browser-chat/ ./examples/browser-chat/
 
 # Code stays root-owned; only the directory is writable (for the default SQLite file).
 RUN pip install --upgrade pip \

@@ -109,6 +109,10 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
     bind_handlers(sio, app.state)
     app.state.sio = sio
     app.mount("/sockets", socketio_asgi_app(sio))
+    if settings.DEMO_ENABLED:
+        from app.demo.routes import install_demo
+
+        install_demo(app, settings)
     # Innermost first: keyless calls are refused before their body is read; the request log
     # (outermost) sees the 401/408/413 the others answer.
     app.add_middleware(RateLimitHeadersMiddleware)

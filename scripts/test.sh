@@ -25,6 +25,20 @@ if [[ ! -f "$STAMP" || pyproject.toml -nt "$STAMP" ]]; then
     touch "$STAMP"
 fi
 
+# The browser demo's test (tests/demo/test_browser_chat.py) drives Debian's Chromium through
+# Playwright (never Playwright's own browser downloads). Root on Debian installs it; without
+# it that test skips, except under CI=true where it fails.
+if ! command -v chromium >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "test.sh: installing chromium with apt-get" >&2
+        { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >&2 ||
+            echo "test.sh: warning: could not install chromium" >&2
+    else
+        echo "test.sh: warning: chromium is missing (apt-get install chromium)" >&2
+    fi
+fi
+
 STATE_DIR="$(mktemp -d "${TMPDIR:-/tmp}/chatapi-test.XXXXXX")"
 # shellcheck disable=SC2317  # invoked via trap
 cleanup() {

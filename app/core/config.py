@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -90,6 +91,15 @@ class Settings(BaseSettings):
     QUEUE_DEGRADED_AGE_SECONDS: float = Field(default=300, gt=0)
     # `chatapi worker`: serve its Prometheus metrics on this port (0: off).
     WORKER_METRICS_PORT: int = Field(default=0, ge=0, le=65535)
+    # The browser demo (examples/browser-chat, docs/demo.md): served at /demo only when on.
+    # It hands out user keys of the demo client to anyone who opens the page, so it is off
+    # unless asked for. Its client is the one with this slug (made on first use if absent);
+    # logins are limited per caller address (each costs a bcrypt hash).
+    DEMO_ENABLED: bool = False
+    DEMO_CLIENT_SLUG: str = Field(default="demo", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    DEMO_LOGINS_PER_MINUTE: int = Field(default=30, gt=0)
+    # The demo's files; empty: examples/browser-chat of the source tree the app runs from.
+    DEMO_DIR: str = ""
 
     @field_validator("REDIS_URL", "ADMIN_API_KEY", "SECRET_KEY", "SENTRY_DSN", mode="before")
     @classmethod
@@ -162,6 +172,11 @@ class Settings(BaseSettings):
                 "INBOUND_LEASE_SECONDS: must exceed TASK_TIMEOUT_SECONDS "
                 f"({self.TASK_TIMEOUT_SECONDS} s)"
             )
+        if self.DEMO_ENABLED and not (self.demo_dir / "index.html").is_file():
+            raise ValueError(
+                f"DEMO_DIR: no index.html in {self.demo_dir} (point DEMO_DIR at the "
+                "examples/browser-chat folder of the source tree)"
+            )
         if self.ENVIRONMENT == "production":
             problems = []
             if not self.SECRET_KEY:
@@ -189,6 +204,13 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when no Redis is configured: broker, bus and limits all run in-process."""
         return self.REDIS_URL is None
+
+    @property
+    def demo_dir(self) -> Path:
+        """The browser demo's folder (DEMO_DIR, else the source tree's examples/browser-chat)."""
+        if self.DEMO_DIR:
+            return Path(self.DEMO_DIR)
+        return Path(__file__).resolve().parents[2] / "examples" / "browser-chat"
 
     @property
     def delivery_attempt_limit(self) -> int:

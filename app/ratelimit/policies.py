@@ -164,6 +164,13 @@ class RateLimitPolicies:
         amount = per_minute or self.settings.RATE_LIMIT_INBOUND_PER_MINUTE
         return await self.counter.hit(RateLimitItemPerMinute(amount, 1, "ih"), hook_id)
 
+    async def hit_demo_login(self, address: str) -> WindowStats | None:
+        """Count one browser-demo login from `address` (None when limits are off)."""
+        if not self.enabled:
+            return None
+        item = RateLimitItemPerMinute(self.settings.DEMO_LOGINS_PER_MINUTE, 1, "dl")
+        return await self.counter.hit(item, address)
+
     async def hit_channel(
         self, client_id: str, channel: str, endpoint_id: str | None
     ) -> WindowStats | None:
@@ -231,3 +238,10 @@ async def hit_inbound(request: Request, hook_id: str, per_minute: int | None = N
     headers on the answer, 429 problem with Retry-After over the limit."""
     stats = await _counted(_policies(request).hit_inbound(hook_id, per_minute))
     _enforce(request, stats, "inbound events per minute")
+
+
+async def hit_demo_login(request: Request, address: str) -> None:
+    """The browser demo's login limit for a route: count one login from `address`; 429
+    problem with Retry-After over DEMO_LOGINS_PER_MINUTE (each login costs a bcrypt hash)."""
+    stats = await _counted(_policies(request).hit_demo_login(address))
+    _enforce(request, stats, "demo logins per minute")

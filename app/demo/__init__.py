@@ -1,0 +1,1 @@
+"""The browser demo (examples/browser-chat) served at /demo when DEMO_ENABLED is set."""
