@@ -131,6 +131,12 @@ def machine_line() -> str:
     return f"machine: {os.cpu_count()} CPUs, load average {load} (1/5/15 min) at start"
 
 
+def progress(tag: str, what: str) -> None:
+    """A timestamped progress line on stderr: the log of a run that was stopped for
+    overrunning its time limit shows which phase was slow."""
+    print(f"  [{tag}] {time.strftime('%H:%M:%S')} {what}", file=sys.stderr, flush=True)
+
+
 def ms(seconds: float) -> str:
     """Seconds as a short millisecond figure."""
     return f"{seconds * 1000:.3f}"

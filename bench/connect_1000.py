@@ -26,7 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from node_driver import NodeFleet, ratio
 from targets import TARGET_NAMES, TargetUnavailable, make_target
 
-from bench._support import Figure, add_json_argument, meets, safe_ratio, write_figures
+from bench._support import (
+    Figure,
+    add_json_argument,
+    meets,
+    progress,
+    safe_ratio,
+    write_figures,
+)
 
 CWD = os.getcwd()  # where --py-spy writes its samples
 
@@ -36,8 +43,10 @@ async def measure(
 ) -> dict[str, float]:
     target = make_target(name)
     await target.start()
+    progress(name, "server up")
     try:
         auths = await target.prepare(clients, room=room)
+        progress(name, f"{len(auths)} clients prepared; connecting")
         fleet = NodeFleet(target.url, auths, concurrency=concurrency)
         spy = None
         if py_spy and name == "chatapi":

@@ -32,7 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from node_driver import NodeFleet, ratio
 from targets import Target, TargetUnavailable, make_target
 
-from bench._support import Figure, add_json_argument, meets, safe_ratio, write_figures
+from bench._support import (
+    Figure,
+    add_json_argument,
+    meets,
+    progress,
+    safe_ratio,
+    write_figures,
+)
 
 ALL_TARGETS = ("bare", "node", "chatapi", "chatapi-ws")
 
@@ -78,13 +85,15 @@ async def run_phase(
 
 
 async def measure(
-    name: str, clients: int, procs: int, post_concurrency: int, body: PhaseRunner
+    name: str, clients: int, procs: int, post_concurrency: int, body: PhaseRunner, direct: bool
 ) -> list[Figures]:
     base = "chatapi" if name.startswith("chatapi") else name
     target = make_target(base, post_concurrency=post_concurrency)
     await target.start()
+    progress(name, "server up")
     try:
-        auths = await target.prepare(clients, room=True)
+        auths = await target.prepare(clients, room=True, direct=direct)
+        progress(name, f"{len(auths)} clients prepared; connecting")
         fleet = NodeFleet(
             target.url,
             auths,
@@ -94,6 +103,7 @@ async def measure(
         )
         try:
             conn = await fleet.start()
+            progress(name, f"{conn.connected} connected in {conn.connect_s:.1f} s")
             if conn.failed:
                 print(f"  [{name}] {conn.failed} failed: {conn.errors}", file=sys.stderr)
             await fleet.quiet(1000)
@@ -147,17 +157,33 @@ def print_table(rows: list[Figures], title: str) -> None:
 
 
 async def run_targets(
-    names: list[str], clients: int, procs: int, post_concurrency: int, body: PhaseRunner
+    names: list[str],
+    clients: int,
+    procs: int,
+    post_concurrency: int,
+    body: PhaseRunner,
+    direct: bool = True,
 ) -> dict[str, list[Figures]]:
     out: dict[str, list[Figures]] = {}
     for name in names:
         try:
-            out[name] = await measure(name, clients, procs, post_concurrency, body)
+            out[name] = await measure(name, clients, procs, post_concurrency, body, direct)
         except TargetUnavailable as exc:
             print(f"[{name}] skipped: {exc}", file=sys.stderr)
             continue
         print(f"{name}: {out[name]}", file=sys.stderr, flush=True)
     return out
+
+
+def add_rest_setup_argument(parser: argparse.ArgumentParser) -> None:
+    """`--rest-setup`: ChatAPI's users and keys through REST instead of written straight
+    into its database (targets.ChatapiTarget._insert_users_and_keys); the room is made
+    through REST either way."""
+    parser.add_argument(
+        "--rest-setup",
+        action="store_true",
+        help="ChatAPI users and keys through REST (POST /users + /auth/login each)",
+    )
 
 
 def compare(
@@ -238,6 +264,7 @@ async def main() -> None:
     parser.add_argument("--procs", type=int, default=1, help="Node driver processes")
     parser.add_argument("--post-concurrency", type=int, default=4)
     parser.add_argument("--targets", default=",".join(ALL_TARGETS))
+    add_rest_setup_argument(parser)
     add_json_argument(parser)
     args = parser.parse_args()
     names = [n for n in args.targets.split(",") if n]
@@ -247,6 +274,7 @@ async def main() -> None:
         args.procs,
         args.post_concurrency,
         Burst(args.messages, args.payload_bytes),
+        direct=not args.rest_setup,
     )
     rows = [f for name in names for f in res.get(name, [])]
     report_burst(rows, args.clients, args.messages)

@@ -34,6 +34,7 @@ from fanout_burst import (
     Burst,
     Figures,
     PhaseRunner,
+    add_rest_setup_argument,
     burst_figures,
     compare,
     print_table,
@@ -135,6 +136,7 @@ async def main() -> None:
         "--burst", type=int, default=0, help="first a burst of this many messages (row 4)"
     )
     parser.add_argument("--post-concurrency", type=int, default=1, help="ChatAPI's POSTs")
+    add_rest_setup_argument(parser)
     add_json_argument(parser)
     args = parser.parse_args()
     names = [n for n in args.targets.split(",") if n]
@@ -142,7 +144,9 @@ async def main() -> None:
     runner: PhaseRunner = Paced(rates, args.clients, args.seconds)
     if args.burst:
         runner = Phases(Burst(args.burst, 64), runner)
-    res = await run_targets(names, args.clients, args.procs, args.post_concurrency, runner)
+    res = await run_targets(
+        names, args.clients, args.procs, args.post_concurrency, runner, not args.rest_setup
+    )
     figures: list[Figure] = []
     if args.burst:
         bursts = [res[name].pop(0) for name in names if res.get(name)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -68,29 +69,38 @@ def _ratio(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}×"  # noqa: RUF001 (a times sign)
 
 
-def _last_line(log: Path) -> str:
+def _why(log: Path, script: str, timed_out: bool) -> str:
+    """The line of the log that says why: for a timeout the last progress line
+    (`_support.progress`), else the script's own error ("name: ..."), else the last
+    exception line, else the last line."""
     try:
         lines = [x for x in log.read_text(errors="replace").splitlines() if x.strip()]
     except OSError:
         return "no log"
-    return lines[-1][:160] if lines else "empty log"
+    steps = [x.strip() for x in lines if re.match(r"^\s*\[[^]]+\] \d\d:\d\d:\d\d ", x)]
+    if timed_out and steps:
+        return f"last step: {steps[-1]}"[:160]
+    own = [x for x in lines if x.startswith(f"{Path(script).stem}: ")]
+    errors = [x for x in lines if re.match(r"^[\w.]*(Error|Exception|Interrupt)\b", x)]
+    chosen = own[0] if own else errors[-1] if errors else lines[-1] if lines else "empty log"
+    return chosen[:160]
 
 
 def rows_of(run: Run) -> list[tuple[str, ...]]:
-    """The table rows of one run: its figures, or one FAILED row."""
-    doc = None
-    if run.exit_code == 0:
-        try:
-            doc = json.loads(run.json_path.read_text())
-        except (OSError, ValueError):
-            doc = None
-    if doc is None:
+    """The table rows of one run: its figures (a script that stopped early may have written
+    some), then one FAILED row if it did not finish."""
+    try:
+        doc = json.loads(run.json_path.read_text())
+    except (OSError, ValueError):
+        doc = {"figures": []}
+    failed: list[tuple[str, ...]] = []
+    if run.exit_code != 0 or not doc["figures"]:
         why = "timed out" if run.exit_code == 124 else f"exit {run.exit_code}"
         if run.exit_code == 0:
             why = "no figures written"
-        return [
+        failed = [
             (f"{run.label} ({run.script})", f"FAILED: {why} after {run.seconds:.0f} s — "
-             f"{_last_line(run.log_path)}", "", "", "", "FAILED", "")
+             f"{_why(run.log_path, run.script, run.exit_code == 124)}", "", "", "", "FAILED", "")
         ]  # fmt: skip
     return [
         (
@@ -103,7 +113,7 @@ def rows_of(run: Run) -> list[tuple[str, ...]]:
             f["driver_cpu"],
         )
         for f in doc["figures"]
-    ]
+    ] + failed
 
 
 def markdown_table(rows: list[tuple[str, ...]]) -> str:

@@ -31,7 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from node_driver import NodeFleet, ratio
 from targets import Target, TargetUnavailable, make_target
 
-from bench._support import Figure, add_json_argument, meets, safe_ratio, write_figures
+from bench._support import (
+    Figure,
+    add_json_argument,
+    meets,
+    progress,
+    safe_ratio,
+    write_figures,
+)
 
 ALL_TARGETS = ("bare", "node", "chatapi", "chatapi-ws")
 
@@ -48,17 +55,21 @@ async def measure(name: str, n: int, procs: int, direct: bool) -> dict[str, floa
     target = make_target("chatapi" if name.startswith("chatapi") else name)
     transport = "websocket" if name == "chatapi-ws" else "socketio"
     await target.start()
+    progress(name, "server up")
     try:
         t0 = time.monotonic()
         auths = await target.prepare(n + 1, room=False, direct=direct)
         setup_s = time.monotonic() - t0
+        progress(name, f"{n + 1} clients prepared in {setup_s:.1f} s")
         warm = NodeFleet(target.url, auths[:1], transport=transport)
         await warm.start()
         await warm.close()
         rss0 = await steady_rss(target)
         fleet = NodeFleet(target.url, auths[1:], transport=transport, procs=procs)
         try:
+            progress(name, f"RSS_0 {rss0 / 2**20:.1f} MB; connecting {n}")
             conn = await fleet.start()
+            progress(name, f"{conn.connected} connected in {conn.connect_s:.1f} s")
             await fleet.quiet(1000)
             rss_n = await steady_rss(target)
             rep = await fleet.report()
@@ -142,6 +153,8 @@ async def main() -> None:
             print(f"[{name}] skipped: {exc}", file=sys.stderr)
             continue
         print(f"{name}: {res[name]}", file=sys.stderr, flush=True)
+        # After each target, so a run stopped later (time limit) keeps what it measured.
+        write_figures(args.json, "idle_memory.py", memory_figures(res, args.connections))
     print(f"\nIdle connections: {args.connections} on one server process, Node driver")
     print(
         f"{'target':11} {'connected':>10} {'RSS_0 MB':>9} {'RSS_N MB':>9} {'KB/conn':>8}"

@@ -231,7 +231,10 @@ def run_wrk(side: Side, args: argparse.Namespace, seconds: int, record: bool) ->
         raise BenchError(f"wrk failed ({proc.returncode}):\n{out}")
     figures = json.loads(match.group(1))
     if figures["non2xx"]:
-        raise BenchError(f"{side.label}: {figures['non2xx']} non-2xx answers\n{out}")
+        raise BenchError(
+            f"{side.label}: {figures['non2xx']} non-2xx answers\n{out}\n"
+            f"{side.label} server's log:\n{side.server.log_tail()}"
+        )
     if not record:
         return
     side.requests += figures["requests"]

@@ -54,6 +54,7 @@ from bench._support import (
     free_port,
     machine_line,
     percentile,
+    progress,
     require_local,
     write_figures,
 )
@@ -219,11 +220,6 @@ async def drive(
     elapsed = loop.time() - t0
     await asyncio.gather(*tasks)
     return answer_times, (count - 1) / elapsed if elapsed > 0 else float("nan"), bad
-
-
-def progress(mode: str, what: str) -> None:
-    """A progress line on stderr (a slow phase shows in the log of a run that timed out)."""
-    print(f"  [{mode}] {time.strftime('%H:%M:%S')} {what}", file=sys.stderr, flush=True)
 
 
 async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:

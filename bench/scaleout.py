@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fanout"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fanout_burst import add_rest_setup_argument
 from node_driver import NodeFleet, ratio
 from targets import ChatapiTarget
 
@@ -37,6 +38,7 @@ from bench._support import (
     add_json_argument,
     create_pg_database,
     drop_pg_database,
+    progress,
     require_local,
     safe_ratio,
     write_figures,
@@ -74,11 +76,14 @@ async def run(setup: str, args: argparse.Namespace, db_url: str) -> dict[str, fl
         for s in servers:  # one after another: each migrates on start
             await s.start()
         first = servers[0]
-        auths = await first.prepare(args.clients, room=True)
+        progress(setup, f"{count} server(s) up")
+        auths = await first.prepare(args.clients, room=True, direct=not args.rest_setup)
+        progress(setup, f"{len(auths)} clients prepared; connecting")
         for i, s in enumerate(servers):
             share = auths[i::count]
             fleets.append(NodeFleet(s.url, share, latency_path=first.latency_path))
         await asyncio.gather(*(f.start() for f in fleets))
+        progress(setup, "connected")
         await asyncio.gather(*(f.quiet(1000) for f in fleets))
         await first.trigger(5, 64)  # warm-up
         await asyncio.gather(*(f.wait(5, timeout=60) for f in fleets))
@@ -138,6 +143,7 @@ async def main() -> None:
     parser.add_argument("--post-concurrency", type=int, default=4)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--pg-server", default=DEFAULT_PG_SERVER)
+    add_rest_setup_argument(parser)
     add_json_argument(parser)
     args = parser.parse_args()
     require_local(args.redis_url)

@@ -63,6 +63,7 @@ from bench._support import (
     drop_pg_database,
     machine_line,
     meets,
+    progress,
     require_local,
     run_uvicorn,
     write_figures,
@@ -242,6 +243,7 @@ async def run_ours(
     spy: subprocess.Popen[bytes] | None = None
     try:
         await worker.ready()
+        progress("P4", "worker ready; ringing")
         async with httpx.AsyncClient(base_url=receiver.base_url) as http:
             await http.post("/reset")
             client_id = await conn.fetchval("SELECT client_id FROM deliveries LIMIT 1")
@@ -392,10 +394,14 @@ async def run(args: argparse.Namespace) -> None:
     inflight = min(args.worker_threads * DELIVERY_CONCURRENCY, args.endpoints * args.cap)
     try:
         await asyncio.gather(receiver.start("/stats"), api.start("/health/live"))
+        progress("P4", "receiver and API up; creating the deliveries")
         ids = await create_deliveries(api.base_url, f"{receiver.base_url}/hook", args)
+        progress("P4", f"{len(ids)} deliveries created; baseline run 1")
         await api.stop()
         base1 = await run_baseline(args, len(ids), inflight, receiver)
+        progress("P4", f"baseline {base1['rate']:,.0f}/s; starting the worker")
         ours = await run_ours(args, ids, receiver, env, conn)
+        progress("P4", f"ours {ours['rate']:,.0f}/s; baseline run 2")
         base2 = await run_baseline(args, len(ids), inflight, receiver)
     finally:
         await asyncio.gather(receiver.stop(), api.stop())
