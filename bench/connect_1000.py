@@ -8,7 +8,7 @@ connected, the server's CPU during it, and the driver's CPU. Rounds alternate ta
 
 Usage:
     python bench/connect_1000.py [--clients 1000] [--concurrency 50] [--rounds 1]
-        [--targets bare,node,chatapi] [--no-room]
+        [--targets bare,node,chatapi] [--no-room] [--json PATH]
 """
 
 from __future__ import annotations

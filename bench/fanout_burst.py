@@ -13,7 +13,12 @@ Targets: bare, node, chatapi (Socket.IO), chatapi-ws (plain WebSocket /api/v1/we
 
 Usage:
     python bench/fanout_burst.py [--clients 1000] [--messages 100] [--procs 1]
-        [--targets bare,node,chatapi,chatapi-ws] [--post-concurrency 4]
+        [--targets bare,node,chatapi,chatapi-ws] [--post-concurrency 4] [--rest-setup]
+        [--json PATH]
+
+ChatAPI's users and keys are written straight into its database (one INSERT per table, see
+targets.ChatapiTarget._insert_users_and_keys; `--rest-setup`: POST /users + /auth/login
+each); the room is made through REST either way.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@
 #
 # Runs each figure's script (each starts its own servers, ours and the baseline, and writes
 # its figures with --json), one after another, with sizes chosen so the whole run takes
-# about 10 minutes on 2 cores. A script that fails or overruns its time limit is reported
+# about 10-12 minutes on 2 idle cores (28 min measured on 2 cores shared at load average
+# 8-10; P6's 10,000 connections are the longest part). A script that fails or overruns its time limit is reported
 # as FAILED in the table and the run goes on. At the end it prints one table and writes it
 # to bench/results/latest.md; every script's full output is in bench/results/logs/.
 # See bench/README.md ("Method") for what each figure measures.
@@ -78,7 +79,7 @@ run "P3" 240 notification_latency.py --rate 200 --seconds "$LATENCY_SECONDS" --g
 run "P2, #15 rows 4-5" 480 fanout_paced.py --clients "$FANOUT_CLIENTS" \
   --burst "$FANOUT_MESSAGES" --post-concurrency 4 --rates 5000d --seconds "$PACED_SECONDS"
 run "#15 row 3" 240 connect_1000.py --clients "$FANOUT_CLIENTS" --targets bare,node,chatapi
-run "P6" 720 idle_memory.py --connections "$P6_CONNECTIONS" --procs 2 \
+run "P6" 900 idle_memory.py --connections "$P6_CONNECTIONS" --procs 2 \
   --targets bare,chatapi,chatapi-ws
 run "#15 row 7" 360 scaleout.py --clients "$FANOUT_CLIENTS" --messages "$FANOUT_MESSAGES"
 

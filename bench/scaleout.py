@@ -13,6 +13,7 @@ cores, so the ratio says what the bus costs there, not what a second machine wou
 Usage:
     python bench/scaleout.py [--clients 1000] [--messages 100] [--post-concurrency 4]
         [--redis-url redis://127.0.0.1:6379/0] [--pg-server postgresql://postgres@127.0.0.1:5432/postgres]
+        [--rest-setup] [--json PATH]
 """
 
 from __future__ import annotations
