@@ -69,10 +69,13 @@ def asyncpg_dsn(sqlalchemy_url: str) -> str:
     return _asyncpg_dsn(sqlalchemy_url)
 
 
-async def create_pg_database(server_url: str, prefix: str = "chatapi_bench") -> tuple[str, str]:
-    """Create and migrate a fresh database; return (name, SQLAlchemy URL)."""
+async def create_pg_database(server_url: str, prefix: str | None = None) -> tuple[str, str]:
+    """Create and migrate a fresh database; return (name, SQLAlchemy URL). Its name starts
+    with `prefix`, else $BENCH_DB_PREFIX (run_all.sh's own, to find what an interrupted
+    script left), else "chatapi_bench"."""
     from app.core.migrations import upgrade
 
+    prefix = prefix or os.environ.get("BENCH_DB_PREFIX") or "chatapi_bench"
     name = f"{prefix}_{secrets.token_hex(4)}"
     conn = await asyncpg.connect(_asyncpg_dsn(require_local(server_url)))
     try:
@@ -104,6 +107,24 @@ async def create_sqlite_database(folder: Path) -> str:
     url = f"sqlite+aiosqlite:///{folder / 'chatapi_bench.db'}"
     await asyncio.to_thread(upgrade, url)
     return url
+
+
+async def drop_leftover_databases(server_url: str, prefix: str) -> list[str]:
+    """Drop every database whose name starts with `prefix` + "_" (what scripts stopped in
+    their cleanup left behind); answers their names."""
+    conn = await asyncpg.connect(_asyncpg_dsn(require_local(server_url)))
+    try:
+        names = [
+            str(r[0])
+            for r in await conn.fetch(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, $1)", prefix + "_"
+            )
+        ]
+        for name in names:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+    return names
 
 
 def free_port() -> int:

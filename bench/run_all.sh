@@ -36,6 +36,10 @@ P6_CONNECTIONS="${P6_CONNECTIONS:-10000}"  # P6: idle connections per server
 # machine still finishes it; LIMIT_FACTOR scales them all (e.g. 0.5 on a quiet machine).
 LIMIT_FACTOR="${LIMIT_FACTOR:-1}"
 
+# Scratch databases of this run are named after it, so any a stopped script could not drop
+# are found and dropped at the end (other runs on the same server use other names).
+export BENCH_DB_PREFIX="chatapi_bench_runall$$"
+
 mkdir -p "$OUT/logs"
 rm -f "$OUT"/*.json "$OUT/manifest.tsv" "$OUT"/logs/*.log
 MANIFEST="$OUT/manifest.tsv"
@@ -82,6 +86,14 @@ run "#15 row 3" 240 connect_1000.py --clients "$FANOUT_CLIENTS" --targets bare,n
 run "P6" 900 idle_memory.py --connections "$P6_CONNECTIONS" --procs 2 \
   --targets bare,chatapi,chatapi-ws
 run "#15 row 7" 360 scaleout.py --clients "$FANOUT_CLIENTS" --messages "$FANOUT_MESSAGES"
+
+"$PY" - "$BENCH_DB_PREFIX" <<'PY'
+import asyncio, sys
+from bench._support import DEFAULT_PG_SERVER, drop_leftover_databases
+left = asyncio.run(drop_leftover_databases(DEFAULT_PG_SERVER, sys.argv[1]))
+if left:
+    print(f"dropped {len(left)} scratch database(s) a stopped script left: {', '.join(left)}")
+PY
 
 echo
 "$PY" bench/figures_table.py "$MANIFEST" --out "$OUT/latest.md" \
