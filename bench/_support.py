@@ -5,8 +5,10 @@ Not a benchmark itself. Every helper talks to 127.0.0.1 only.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import math
 import os
 import secrets
 import signal
@@ -16,6 +18,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,6 +30,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PG_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 ADMIN_KEY = "bench-admin-key-" + secrets.token_hex(16)
+#: Environment of every ChatAPI process a bench starts. The rate limiter stays on (its
+#: counting is part of every measured request) but the deployment-default quotas are
+#: lifted: a bench pushes thousands of requests a minute through one key, and webhooks at
+#: hundreds a second to one endpoint, which the defaults (1,200 requests a minute per key,
+#: 20 webhooks a second per endpoint) rightly refuse or defer.
+LIFTED_QUOTAS = {
+    "RATE_LIMIT_REQUESTS_PER_MINUTE": "1000000000",
+    "RATE_LIMIT_CLIENT_REQUESTS_PER_MINUTE": "1000000000",
+    "RATE_LIMIT_WEBHOOKS_PER_SECOND_PER_ENDPOINT": "1000000",
+}
 
 
 class BenchError(RuntimeError):
@@ -55,10 +69,13 @@ def asyncpg_dsn(sqlalchemy_url: str) -> str:
     return _asyncpg_dsn(sqlalchemy_url)
 
 
-async def create_pg_database(server_url: str, prefix: str = "chatapi_bench") -> tuple[str, str]:
-    """Create and migrate a fresh database; return (name, SQLAlchemy URL)."""
+async def create_pg_database(server_url: str, prefix: str | None = None) -> tuple[str, str]:
+    """Create and migrate a fresh database; return (name, SQLAlchemy URL). Its name starts
+    with `prefix`, else $BENCH_DB_PREFIX (run_all.sh's own, to find what an interrupted
+    script left), else "chatapi_bench"."""
     from app.core.migrations import upgrade
 
+    prefix = prefix or os.environ.get("BENCH_DB_PREFIX") or "chatapi_bench"
     name = f"{prefix}_{secrets.token_hex(4)}"
     conn = await asyncpg.connect(_asyncpg_dsn(require_local(server_url)))
     try:
@@ -92,6 +109,24 @@ async def create_sqlite_database(folder: Path) -> str:
     return url
 
 
+async def drop_leftover_databases(server_url: str, prefix: str) -> list[str]:
+    """Drop every database whose name starts with `prefix` + "_" (what scripts stopped in
+    their cleanup left behind); answers their names."""
+    conn = await asyncpg.connect(_asyncpg_dsn(require_local(server_url)))
+    try:
+        names = [
+            str(r[0])
+            for r in await conn.fetch(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, $1)", prefix + "_"
+            )
+        ]
+        for name in names:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+    return names
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -115,6 +150,12 @@ def machine_line() -> str:
     except OSError:
         load = "n/a"
     return f"machine: {os.cpu_count()} CPUs, load average {load} (1/5/15 min) at start"
+
+
+def progress(tag: str, what: str) -> None:
+    """A timestamped progress line on stderr: the log of a run that was stopped for
+    overrunning its time limit shows which phase was slow."""
+    print(f"  [{tag}] {time.strftime('%H:%M:%S')} {what}", file=sys.stderr, flush=True)
 
 
 def ms(seconds: float) -> str:
@@ -157,7 +198,7 @@ class ServerProcess:
         raise BenchError(f"{self.label} server not ready after {timeout:.0f}s:\n{self.log_tail()}")
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        env = {**os.environ, **LIFTED_QUOTAS, "PYTHONPATH": str(REPO_ROOT)}
         return subprocess.Popen(
             [sys.executable, str(self._script), "--serve", json.dumps(self._spec)],
             cwd=str(REPO_ROOT),
@@ -221,3 +262,86 @@ def run_uvicorn(app: object, port: int) -> None:
         proxy_headers=True,
         access_log=False,
     )
+
+
+async def clear_redis(url: str, prefix: str) -> None:
+    """Delete every key under `prefix` on the (local) Redis at `url`."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(require_local(url))
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
+        for start in range(0, len(keys), 500):
+            await client.delete(*keys[start : start + 500])
+    finally:
+        await client.aclose()
+
+
+# --- Machine-readable results: what bench/run_all.sh tabulates ------------------------------
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One row of run_all's table: a figure of ours beside its baseline and its goal.
+
+    The text fields are what the table shows (units included); `ratio` and `met` are kept
+    as values so the table can be sorted or checked by a program. `met` is None when the
+    figure has no goal (or its value could not be measured).
+    """
+
+    figure: str  # the issue's name for it: "P1", "#15 row 3", ...
+    what: str  # what is measured, in a few words
+    ours: str
+    baseline: str
+    ratio: float | None
+    goal: str
+    met: bool | None
+    driver_cpu: str
+
+
+def meets(value: float | None, op: str, target: float) -> bool | None:
+    """`value op target` for op in {">=", "<="}; None when the value is missing or NaN."""
+    if value is None or math.isnan(value):
+        return None
+    if op == ">=":
+        return value >= target
+    if op == "<=":
+        return value <= target
+    raise ValueError(f"unknown comparison {op!r}")
+
+
+def safe_ratio(ours: float, base: float) -> float | None:
+    """ours / base, or None when either is missing, zero or NaN."""
+    if not base or math.isnan(ours) or math.isnan(base):
+        return None
+    return ours / base
+
+
+def add_json_argument(parser: argparse.ArgumentParser) -> None:
+    """The `--json PATH` option every figure script takes."""
+    parser.add_argument(
+        "--json",
+        metavar="PATH",
+        help="also write the figures as JSON here (what bench/run_all.sh tabulates)",
+    )
+
+
+def write_figures(path: str | None, script: str, figures: Sequence[Figure]) -> None:
+    """Write `figures` to `path` (nothing when None) with the command and the machine."""
+    if not path:
+        return
+    try:
+        load: list[float] | None = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    doc = {
+        "script": script,
+        "argv": sys.argv[1:],
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "load_at_end": load,
+        "figures": [asdict(f) for f in figures],
+    }
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")

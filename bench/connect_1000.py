@@ -8,7 +8,7 @@ connected, the server's CPU during it, and the driver's CPU. Rounds alternate ta
 
 Usage:
     python bench/connect_1000.py [--clients 1000] [--concurrency 50] [--rounds 1]
-        [--targets bare,node,chatapi] [--no-room]
+        [--targets bare,node,chatapi] [--no-room] [--json PATH]
 """
 
 from __future__ import annotations
@@ -21,9 +21,19 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fanout"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from node_driver import NodeFleet, ratio
 from targets import TARGET_NAMES, TargetUnavailable, make_target
+
+from bench._support import (
+    Figure,
+    add_json_argument,
+    meets,
+    progress,
+    safe_ratio,
+    write_figures,
+)
 
 CWD = os.getcwd()  # where --py-spy writes its samples
 
@@ -33,8 +43,10 @@ async def measure(
 ) -> dict[str, float]:
     target = make_target(name)
     await target.start()
+    progress(name, "server up")
     try:
         auths = await target.prepare(clients, room=room)
+        progress(name, f"{len(auths)} clients prepared; connecting")
         fleet = NodeFleet(target.url, auths, concurrency=concurrency)
         spy = None
         if py_spy and name == "chatapi":
@@ -84,6 +96,7 @@ async def main() -> None:
     parser.add_argument(
         "--py-spy", help="py-spy binary: record ChatAPI's server during the connect"
     )
+    add_json_argument(parser)
     args = parser.parse_args()
     names = [n for n in args.targets.split(",") if n]
     results: dict[str, list[dict[str, float]]] = {n: [] for n in names}
@@ -100,8 +113,7 @@ async def main() -> None:
             results[name].append(res)
 
     def med(name: str, key: str) -> float:
-        vals = [x[key] for x in results[name]]
-        return statistics.median(vals) if vals else float("nan")
+        return median_of(results, name, key)
 
     print(
         f"\n{args.clients} Socket.IO clients connecting, Node driver, {args.concurrency} in flight,"
@@ -131,6 +143,44 @@ async def main() -> None:
                     else f"chatapi/{base} connect time: "
                     f"{ratio(med('chatapi', 'connect_s'), med(base, 'connect_s'))}"
                 )
+    write_figures(args.json, "connect_1000.py", [connect_figure(args, results)])
+
+
+def median_of(results: dict[str, list[dict[str, float]]], name: str, key: str) -> float:
+    """The median of `key` over the target's rounds (NaN when it has none)."""
+    vals = [x[key] for x in results.get(name, [])]
+    return statistics.median(vals) if vals else float("nan")
+
+
+def connect_figure(args: argparse.Namespace, results: dict[str, list[dict[str, float]]]) -> Figure:
+    """#15 row 3: ChatAPI's connect time against bare python-socketio's (Node beside it)."""
+
+    def med(name: str, key: str) -> float:
+        return median_of(results, name, key)
+
+    def show(name: str) -> str:
+        if not results.get(name):
+            return "not measured"
+        return (
+            f"{med(name, 'connect_s'):.2f} s ({med(name, 'server_cpu_ms_per_conn'):.2f} ms "
+            "CPU/conn)"
+        )
+
+    r = safe_ratio(med("chatapi", "connect_s"), med("bare", "connect_s"))
+    room = "" if args.no_room else ", all in one room"
+    return Figure(
+        figure="#15 row 3",
+        what=f"{args.clients:,} Socket.IO clients connecting, {args.concurrency} in flight{room}",
+        ours=f"ChatAPI {show('chatapi')}",
+        baseline=f"bare python-socketio {show('bare')}; Node {show('node')}",
+        ratio=r,
+        goal="time ratio ≤ 1.5",
+        met=meets(r, "<=", 1.5),
+        driver_cpu=(
+            f"Node driver {med('chatapi', 'driver_cpu_pct'):.0f}% / "
+            f"{med('bare', 'driver_cpu_pct'):.0f}%"
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,12 @@ Targets: bare, node, chatapi (Socket.IO), chatapi-ws (plain WebSocket /api/v1/we
 
 Usage:
     python bench/fanout_burst.py [--clients 1000] [--messages 100] [--procs 1]
-        [--targets bare,node,chatapi,chatapi-ws] [--post-concurrency 4]
+        [--targets bare,node,chatapi,chatapi-ws] [--post-concurrency 4] [--rest-setup]
+        [--json PATH]
+
+ChatAPI's users and keys are written straight into its database (one INSERT per table, see
+targets.ChatapiTarget._insert_users_and_keys; `--rest-setup`: POST /users + /auth/login
+each); the room is made through REST either way.
 """
 
 from __future__ import annotations
@@ -22,13 +27,24 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fanout"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from node_driver import NodeFleet, ratio
 from targets import Target, TargetUnavailable, make_target
+
+from bench._support import (
+    Figure,
+    add_json_argument,
+    meets,
+    progress,
+    safe_ratio,
+    write_figures,
+)
 
 ALL_TARGETS = ("bare", "node", "chatapi", "chatapi-ws")
 
@@ -74,13 +90,15 @@ async def run_phase(
 
 
 async def measure(
-    name: str, clients: int, procs: int, post_concurrency: int, body: PhaseRunner
+    name: str, clients: int, procs: int, post_concurrency: int, body: PhaseRunner, direct: bool
 ) -> list[Figures]:
     base = "chatapi" if name.startswith("chatapi") else name
     target = make_target(base, post_concurrency=post_concurrency)
     await target.start()
+    progress(name, "server up")
     try:
-        auths = await target.prepare(clients, room=True)
+        auths = await target.prepare(clients, room=True, direct=direct)
+        progress(name, f"{len(auths)} clients prepared; connecting")
         fleet = NodeFleet(
             target.url,
             auths,
@@ -90,6 +108,7 @@ async def measure(
         )
         try:
             conn = await fleet.start()
+            progress(name, f"{conn.connected} connected in {conn.connect_s:.1f} s")
             if conn.failed:
                 print(f"  [{name}] {conn.failed} failed: {conn.errors}", file=sys.stderr)
             await fleet.quiet(1000)
@@ -143,12 +162,17 @@ def print_table(rows: list[Figures], title: str) -> None:
 
 
 async def run_targets(
-    names: list[str], clients: int, procs: int, post_concurrency: int, body: PhaseRunner
+    names: list[str],
+    clients: int,
+    procs: int,
+    post_concurrency: int,
+    body: PhaseRunner,
+    direct: bool = True,
 ) -> dict[str, list[Figures]]:
     out: dict[str, list[Figures]] = {}
     for name in names:
         try:
-            out[name] = await measure(name, clients, procs, post_concurrency, body)
+            out[name] = await measure(name, clients, procs, post_concurrency, body, direct)
         except TargetUnavailable as exc:
             print(f"[{name}] skipped: {exc}", file=sys.stderr)
             continue
@@ -156,27 +180,70 @@ async def run_targets(
     return out
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--messages", type=int, default=100)
-    parser.add_argument("--payload-bytes", type=int, default=64)
-    parser.add_argument("--procs", type=int, default=1, help="Node driver processes")
-    parser.add_argument("--post-concurrency", type=int, default=4)
-    parser.add_argument("--targets", default=",".join(ALL_TARGETS))
-    args = parser.parse_args()
-    names = [n for n in args.targets.split(",") if n]
-    res = await run_targets(
-        names,
-        args.clients,
-        args.procs,
-        args.post_concurrency,
-        Burst(args.messages, args.payload_bytes),
+def add_rest_setup_argument(parser: argparse.ArgumentParser) -> None:
+    """`--rest-setup`: ChatAPI's users and keys through REST instead of written straight
+    into its database (targets.ChatapiTarget._insert_users_and_keys); the room is made
+    through REST either way."""
+    parser.add_argument(
+        "--rest-setup",
+        action="store_true",
+        help="ChatAPI users and keys through REST (POST /users + /auth/login each)",
     )
-    rows = [f for name in names for f in res.get(name, [])]
-    print_table(
-        rows, f"Fan-out burst: {args.clients} clients x {args.messages} messages, Node driver"
+
+
+def compare(
+    figure: str,
+    what: str,
+    rows: dict[str, Figures],
+    ours: str,
+    base: str,
+    value: Callable[[Figures], float],
+    show: Callable[[Figures], str],
+    goal: tuple[str, float] | None,
+) -> Figure:
+    """A row of run_all's table: target `ours` against target `base` on `value`
+    (goal: the ratio's comparison and bound, e.g. (">=", 1.0)); a missing target
+    (skipped, see stderr) leaves the ratio and the verdict empty."""
+    o, b = rows.get(ours), rows.get(base)
+    r = safe_ratio(value(o), value(b)) if o and b else None
+    names = {"chatapi": "ChatAPI Socket.IO", "chatapi-ws": "ChatAPI WebSocket",
+             "bare": "bare python-socketio", "node": "Node socket.io"}  # fmt: skip
+    return Figure(
+        figure=figure,
+        what=what,
+        ours=f"{names[ours]} {show(o)}" if o else f"{names[ours]}: not measured",
+        baseline=f"{names[base]} {show(b)}" if b else f"{names[base]}: not measured",
+        ratio=r,
+        goal=f"ratio {goal[0].replace('>=', '≥').replace('<=', '≤')} {goal[1]:g}"
+        if goal
+        else "report",
+        met=meets(r, *goal) if goal else None,
+        driver_cpu=(
+            f"Node driver {o.driver_cpu_pct:.0f}% / {b.driver_cpu_pct:.0f}%" if o and b else "n/a"
+        ),
     )
+
+
+def burst_figures(rows: list[Figures], clients: int, messages: int) -> list[Figure]:
+    """P2's rows: Socket.IO against bare python-socketio, WebSocket against Node."""
+    by = {f.target: f for f in rows}
+    what = f"fan-out burst deliveries/s, {clients:,} clients x {messages} messages"
+
+    def show(f: Figures) -> str:
+        return f"{f.deliveries_per_s:,.0f}/s (p50 {f.p50_ms:,.0f} / p99 {f.p99_ms:,.0f} ms)"
+
+    def rate(f: Figures) -> float:
+        return f.deliveries_per_s
+
+    return [
+        compare("P2 (#15 row 4)", what, by, "chatapi", "bare", rate, show, (">=", 1.0)),
+        compare("P2 (#15 row 4)", what, by, "chatapi-ws", "node", rate, show, (">=", 0.5)),
+    ]
+
+
+def report_burst(rows: list[Figures], clients: int, messages: int) -> None:
+    """Print the burst's table and its ratios."""
+    print_table(rows, f"Fan-out burst: {clients} clients x {messages} messages, Node driver")
     rate = {f.target: f.deliveries_per_s for f in rows}
     if "chatapi" in rate and "bare" in rate:
         print(
@@ -192,6 +259,31 @@ async def main() -> None:
         print(
             f"chatapi (plain WebSocket) / bare python-socketio: {ratio(rate['chatapi-ws'], rate['bare'])}"
         )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--messages", type=int, default=100)
+    parser.add_argument("--payload-bytes", type=int, default=64)
+    parser.add_argument("--procs", type=int, default=1, help="Node driver processes")
+    parser.add_argument("--post-concurrency", type=int, default=4)
+    parser.add_argument("--targets", default=",".join(ALL_TARGETS))
+    add_rest_setup_argument(parser)
+    add_json_argument(parser)
+    args = parser.parse_args()
+    names = [n for n in args.targets.split(",") if n]
+    res = await run_targets(
+        names,
+        args.clients,
+        args.procs,
+        args.post_concurrency,
+        Burst(args.messages, args.payload_bytes),
+        direct=not args.rest_setup,
+    )
+    rows = [f for name in names for f in res.get(name, [])]
+    report_burst(rows, args.clients, args.messages)
+    write_figures(args.json, "fanout_burst.py", burst_figures(rows, args.clients, args.messages))
 
 
 if __name__ == "__main__":

@@ -50,14 +50,18 @@ from bench._support import (
     ADMIN_KEY,
     DEFAULT_PG_SERVER,
     BenchError,
+    Figure,
     ServerProcess,
+    add_json_argument,
     asyncpg_dsn,
     create_pg_database,
     create_sqlite_database,
     drop_pg_database,
     machine_line,
+    meets,
     require_local,
     run_uvicorn,
+    write_figures,
 )
 from bench.message_send import CONTENT, ScratchBody, setup_app
 
@@ -227,7 +231,10 @@ def run_wrk(side: Side, args: argparse.Namespace, seconds: int, record: bool) ->
         raise BenchError(f"wrk failed ({proc.returncode}):\n{out}")
     figures = json.loads(match.group(1))
     if figures["non2xx"]:
-        raise BenchError(f"{side.label}: {figures['non2xx']} non-2xx answers\n{out}")
+        raise BenchError(
+            f"{side.label}: {figures['non2xx']} non-2xx answers\n{out}\n"
+            f"{side.label} server's log:\n{side.server.log_tail()}"
+        )
     if not record:
         return
     side.requests += figures["requests"]
@@ -246,7 +253,8 @@ def _median(values: list[int]) -> float:
     return float(ordered[len(ordered) // 2]) if ordered else float("nan")
 
 
-def report(args: argparse.Namespace, ours: Side, base: Side, gapless: str, machine: str) -> None:
+def report(args: argparse.Namespace, ours: Side, base: Side, gapless: str, machine: str) -> Figure:
+    """Print both sides and the ratios; answer the row of run_all's table."""
     baseline_name = (
         "bare FastAPI + asyncpg INSERT"
         if args.db == "postgresql"
@@ -281,6 +289,18 @@ def report(args: argparse.Namespace, ours: Side, base: Side, gapless: str, machi
     )
     print(
         f"  seq check: {gapless}; socket errors ours={ours.socket_errors} base={base.socket_errors}"
+    )
+    throughput = o[0] / b[0]
+    row = {"postgresql": "#15 row 1" if args.rooms > 1 else "#15 row 2"}.get(args.db, "#15 SQLite")
+    return Figure(
+        figure=row,
+        what=f"POST /rooms/{{id}}/messages/s, {args.db}, {args.rooms} room(s)",
+        ours=f"{o[0]:,.0f} req/s",
+        baseline=f"{baseline_name} {b[0]:,.0f} req/s",
+        ratio=throughput,
+        goal="ratio ≥ 0.5",
+        met=meets(throughput, ">=", 0.5),
+        driver_cpu=f"wrk {ours.wrk_cpu / ours.seconds:.0%} / {base.wrk_cpu / base.seconds:.0%}",
     )
 
 
@@ -335,7 +355,8 @@ async def run(args: argparse.Namespace) -> None:
         else:
             with sqlite3.connect(url.split("///", 1)[1]) as db:
                 rows = db.execute(SEQ_SQL).fetchall()
-        report(args, ours, base, check_gapless(rows), machine)  # type: ignore[arg-type]
+        figure = report(args, ours, base, check_gapless(rows), machine)  # type: ignore[arg-type]
+        write_figures(args.json, "message_send_wrk.py", [figure])
     finally:
         await asyncio.gather(app_server.stop(), base_server.stop())
         if conn is not None:
@@ -358,6 +379,7 @@ def main() -> None:
     )
     parser.add_argument("--redis-url", default=None, help="scaled mode on this local Redis")
     parser.add_argument("--pg-server", default=DEFAULT_PG_SERVER)
+    add_json_argument(parser)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:

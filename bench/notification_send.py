@@ -50,13 +50,18 @@ from bench._support import (
     ADMIN_KEY,
     DEFAULT_PG_SERVER,
     BenchError,
+    Figure,
     ServerProcess,
+    add_json_argument,
     asyncpg_dsn,
+    clear_redis,
     create_pg_database,
     drop_pg_database,
     machine_line,
+    meets,
     require_local,
     run_uvicorn,
+    write_figures,
 )
 from bench.message_send_wrk import Side, _median, run_wrk
 
@@ -274,7 +279,8 @@ def print_profile(path: Path, top: int = 25) -> None:
             break
 
 
-def report(args: argparse.Namespace, ours: Side, base: Side, check: str, machine: str) -> None:
+def report(args: argparse.Namespace, ours: Side, base: Side, check: str, machine: str) -> Figure:
+    """Print both sides and the ratios; answer the P1 row of run_all's table."""
     print(
         "notification_send: POST /api/v1/notifications/send (1 recipient, websocket) "
         "vs bare FastAPI + asyncpg INSERT"
@@ -306,6 +312,18 @@ def report(args: argparse.Namespace, ours: Side, base: Side, check: str, machine
         f"server CPU per request {o[2] / b[2]:.2f}x"
     )
     print(f"  check: {check}; socket errors ours={ours.socket_errors} base={base.socket_errors}")
+    throughput = o[0] / b[0]
+    keys = ", a fresh Idempotency-Key each" if args.idem else ""
+    return Figure(
+        figure="P1",
+        what=f"POST /notifications/send accepted/s (1 recipient, websocket{keys})",
+        ours=f"{o[0]:,.0f} req/s",
+        baseline=f"bare FastAPI + 1 INSERT {b[0]:,.0f} req/s",
+        ratio=throughput,
+        goal="ratio ≥ 0.5",
+        met=meets(throughput, ">=", 0.5),
+        driver_cpu=f"wrk {ours.wrk_cpu / ours.seconds:.0%} / {base.wrk_cpu / base.seconds:.0%}",
+    )
 
 
 async def check_rows(conn: asyncpg.Connection, idem: bool, accepted_at_least: int) -> str:
@@ -328,18 +346,6 @@ async def check_rows(conn: asyncpg.Connection, idem: bool, accepted_at_least: in
         raise BenchError(f"{notifications} notifications but {records} idempotency records")
     extra = f", {records} idempotency records" if idem else ""
     return f"{notifications} notifications, one pending delivery each{extra}"
-
-
-async def clear_redis(url: str, prefix: str) -> None:
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(url)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
-        for start in range(0, len(keys), 500):
-            await client.delete(*keys[start : start + 500])
-    finally:
-        await client.aclose()
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -384,7 +390,8 @@ async def run(args: argparse.Namespace) -> None:
             for side in (ours, base) if i % 2 == 0 else (base, ours):
                 await asyncio.to_thread(run_wrk, side, args, args.duration, True)
         check = await check_rows(conn, args.idem, ours.requests)
-        report(args, ours, base, check, machine)
+        figure = report(args, ours, base, check, machine)
+        write_figures(args.json, "notification_send.py", [figure])
         if args.profile:
             await asyncio.to_thread(profile, ours, args)
     finally:
@@ -412,6 +419,7 @@ def main() -> None:
     )
     parser.add_argument("--pg-server", default=DEFAULT_PG_SERVER)
     parser.add_argument("--profile", help="py-spy collapsed stacks of ours to this file")
+    add_json_argument(parser)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:

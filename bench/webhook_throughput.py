@@ -51,15 +51,22 @@ import httpx
 from bench._support import (
     ADMIN_KEY,
     DEFAULT_PG_SERVER,
+    LIFTED_QUOTAS,
     REPO_ROOT,
     BenchError,
+    Figure,
     ServerProcess,
+    add_json_argument,
     asyncpg_dsn,
+    clear_redis,
     create_pg_database,
     drop_pg_database,
     machine_line,
+    meets,
+    progress,
     require_local,
     run_uvicorn,
+    write_figures,
 )
 
 SCRIPT = Path(__file__).resolve()
@@ -236,6 +243,7 @@ async def run_ours(
     spy: subprocess.Popen[bytes] | None = None
     try:
         await worker.ready()
+        progress("P4", "worker ready; ringing")
         async with httpx.AsyncClient(base_url=receiver.base_url) as http:
             await http.post("/reset")
             client_id = await conn.fetchval("SELECT client_id FROM deliveries LIMIT 1")
@@ -381,14 +389,19 @@ async def run(args: argparse.Namespace) -> None:
         "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
         "WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT": str(args.cap),
         "PYTHONPATH": str(REPO_ROOT),
+        **LIFTED_QUOTAS,
     }
     inflight = min(args.worker_threads * DELIVERY_CONCURRENCY, args.endpoints * args.cap)
     try:
         await asyncio.gather(receiver.start("/stats"), api.start("/health/live"))
+        progress("P4", "receiver and API up; creating the deliveries")
         ids = await create_deliveries(api.base_url, f"{receiver.base_url}/hook", args)
+        progress("P4", f"{len(ids)} deliveries created; baseline run 1")
         await api.stop()
         base1 = await run_baseline(args, len(ids), inflight, receiver)
+        progress("P4", f"baseline {base1['rate']:,.0f}/s; starting the worker")
         ours = await run_ours(args, ids, receiver, env, conn)
+        progress("P4", f"ours {ours['rate']:,.0f}/s; baseline run 2")
         base2 = await run_baseline(args, len(ids), inflight, receiver)
     finally:
         await asyncio.gather(receiver.stop(), api.stop())
@@ -432,6 +445,26 @@ async def run(args: argparse.Namespace) -> None:
         f"  check: receiver got {ours['received']:.0f}; statuses {ours['statuses']}; "
         f"{ours['attempts']} attempt rows"
     )
+    base_span = (base1["span"] + base2["span"]) / 2
+    write_figures(
+        args.json,
+        "webhook_throughput.py",
+        [
+            Figure(
+                figure="P4",
+                what=f"webhook deliveries/s, one worker process ({n:,} to {args.endpoints} endpoints)",
+                ours=f"{ours['rate']:,.0f}/s ({ours['cpu'] / n * 1000:.2f} ms CPU each)",
+                baseline=f"bare httpx loop {base_rate:,.0f}/s ({base_cpu / n * 1000:.2f} ms CPU each)",
+                ratio=ours["rate"] / base_rate,
+                goal="ours ≥ 500/s",
+                met=meets(ours["rate"], ">=", 500),
+                driver_cpu=(
+                    f"receiver {ours['receiver_cpu'] / ours['span']:.0%} / "
+                    f"{base_rcpu / base_span:.0%}"
+                ),
+            )
+        ],
+    )
     if args.profile:
         print_profile(Path(args.profile))
 
@@ -454,18 +487,6 @@ def print_profile(path: Path, top: int = 30) -> None:
         print(f"    {n / total:6.1%}  {frame[:120]}")
 
 
-async def clear_redis(url: str, prefix: str) -> None:
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(url)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
-        for start in range(0, len(keys), 500):
-            await client.delete(*keys[start : start + 500])
-    finally:
-        await client.aclose()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--deliveries", type=int, default=5000)
@@ -478,6 +499,7 @@ def main() -> None:
     parser.add_argument("--redis-url", default=DEFAULT_REDIS)
     parser.add_argument("--pg-server", default=DEFAULT_PG_SERVER)
     parser.add_argument("--profile", help="py-spy collapsed stacks of the worker to this file")
+    add_json_argument(parser)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
