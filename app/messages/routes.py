@@ -14,6 +14,7 @@ from app.api.deps import (
     require_scope,
     runtime_of,
 )
+from app.api.responses import model_response
 from app.auth.principal import Principal, Scope
 from app.core.bounds import SEQ_MAX
 from app.core.openapi import problems
@@ -42,16 +43,14 @@ async def send_message(
     body: MessageCreate,
     principal: MessagesWrite,
     request: Request,
-    response: Response,
-) -> MessageOut:
+) -> Response:
     """Send a message (201); the same `client_message_id` again answers the first (200)."""
     # The hot path: no session, bus or settings dependency, read from the runtime instead.
     runtime = runtime_of(request)
     message, created = await service.send_message(
         runtime.db, runtime.bus, principal, room_id, body, runtime.settings.MAX_MESSAGE_BYTES
     )
-    response.status_code = 201 if created else 200
-    return message
+    return model_response(message, 201 if created else 200)
 
 
 @router.get("", response_model=MessagePage)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BeforeValidator
 
 from app.api.deps import BusDep, MasterDep, ReadSessionDep, SessionDep, runtime_of
+from app.api.responses import model_response
 from app.core.openapi import problems
 from app.core.pagination import PageParams, make_page, page_params
 from app.notifications import service
@@ -53,7 +54,6 @@ async def send_notification(
     body: SendRequest,
     principal: MasterDep,
     request: Request,
-    response: Response,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -62,7 +62,7 @@ async def send_notification(
             description="Same key within 24 h: the first notification (200), never a second send",
         ),
     ] = None,
-) -> NotificationOut:
+) -> Response:
     """Store the notification and one delivery per (channel, recipient), then deliver in
     the background: 202. Webhook deliveries go one per endpoint."""
     # The hot path: the session is opened here rather than by a dependency (a yielding
@@ -76,8 +76,7 @@ async def send_notification(
             channels=list(runtime.channels),
             header_key=idempotency_key,
         )
-    response.status_code = 202 if result.created else 200
-    return result.notification
+    return model_response(result.notification, 202 if result.created else 200)
 
 
 @router.get("", response_model=NotificationPage)
