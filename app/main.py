@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api.router import API_PREFIX, api_router
+from app.api.router import API_PREFIX, API_ROUTERS
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
@@ -104,7 +104,8 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
-    app.include_router(api_router)
+    for router in API_ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
     sio = create_socketio_server(settings.MAX_WS_FRAME_BYTES)
     bind_handlers(sio, app.state)
     app.state.sio = sio

@@ -17,7 +17,9 @@ warm-up, then alternating rounds (ABBA) of `--duration` seconds each.
 
 Printed per side: req/s, mean and p50/p99 latency (wrk's), the server's CPU per request
 (from /proc), wrk's CPU (its rusage) as a share of one core; then the ratios ours/baseline,
-and a check that every room's seq is gapless (max(seq) == count).
+and a check that every room's seq is gapless (max(seq) == count). `--profile out.txt`
+also runs py-spy (`record --format raw`, collapsed stacks) on ours during one extra round
+and prints the hottest frames.
 
     python bench/message_send_wrk.py                         # PostgreSQL, 64 rooms
     python bench/message_send_wrk.py --rooms 1               # one contended room
@@ -32,10 +34,12 @@ import json
 import os
 import re
 import secrets
+import shutil
 import sqlite3
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -109,6 +113,10 @@ def serve(spec: dict[str, Any]) -> None:
             REDIS_KEY_PREFIX=spec["redis_prefix"],
             ADMIN_API_KEY=spec["admin_key"],
             BCRYPT_ROUNDS=4,
+            # Counted as in production but never refused: the bench measures the request
+            # path, and a fast side would otherwise run into the per-minute limits.
+            RATE_LIMIT_REQUESTS_PER_MINUTE=1_000_000_000,
+            RATE_LIMIT_CLIENT_REQUESTS_PER_MINUTE=1_000_000_000,
             LOG_LEVEL=spec["log_level"],
         )
         embedded_worker = spec["database_url"].startswith("sqlite")
@@ -248,6 +256,49 @@ def run_wrk(side: Side, args: argparse.Namespace, seconds: int, record: bool) ->
     side.wrk_cpu += usage.ru_utime + usage.ru_stime
 
 
+def profile(side: Side, args: argparse.Namespace) -> None:
+    """py-spy record (collapsed stacks) on the app during one more wrk run; top frames."""
+    if shutil.which("py-spy") is None and not Path(sys.executable).with_name("py-spy").exists():
+        raise BenchError("--profile needs py-spy (pip install py-spy)")
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    pid = side.server.pid
+    out = Path(args.profile)
+    rec = subprocess.Popen(
+        [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
+         "--duration", str(args.duration), "--output", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    run_wrk(side, args, args.duration, False)
+    rec.wait(timeout=60)
+    print_profile(out)
+
+
+def print_profile(path: Path, top: int = 25) -> None:
+    """Inclusive share of samples per app/ frame (and a few framework ones)."""
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = {
+            f.split(" (")[0] + " " + f.split(" (")[-1].split(":")[0] for f in stack.split(";")
+        }
+        for frame in frames:
+            inclusive[frame] += n
+    print(f"  py-spy: {total} samples -> {path}; inclusive share of the top frames:")
+    shown = 0
+    for frame, n in inclusive.most_common():
+        if " app/" not in frame and "sqlalchemy" not in frame and "asyncpg" not in frame:
+            continue
+        print(f"    {n / total:6.1%}  {frame[-110:]}")
+        shown += 1
+        if shown >= top:
+            break
+
+
 def _median(values: list[int]) -> float:
     ordered = sorted(values)
     return float(ordered[len(ordered) // 2]) if ordered else float("nan")
@@ -357,6 +408,8 @@ async def run(args: argparse.Namespace) -> None:
                 rows = db.execute(SEQ_SQL).fetchall()
         figure = report(args, ours, base, check_gapless(rows), machine)  # type: ignore[arg-type]
         write_figures(args.json, "message_send_wrk.py", [figure])
+        if args.profile:
+            await asyncio.to_thread(profile, ours, args)
     finally:
         await asyncio.gather(app_server.stop(), base_server.stop())
         if conn is not None:
@@ -380,6 +433,7 @@ def main() -> None:
     parser.add_argument("--redis-url", default=None, help="scaled mode on this local Redis")
     parser.add_argument("--pg-server", default=DEFAULT_PG_SERVER)
     add_json_argument(parser)
+    parser.add_argument("--profile", help="py-spy collapsed stacks of ours to this file")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:

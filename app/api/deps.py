@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -17,6 +17,9 @@ from app.core.crypto import SecretBox
 from app.core.errors import Forbidden, Unauthorized
 from app.ratelimit.policies import RateLimitPolicies, enforce_request
 from app.realtime.bus import EventBus
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
 
 # auto_error=False: a missing key is our own 401 problem, not FastAPI's 403.
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`")
@@ -35,8 +38,8 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-# The three below are `async def` although they only read app.state: FastAPI runs a plain
-# `def` dependency in its thread pool, a thread hop (and GIL hand-off) per request that
+# The dependencies below are `async def` although they only read app.state: FastAPI runs a
+# plain `def` dependency in its thread pool, a thread hop (and GIL hand-off) per request that
 # profiled at ~10% of a message send's CPU.
 
 
@@ -52,7 +55,7 @@ async def get_secret_box(request: Request) -> SecretBox:
     return box
 
 
-def get_bus(request: Request) -> EventBus:
+async def get_bus(request: Request) -> EventBus:
     """The process's event bus."""
     bus: EventBus = request.app.state.bus
     return bus
@@ -70,26 +73,47 @@ async def get_limits(request: Request) -> RateLimitPolicies:
     return limits
 
 
-async def get_principal(
-    request: Request,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    header_key: Annotated[str | None, Depends(_header)],
+def runtime_of(request: Request) -> Runtime:
+    """The process's parts, for hot routes that take `request` rather than a dependency per
+    part: FastAPI resolves each dependency on every request (~10 µs apiece, profiled)."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+# The key dependencies below each take the presented key straight from the two security
+# schemes (which document `security` in OpenAPI) instead of through a shared `get_principal`
+# dependency: every level of the dependency tree is resolved per request, so the principal
+# costs three resolutions instead of four.
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+HeaderKeyDep = Annotated[str | None, Depends(_header)]
+
+
+async def _authenticate(
+    request: Request, bearer: HTTPAuthorizationCredentials | None, header_key: str | None
 ) -> Principal:
-    """Authenticate the presented key (Bearer or X-API-Key)."""
     presented = bearer.credentials if bearer is not None else header_key
     if not presented:
         raise Unauthorized("Send an API key as `Authorization: Bearer <key>` or `X-API-Key`")
-    principal = await (await get_authenticator(request)).authenticate(presented)
+    authenticator: Authenticator = request.app.state.authenticator
+    principal = await authenticator.authenticate(presented)
     request.state.principal = principal
     # Counted once the caller is known: per key and per client (RateLimit-* headers, 429).
     await enforce_request(request, principal)
     return principal
 
 
+async def get_principal(request: Request, bearer: BearerDep, header_key: HeaderKeyDep) -> Principal:
+    """Authenticate the presented key (Bearer or X-API-Key)."""
+    return await _authenticate(request, bearer, header_key)
+
+
 def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """A dependency: a client key (master, or user with `scope`)."""
 
-    async def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def dependency(
+        request: Request, bearer: BearerDep, header_key: HeaderKeyDep
+    ) -> Principal:
+        principal = await _authenticate(request, bearer, header_key)
         # The same rule the socket gateways apply (app/auth/scopes.py).
         scopes.require(principal, scope)
         return principal
@@ -97,36 +121,39 @@ def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
     return dependency
 
 
-async def require_master(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+async def require_master(
+    request: Request, bearer: BearerDep, header_key: HeaderKeyDep
+) -> Principal:
     """A master key of a client."""
+    principal = await _authenticate(request, bearer, header_key)
     if not principal.is_master:
         raise Forbidden("This call needs the client's master key")
     return principal
 
 
-async def require_client_key(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+async def require_client_key(
+    request: Request, bearer: BearerDep, header_key: HeaderKeyDep
+) -> Principal:
     """Any key of a client (master or user), not the admin key."""
+    principal = await _authenticate(request, bearer, header_key)
     if principal.kind is KeyKind.admin:
         raise Forbidden("The admin key only manages clients")
     return principal
 
 
-async def require_user(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+async def require_user(request: Request, bearer: BearerDep, header_key: HeaderKeyDep) -> Principal:
     """A user key."""
+    principal = await _authenticate(request, bearer, header_key)
     if not principal.is_user:
         raise Forbidden("This call needs a user key")
     return principal
 
 
-async def require_admin(
-    request: Request,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    header_key: Annotated[str | None, Depends(_header)],
-) -> Principal:
+async def require_admin(request: Request, bearer: BearerDep, header_key: HeaderKeyDep) -> Principal:
     """The operator's ADMIN_API_KEY; with none configured, admin calls are forbidden."""
     if not (await get_settings(request)).ADMIN_API_KEY:
         raise Forbidden("Admin calls are disabled: ADMIN_API_KEY is not configured")
-    principal = await get_principal(request, bearer, header_key)
+    principal = await _authenticate(request, bearer, header_key)
     if principal.kind is not KeyKind.admin:
         raise Forbidden("This call needs the ADMIN_API_KEY")
     return principal

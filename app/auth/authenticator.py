@@ -142,11 +142,11 @@ class Authenticator:
         if row is None:
             raise Unauthorized()
         self._check_live(row, now, fp)
+        principal = _principal(row)
         # Re-read the cache: a concurrent first use may have verified this very string while
         # this one read the row (its flight is over by now, so it would verify again).
         if cached is None and self.cache.get(fp) is None:
-            await self._verify_secret(parts.key_id, parts.secret, row.secret_hash)
-        principal = _principal(row)
+            await self._verify_secret(parts.key_id, parts.secret, row.secret_hash, fp, principal)
         self.cache.put(fp, principal)
         self._last_used[principal.key_id] = now
         return principal
@@ -169,20 +169,26 @@ class Authenticator:
             self.cache.drop(fp)
             raise Unauthorized("The API key has expired")
 
-    async def _verify_secret(self, key_id: str, secret: str, secret_hash: str) -> None:
+    async def _verify_secret(
+        self, key_id: str, secret: str, secret_hash: str, fp: str, principal: Principal
+    ) -> None:
         # Concurrent first uses of one key (a page's parallel requests) share one verify, so
         # a fresh key costs one bcrypt and one count against the limit, not one per request.
         flight = (key_id, secret)
         pending = self._verifying.get(flight)
         if pending is None:
-            pending = asyncio.ensure_future(self._counted_verify(key_id, secret, secret_hash))
+            pending = asyncio.ensure_future(
+                self._counted_verify(key_id, secret, secret_hash, fp, principal)
+            )
             self._verifying[flight] = pending
             pending.add_done_callback(lambda _: self._verifying.pop(flight, None))
         # Shielded: one waiter going away must not cancel the verify the others wait on.
         if not await asyncio.shield(pending):
             raise Unauthorized()
 
-    async def _counted_verify(self, key_id: str, secret: str, secret_hash: str) -> bool:
+    async def _counted_verify(
+        self, key_id: str, secret: str, secret_hash: str, fp: str, principal: Principal
+    ) -> bool:
         # Count the attempt before the verify, not after a failure: testing first and hitting
         # later let any number of concurrent wrong secrets pass the test and each run bcrypt.
         # A success keeps its hit (the moving window cannot take one back, and clearing it
@@ -190,7 +196,13 @@ class Authenticator:
         # uses share one verify, so a working key spends about one of the ten per process.
         if not await self._limiter.hit(WRONG_SECRETS_PER_MINUTE, "wrong-secret", key_id):
             raise RateLimited("Too many wrong secrets for this key id", retry_after=60)
-        return await asyncio.to_thread(verify_secret, secret, secret_hash)
+        verified = await asyncio.to_thread(verify_secret, secret, secret_hash)
+        if verified:
+            # Cached before the flight ends: a use that reads the row after the flight is
+            # gone (and before its waiters resume) must find the key verified, not verify
+            # it again.
+            self.cache.put(fp, principal)
+        return verified
 
     async def _on_revoked_message(self, message: bytes) -> None:
         body = orjson.loads(message)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sys
 import time
 from urllib.parse import parse_qsl
 
@@ -97,7 +98,7 @@ class BodyLimitMiddleware:
                 # After the body only a disconnect can come: no deadline on waiting for it.
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+                message = await _receive_by(receive, deadline)
             except asyncio.TimeoutError:
                 raise _BodyTimeout(self.timeout) from None
             if message["type"] == "http.request":
@@ -141,6 +142,17 @@ class BodyLimitMiddleware:
                 detail=f"The request body is larger than {self.max_bytes} bytes",
             )
         await response(scope, receive, send)
+
+
+async def _receive_by(receive: Receive, deadline: float) -> Message:
+    """`receive()`, or TimeoutError at loop time `deadline`."""
+    if sys.version_info >= (3, 11):
+        # A timer on the running task: wait_for (before 3.12) wraps the call in a task of
+        # its own, a loop iteration and a task switch per request body.
+        async with asyncio.timeout_at(deadline):
+            return await receive()
+    loop = asyncio.get_running_loop()
+    return await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
 
 
 class _TooLarge(HTTPException):

@@ -31,3 +31,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         if moment.tzinfo is None:
             return moment.replace(tzinfo=timezone.utc)
         return moment.astimezone(timezone.utc)
+
+
+def sqlite_time(value: datetime) -> str:
+    """`value` as UTCDateTime stores it on SQLite (UTC without a zone, SQLAlchemy's text
+    format), for statements given to the driver directly."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given; use app.core.clock.utcnow()")
+    moment = value.astimezone(timezone.utc)
+    return f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond:06d}"

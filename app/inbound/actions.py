@@ -162,18 +162,17 @@ async def message(runtime: Runtime, job: Job, data: Any) -> dict[str, Any]:
         # Retries of one generation post once; a replay (new generation) posts again.
         client_message_id=job.idempotency_key,
     )
-    async with runtime.db.session() as session:
-        try:
-            out, created = await messages.send_message(
-                session,
-                runtime.bus,
-                job.principal,
-                str(room_id),
-                body,
-                runtime.settings.MAX_MESSAGE_BYTES,
-            )
-        except AppError as exc:
-            raise ActionFailed(f"message: {exc.detail}") from None
+    try:
+        out, created = await messages.send_message(
+            runtime.db,
+            runtime.bus,
+            job.principal,
+            str(room_id),
+            body,
+            runtime.settings.MAX_MESSAGE_BYTES,
+        )
+    except AppError as exc:
+        raise ActionFailed(f"message: {exc.detail}") from None
     return {
         **outcome,
         "room_id": out.room_id,

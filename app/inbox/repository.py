@@ -41,6 +41,15 @@ class Counts:
         return {"unread": self.unread, "unseen": self.unseen, "total": self.total}
 
 
+@dataclass(frozen=True, slots=True)
+class InboxContent:
+    """What a notification's inbox items show (`event`, `data`) and from when."""
+
+    event: str
+    data: dict[str, Any]
+    visible_at: datetime
+
+
 async def add_items(
     session: AsyncSession,
     client_id: str,

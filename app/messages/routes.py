@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from app.api.deps import BusDep, ReadSessionDep, SessionDep, SettingsDep, require_scope
+from app.api.deps import (
+    BusDep,
+    ReadSessionDep,
+    SessionDep,
+    SettingsDep,
+    require_scope,
+    runtime_of,
+)
+from app.api.responses import model_response
 from app.auth.principal import Principal, Scope
 from app.core.bounds import SEQ_MAX
 from app.core.openapi import problems
@@ -34,17 +42,15 @@ async def send_message(
     room_id: str,
     body: MessageCreate,
     principal: MessagesWrite,
-    session: SessionDep,
-    bus: BusDep,
-    settings: SettingsDep,
-    response: Response,
-) -> MessageOut:
+    request: Request,
+) -> Response:
     """Send a message (201); the same `client_message_id` again answers the first (200)."""
+    # The hot path: no session, bus or settings dependency, read from the runtime instead.
+    runtime = runtime_of(request)
     message, created = await service.send_message(
-        session, bus, principal, room_id, body, settings.MAX_MESSAGE_BYTES
+        runtime.db, runtime.bus, principal, room_id, body, runtime.settings.MAX_MESSAGE_BYTES
     )
-    response.status_code = 201 if created else 200
-    return message
+    return model_response(message, 201 if created else 200)
 
 
 @router.get("", response_model=MessagePage)

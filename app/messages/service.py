@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
 from app.core.clock import utcnow
+from app.core.db import Database
 from app.core.errors import Conflict, Forbidden, NotFound, PayloadTooLarge
 from app.core.ids import new_id
 from app.messages import repository
@@ -23,7 +24,7 @@ def _check_size(content: str, max_bytes: int) -> None:
 
 
 async def send_message(
-    session: AsyncSession,
+    db: Database,
     bus: EventBus,
     principal: Principal,
     room_id: str,
@@ -33,16 +34,6 @@ async def send_message(
     """Store the next message of the room; (message, True) when new, (first, False) on a
     repeated client_message_id."""
     _check_size(body.content, max_bytes)
-    if body.client_message_id is not None:
-        # The room row lock serialises senders, so the idempotency check is race-free.
-        await rooms.accessible_room(session, principal, room_id, lock=True)
-        first = await repository.by_client_message_id(
-            session, principal.client_id, room_id, body.client_message_id
-        )
-        if first is not None:
-            out = MessageOut.of(first)
-            await session.rollback()  # releases the room lock; nothing was written
-            return out, False
     row = {
         "id": new_id(),
         "client_id": principal.client_id,
@@ -54,18 +45,30 @@ async def send_message(
         "client_message_id": body.client_message_id,
         "created_at": utcnow(),
     }
-    # One repository call locks the room, numbers the message (gapless: under the lock),
-    # stores it and marks it read by its sender; a non-member learns nothing (404).
-    appended = await repository.append(
-        session,
-        row,
-        member_id=None if principal.is_master else principal.user_id,
-        reader_id=principal.user_id,
-        alone=body.client_message_id is None,  # else the lock above came first
-    )
+    member_id = None if principal.is_master else principal.user_id
+    if body.client_message_id is None:
+        # One repository call locks the room, numbers the message (gapless: under the lock),
+        # stores it and marks it read by its sender, as a transaction of its own; a
+        # non-member learns nothing (404).
+        appended = await repository.append_alone(
+            db, row, member_id=member_id, reader_id=principal.user_id
+        )
+    else:
+        async with db.session() as session:
+            # The room row lock serialises senders, so the idempotency check is race-free.
+            await rooms.accessible_room(session, principal, room_id, lock=True)
+            first = await repository.by_client_message_id(
+                session, principal.client_id, room_id, body.client_message_id
+            )
+            if first is not None:
+                return MessageOut.of(first), False  # the session's end releases the lock
+            appended = await repository.append(
+                session, row, member_id=member_id, reader_id=principal.user_id
+            )
+            if appended is not None:
+                await session.commit()
     if appended is None:
         raise NotFound("No such room")
-    await session.commit()
     out = MessageOut.of_row(row, appended.seq)
     if appended.reactivated:
         await rooms.publish_reactivated(bus, principal.client_id, room_id)

@@ -5,6 +5,7 @@ The per-delivery work queue (claim, finish, sweeps) is in `delivery_repository`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,8 +16,11 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.core.db import session_query
 from app.core.ids import new_id
 from app.core.upsert import dialect_insert
+from app.inbox import repository as inbox_repository
+from app.inbox.repository import InboxContent
 from app.notifications.models import (
     ACTIVE_STATUSES,
     CANCELED,
@@ -62,24 +66,63 @@ async def create_notification(
     deliveries: Sequence[NewDelivery],
     *,
     now: datetime,
+    inbox: InboxContent | None = None,
     idempotency_ttl_seconds: int = IDEMPOTENCY_TTL_SECONDS,
 ) -> list[str] | None:
-    """Store the notification, its idempotency record and its deliveries; the delivery ids.
+    """Store the notification, its deliveries, its inbox items and its idempotency record;
+    the delivery ids (in the order of `deliveries`).
 
-    Runs inside the caller's transaction. Returns None when `notification.idempotency_key`
-    is held by a live record (a concurrent or earlier send): nothing else was inserted
-    after the notification row, so the caller rolls back and answers with
-    `find_by_idempotency_key`. Every delivery starts `pending`, due at `send_at`.
+    With `inbox`, every websocket delivery that will be sent (not skipped, to a user) is
+    also an inbox item showing `inbox` (id = the delivery's id, which the `notification`
+    event carries): it exists whether the user is online or not.
+
+    Runs inside the caller's transaction (or, on PostgreSQL without an idempotency key, as
+    one statement that needs none). Returns None when `notification.idempotency_key` is
+    held by a live record (a concurrent or earlier send): the caller rolls back and answers
+    with `find_by_idempotency_key`. Every delivery starts `pending`, due at `send_at`.
     """
     if notification.client_id != client_id:
         raise ValueError("notification belongs to another client")
-    # A Core INSERT, not session.add + flush: the unit of work costs more than the statement,
-    # and nothing later in the request needs the object to be persistent.
-    await session.execute(
-        insert(_NOTIFICATIONS).values(
-            {column: getattr(notification, key) for key, column in _NOTIFICATION_COLUMNS}
+    ids = [new_id() for _ in deliveries]
+    items = [
+        (delivery_id, d.recipient_user_id)
+        for delivery_id, d in zip(ids, deliveries, strict=True)
+        if d.channel == "websocket" and d.skip_reason is None and d.recipient_user_id is not None
+    ]
+    if inbox is None:
+        items = []
+    if session.get_bind().dialect.name == "postgresql":
+        # Notification, deliveries and inbox items in one statement: one round trip
+        # instead of three (the send's hot path).
+        args = _create_pg_args(notification, ids, deliveries, inbox, items, now)
+        await session_query(session)(_CREATE_PG, args)
+    else:
+        # A Core INSERT, not session.add + flush: the unit of work costs more than the
+        # statement, and nothing later in the request needs the object to be persistent.
+        await session.execute(
+            insert(_NOTIFICATIONS).values(
+                {column: getattr(notification, key) for key, column in _NOTIFICATION_COLUMNS}
+            )
         )
-    )
+        await insert_deliveries(
+            session,
+            client_id,
+            notification.id,
+            deliveries,
+            due_at=notification.send_at,
+            now=now,
+            ids=ids,
+        )
+        if inbox is not None and items:
+            await inbox_repository.add_items(
+                session,
+                client_id,
+                notification.id,
+                items,
+                event=inbox.event,
+                data=inbox.data,
+                visible_at=inbox.visible_at,
+            )
     if notification.idempotency_key is not None:
         reserved = await reserve_idempotency_key(
             session,
@@ -92,9 +135,72 @@ async def create_notification(
         )
         if not reserved:
             return None
-    return await insert_deliveries(
-        session, client_id, notification.id, deliveries, due_at=notification.send_at, now=now
-    )
+    return ids
+
+
+# Data-modifying CTEs: the three INSERTs run as one statement (the foreign keys from
+# deliveries to the notification are checked at its end); rows travel as arrays.
+_CREATE_PG = """
+WITH notification AS (
+    INSERT INTO notifications (id, client_id, status, channels, content, metadata, critical,
+        send_at, created_at, idempotency_key, request_hash)
+    VALUES ($1, $2, $3, $4::json, $5::json, $6::json, $7, $8, $9, $10::varchar, $11::varchar)
+), deliveries AS (
+    INSERT INTO deliveries (id, client_id, notification_id, channel, recipient,
+        recipient_user_id, endpoint_id, status, attempts, next_attempt_at, lease_until,
+        last_error, delivered_at, skip_reason, created_at, updated_at)
+    SELECT d.id, $2, $1, d.channel, d.recipient::json, d.recipient_user_id, d.endpoint_id,
+        d.status, 0, d.next_attempt_at, NULL, NULL, NULL, d.skip_reason, $9, $9
+    FROM unnest($12::varchar[], $13::varchar[], $14::text[], $15::varchar[], $16::varchar[],
+        $17::varchar[], $18::timestamptz[], $19::varchar[])
+        AS d(id, channel, recipient, recipient_user_id, endpoint_id, status, next_attempt_at,
+            skip_reason)
+), items AS (
+    INSERT INTO inbox_items (id, client_id, user_id, notification_id, event, data, created_at,
+        read_at, seen_at, archived_at)
+    SELECT i.id, $2, i.user_id, $1, $20::varchar, $21::json, $22::timestamptz, NULL, NULL, NULL
+    FROM unnest($23::varchar[], $24::varchar[]) AS i(id, user_id)
+)
+SELECT 1
+""".strip()
+
+
+def _create_pg_args(
+    n: Notification,
+    ids: list[str],
+    deliveries: Sequence[NewDelivery],
+    inbox: InboxContent | None,
+    items: list[tuple[str, str]],
+    now: datetime,
+) -> list[Any]:
+    # JSON as text, as SQLAlchemy's JSON type gives it to the driver (the same stored text).
+    skipped = [bool(d.skip_reason) for d in deliveries]
+    return [
+        n.id,
+        n.client_id,
+        n.status,
+        json.dumps(n.channels),
+        json.dumps(n.content),
+        json.dumps(n.metadata_),
+        n.critical,
+        n.send_at,
+        n.created_at,
+        n.idempotency_key,
+        n.request_hash,
+        ids,
+        [d.channel for d in deliveries],
+        [json.dumps(d.recipient) for d in deliveries],
+        [d.recipient_user_id for d in deliveries],
+        [d.endpoint_id for d in deliveries],
+        [SKIPPED if s else PENDING for s in skipped],
+        [None if s else n.send_at for s in skipped],
+        [d.skip_reason for d in deliveries],
+        inbox.event if inbox else None,
+        json.dumps(inbox.data) if inbox else None,
+        inbox.visible_at if inbox else now,
+        [item_id for item_id, _ in items],
+        [user_id for _, user_id in items],
+    ]
 
 
 async def insert_deliveries(
@@ -106,13 +212,17 @@ async def insert_deliveries(
     due_at: datetime,
     now: datetime,
     chunk_size: int = INSERT_CHUNK,
+    ids: Sequence[str] | None = None,
 ) -> list[str]:
-    """Bulk-insert pending deliveries in chunks (Core executemany, no ORM objects); their ids."""
-    ids: list[str] = []
+    """Bulk-insert pending deliveries in chunks (Core executemany, no ORM objects); their ids
+    (`ids`, or new ones)."""
+    given = list(ids) if ids is not None else [new_id() for _ in deliveries]
+    ids = []
     for start in range(0, len(deliveries), chunk_size):
         rows: list[dict[str, Any]] = []
-        for item in deliveries[start : start + chunk_size]:
-            delivery_id = new_id()
+        for item, delivery_id in zip(
+            deliveries[start : start + chunk_size], given[start : start + chunk_size], strict=True
+        ):
             ids.append(delivery_id)
             rows.append(
                 {

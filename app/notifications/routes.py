@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BeforeValidator
 
-from app.api.deps import BusDep, MasterDep, ReadSessionDep, SessionDep
+from app.api.deps import BusDep, MasterDep, ReadSessionDep, SessionDep, runtime_of
+from app.api.responses import model_response
 from app.core.openapi import problems
 from app.core.pagination import PageParams, make_page, page_params
 from app.notifications import service
@@ -21,7 +22,6 @@ from app.notifications.schemas import (
     NotificationSummary,
     SendRequest,
 )
-from app.runtime import Runtime
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])
 
@@ -36,11 +36,6 @@ def _iso_only(value: object) -> object:
 
 
 IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
-
-
-def _channel_names(request: Request) -> list[str]:
-    runtime: Runtime = request.app.state.runtime
-    return list(runtime.channels)
 
 
 @router.post(
@@ -58,9 +53,7 @@ def _channel_names(request: Request) -> list[str]:
 async def send_notification(
     body: SendRequest,
     principal: MasterDep,
-    session: SessionDep,
     request: Request,
-    response: Response,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -69,18 +62,21 @@ async def send_notification(
             description="Same key within 24 h: the first notification (200), never a second send",
         ),
     ] = None,
-) -> NotificationOut:
+) -> Response:
     """Store the notification and one delivery per (channel, recipient), then deliver in
     the background: 202. Webhook deliveries go one per endpoint."""
-    result = await service.send(
-        session,
-        principal.client_id,
-        body,
-        channels=_channel_names(request),
-        header_key=idempotency_key,
-    )
-    response.status_code = 202 if result.created else 200
-    return result.notification
+    # The hot path: the session is opened here rather than by a dependency (a yielding
+    # dependency costs its own context manager and exit stack on every request).
+    runtime = runtime_of(request)
+    async with runtime.db.session() as session:
+        result = await service.send(
+            session,
+            principal.client_id,
+            body,
+            channels=list(runtime.channels),
+            header_key=idempotency_key,
+        )
+    return model_response(result.notification, 202 if result.created else 200)
 
 
 @router.get("", response_model=NotificationPage)

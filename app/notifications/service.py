@@ -12,20 +12,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.bounds import check_json_value
 from app.core.clock import utcnow
+from app.core.db import autocommit
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.ids import new_id
 from app.inbox import preferences
 from app.inbox import repository as inbox
 from app.inbox import service as inbox_service
+from app.inbox.repository import InboxContent
 from app.notifications import delivery_repository as deliveries_repo
 from app.notifications import repository
 from app.notifications.doorbell import ring_soon
-from app.notifications.models import Delivery, DeliveryAttempt, Notification
+from app.notifications.models import DeliveryAttempt, Notification
 from app.notifications.repository import NewDelivery
-from app.notifications.schemas import NotificationOut, SendRequest
+from app.notifications.schemas import DeliveryOut, NotificationOut, SendRequest
 from app.realtime.bus import EventBus
 from app.users import service as users
-from app.users.models import User
+from app.users.repository import UserContact
 from app.webhooks import service as webhooks
 
 WEBSOCKET, EMAIL, WEBHOOK = "websocket", "email", "webhook"
@@ -84,7 +86,7 @@ def _check_content(body: SendRequest, loaded: Collection[str]) -> dict[str, dict
 
 async def _resolve_users(
     session: AsyncSession, client_id: str, body: SendRequest
-) -> tuple[dict[str, User], dict[str, User]]:
+) -> tuple[dict[str, UserContact], dict[str, UserContact]]:
     user_ids = [r.user_id for r in body.recipients if r.user_id is not None]
     external_ids = [r.external_id for r in body.recipients if r.external_id is not None]
     by_id, by_external = await users.users_by_keys(
@@ -100,16 +102,16 @@ async def _resolve_users(
     return by_id, by_external
 
 
-def _user_recipient(user: User) -> dict[str, Any]:
+def _user_recipient(user: UserContact) -> dict[str, Any]:
     return {"user_id": user.id, "external_id": user.external_id}
 
 
 def _recipient_deliveries(
-    body: SendRequest, by_id: dict[str, User], by_external: dict[str, User]
+    body: SendRequest, by_id: dict[str, UserContact], by_external: dict[str, UserContact]
 ) -> list[NewDelivery]:
     """One delivery per (channel, distinct recipient); what cannot be sent is `skipped`."""
     # Resolve once, dedupe (a user named by id and by external id is one recipient).
-    resolved: list[User | str] = []
+    resolved: list[UserContact | str] = []
     seen: set[str] = set()
     for r in body.recipients:
         if r.email is not None:
@@ -198,8 +200,13 @@ async def send(
     key = header_key or body.idempotency_key
     content = _check_content(body, channels)
     now = utcnow()
-    request_hash = body.request_hash()
-    if key is not None:
+    request_hash = ""
+    if key is None:
+        # Without a key the writes are one statement (the repository), atomic alone: no
+        # transaction, so no BEGIN and COMMIT round trips.
+        await autocommit(session)
+    else:
+        request_hash = body.request_hash()
         replay = await _replay(session, client_id, key, request_hash, now)
         if replay is not None:
             return SendResult(replay, created=False)
@@ -230,7 +237,9 @@ async def send(
     )
     if not any(d.skip_reason is None for d in new):
         notification.status = repository.derive_status({}, scheduled=False)
-    ids = await repository.create_notification(session, client_id, notification, new, now=now)
+    ids = await repository.create_notification(
+        session, client_id, notification, new, now=now, inbox=_inbox_content(notification)
+    )
     if ids is None:
         # A concurrent send holds the key: it committed (we waited on it), or still runs.
         await session.rollback()
@@ -241,56 +250,49 @@ async def send(
                 "A request with this idempotency key is in progress", headers={"Retry-After": "1"}
             )
         return SendResult(replay, created=False)
-    await _add_inbox_items(session, client_id, notification, ids, new)
     await session.commit()
-    rows = [
-        Delivery(
-            id=delivery_id,
-            client_id=client_id,
-            notification_id=notification.id,
-            channel=d.channel,
-            recipient=d.recipient,
-            recipient_user_id=d.recipient_user_id,
-            endpoint_id=d.endpoint_id,
-            status="skipped" if d.skip_reason else "pending",
-            next_attempt_at=None if d.skip_reason else send_at,
-            skip_reason=d.skip_reason,
-            created_at=now,
-            updated_at=now,
-        )
-        for delivery_id, d in zip(ids, new, strict=True)
-    ]
     if send_at <= now:
-        await ring_soon(client_id, [r.id for r in rows if r.status == "pending"])
-    return SendResult(NotificationOut.of(notification, rows), created=True)
+        due = [i for i, d in zip(ids, new, strict=True) if not d.skip_reason]
+        await ring_soon(client_id, due)
+    return SendResult(_sent(notification, ids, new), created=True)
 
 
-async def _add_inbox_items(
-    session: AsyncSession,
-    client_id: str,
-    notification: Notification,
-    ids: list[str],
-    new: list[NewDelivery],
-) -> None:
-    # Every websocket delivery that will be sent is an inbox item (id = the delivery's id,
-    # carried by the `notification` event), in the send's transaction: it exists whether
-    # the user is online or not. Visible from send_at, so a scheduled one waits.
-    items = [
-        (delivery_id, d.recipient_user_id)
-        for delivery_id, d in zip(ids, new, strict=True)
-        if d.channel == WEBSOCKET and d.skip_reason is None and d.recipient_user_id is not None
-    ]
-    if not items:
-        return
-    content = notification.content[WEBSOCKET]
-    await inbox.add_items(
-        session,
-        client_id,
-        notification.id,
-        items,
-        event=content["event"],
-        data=content.get("data", {}),
-        visible_at=notification.send_at,
+def _sent(notification: Notification, ids: list[str], new: list[NewDelivery]) -> NotificationOut:
+    """The answer for a notification just stored (its deliveries as `create_notification`
+    wrote them)."""
+    send_at = notification.send_at
+    return NotificationOut(
+        id=notification.id,
+        status=notification.status,  # type: ignore[arg-type]
+        channels=notification.channels,
+        created_at=notification.created_at,
+        send_at=send_at,
+        idempotency_key=notification.idempotency_key,
+        metadata=notification.metadata_,
+        deliveries=[
+            DeliveryOut(
+                id=delivery_id,
+                channel=d.channel,
+                recipient=d.recipient,
+                status="skipped" if d.skip_reason else "pending",
+                attempts=0,
+                last_error=None,
+                skip_reason=d.skip_reason,
+                delivered_at=None,
+                next_attempt_at=None if d.skip_reason else send_at,
+            )
+            for delivery_id, d in zip(ids, new, strict=True)
+        ],
+    )
+
+
+def _inbox_content(notification: Notification) -> InboxContent | None:
+    # Visible from send_at, so a scheduled one waits.
+    content = notification.content.get(WEBSOCKET)
+    if content is None:
+        return None
+    return InboxContent(
+        event=content["event"], data=content.get("data", {}), visible_at=notification.send_at
     )
 
 

@@ -79,15 +79,14 @@ class ClientEvents:
 
     async def _send(self, conn: Connection, body: _Send) -> dict[str, Any]:
         create = MessageCreate.model_validate(body.model_dump(exclude={"room_id"}))
-        async with self._db.session() as session:
-            message, _ = await messages.send_message(
-                session,
-                self._bus,
-                conn.principal,
-                body.room_id,
-                create,
-                self._settings.MAX_MESSAGE_BYTES,
-            )
+        message, _ = await messages.send_message(
+            self._db,
+            self._bus,
+            conn.principal,
+            body.room_id,
+            create,
+            self._settings.MAX_MESSAGE_BYTES,
+        )
         return message.model_dump(mode="json")
 
     async def _typing(self, conn: Connection, body: _RoomRef) -> dict[str, Any]:

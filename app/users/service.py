@@ -14,6 +14,7 @@ from app.core.errors import NotFound
 from app.core.ids import new_id
 from app.users import repository
 from app.users.models import User
+from app.users.repository import UserContact
 from app.users.schemas import UserPatch, UserUpsert
 
 
@@ -92,7 +93,7 @@ async def missing_users(
 
 async def users_by_keys(
     session: AsyncSession, client_id: str, *, user_ids: Sequence[str], external_ids: Sequence[str]
-) -> tuple[dict[str, User], dict[str, User]]:
+) -> tuple[dict[str, UserContact], dict[str, UserContact]]:
     """The client's users found among `user_ids` and `external_ids` (bulk, for fan-outs):
     (by id, by external id); absent keys are unknown."""
     users = await repository.by_keys(

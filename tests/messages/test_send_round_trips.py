@@ -23,7 +23,8 @@ async def test_a_send_on_postgresql_is_one_statement_without_ping_begin_or_commi
     sent: list[str] = []
 
     # Every way SQLAlchemy's asyncpg adapter reaches the server: statements (prepared, then
-    # fetched), BEGIN / COMMIT (Connection.execute) and the pre-ping (fetchrow(";")).
+    # fetched), BEGIN / COMMIT (Connection.execute) and the pre-ping (fetchrow(";")); and
+    # the driver's own fetch, which the send's statement goes through.
     def counting(cls: Any, name: str, label: Any) -> None:
         original = getattr(cls, name)
 
@@ -36,6 +37,7 @@ async def test_a_send_on_postgresql_is_one_statement_without_ping_begin_or_commi
     counting(PreparedStatement, "fetch", lambda s, a: " ".join(s.get_query().split())[:30])
     counting(asyncpg.Connection, "execute", lambda s, a: str(a[0])[:30])
     counting(asyncpg.Connection, "fetchrow", lambda s, a: str(a[0])[:30])
+    counting(asyncpg.Connection, "fetch", lambda s, a: str(a[0])[:30])
 
     response = await api.send(tenant, room["id"], "measured", key)
     monkeypatch.undo()
