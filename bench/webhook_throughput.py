@@ -425,18 +425,20 @@ async def run(args: argparse.Namespace) -> None:
         await asyncio.gather(receiver.start("/stats"), api.start("/health/live"))
         ids = await create_deliveries(api.base_url, f"{receiver.base_url}/hook", args)
         await api.stop()
-        first = {c: await run_baseline(args, len(ids), inflight, receiver, c) for c in CLIENTS}
+        clients = CLIENTS if args.baselines else ()
+        first = {c: await run_baseline(args, len(ids), inflight, receiver, c) for c in clients}
         ours = await run_ours(args, ids, receiver, env, conn)
         # The second round in the other order, so neither client always runs first.
         second = {
-            c: await run_baseline(args, len(ids), inflight, receiver, c) for c in CLIENTS[::-1]
+            c: await run_baseline(args, len(ids), inflight, receiver, c) for c in clients[::-1]
         }
     finally:
         await asyncio.gather(receiver.stop(), api.stop())
         await conn.close()
         await drop_pg_database(args.pg_server, pg_name)
         await clear_redis(args.redis_url, prefix)
-    base = {c: mean_of(first[c], second[c]) for c in CLIENTS}
+    clients = tuple(first)
+    base = {c: mean_of(first[c], second[c]) for c in clients}
     n = len(ids)
     from app.channels.webhook import MAX_CONNECTIONS
 
@@ -451,7 +453,7 @@ async def run(args: argparse.Namespace) -> None:
     head = ("deliveries/s", "span s", "CPU ms/delivery", "receiver CPU ms/req")
     print(f"  {'':<34}" + "".join(f"{h:>20}" for h in head))
     rows = [("ours: chatapi worker", ours)] + [
-        (f"baseline: bare {c} loop", base[c]) for c in CLIENTS
+        (f"baseline: bare {c} loop", base[c]) for c in clients
     ]
     for name, fig in rows:
         cells = (
@@ -459,14 +461,14 @@ async def run(args: argparse.Namespace) -> None:
             f"{fig['receiver_cpu'] / n * 1000:.3f}",
         )  # fmt: skip
         print(f"  {name:<34}" + "".join(f"{c:>20}" for c in cells))
-    for c in CLIENTS:
+    for c in clients:
         r1, r2 = base[c]["runs"]  # type: ignore[misc]
         print(
             f"  baseline {c} runs: {r1:,.0f} and {r2:,.0f}/s "
             f"({base[c]['retries']:.0f} transport retries)"
         )
     print(f"  ours from the ring to the last delivered_at: {ours['rate_db']:,.0f}/s")
-    for c in CLIENTS:
+    for c in clients:
         print(
             f"  ratio ours/{c}: throughput {ours['rate'] / base[c]['rate']:.2f}x, "
             f"CPU per delivery {ours['cpu'] / base[c]['cpu']:.2f}x"
@@ -521,6 +523,12 @@ def main() -> None:
     parser.add_argument("--redis-url", default=DEFAULT_REDIS)
     parser.add_argument("--pg-server", default=DEFAULT_PG_SERVER)
     parser.add_argument("--profile", help="py-spy collapsed stacks of the worker to this file")
+    parser.add_argument(
+        "--no-baselines",
+        dest="baselines",
+        action="store_false",
+        help="run ours alone (profiling); no ratio is printed",
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
