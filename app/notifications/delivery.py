@@ -37,7 +37,7 @@ from app.email import service as email_service
 from app.notifications import delivery_repository as deliveries
 from app.notifications import finish_repository as finishing
 from app.notifications.doorbell import ring_flush
-from app.notifications.models import FAILED, Delivery, DeliveryAttempt, Notification
+from app.notifications.models import FAILED, Delivery, Notification
 from app.notifications.operational import emit_operational, is_operational
 from app.notifications.quota import defer_if_over_quota
 from app.observability.delivery_metrics import observe
@@ -263,7 +263,7 @@ class _Finisher:
         async with rt.db.session() as session:
             # Locks first, in id order: see the module docstring.
             locked = await finishing.lock_many(session, client_id, final)
-            await deliveries.record_attempts(
+            await finishing.insert_attempts(
                 session, client_id, [_attempt_row(r, now) for r in batch]
             )
             await _record_endpoint_outcomes(session, rt, batch, now, disabled)
@@ -386,21 +386,21 @@ async def _finish(
     return FAILED if done else None
 
 
-def _attempt_row(result: _Result, now: datetime) -> DeliveryAttempt:
+def _attempt_row(result: _Result, now: datetime) -> dict[str, Any]:
     d, outcome = result.delivery, result.outcome
-    return DeliveryAttempt(
-        id=new_id(),
-        client_id=d.client_id,
-        delivery_id=d.id,
-        notification_id=d.notification_id,
-        attempted_at=now,
-        outcome=outcome.kind.value,
-        response_code=outcome.response_code,
-        reply=outcome.reply,
-        duration_ms=int(outcome.duration_ms),
-        error=outcome.error,
-        served_by=outcome.served_by,
-    )
+    return {
+        "id": new_id(),
+        "client_id": d.client_id,
+        "delivery_id": d.id,
+        "notification_id": d.notification_id,
+        "attempted_at": now,
+        "outcome": outcome.kind.value,
+        "response_code": outcome.response_code,
+        "reply": outcome.reply,
+        "duration_ms": int(outcome.duration_ms),
+        "error": outcome.error,
+        "served_by": outcome.served_by,
+    }
 
 
 def _reached_endpoint(outcome: Outcome) -> bool:

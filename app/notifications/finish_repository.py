@@ -11,13 +11,39 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import Table, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.notifications.models import DELIVERED, SENDING, Delivery, Notification
+from app.notifications.models import (
+    DELIVERED,
+    MAX_REPLY_BYTES,
+    SENDING,
+    Delivery,
+    DeliveryAttempt,
+    Notification,
+)
 from app.notifications.repository import delivery_status_counts, derive_status
+
+_ATTEMPTS: Table = DeliveryAttempt.__table__  # type: ignore[attr-defined]
+
+
+async def insert_attempts(
+    session: AsyncSession, client_id: str, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Store attempt rows (column → value, as `delivery_attempts` has them) in one
+    executemany, replies cut to 4 KB like `delivery_repository.record_attempts`; plain
+    rows rather than DeliveryAttempt models, whose validation cost more than the insert."""
+    if not rows:
+        return
+    for row in rows:
+        if row["client_id"] != client_id:
+            raise ValueError("attempt belongs to another client")
+        if row.get("reply"):
+            row["reply"] = row["reply"].encode()[:MAX_REPLY_BYTES].decode(errors="ignore")
+    await session.execute(insert(_ATTEMPTS), list(rows))
 
 
 async def get_many(
