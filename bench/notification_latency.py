@@ -188,7 +188,13 @@ async def drive(
             "recipients": [{"user_id": user_id}],
             "websocket": {"event": "bench.tick", "data": {"i": i, "sent_at": sent_at}},
         }
-        r = await http.post("/api/v1/notifications/send", json=body, headers=auth)
+        try:
+            r = await http.post("/api/v1/notifications/send", json=body, headers=auth)
+        except httpx.HTTPError:
+            # An overloaded server that drops or never answers a send: counted, not fatal,
+            # so the run still reports what did arrive.
+            bad += 1
+            return
         answer_times.append(time.time() - sent_at)
         if r.status_code != 202:
             bad += 1
@@ -358,7 +364,7 @@ async def run(args: argparse.Namespace) -> None:
         cpu = ", ".join(f"{n} {c:.0%}" for n, c in zip(roles, r["stack_cpu"], strict=False))
         print(f"    CPU of the chatapi processes while sending (of one core): {cpu}")
         if r["bad"]:
-            print(f"    {r['bad']} sends were not answered 202")
+            print(f"    {r['bad']} sends were not answered 202 (or not at all)")
 
 
 def main() -> None:
