@@ -14,10 +14,12 @@ just before the request) on an absolute schedule (`t0 + i / rate`, requests not 
 one by one, so a slow answer does not slow the schedule). Latency = receipt time -
 `sent_at` (one machine, one clock). Also printed: the API's 202 time (the part of the
 latency spent before the answer), the achieved send rate, receipts missing at the end,
-and the sender's CPU. There is no baseline server for this one: the figures are absolute.
+the sender's CPU and that of each chatapi process while sending. There is no baseline
+server for this one: the figures are absolute.
 
     python bench/notification_latency.py                      # both modes, 200/s for 10 s
     python bench/notification_latency.py --modes redis --rate 100 --seconds 20
+    python bench/notification_latency.py --modes embedded --profile /tmp/lat   # py-spy
 """
 
 from __future__ import annotations
@@ -199,7 +201,7 @@ async def drive(
             try:
                 r = await http.post("/api/v1/notifications/send", json=body, headers=auth)
                 break
-            except httpx.TransportError:
+            except httpx.HTTPError:
                 # Once: a pooled keep-alive connection the server closed while idle. The
                 # retry keeps the first sent_at, so its latency counts the lost attempt.
                 if attempt:
@@ -271,12 +273,18 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
             progress(mode, "receiver connected")
             await asyncio.sleep(1.0)  # presence settles; the worker (redis mode) is up
             await drive(http, master, user_id, args.rate, warmup)
+            spies = start_profiles(args.profile, mode, stack) if args.profile else []
             usage0 = resource.getrusage(resource.RUSAGE_SELF)
+            cpu0 = [proc_cpu(p.pid) for p in stack.procs]
             w0 = time.monotonic()
             answers, achieved, bad = await drive(http, master, user_id, args.rate, count)
             wall = time.monotonic() - w0
             progress(mode, f"{count} sent in {wall:.1f} s; waiting for the receipts")
             usage1 = resource.getrusage(resource.RUSAGE_SELF)
+            stack_cpu = [proc_cpu(p.pid) - c for p, c in zip(stack.procs, cpu0, strict=True)]
+            for spy in spies:
+                spy.send_signal(2)
+                await asyncio.to_thread(spy.wait, 30)
             # Wait for the receiver's "done" (all arrived) or give up after the grace period;
             # either way it answers "stop" with what it received.
             await asyncio.to_thread(parent.poll, args.grace)
@@ -307,7 +315,43 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         "a50": percentile(answers, 50),
         "a99": percentile(answers, 99),
         "sender_cpu": cpu / wall,
+        "stack_cpu": [c / wall for c in stack_cpu],
     }
+
+
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_profiles(prefix: str, mode: str, stack: Stack) -> list[subprocess.Popen[bytes]]:
+    """py-spy on the API (and the worker) during the measured sends: PREFIX-MODE-ROLE.txt."""
+    py_spy = str(Path(sys.executable).with_name("py-spy"))
+    spies = []
+    for role, proc in zip(("serve", "worker"), stack.procs, strict=False):
+        out = f"{prefix}-{mode}-{role}.txt"
+        spies.append(
+            subprocess.Popen(
+                [
+                    py_spy,
+                    "record",
+                    "--pid",
+                    str(proc.pid),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "200",
+                    "--output",
+                    out,
+                    "--nonblocking",
+                    "--gil",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    return spies
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -334,6 +378,9 @@ async def run(args: argparse.Namespace) -> None:
             f"{r['a99'] * 1000:.1f}", f"{r['sender_cpu']:.0%}",
         )  # fmt: skip
         print(f"  {names[r['mode']]:<40}" + "".join(f"{c:>12}" for c in cells))
+        roles = ("serve", "worker", "beat")
+        cpu = ", ".join(f"{n} {c:.0%}" for n, c in zip(roles, r["stack_cpu"], strict=False))
+        print(f"    CPU of the chatapi processes while sending (of one core): {cpu}")
         if r["bad"]:
             print(f"    {r['bad']} sends were not answered 202 (or not at all)")
     write_figures(args.json, "notification_latency.py", [figure(args, r) for r in results])
@@ -368,6 +415,9 @@ def main() -> None:
     parser.add_argument("--redis-url", default=DEFAULT_REDIS)
     parser.add_argument("--pg-server", default=DEFAULT_PG_SERVER)
     add_json_argument(parser)
+    parser.add_argument(
+        "--profile", help="py-spy the API (and worker) while sending: PROFILE-MODE-ROLE.txt"
+    )
     args = parser.parse_args()
     require_local(args.pg_server)
     require_local(args.redis_url)

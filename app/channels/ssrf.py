@@ -2,10 +2,12 @@
 connection goes to an address that was checked (pinned), so DNS rebinding cannot redirect it.
 
 `check_url` runs when an endpoint is created and before every new connection. The HTTP side is
-`GuardedTransport`: an httpx transport whose network backend resolves the host once, checks
-every answer, and connects to a checked address. The URL's host stays what TLS and HTTP see
-(httpcore sends SNI and verifies the certificate for the origin's host, and `Host` comes from the
-URL), so only the socket's peer is pinned.
+`guarded_connector`: an aiohttp connector whose resolver resolves the host once per new
+connection, checks every answer and hands aiohttp only checked addresses, and whose socket
+factory checks the peer address once more right before connecting (this also covers an
+IP-literal URL, for which aiohttp skips the resolver). The URL's host stays what TLS and HTTP
+see (aiohttp sends SNI and verifies the certificate for the URL's host, and `Host` comes from
+the URL), so only the socket's peer is pinned.
 """
 
 from __future__ import annotations
@@ -14,17 +16,18 @@ import asyncio
 import ipaddress
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
+import aiohttp
+import aiohttp.abc
 import certifi
-import httpcore
-import httpx
+from aiohttp.connector import AddrInfoType, SocketFactoryType
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # (host, port) -> the addresses the name resolves to; tests inject their own.
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+
 
 # Instance-metadata services hand out cloud credentials: refused even when private targets are
 # allowed, since no intranet webhook legitimately lives there.
@@ -137,83 +140,75 @@ async def check_url(
     return await check_host(parts.hostname, port, allow_private=allow_private, resolver=resolver)
 
 
-class PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
-    """Resolves and checks once per new connection, then connects to a checked address."""
+class PinnedResolver(aiohttp.abc.AbstractResolver):
+    """aiohttp's resolver for webhook connections: resolves once per new connection, checks
+    every answer (`check_host`) and hands aiohttp only checked addresses to connect to."""
 
-    def __init__(
-        self,
-        *,
-        allow_private: bool,
-        resolver: Resolver | None = None,
-        inner: httpcore.AsyncNetworkBackend | None = None,
-    ) -> None:
+    def __init__(self, *, allow_private: bool, resolver: Resolver | None = None) -> None:
         self._allow_private = allow_private
         self._resolver = resolver
-        self._inner = inner or httpcore.AnyIOBackend()
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        """Connect to the first checked address of `host` that accepts."""
-        try:
-            addresses = await asyncio.wait_for(
-                check_host(host, port, allow_private=self._allow_private, resolver=self._resolver),
-                timeout,
-            )
-        except asyncio.TimeoutError:
-            raise httpcore.ConnectTimeout(f"resolving {host!r} timed out") from None
-        last: Exception | None = None
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last = exc
-        assert last is not None
-        raise last
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        """The checked addresses of `host`; raises TargetRefused / TargetUnresolvable."""
+        addresses = await check_host(
+            host, port, allow_private=self._allow_private, resolver=self._resolver
+        )
+        return [_resolved(host, address, port) for address in addresses]
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        """Never: a webhook cannot target a local socket."""
-        raise TargetRefused("unix sockets are not webhook targets")
-
-    async def sleep(self, seconds: float) -> None:
-        """Delegate (used by httpcore's connect retries)."""
-        await self._inner.sleep(seconds)
+    async def close(self) -> None:
+        """Nothing to release."""
 
 
-class GuardedTransport(httpx.AsyncHTTPTransport):
-    """An httpx transport whose every new connection goes through PinnedNetworkBackend.
+def _resolved(host: str, address: str, port: int) -> aiohttp.abc.ResolveResult:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    return {
+        "hostname": host,  # what TLS verifies and SNI names
+        "host": address,  # where the socket connects
+        "port": port,
+        "family": family,
+        "proto": 0,
+        "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+    }
 
-    No proxies (an environment proxy would connect on our behalf, unchecked) and HTTP/1.1.
+
+def guarded_socket_factory(allow_private: bool) -> SocketFactoryType:
+    """A socket factory that refuses to make a socket for a refused peer address.
+
+    aiohttp skips the resolver for an IP-literal URL; this check sits at the last step
+    before every connect, so a literal is checked too (a resolved name was checked already).
     """
 
-    def __init__(
-        self,
-        *,
-        allow_private: bool,
-        resolver: Resolver | None = None,
-        limits: httpx.Limits = httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        context = ssl_context or ssl.create_default_context(cafile=certifi.where())
-        super().__init__(verify=context, trust_env=False, limits=limits)
-        # httpx builds its pool without a network-backend hook; this one is the same pool
-        # (same options as above) with the pinned backend.
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=PinnedNetworkBackend(allow_private=allow_private, resolver=resolver),
-        )
+    def make(addr_info: AddrInfoType) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        reason = refusal_reason(ip, allow_private=allow_private)
+        if reason is not None:
+            raise TargetRefused(f"target {ip} is {reason}")
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return make
+
+
+def guarded_connector(
+    *,
+    allow_private: bool,
+    limit: int,
+    resolver: Resolver | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> aiohttp.TCPConnector:
+    """An aiohttp connector whose every new connection goes to a checked address.
+
+    No DNS cache (each new connection resolves and checks again; kept-alive connections are
+    reused), at most `limit` connections, all kept alive while idle, TLS verified against
+    certifi's roots for the URL's host name. Build it on the loop that will use it.
+    """
+    return aiohttp.TCPConnector(
+        limit=limit,
+        limit_per_host=0,
+        use_dns_cache=False,
+        resolver=PinnedResolver(allow_private=allow_private, resolver=resolver),
+        socket_factory=guarded_socket_factory(allow_private),
+        ssl=ssl_context or ssl.create_default_context(cafile=certifi.where()),
+    )

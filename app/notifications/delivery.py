@@ -35,9 +35,9 @@ from app.core.crypto import SecretBoxError
 from app.core.ids import new_id
 from app.email import service as email_service
 from app.notifications import delivery_repository as deliveries
-from app.notifications import repository
+from app.notifications import finish_repository as finishing
 from app.notifications.doorbell import ring_flush
-from app.notifications.models import FAILED, Delivery, DeliveryAttempt, Notification
+from app.notifications.models import FAILED, Delivery, Notification
 from app.notifications.operational import emit_operational, is_operational
 from app.notifications.quota import defer_if_over_quota
 from app.observability.delivery_metrics import observe
@@ -143,10 +143,9 @@ async def _run(
 async def _load(rt: Runtime, client_id: str, claimed: list[Delivery]) -> _Loaded:
     loaded = _Loaded({}, {}, None, {})
     async with rt.db.read_session() as session:
-        for notification_id in {d.notification_id for d in claimed}:
-            notification = await repository.get(session, client_id, notification_id)
-            if notification is not None:
-                loaded.notifications[notification_id] = notification
+        loaded.notifications = await finishing.get_many(
+            session, client_id, (d.notification_id for d in claimed)
+        )
         endpoint_ids = sorted({d.endpoint_id for d in claimed if d.endpoint_id})
         try:
             if endpoint_ids:
@@ -250,33 +249,41 @@ class _Finisher:
         rt, client_id = self._rt, self._client_id
         now = utcnow()
         limit = rt.settings.delivery_attempt_limit
-        final = sorted(
-            {
-                r.notification.id
-                for r in batch
-                if r.outcome.kind in (OutcomeKind.DELIVERED, OutcomeKind.FAILED)
-                or (r.outcome.kind is OutcomeKind.RETRY and r.delivery.attempts >= limit)
-                or r.notification.status == "scheduled"
-            }
-        )
+        final = {
+            r.notification.id
+            for r in batch
+            if r.outcome.kind in (OutcomeKind.DELIVERED, OutcomeKind.FAILED)
+            or (r.outcome.kind is OutcomeKind.RETRY and r.delivery.attempts >= limit)
+            or r.notification.status == "scheduled"
+        }
         exhausted: list[tuple[_Result, str | None]] = []
         disabled: list[str] = []
         parked_users: set[str] = set()
+        delivered = [r for r in batch if r.outcome.kind is OutcomeKind.DELIVERED]
         async with rt.db.session() as session:
-            for notification_id in final:  # locks first, sorted: see the module docstring
-                await repository.lock(session, client_id, notification_id)
-            await deliveries.record_attempts(
+            # Locks first, in id order: see the module docstring.
+            locked = await finishing.lock_many(session, client_id, final)
+            await finishing.insert_attempts(
                 session, client_id, [_attempt_row(r, now) for r in batch]
+            )
+            await _record_endpoint_outcomes(session, rt, batch, now, disabled)
+            # The common case in one statement; the rest row by row (see _finish).
+            await finishing.mark_delivered_many(
+                session,
+                client_id,
+                [(r.delivery.id, r.delivery.attempts) for r in delivered],
+                now=now,
             )
             for result in batch:
                 self.kinds.add(result.outcome.kind)
-                status = await _finish(session, rt, result, now, limit, disabled)
+                if result.outcome.kind is OutcomeKind.DELIVERED:
+                    continue
+                status = await _finish(session, rt, result, now, limit)
                 if status == FAILED:
                     exhausted.append((result, result.outcome.error))
                 elif status == "parked" and result.delivery.recipient_user_id:
                     parked_users.add(result.delivery.recipient_user_id)
-            for notification_id in final:
-                await repository.refresh_status(session, client_id, notification_id, now=now)
+            await finishing.refresh_statuses(session, client_id, locked.values(), now=now)
             await session.commit()
         for result, error in exhausted:
             await _emit_exhausted(rt, result, error)
@@ -296,28 +303,62 @@ class _Finisher:
                 await ring_flush(client_id, user_id)
 
 
+async def _record_endpoint_outcomes(
+    session: AsyncSession,
+    rt: Runtime,
+    batch: list[_Result],
+    now: datetime,
+    disabled: list[str],
+) -> None:
+    """Each attempt's outcome on its endpoint's health (`webhooks.record_outcome`), in the
+    order the attempts ended, with the writes that cannot change anything left out: a
+    success right after a success of the same endpoint (its failure run is already over),
+    and the successes that come before any failure of their endpoint in this batch go in
+    one statement first. An endpoint this batch disabled is added to `disabled`, to be
+    announced after the commit."""
+    leading_successes: list[str] = []  # endpoints whose first outcome here is a success
+    seen: set[str] = set()
+    ended_on_success: set[str] = set()
+    in_order: list[_Result] = []
+    for result in batch:
+        endpoint_id = result.delivery.endpoint_id
+        if not endpoint_id or not _reached_endpoint(result.outcome):
+            continue
+        if result.outcome.delivered:
+            if endpoint_id in ended_on_success:
+                continue
+            ended_on_success.add(endpoint_id)
+            if endpoint_id not in seen:
+                seen.add(endpoint_id)
+                leading_successes.append(endpoint_id)
+                continue
+        else:
+            ended_on_success.discard(endpoint_id)
+        seen.add(endpoint_id)
+        in_order.append(result)
+    await webhooks.record_successes(session, batch[0].delivery.client_id, leading_successes)
+    policy = webhooks.DisablePolicy.from_settings(rt.settings)
+    for result in in_order:
+        d = result.delivery
+        assert d.endpoint_id is not None
+        if await webhooks.record_outcome(
+            session, rt.bus, d.client_id, d.endpoint_id, result.outcome, now, policy=policy
+        ):
+            disabled.append(d.endpoint_id)
+
+
 async def _finish(
     session: AsyncSession,
     rt: Runtime,
     result: _Result,
     now: datetime,
     limit: int,
-    disabled: list[str],
 ) -> str | None:
-    """Move the delivery on after its attempt; the status it reached (None: the row
-    was no longer ours — its lease expired and another worker re-claimed it). An endpoint
-    this attempt disabled is added to `disabled`, to be announced after the commit."""
+    """Move an undelivered delivery on after its attempt (delivered ones are finished in
+    one statement, `finishing.mark_delivered_many`); the status it reached (None: the row
+    was no longer ours — its lease expired and another worker re-claimed it)."""
     d, outcome, client_id = result.delivery, result.outcome, result.delivery.client_id
-    if d.endpoint_id and _reached_endpoint(outcome):
-        policy = webhooks.DisablePolicy.from_settings(rt.settings)
-        if await webhooks.record_outcome(
-            session, rt.bus, client_id, d.endpoint_id, outcome, now, policy=policy
-        ):
-            disabled.append(d.endpoint_id)
     attempts = d.attempts  # the fence: only the claim this attempt made may finish it
-    if outcome.kind is OutcomeKind.DELIVERED:
-        done = await deliveries.mark_delivered(session, client_id, d.id, now=now, attempts=attempts)
-        return "delivered" if done else None
     if outcome.kind is OutcomeKind.PARKED:
         return (
             "parked"
@@ -345,21 +386,21 @@ async def _finish(
     return FAILED if done else None
 
 
-def _attempt_row(result: _Result, now: datetime) -> DeliveryAttempt:
+def _attempt_row(result: _Result, now: datetime) -> dict[str, Any]:
     d, outcome = result.delivery, result.outcome
-    return DeliveryAttempt(
-        id=new_id(),
-        client_id=d.client_id,
-        delivery_id=d.id,
-        notification_id=d.notification_id,
-        attempted_at=now,
-        outcome=outcome.kind.value,
-        response_code=outcome.response_code,
-        reply=outcome.reply,
-        duration_ms=int(outcome.duration_ms),
-        error=outcome.error,
-        served_by=outcome.served_by,
-    )
+    return {
+        "id": new_id(),
+        "client_id": d.client_id,
+        "delivery_id": d.id,
+        "notification_id": d.notification_id,
+        "attempted_at": now,
+        "outcome": outcome.kind.value,
+        "response_code": outcome.response_code,
+        "reply": outcome.reply,
+        "duration_ms": int(outcome.duration_ms),
+        "error": outcome.error,
+        "served_by": outcome.served_by,
+    }
 
 
 def _reached_endpoint(outcome: Outcome) -> bool:

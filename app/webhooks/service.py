@@ -224,6 +224,12 @@ class DisablePolicy:
         return cls(settings.WEBHOOK_DISABLE_AFTER_SECONDS, settings.WEBHOOK_DISABLE_MIN_FAILURES)
 
 
+async def record_successes(session: AsyncSession, client_id: str, endpoint_ids: list[str]) -> None:
+    """What `record_outcome` does for a delivered attempt, for several endpoints at once
+    (each listed endpoint's failure run ends). Does not commit."""
+    await repository.record_successes(session, client_id, endpoint_ids)
+
+
 async def record_outcome(
     session: AsyncSession,
     bus: EventBus,

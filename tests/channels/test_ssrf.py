@@ -141,3 +141,48 @@ async def test_webhook_to_a_name_resolving_to_loopback_fails_without_connecting(
     assert outcome.kind is OutcomeKind.FAILED
     assert outcome.error is not None and "loopback" in outcome.error
     assert "/blocked" not in receiver.paths()
+
+
+async def test_ip_literal_target_is_checked_too(receiver: Receiver) -> None:
+    # aiohttp skips the resolver for an IP literal; the socket factory checks it instead.
+    channel = WebhookChannel(allow_private=False)
+    endpoint = WebhookEndpoint(new_id(), receiver.url("/literal"), (SECRET,))
+    try:
+        outcome = await channel.send(
+            DeliveryTarget(new_id(), new_id(), endpoint=endpoint),
+            {"event_type": "t", "payload": {}},
+            context(),
+        )
+        # A sentinel through an allowed channel: the refused request would have arrived first.
+        allowed = WebhookChannel(allow_private=True)
+        sentinel = WebhookEndpoint(new_id(), receiver.url("/literal-sentinel"), (SECRET,))
+        try:
+            await allowed.send(
+                DeliveryTarget(new_id(), new_id(), endpoint=sentinel),
+                {"event_type": "t", "payload": {}},
+                context(),
+            )
+        finally:
+            await allowed.aclose()
+    finally:
+        await channel.aclose()
+
+    assert outcome.kind is OutcomeKind.FAILED
+    assert outcome.error is not None and "loopback" in outcome.error
+    assert "/literal-sentinel" in receiver.paths()
+    assert "/literal" not in receiver.paths()
+
+
+async def test_metadata_literal_is_refused_before_connecting_even_with_private_allowed() -> None:
+    channel = WebhookChannel(allow_private=True)
+    endpoint = WebhookEndpoint(new_id(), "http://169.254.169.254/latest/meta-data/", (SECRET,))
+    try:
+        outcome = await channel.send(
+            DeliveryTarget(new_id(), new_id(), endpoint=endpoint),
+            {"event_type": "t", "payload": {}},
+            context(),
+        )
+    finally:
+        await channel.aclose()
+    assert outcome.kind is OutcomeKind.FAILED
+    assert outcome.error is not None and "metadata" in outcome.error

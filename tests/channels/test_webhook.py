@@ -69,6 +69,9 @@ async def test_request_is_a_standard_webhook_the_library_verifies(
     assert payload["timestamp"].endswith("Z")
     assert got.headers["webhook-id"] == delivery_id
     assert got.headers["content-type"] == "application/json"
+    assert got.headers["user-agent"] == "ChatAPI-Webhooks/1.0"
+    # The reply is stored as text, so it is asked for uncompressed.
+    assert "accept-encoding" not in got.headers
 
 
 async def test_signature_made_with_another_secret_does_not_verify(
@@ -180,6 +183,32 @@ async def test_receiver_that_never_answers_times_out_and_is_retried(receiver: Re
     finally:
         release.set()
         await channel.aclose()
+    assert outcome.kind is OutcomeKind.RETRY
+    assert outcome.error is not None and "timeout" in outcome.error.lower()
+
+
+async def test_answer_whose_body_trickles_past_the_timeout_is_a_timeout() -> None:
+    # The head arrives at once, the body never completes: the timeout bounds the whole
+    # request, so this is a retry, not a delivery with half a reply.
+    head_sent = asyncio.Event()
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
+        await writer.drain()
+        head_sent.set()
+        await reader.read()  # until the client gives up and closes
+        writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    channel = WebhookChannel(allow_private=True, timeout=0.5)
+    try:
+        outcome = await post(channel, f"http://127.0.0.1:{port}/trickle")
+    finally:
+        await channel.aclose()
+        server.close()
+    assert head_sent.is_set()
     assert outcome.kind is OutcomeKind.RETRY
     assert outcome.error is not None and "timeout" in outcome.error.lower()
 

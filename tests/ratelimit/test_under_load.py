@@ -1,0 +1,59 @@
+"""Limits under concurrency: more hits than the Redis storage has connections, and a cold
+cache of a client's limits asked for by many at once."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from limits import RateLimitItemPerMinute
+from sqlalchemy import event
+
+from app.core.ids import new_id
+from app.ratelimit.storage import MAX_CONNECTIONS, create_storage
+from app.ratelimit.windows import WindowCounter
+from app.runtime import Runtime
+from tests.conftest import make_settings
+from tests.support.api import Api
+
+
+async def test_hits_beyond_the_pool_wait_for_a_connection_and_all_count(
+    redis_server_url: str, redis_prefix: str
+) -> None:
+    # A worker counts a quota hit per delivery in flight (hundreds); redis-py's default pool
+    # raised "Too many connections" past 100 and the quota went uncounted.
+    settings = make_settings(
+        "sqlite+aiosqlite:///:memory:", REDIS_URL=redis_server_url, REDIS_KEY_PREFIX=redis_prefix
+    )
+    counter = WindowCounter(create_storage(settings))
+    hits = 3 * MAX_CONNECTIONS
+    item = RateLimitItemPerMinute(10 * hits, 1, "test")
+    subject = new_id()
+
+    results = await asyncio.gather(*(counter.hit(item, subject) for _ in range(hits)))
+
+    assert all(r.allowed for r in results)
+    assert sorted(r.remaining for r in results) == list(range(9 * hits, 10 * hits))
+
+
+async def test_a_cold_cache_is_read_once_however_many_ask_at_once(api: Api) -> None:
+    # 400 deliveries in flight found the cache expired together and each read the client.
+    assert api.app is not None
+    runtime: Runtime = api.app.state.runtime
+    tenant = await api.tenant()
+    runtime.limits.forget(tenant.id)
+    reads: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "FROM clients" in statement:
+            reads.append(statement)
+
+    engine = runtime.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        got = await asyncio.gather(*(runtime.limits.limits_for(tenant.id) for _ in range(50)))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+    assert len(reads) == 1
+    assert len(set(got)) == 1
