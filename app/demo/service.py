@@ -150,5 +150,4 @@ async def display_names(
     session: AsyncSession, client_id: str, user_ids: list[str]
 ) -> dict[str, str]:
     """Display names of the client's users among `user_ids` (external id when unnamed)."""
-    found, _ = await users.users_by_keys(session, client_id, user_ids=user_ids, external_ids=[])
-    return {uid: user.display_name or user.external_id for uid, user in found.items()}
+    return await users.display_names(session, client_id, user_ids)

@@ -98,3 +98,19 @@ async def remove(session: AsyncSession, client_id: str, user_id: str) -> bool:
         .returning(col(User.id))
     )
     return result.scalar_one_or_none() is not None
+
+
+async def display_names(
+    session: AsyncSession, client_id: str, user_ids: Sequence[str]
+) -> dict[str, str]:
+    """The client's users among `user_ids`: id → display name (external id when unnamed)."""
+    names: dict[str, str] = {}
+    unique = list(dict.fromkeys(user_ids))
+    columns = (col(User.id), col(User.display_name), col(User.external_id))
+    for start in range(0, len(unique), LOOKUP_CHUNK):
+        query = select(*columns).where(
+            col(User.client_id) == client_id, col(User.id).in_(unique[start : start + LOOKUP_CHUNK])
+        )
+        for uid, name, external_id in (await session.execute(query)).all():
+            names[str(uid)] = str(name or external_id)
+    return names

@@ -126,3 +126,10 @@ async def delete_user(session: AsyncSession, client_id: str, user_id: str) -> li
         raise NotFound("No such user")
     await session.commit()
     return revoked
+
+
+async def display_names(
+    session: AsyncSession, client_id: str, user_ids: Sequence[str]
+) -> dict[str, str]:
+    """The client's users among `user_ids`: id → display name (external id when unnamed)."""
+    return await repository.display_names(session, client_id, user_ids)
