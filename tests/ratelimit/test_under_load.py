@@ -48,7 +48,8 @@ async def test_a_cold_cache_is_read_once_however_many_ask_at_once(api: Api) -> N
         if "FROM clients" in statement:
             reads.append(statement)
 
-    engine = runtime.db.engine.sync_engine
+    # Limits are read on the read pool (on SQLite a pool of its own beside the one writer).
+    engine = runtime.db.read_engine.sync_engine
     event.listen(engine, "before_cursor_execute", count)
     try:
         got = await asyncio.gather(*(runtime.limits.limits_for(tenant.id) for _ in range(50)))

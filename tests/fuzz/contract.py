@@ -1,20 +1,22 @@
 """A bounded, derandomized schemathesis run over the published OpenAPI document.
 
 A real `chatapi serve` (PostgreSQL, the stricter database) is called with generated valid
-and invalid requests under three identities: the master key, a user key and no key. Every
-response must be a non-5xx that the document describes (status, content type, headers and
-schema), every error must be problem+json, and invalid input must be refused.
+(test_valid_requests.py) and invalid (test_invalid_requests.py) requests under three
+identities: the master key, a user key and no key. Every response must be a non-5xx that the
+document describes (status, content type, headers and schema), every error must be
+problem+json, and invalid input must be refused. Two files, so the two runs can go to two
+test workers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -25,8 +27,6 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from tests.conftest import ADMIN_KEY, child_env, make_settings
 from tests.support.api import bearer
 from tests.support.processes import running_server
-
-pytestmark = pytest.mark.slow
 
 PROBLEM = "application/problem+json"
 # Bounded: ~25 operations x this many examples x 3 identities stays within tens of seconds.
@@ -59,9 +59,9 @@ class Identities:
         self.user_key = response.json()["api_key"]
 
 
-@pytest.fixture(scope="module")
-def server(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Identities]:
-    workdir: Path = tmp_path_factory.mktemp("fuzz")
+@contextmanager
+def running_identities(pg_url: str, workdir: Path) -> Iterator[Identities]:
+    """A `chatapi serve` on `pg_url` with a tenant, its master key and a user's key."""
     env = child_env(make_settings(pg_url))
     with running_server(env, workdir, "fuzz") as base, httpx.Client(base_url=base) as http:
         tenant = http.post("/api/v1/clients", json={"name": "fuzz"}, headers=bearer(ADMIN_KEY))
@@ -72,11 +72,6 @@ def server(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Id
         identities = Identities(base, master, "", user.json()["id"])
         identities.relogin()
         yield identities
-
-
-@pytest.fixture(scope="module")
-def api_schema(server: Identities) -> Any:
-    return schemathesis.openapi.from_url(f"{server.base}/api/v1/openapi.json")
 
 
 @schemathesis.check
@@ -92,10 +87,8 @@ def errors_are_problem_json(ctx: Any, response: schemathesis.Response, case: Any
 
 # schemathesis's pytest plugin (`schema.parametrize()`) does not run on this pytest, so each
 # operation gets a plain Hypothesis test from the operation's own strategy.
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_api_conforms_to_its_openapi_document(
-    api_schema: Any, server: Identities, mode: GenerationMode
-) -> None:
+def check_every_operation(api_schema: Any, server: Identities, mode: GenerationMode) -> None:
+    """Call every operation with generated `mode` cases as each identity; assert conformance."""
     failures: dict[str, str] = {}
     for result in api_schema.get_all_operations():
         operation = result.ok()
