@@ -49,6 +49,7 @@ class EmbeddedWorker:
     def start(self) -> None:
         """Bind the runtime, then start consuming (and scheduling) in background threads."""
         bind_runtime(celery_app, self._runtime)
+        _purge_in_process_broker()
         self._thread.start()
         if self._beat is not None:
             self._beat.start()
@@ -67,3 +68,18 @@ class EmbeddedWorker:
             self._thread.join(timeout=10)
         finally:
             bind_runtime(celery_app, None)
+
+
+def _purge_in_process_broker() -> None:
+    # kombu's memory broker lives as long as the process, not as long as the worker: what
+    # an earlier app published (one run without a worker, or a stopped one) is still
+    # queued, and a new worker would first work through rings meant for another database.
+    # A fresh process starts empty; so does a fresh embedded worker. Nothing is lost by it:
+    # the database is the truth, and the sweep rings again whatever is due.
+    with celery_app.connection_for_write() as connection:
+        if connection.transport.driver_type != "memory":
+            return  # a shared broker's queues belong to every worker on it
+        channel = connection.default_channel
+        dropped = sum(channel.queue_purge(queue) or 0 for queue in CONSUMED_QUEUES)
+    if dropped:
+        log.info("dropped rings queued before this worker", extra={"messages": dropped})

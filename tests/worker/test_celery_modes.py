@@ -62,6 +62,32 @@ async def test_embedded_beat_fires_the_periodic_task(db_url: str) -> None:
         assert await _wait_heartbeats(db, start + 3, timeout=15) >= start + 3
 
 
+async def test_an_embedded_worker_does_not_run_what_was_queued_before_it_started(
+    sqlite_url: str,
+) -> None:
+    # An app without a worker (most tests; `create_app(run_embedded_worker=False)`) still
+    # publishes to the process's in-memory broker. A later worker must start empty, as a new
+    # process would, not first work through rings meant for another app.
+    settings = make_settings(sqlite_url, HEARTBEAT_INTERVAL_SECONDS=3600)
+    db = Database(sqlite_url)
+    try:
+        await probe_tasks.ensure_probe_table(db)
+        stale = await probe_tasks.create_probe(db, fail_times=0)
+        async for _ in app_client(create_app(settings, run_embedded_worker=False)):
+            await asyncio.to_thread(probe.delay, stale)
+        async for _ in app_client(create_app(settings)):
+            # Sentinels: the queue is FIFO, so the stale probe would have run before the
+            # first finished; the second, queued after the first is done, leaves no race.
+            for _round in range(2):
+                sentinel = await probe_tasks.create_probe(db, fail_times=0)
+                await asyncio.to_thread(probe.delay, sentinel)
+                assert await _wait_probe_done(db, sentinel, timeout=15) == 1
+        row = await probe_tasks.read_probe(db, stale)
+        assert row is not None and row["attempts"] == 0 and row["status"] == "pending"
+    finally:
+        await db.dispose()
+
+
 @pytest.mark.slow
 async def test_redis_worker_process_retries_a_task_with_countdown(
     pg_url: str, redis_server_url: str, redis_prefix: str, tmp_path: Path
