@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import threading
+import time
+
+import sentry_sdk
+from celery import signals
 
 from app.core.config import Settings
 from app.core.logging import configure_logging
@@ -13,6 +20,8 @@ from app.worker.runtime import BackgroundLoop, bind_runtime
 
 log = logging.getLogger("chatapi.worker")
 LIFECYCLE_TIMEOUT_SECONDS = 30.0
+# Between a worker that stopped on its own and its replacement: a crash loop stays slow.
+RESTART_DELAY_SECONDS = 2.0
 
 
 def run_worker(settings: Settings, *, concurrency: int, loglevel: str) -> None:
@@ -20,12 +29,17 @@ def run_worker(settings: Settings, *, concurrency: int, loglevel: str) -> None:
 
     The runtime is built from `settings` (what the CLI validated), started on the worker's
     own loop — its Redis bus and presence live — and bound to the Celery app for tasks.
+    A worker that stops without being asked (Celery's "Unrecoverable error", e.g. kombu
+    tripping over a Redis connection that went away) is replaced by a fresh process.
     """
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     init_sentry(settings, "worker")
     app = configure_celery(settings)
     if settings.WORKER_METRICS_PORT:
         _serve_metrics(settings.WORKER_METRICS_PORT)
+    asked_to_stop = threading.Event()
+    # Celery sends this from its SIGTERM/SIGINT/SIGQUIT handlers only, never on a crash.
+    signals.worker_shutting_down.connect(lambda **_: asked_to_stop.set(), weak=False)
     loop = BackgroundLoop()
     runtime = build_runtime(settings, role="worker")
     try:
@@ -42,6 +56,9 @@ def run_worker(settings: Settings, *, concurrency: int, loglevel: str) -> None:
                 "--without-mingle",
             ]
         )
+    except SystemExit:
+        if asked_to_stop.is_set():
+            raise
     finally:
         # worker_main returns (or raises SystemExit) after a warm shutdown: no task runs now.
         bind_runtime(app, None)
@@ -51,6 +68,25 @@ def run_worker(settings: Settings, *, concurrency: int, loglevel: str) -> None:
         except Exception:
             log.exception("worker runtime did not stop cleanly")
         loop.close()
+    if not asked_to_stop.is_set():
+        _replace_this_process()
+
+
+def _replace_this_process() -> None:
+    # The way a supervisor would restart it, without needing one: same pid, same arguments,
+    # no state from the worker that failed. Nothing is lost meanwhile: unacknowledged
+    # messages go back to the queue, and the database's sweep rings whatever is due.
+    log.error(
+        "celery worker stopped without being asked; starting a new one",
+        extra={"delay_seconds": RESTART_DELAY_SECONDS},
+    )
+    sentry_sdk.flush(timeout=2)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    time.sleep(RESTART_DELAY_SECONDS)
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 def _serve_metrics(port: int) -> None:

@@ -14,6 +14,7 @@ from app.system import service
 from app.worker.celery_app import configure_celery
 from tests.conftest import app_client, child_env, make_settings
 from tests.support import probe_tasks
+from tests.support.crash_once import with_crash_once
 from tests.support.probe_tasks import probe, with_probe_tasks
 from tests.support.processes import chatapi_process, running_server
 
@@ -104,6 +105,32 @@ async def test_redis_worker_process_retries_a_task_with_countdown(
             probe_id = await probe_tasks.create_probe(db, fail_times=2)
             await asyncio.to_thread(probe.delay, probe_id, 0.5)
             assert await _wait_probe_done(db, probe_id, timeout=30) == 3
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.slow
+async def test_a_worker_that_stops_on_an_unrecoverable_error_is_replaced(
+    pg_url: str, redis_server_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        pg_url, REDIS_URL=redis_server_url, REDIS_KEY_PREFIX=f"{redis_prefix}crash:"
+    )
+    db = Database(pg_url)
+    marker = tmp_path / "crashed"
+    env = with_crash_once(with_probe_tasks(child_env(settings)), marker)
+    try:
+        await probe_tasks.ensure_probe_table(db)
+        with chatapi_process(["worker", "--concurrency", "2"], env, tmp_path, "w") as worker:
+            configure_celery(settings)
+            probe_id = await probe_tasks.create_probe(db, fail_times=0)
+            await asyncio.to_thread(probe.delay, probe_id)
+            assert await _wait_probe_done(db, probe_id, timeout=30) == 1
+            # The process that crashed is the one that ran the probe: replaced in place.
+            assert marker.read_text() == str(worker.proc.pid)
+            log = worker.output()
+            assert "Unrecoverable error" in log
+            assert "starting a new one" in log
     finally:
         await db.dispose()
 
