@@ -56,6 +56,7 @@ def serve(
         log_config=None,
         proxy_headers=True,
         ws_max_size=settings.MAX_WS_FRAME_BYTES,
+        ws_per_message_deflate=settings.WS_PER_MESSAGE_DEFLATE,
     )
 
 

@@ -7,7 +7,8 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.router import API_PREFIX, API_ROUTERS
 from app.core.config import Settings, get_settings
@@ -26,13 +27,43 @@ from app.observability.multiproc import mark_process_dead
 from app.observability.sentry import init_sentry
 from app.ratelimit.middleware import RateLimitHeadersMiddleware
 from app.realtime.client_events import ClientEvents
+from app.realtime.gateway_socketio import SOCKETIO_PATH, bind_handlers, create_socketio_server
 from app.realtime.gateway_socketio import asgi_app as socketio_asgi_app
-from app.realtime.gateway_socketio import bind_handlers, create_socketio_server
+from app.realtime.gateway_websocket import WEBSOCKET_PATH, websocket_open
 from app.realtime.hub import Hub
 from app.runtime import build_runtime
 from app.worker.celery_app import configure_celery
 
 log = logging.getLogger("chatapi")
+SOCKETIO_PREFIX = f"/{SOCKETIO_PATH}/"
+PLAIN_WEBSOCKET_PATH = API_PREFIX + WEBSOCKET_PATH
+
+
+class ChatAPI(FastAPI):
+    """The FastAPI app, except that long-lived websockets skip the HTTP middleware stack.
+
+    A Socket.IO websocket goes straight to Engine.IO, and the plain WebSocket endpoint is
+    called directly (the same function its route runs). None of the HTTP middleware acts
+    on websockets, but each layer of the stack (ours, Starlette's, the router's) would hold
+    a coroutine for the connection's whole life and wrap every frame it sends. Socket.IO's
+    long-polling requests (HTTP) still go through the stack and its mount at /sockets.
+    """
+
+    socketio_websockets: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Dispatch one ASGI connection."""
+        if scope["type"] == "websocket":
+            path = scope["path"]
+            sockets = self.socketio_websockets
+            if sockets is not None and path.startswith(SOCKETIO_PREFIX):
+                await sockets(scope, receive, send)
+                return
+            if path == PLAIN_WEBSOCKET_PATH:
+                scope["app"] = self  # what the route would see (websocket.app.state)
+                await websocket_open(WebSocket(scope, receive, send))
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = True) -> FastAPI:
@@ -88,7 +119,7 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
             await runtime.stop()
             mark_process_dead()
 
-    app = FastAPI(
+    app = ChatAPI(
         title="ChatAPI",
         version="0.1.0",
         summary="Real-time messaging and notification relay",
@@ -109,7 +140,9 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
     sio = create_socketio_server(settings.MAX_WS_FRAME_BYTES)
     bind_handlers(sio, app.state)
     app.state.sio = sio
-    app.mount("/sockets", socketio_asgi_app(sio))
+    sockets = socketio_asgi_app(sio)
+    app.mount(SOCKETIO_PREFIX.rstrip("/"), sockets)
+    app.socketio_websockets = sockets
     if settings.DEMO_ENABLED:
         from app.demo.routes import install_demo
 

@@ -21,7 +21,6 @@ from limits import RateLimitItemPerMinute
 from limits.aio.strategies import RateLimiter
 
 from app.auth import repository
-from app.auth.models import ApiKey
 from app.auth.principal import ALL_SCOPES, KeyKind, Principal
 from app.auth.secrets import fingerprint, parse_key, verify_secret
 from app.core.broadcast import Broadcast
@@ -137,8 +136,8 @@ class Authenticator:
         parts = parse_key(presented)
         if parts is None:
             raise Unauthorized("Malformed API key")
-        async with self._db.read_session() as session:
-            row = await repository.find_by_key_id(session, parts.key_id)
+        async with self._db.read_connection() as conn:
+            row = await repository.find_by_key_id(conn, parts.key_id)
         if row is None:
             raise Unauthorized()
         self._check_live(row, now, fp)
@@ -161,7 +160,7 @@ class Authenticator:
         """
         self.cache.put(fingerprint(presented), principal, checked_at=-math.inf)
 
-    def _check_live(self, row: ApiKey, now: datetime, fp: str) -> None:
+    def _check_live(self, row: repository.KeyRow, now: datetime, fp: str) -> None:
         if row.revoked_at is not None:
             self.cache.drop(fp)
             raise Unauthorized("The API key has been revoked")
@@ -237,7 +236,7 @@ class Authenticator:
             await self.flush_last_used()
 
 
-def _principal(row: ApiKey) -> Principal:
+def _principal(row: repository.KeyRow) -> Principal:
     kind = KeyKind(row.kind)
     return Principal(
         kind=kind,

@@ -4,10 +4,11 @@ which is how a presented key finds its row before anyone knows its client."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from app.auth.models import ApiKey
@@ -21,9 +22,38 @@ def _active(now: datetime) -> ColumnElement[bool]:
     )
 
 
-async def find_by_key_id(session: AsyncSession, key_id: str) -> ApiKey | None:
-    """The row a presented key names (primary-key lookup)."""
-    return await session.get(ApiKey, key_id, populate_existing=True)
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    """What authenticating a presented key reads of its row."""
+
+    id: str
+    client_id: str
+    kind: str
+    user_id: str | None
+    scopes: list[str]
+    secret_hash: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+# Built once (its cache key too): every key's first use and re-check runs it.
+_KEY_ROW = select(
+    col(ApiKey.id),
+    col(ApiKey.client_id),
+    col(ApiKey.kind),
+    col(ApiKey.user_id),
+    col(ApiKey.scopes),
+    col(ApiKey.secret_hash),
+    col(ApiKey.expires_at),
+    col(ApiKey.revoked_at),
+).where(col(ApiKey.id) == bindparam("key_id"))
+
+
+async def find_by_key_id(conn: AsyncConnection, key_id: str) -> KeyRow | None:
+    """The row a presented key names (primary-key lookup), as plain values: Core, no ORM
+    identity map, since authentication runs on every first use and re-check of a key."""
+    row = (await conn.execute(_KEY_ROW, {"key_id": key_id})).first()
+    return None if row is None else KeyRow(*row)
 
 
 async def states_by_key_ids(

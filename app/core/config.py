@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     MAX_REQUEST_BODY_BYTES: int = Field(default=1_048_576, gt=0)
     MAX_MESSAGE_BYTES: int = Field(default=65_536, gt=0)
     MAX_WS_FRAME_BYTES: int = Field(default=65_536, gt=0)
+    # permessage-deflate costs a zlib stream per connection (~46 KB, kept while idle) and a
+    # compression per frame per connection; events are small JSON. Off, as in Node socket.io.
+    WS_PER_MESSAGE_DEFLATE: bool = False
     PRESENCE_MAX_ROOM_MEMBERS: int = Field(default=100, ge=0)
     KEY_RECHECK_INTERVAL_SECONDS: float = Field(default=30, gt=0)
     ROOM_MEMBER_IDS_MAX: int = Field(default=100, ge=0)

@@ -18,8 +18,18 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from app.core.ids import new_id
@@ -253,7 +263,9 @@ async def park(
     )
 
 
-def _parked(client_id: str, user_id: str) -> list[ColumnElement[bool]]:
+def _parked(
+    client_id: str | BindParameter[str], user_id: str | BindParameter[str]
+) -> list[ColumnElement[bool]]:
     return [
         col(Delivery.client_id) == client_id,
         col(Delivery.recipient_user_id) == user_id,
@@ -273,10 +285,16 @@ async def parked_for_user(
     return list((await session.execute(query)).scalars().all())
 
 
-async def has_parked(session: AsyncSession, client_id: str, user_id: str) -> bool:
+# Built once (its cache key too): every user connect runs it.
+_HAS_PARKED = (
+    select(col(Delivery.id)).where(*_parked(bindparam("client_id"), bindparam("user_id"))).limit(1)
+)
+
+
+async def has_parked(conn: AsyncConnection, client_id: str, user_id: str) -> bool:
     """Whether the user has any parked websocket delivery (one indexed probe)."""
-    query = select(col(Delivery.id)).where(*_parked(client_id, user_id)).limit(1)
-    return (await session.execute(query)).first() is not None
+    params = {"client_id": client_id, "user_id": user_id}
+    return (await conn.execute(_HAS_PARKED, params)).first() is not None
 
 
 async def expire_parked(

@@ -32,8 +32,8 @@ def parked_flush_hook(db: Database) -> Callable[[Connection], Awaitable[None]]:
 
 async def _flush_if_parked(db: Database, client_id: str, user_id: str) -> None:
     try:
-        async with db.read_session() as session:
-            if not await deliveries.has_parked(session, client_id, user_id):
+        async with db.read_connection() as conn:  # one statement: no transaction around it
+            if not await deliveries.has_parked(conn, client_id, user_id):
                 return
         await ring_flush(client_id, user_id)
     except Exception:

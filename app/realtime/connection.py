@@ -1,7 +1,8 @@
 """One live client connection, whichever transport carries it.
 
-Outbound events go through a bounded queue drained by one writer task, so a consumer that
-falls behind is disconnected with a clear reason instead of growing the server's memory.
+Outbound events are queued without waiting, in a bounded queue (ours, drained by one writer
+task, or Engine.IO's own for Socket.IO), so a consumer that falls behind is disconnected
+with a clear reason instead of growing the server's memory.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 import orjson
+from engineio import packet as eio_packet
 
 from app.auth.principal import Principal
 from app.core.clock import monotonic
@@ -36,13 +38,14 @@ class Frame:
     """One outbound event, encoded at most once per wire format however many connections
     receive it (fan-out to a room of N costs one encoding, not N)."""
 
-    __slots__ = ("_sio", "_ws", "data", "event")
+    __slots__ = ("_eio", "_sio", "_ws", "data", "event")
 
     def __init__(self, event: str, data: dict[str, Any]) -> None:
         self.event = event
         self.data = data
         self._ws: str | None = None
         self._sio: str | None = None
+        self._eio: eio_packet.Packet | None = None
 
     def websocket_text(self) -> str:
         """`{"event","data"}` as JSON text."""
@@ -56,9 +59,16 @@ class Frame:
             self._sio = "2" + orjson.dumps([self.event, self.data]).decode()
         return self._sio
 
+    def engineio_message(self) -> eio_packet.Packet:
+        """That Socket.IO packet as an Engine.IO MESSAGE packet, which caches its own wire
+        text: every socket's writer sends the same string."""
+        if self._eio is None:
+            self._eio = eio_packet.Packet(eio_packet.MESSAGE, data=self.socketio_packet())
+        return self._eio
+
 
 class Connection(ABC):
-    """A connection of one key; subclasses write frames and close their transport."""
+    """A connection of one key; subclasses hand frames to their transport."""
 
     transport = "abstract"
 
@@ -66,8 +76,6 @@ class Connection(ABC):
         self.id = new_id()
         self.principal = principal
         self.targets: set[str] = set()
-        self._queue: asyncio.Queue[Frame] = asyncio.Queue(SEND_QUEUE_SIZE)
-        self._writer: asyncio.Task[None] | None = None
         self._tokens = EVENT_BURST
         self._refilled = monotonic()
         self._typing_at: dict[str, float] = {}
@@ -91,28 +99,28 @@ class Connection(ABC):
         queued while the connection was being set up."""
         self._greeting = Frame(event, data)
 
+    @abstractmethod
     def start(self) -> None:
-        """Start writing (once the transport's handshake has been answered)."""
-        if self._writer is None and not self.closed:
-            self._writer = asyncio.create_task(self._drain(), name=f"conn-writer-{self.id}")
+        """Start writing (once the transport's handshake has been answered): the greeting
+        first, then whatever was queued meanwhile, in order."""
 
     def enqueue(self, event: str, data: dict[str, Any]) -> None:
         """Queue an event for this connection only."""
         self.enqueue_frame(Frame(event, data))
 
+    @abstractmethod
     def enqueue_frame(self, frame: Frame) -> None:
-        """Queue a (possibly shared) frame; a full queue means the consumer is too slow."""
-        if self.closed:
-            return
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            if self._closing is not None:
-                return  # one close is on its way; later overflows add nothing
-            log.warning("slow consumer disconnected", extra={"connection": self.id})
-            self._closing = asyncio.get_running_loop().create_task(
-                self.close(CLOSE_SLOW_CONSUMER, "slow consumer: events were not read in time")
-            )
+        """Queue a (possibly shared) frame without waiting; a consumer too far behind is
+        disconnected (`_too_slow`)."""
+
+    def _too_slow(self) -> None:
+        """Schedule the close of a consumer that does not read its events (once)."""
+        if self._closing is not None:
+            return  # one close is on its way; later overflows add nothing
+        log.warning("slow consumer disconnected", extra={"connection": self.id})
+        self._closing = asyncio.get_running_loop().create_task(
+            self.close(CLOSE_SLOW_CONSUMER, "slow consumer: events were not read in time")
+        )
 
     def allow_client_event(self) -> bool:
         """Token bucket on client → server events."""
@@ -142,6 +150,46 @@ class Connection(ABC):
             await self._close_transport(code, reason)
 
     async def stop_writer(self) -> None:
+        """Write nothing more (the transport is gone or closing)."""
+        self.closed = True
+
+    @abstractmethod
+    async def _close_transport(self, code: int, reason: str) -> None:
+        """Close the underlying transport."""
+
+
+class QueuedConnection(Connection):
+    """A connection whose outbound events wait in a bounded list drained by its own writer
+    task (a transport with no send queue of its own: the plain WebSocket).
+
+    A list and a future made only while the writer waits, not an asyncio.Queue (four
+    deques and an Event): this is per idle connection, by the ten thousand.
+    """
+
+    def __init__(self, principal: Principal) -> None:
+        super().__init__(principal)
+        self._frames: list[Frame] = []
+        self._wakeup: asyncio.Future[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the writer task."""
+        if self._writer is None and not self.closed:
+            self._writer = asyncio.create_task(self._drain(), name=f"conn-writer-{self.id}")
+
+    def enqueue_frame(self, frame: Frame) -> None:
+        """Queue a frame; SEND_QUEUE_SIZE unsent ones mean the consumer is too slow."""
+        if self.closed:
+            return
+        if len(self._frames) >= SEND_QUEUE_SIZE:
+            self._too_slow()
+            return
+        self._frames.append(frame)
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    async def stop_writer(self) -> None:
         """Cancel the writer task (the transport is gone or closing)."""
         self.closed = True
         writer, self._writer = self._writer, None
@@ -150,13 +198,22 @@ class Connection(ABC):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await writer
 
+    async def _next_frame(self) -> Frame:
+        while not self._frames:
+            self._wakeup = asyncio.get_running_loop().create_future()
+            try:
+                await self._wakeup
+            finally:
+                self._wakeup = None
+        return self._frames.pop(0)  # at most SEND_QUEUE_SIZE long
+
     async def _drain(self) -> None:
         greeting, self._greeting = self._greeting, None
         try:
             if greeting is not None:
                 await self._write(greeting)
             while True:
-                await self._write(await self._queue.get())
+                await self._write(await self._next_frame())
         except Exception:
             # Usually the peer went away. Say so and close: a connection whose writer is
             # gone would otherwise look alive while dropping every event.
@@ -166,7 +223,3 @@ class Connection(ABC):
     @abstractmethod
     async def _write(self, frame: Frame) -> None:
         """Send one event frame."""
-
-    @abstractmethod
-    async def _close_transport(self, code: int, reason: str) -> None:
-        """Close the underlying transport."""

@@ -18,18 +18,24 @@ import socketio
 from app.auth.principal import Principal
 from app.core.errors import AppError
 from app.realtime.client_events import ClientEvents, problem_of
-from app.realtime.connection import CLOSE_SLOW_CONSUMER, Connection, Frame
+from app.realtime.connection import Connection, Frame
 from app.realtime.hub import Hub
 
 log = logging.getLogger("chatapi.realtime")
 SOCKETIO_PATH = "sockets"
 # Engine.IO buffers outgoing packets in an unbounded queue; past this many the client
-# is not reading and is disconnected like a slow WebSocket consumer.
+# is not reading and is disconnected like a slow WebSocket consumer (SEND_QUEUE_SIZE).
 ENGINEIO_QUEUE_LIMIT = 256
 
 
 class SocketIOConnection(Connection):
-    """A connection over one Socket.IO session."""
+    """A connection over one Socket.IO session.
+
+    Events go straight into Engine.IO's send queue for the session, which Engine.IO's own
+    writer drains to the websocket (or to the next long-poll): no queue and writer task of
+    ours in between, so a delivery costs one queue hop, as python-socketio's own emit does,
+    and an idle connection holds no task of ours.
+    """
 
     transport = "socketio"
 
@@ -38,20 +44,42 @@ class SocketIOConnection(Connection):
         self.sio = sio
         self.sid = sid
         self.eio_sid: str | None = sio.manager.eio_sid_from_sid(sid, "/")
+        # Events for the session before its CONNECT packet is out (see `start`).
+        self._pending: list[Frame] | None = []
 
-    async def _write(self, frame: Frame) -> None:
-        if self._engineio_backlog() > ENGINEIO_QUEUE_LIMIT:
-            log.warning("slow consumer disconnected", extra={"connection": self.id})
-            await self.close(CLOSE_SLOW_CONSUMER, "slow consumer: events were not read in time")
+    def start(self) -> None:
+        """Send the greeting, then what was queued during the connect (called once
+        python-socketio has queued the CONNECT packet, so nothing can go out before it)."""
+        pending, self._pending = self._pending, None
+        greeting, self._greeting = self._greeting, None
+        if pending is None or self.closed:
             return
-        # The packet is encoded once per event (Frame), not once per connection as
-        # sio.emit(to=sid) would; this is what python-socketio's own _send_packet does.
-        await self.sio.eio.send(self.eio_sid, frame.socketio_packet())
+        for frame in [greeting, *pending] if greeting is not None else pending:
+            self._put(frame)
 
-    def _engineio_backlog(self) -> int:
+    def enqueue_frame(self, frame: Frame) -> None:
+        """Queue a frame on the session (or until `start`); a backlog of more than
+        ENGINEIO_QUEUE_LIMIT unsent packets means the client is not reading."""
+        if self.closed:
+            return
+        if self._pending is None:
+            self._put(frame)
+        elif len(self._pending) < ENGINEIO_QUEUE_LIMIT:
+            self._pending.append(frame)
+        else:
+            self._too_slow()
+
+    def _put(self, frame: Frame) -> None:
         socket = self.sio.eio.sockets.get(self.eio_sid) if self.eio_sid else None
-        queue = getattr(socket, "queue", None)
-        return int(queue.qsize()) if queue is not None else 0
+        if socket is None or socket.closing or socket.closed:
+            return  # the session is ending; its disconnect handler unregisters us
+        queue = socket.queue
+        if queue.qsize() >= ENGINEIO_QUEUE_LIMIT:
+            self._too_slow()
+            return
+        # What engineio's AsyncSocket.send does, minus a coroutine and a log call per
+        # packet (its ping-timeout check runs on its own pings anyway).
+        queue.put_nowait(frame.engineio_message())
 
     async def _close_transport(self, code: int, reason: str) -> None:
         await self.sio.emit("disconnect_reason", {"code": code, "reason": reason}, to=self.sid)

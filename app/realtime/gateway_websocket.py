@@ -19,18 +19,19 @@ from app.realtime.connection import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_RATE_LIMITED,
     CLOSE_UNAUTHORIZED,
-    Connection,
     Frame,
+    QueuedConnection,
 )
 from app.realtime.hub import Hub
 
 log = logging.getLogger("chatapi.realtime")
 router = APIRouter()
+WEBSOCKET_PATH = "/websocket/open"  # under the API prefix
 CLOSE_TOO_BIG = 1009
 CLOSE_BAD_DATA = 1007
 
 
-class WebSocketConnection(Connection):
+class WebSocketConnection(QueuedConnection):
     """A connection over Starlette's WebSocket."""
 
     transport = "websocket"
@@ -58,7 +59,7 @@ def _presented_key(websocket: WebSocket) -> str | None:
     return key or None
 
 
-@router.websocket("/websocket/open")
+@router.websocket(WEBSOCKET_PATH)
 async def websocket_open(websocket: WebSocket) -> None:
     """Authenticate and subscribe, then answer the handshake and relay events both ways.
 

@@ -102,13 +102,16 @@ class Hub:
         self._connections[conn.id] = conn
         LIVE_CONNECTIONS.labels(conn.transport).inc()
         try:
-            await self._subscribe_all(conn)
+            presence_rooms = await self._subscribe_all(conn)
             if conn.user_id is None:
                 return
             first = await self._presence.connected(conn.client_id, conn.user_id)
             conn.counted = True  # from here on, unregister must count it out again
             if first:
-                await self._announce(conn, online=True, in_rooms=_in_rooms(conn))
+                # The rooms that hear presence and that the connection still follows (a
+                # leave may have landed meanwhile).
+                told = [r for r in presence_rooms if events.room_target(r) in conn.targets]
+                await self._announce(conn, online=True, room_ids=told)
         except BaseException:
             await self.unregister(conn)
             raise
@@ -118,18 +121,21 @@ class Hub:
             except Exception:
                 log.exception("connect hook failed")
 
-    async def _subscribe_all(self, conn: Connection) -> None:
+    async def _subscribe_all(self, conn: Connection) -> list[str]:
+        """Subscribe `conn` to what its key follows and set its `connected` greeting;
+        answers the user's rooms that hear its presence."""
         if conn.user_id is None:
             if conn.principal.is_master:
                 # Operational events (delivery.exhausted, endpoint.disabled) of the tenant.
                 await self.subscribe(conn, events.client_target())
             conn.greet(events.CONNECTED, _connected(conn, []))
-            return
+            return []
         # The user target first, then the rooms: a room joined after the read below is
         # announced on the user target, which is already heard (and subscribes the room).
         await self.subscribe(conn, events.user_target(conn.user_id))
         # A key that may hear nothing in rooms does not need them read at all.
-        room_ids = await self._room_ids(conn) if scopes.follows_rooms(conn.principal) else []
+        found = await self._rooms_of(conn) if scopes.follows_rooms(conn.principal) else []
+        room_ids = [room_id for room_id, _ in found]
         for room_id in room_ids:
             await self.subscribe(conn, events.room_target(room_id))
         # What the connection listens to now (a join or leave may have landed meanwhile).
@@ -140,11 +146,16 @@ class Hub:
             if t.startswith("room:") and t.removeprefix("room:") not in room_ids
         )
         conn.greet(events.CONNECTED, _connected(conn, live))
+        return [room_id for room_id, hears_presence in found if hears_presence]
 
-    async def _room_ids(self, conn: Connection) -> list[str]:
+    async def _rooms_of(self, conn: Connection) -> list[tuple[str, bool]]:
+        """The user's rooms, each with whether it hears the user's presence: one statement,
+        outside any transaction (the connect path's only read of rooms)."""
         assert conn.user_id is not None
-        async with self._db.read_session() as session:
-            return await rooms.room_ids_of_user(session, conn.client_id, conn.user_id)
+        async with self._db.read_connection() as db:
+            return await rooms.rooms_of_user(
+                db, conn.client_id, conn.user_id, self._presence_max_members
+            )
 
     @property
     def listener_count(self) -> int:
@@ -167,8 +178,9 @@ class Hub:
             return
         conn.counted = False
         try:
-            if await self._presence.disconnected(conn.client_id, conn.user_id):
-                await self._announce(conn, online=False, in_rooms=in_rooms)
+            if await self._presence.disconnected(conn.client_id, conn.user_id) and in_rooms:
+                told = [room_id for room_id, hears in await self._rooms_of(conn) if hears]
+                await self._announce(conn, online=False, room_ids=told)
         except Exception:
             log.exception("presence update failed on disconnect", extra={"connection": conn.id})
 
@@ -253,17 +265,11 @@ class Hub:
         else:
             await self.unsubscribe(conn, target)
 
-    async def _announce(self, conn: Connection, *, online: bool, in_rooms: bool) -> None:
-        # Presence goes only to rooms where it means something: not broadcast channels and
-        # not rooms past presence_max_members, where every (dis)connect of N members would
-        # cost N² events.
+    async def _announce(self, conn: Connection, *, online: bool, room_ids: list[str]) -> None:
+        # Presence goes only to rooms where it means something (`room_ids`): not broadcast
+        # channels and not rooms past presence_max_members, where every (dis)connect of N
+        # members would cost N² events.
         assert conn.user_id is not None
-        if not in_rooms:
-            return  # in no room: nobody to tell, no query
-        async with self._db.read_session() as session:
-            room_ids = await rooms.presence_room_ids(
-                session, conn.client_id, conn.user_id, self._presence_max_members
-            )
         for room_id in room_ids:
             await self._bus.publish(
                 conn.client_id,

@@ -5,8 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Integer,
+    bindparam,
+    case,
+    delete,
+    false,
+    func,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
@@ -212,42 +224,53 @@ async def set_read_seq(
     return result.scalar_one_or_none()
 
 
-async def room_ids_of_user(session: AsyncSession, client_id: str, user_id: str) -> list[str]:
-    """Every room the user is a member of."""
-    query = select(col(RoomMember.room_id)).where(
-        col(RoomMember.client_id) == client_id, col(RoomMember.user_id) == user_id
-    )
-    return list((await session.execute(query)).scalars().all())
-
-
 # Built once: aliased() per call costs more than the query it serves (profiled).
 _OTHER_MEMBERS = aliased(RoomMember)
 
 
-async def presence_room_ids(
-    session: AsyncSession, client_id: str, user_id: str, max_members: int
-) -> list[str]:
-    """The user's non-channel rooms with at most `max_members` members."""
+def _hears_presence(max_members: BindParameter[int]) -> ColumnElement[bool]:
+    """Whether the room (`Room`, correlated) hears its members' presence: not a channel and
+    at most `max_members` members. The size test reads at most max_members + 1 rows of the
+    room's primary-key index (is there a member past the first max_members?), so a big room
+    costs no more than a small one; counting all members did, per connect."""
     others = _OTHER_MEMBERS
-    size = (
-        select(func.count())
+    crowded = (
+        select(literal_column("1"))
         .select_from(others)
-        .where(col(others.client_id) == client_id, col(others.room_id) == col(Room.id))
+        .where(col(others.room_id) == col(Room.id))
         .correlate(Room)
-        .scalar_subquery()
+        .limit(1)
+        .offset(max_members)
+        .exists()
     )
-    query = (
-        select(col(Room.id))
-        .join(RoomMember, col(RoomMember.room_id) == col(Room.id))
-        .where(
-            col(Room.client_id) == client_id,
-            col(RoomMember.client_id) == client_id,
-            col(RoomMember.user_id) == user_id,
-            col(Room.type) != "channel",
-            size <= max_members,
-        )
+    return case((col(Room.type) == "channel", false()), else_=~crowded)
+
+
+# Built once (its cache key is computed once too): a socket connect's only read of rooms.
+_ROOMS_OF_USER = (
+    select(
+        col(RoomMember.room_id), _hears_presence(bindparam("presence_max_members", type_=Integer))
     )
-    return list((await session.execute(query)).scalars().all())
+    .join(Room, col(Room.id) == col(RoomMember.room_id))
+    .where(
+        col(RoomMember.client_id) == bindparam("client_id"),
+        col(RoomMember.user_id) == bindparam("user_id"),
+    )
+)
+
+
+async def rooms_of_user(
+    conn: AsyncConnection, client_id: str, user_id: str, presence_max_members: int
+) -> list[tuple[str, bool]]:
+    """Every room the user is a member of, each with whether it hears the user's presence
+    (not a channel, at most `presence_max_members` members), in one statement."""
+    # Scoped by the membership's client id (a room's members carry their room's client):
+    # a filter on rooms.client_id as well made SQLite read every room of the client first.
+    result = await conn.execute(
+        _ROOMS_OF_USER,
+        {"client_id": client_id, "user_id": user_id, "presence_max_members": presence_max_members},
+    )
+    return [(str(room_id), bool(hears)) for room_id, hears in result]
 
 
 async def deactivate_batch(

@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.auth.principal import Principal
 from app.core.clock import utcnow
@@ -306,16 +306,12 @@ async def mark_sender_read(
     await repository.set_read_seq(session, client_id, room_id, user_id, seq)
 
 
-async def room_ids_of_user(session: AsyncSession, client_id: str, user_id: str) -> list[str]:
-    """Every room of a user (the gateway subscribes a new connection to them)."""
-    return await repository.room_ids_of_user(session, client_id, user_id)
-
-
-async def presence_room_ids(
-    session: AsyncSession, client_id: str, user_id: str, max_members: int
-) -> list[str]:
-    """The user's rooms that hear its presence: not channels, at most `max_members`."""
-    return await repository.presence_room_ids(session, client_id, user_id, max_members)
+async def rooms_of_user(
+    conn: AsyncConnection, client_id: str, user_id: str, presence_max_members: int
+) -> list[tuple[str, bool]]:
+    """Every room of a user, each with whether it hears the user's presence (the gateway
+    subscribes a new connection to them and tells those that hear it)."""
+    return await repository.rooms_of_user(conn, client_id, user_id, presence_max_members)
 
 
 async def publish_reactivated(bus: EventBus, client_id: str, room_id: str) -> None:

@@ -54,6 +54,7 @@ def configure_celery(settings: Settings) -> Celery:
         prefix = f"{settings.REDIS_KEY_PREFIX}celery:"
         conf |= {
             "broker_url": settings.REDIS_URL,
+            "broker_transport": None,
             "result_backend": settings.REDIS_URL,
             # Long countdowns must not be redelivered by the visibility timeout; sweeps
             # re-ring anything due anyway, so the database stays the truth.
@@ -66,8 +67,11 @@ def configure_celery(settings: Settings) -> Celery:
     else:
         conf |= {
             "broker_url": "memory://",
+            # kombu's in-memory transport, woken by a publish instead of polling 20 times a
+            # second inside the API process (app/worker/memory_broker.py).
+            "broker_transport": "app.worker.memory_broker:Transport",
             "result_backend": "cache+memory://",
-            "broker_transport_options": {"polling_interval": 0.05},
+            "broker_transport_options": {},
         }
     _drop_cached_connections()
     celery_app.conf.update(conf)

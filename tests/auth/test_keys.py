@@ -9,6 +9,7 @@ import pytest
 from app.auth import authenticator as authenticator_module
 from app.auth import repository
 from app.auth.authenticator import Authenticator
+from app.auth.models import ApiKey
 from app.auth.secrets import parse_key
 from app.core.clock import ManualClock, utcnow
 from tests.support.api import Api, bearer
@@ -176,7 +177,7 @@ async def test_last_used_is_written_to_the_database_and_listed(
     # Nothing buffered any more: what follows can only come from the database.
     assert authenticator.pending_last_used(parts.key_id) is None
     async with api.app.state.db.read_session() as session:
-        row = await repository.find_by_key_id(session, parts.key_id)
+        row = await session.get(ApiKey, parts.key_id)
     assert row is not None and row.last_used_at == used_at
     listed = await api.http.get("/api/v1/keys", params={"user_id": user["id"]}, headers=tenant.auth)
     assert listed.status_code == 200

@@ -4,6 +4,8 @@ during registration, and frames the WebSocket does not accept."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 from collections.abc import AsyncIterator
 
 import httpx
@@ -16,7 +18,7 @@ from fastapi import FastAPI
 from app.core.redis import create_redis
 from app.main import create_app
 from app.realtime.bus import EventBus
-from app.realtime.connection import Connection
+from app.realtime.connection import CLOSE_SLOW_CONSUMER, Connection
 from app.realtime.events import room_target
 from app.realtime.hub import Hub
 from app.realtime.presence import RedisPresence
@@ -99,6 +101,46 @@ async def test_socketio_connect_packet_comes_before_any_event(
                 socketio_packets.append(packet)
         assert socketio_packets[0].startswith("40{"), socketio_packets
         assert socketio_packets[1].startswith('42["connected"'), socketio_packets
+
+
+async def test_a_socketio_client_that_stops_reading_is_disconnected_as_a_slow_consumer(
+    live: tuple[FastAPI, str], http: httpx.AsyncClient
+) -> None:
+    app, base = live
+    scene = await make_scene(http, base, ADMIN_KEY)
+    client_id = (await http.get(f"{base}/api/v1/auth/me", headers=scene.master_auth)).json()[
+        "client_id"
+    ]
+    hub: Hub = app.state.hub
+    bus: EventBus = app.state.bus
+    url = base.replace("http://", "ws://") + "/sockets/?EIO=4&transport=websocket"
+    # No compression and a one-message client buffer: once the socket buffers are full,
+    # the server's writes stall and Engine.IO's send queue for the session grows.
+    async with websockets.connect(url, compression=None, max_queue=1) as raw:
+        assert str(await raw.recv()).startswith("0{")
+        await raw.send("40" + orjson.dumps({"api_key": scene.keys[0]}).decode())
+        while not str(await asyncio.wait_for(raw.recv(), 5)).startswith('42["connected"'):
+            pass
+        assert hub.connection_count == 1
+        pad = base64.b64encode(os.urandom(12_000)).decode()  # incompressible anyway
+        target = room_target(scene.room["id"])
+        for i in range(5_000):  # ~80 MB at most; the close comes after a few MB
+            if hub.connection_count == 0:
+                break
+            await bus.publish(client_id, target, "message.created", {"i": i, "pad": pad})
+            await asyncio.sleep(0)
+        assert hub.connection_count == 0, "the client that does not read was never let go"
+        assert hub.listener_count == 0
+        # Reading again, the client finds out why, after what was already queued, and is
+        # disconnected from the namespace (Socket.IO DISCONNECT).
+        packet = ""
+        while not packet.startswith('42["disconnect_reason"'):
+            packet = str(await asyncio.wait_for(raw.recv(), 10))
+        assert orjson.loads(packet[2:]) == [
+            "disconnect_reason",
+            {"code": CLOSE_SLOW_CONSUMER, "reason": "slow consumer: events were not read in time"},
+        ]
+        assert await asyncio.wait_for(raw.recv(), 10) == "41"
 
 
 async def test_a_failed_websocket_registration_closes_with_1011_and_leaks_nothing(

@@ -49,9 +49,9 @@ async def test_a_room_joined_while_a_connection_registers_is_heard(
     tenant = await api.tenant()
     user, other = await api.user(tenant), await api.user(tenant)
     room = await api.room(tenant, member_ids=[other["id"]])
-    read_rooms = hub._room_ids
+    read_rooms = hub._rooms_of
 
-    async def join_right_after_reading(conn: Connection) -> list[str]:
+    async def join_right_after_reading(conn: Connection) -> list[tuple[str, bool]]:
         # The join commits (and is published) after the connect read the user's rooms.
         found = await read_rooms(conn)
         r = await api.http.post(
@@ -62,7 +62,7 @@ async def test_a_room_joined_while_a_connection_registers_is_heard(
         assert r.status_code in (200, 201), r.text
         return found
 
-    monkeypatch.setattr(hub, "_room_ids", join_right_after_reading)
+    monkeypatch.setattr(hub, "_rooms_of", join_right_after_reading)
     principal = Principal(kind=KeyKind.user, key_id="k1", client_id=tenant.id, user_id=user["id"])
     conn = RecordingConnection(principal)
     await hub.register(conn)

@@ -21,8 +21,8 @@ async def test_member_and_seq_helpers_return_nothing_for_another_clients_ids(api
         assert await repository.member_counts(session, other.id, [room_id]) == {room_id: 0}
         assert await repository.members_page(session, other.id, room_id, limit=10, after=None) == []
         assert await repository.members_among(session, other.id, room_id, [user_id]) == set()
-        assert await repository.room_ids_of_user(session, other.id, user_id) == []
-        assert await repository.presence_room_ids(session, other.id, user_id, 100) == []
+        conn = await session.connection()
+        assert await repository.rooms_of_user(conn, other.id, user_id, 100) == []
         assert await repository.advance_seq(session, other.id, room_id, utcnow()) is None
         await session.commit()
     # The owner's view: the same calls find the rows, and the foreign advance moved nothing.
@@ -33,7 +33,7 @@ async def test_member_and_seq_helpers_return_nothing_for_another_clients_ids(api
         page = await repository.members_page(session, owner.id, room_id, limit=10, after=None)
         assert [m.user_id for m in page] == [user_id]
         assert await repository.members_among(session, owner.id, room_id, [user_id]) == {user_id}
-        assert await repository.room_ids_of_user(session, owner.id, user_id) == [room_id]
-        assert await repository.presence_room_ids(session, owner.id, user_id, 100) == [room_id]
+        conn = await session.connection()
+        assert await repository.rooms_of_user(conn, owner.id, user_id, 100) == [(room_id, True)]
         assert await repository.advance_seq(session, owner.id, room_id, utcnow()) == 1
         await session.rollback()

@@ -18,7 +18,7 @@ import websockets
 from fastapi import FastAPI
 
 from app.auth.principal import Principal
-from app.realtime.connection import Connection, Frame
+from app.realtime.connection import Frame, QueuedConnection
 from tests.support.api import bearer
 from tests.support.processes import free_port
 
@@ -181,7 +181,7 @@ async def make_scene(http: httpx.AsyncClient, base: str, admin_key: str, users: 
     return Scene(base, master, made, keys, room)
 
 
-class RecordingConnection(Connection):
+class RecordingConnection(QueuedConnection):
     """A connection whose transport is a list: what a client would have received."""
 
     transport = "memory"
