@@ -120,7 +120,7 @@ async def test_two_pages_chat_live_and_a_notification_toasts(
             executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
         )
         try:
-            await _conversation(browser, demo_server, problems)
+            await _conversation(browser, demo_server, problems, screenshot)
         except Exception as exc:
             # What the pages and the server said is what explains a browser failure.
             raise AssertionError(
@@ -133,7 +133,9 @@ async def test_two_pages_chat_live_and_a_notification_toasts(
     assert problems == [], problems
 
 
-async def _conversation(browser: Browser, server: DemoServer, problems: list[str]) -> None:
+async def _conversation(
+    browser: Browser, server: DemoServer, problems: list[str], screenshot: Path
+) -> None:
     ada = await sign_in(browser, server.base, "Ada", problems)
     grace = await sign_in(browser, server.base, "Grace", problems)
     await expect(ada.locator("#messages .note")).to_have_text("Grace joined", timeout=WAIT_MS)
@@ -190,7 +192,7 @@ async def _conversation(browser: Browser, server: DemoServer, problems: list[str
         await expect(grace.locator("#inbox-count")).to_have_text("1", timeout=WAIT_MS)
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         await grace.screenshot(path=str(screenshot))
-        assert screenshot.stat().st_size > 0
+        assert (await asyncio.to_thread(screenshot.stat)).st_size > 0
     finally:
         await typing
 
