@@ -160,6 +160,32 @@ class Authenticator:
         """
         self.cache.put(fingerprint(presented), principal, checked_at=-math.inf)
 
+    async def logged_in(
+        self,
+        presented: str,
+        *,
+        client_id: str,
+        user_id: str,
+        scopes: list[str],
+        expires_at: datetime | None,
+        revoked: list[str],
+    ) -> None:
+        """After a login's commit: announce the keys it revoked, remember the one it issued."""
+        await self.announce_revoked(revoked)
+        issued = parse_key(presented)
+        if issued is not None:
+            self.remember_issued(
+                presented,
+                Principal(
+                    kind=KeyKind.user,
+                    key_id=issued.key_id,
+                    client_id=client_id,
+                    user_id=user_id,
+                    scopes=frozenset(scopes),
+                    expires_at=expires_at,
+                ),
+            )
+
     def _check_live(self, row: repository.KeyRow, now: datetime, fp: str) -> None:
         if row.revoked_at is not None:
             self.cache.drop(fp)

@@ -18,9 +18,7 @@ from app.api.deps import (
 from app.auth import login as login_service
 from app.auth import service
 from app.auth.models import ApiKey
-from app.auth.principal import KeyKind, Principal
 from app.auth.schemas import KeyOut, KeyPage, LoginRequest, LoginResponse, WhoAmI
-from app.auth.secrets import parse_key
 from app.core.openapi import problems
 from app.core.pagination import PageParams, make_page, page_params
 from app.users.schemas import UserOut
@@ -46,20 +44,14 @@ async def login(
         ttl_seconds=body.ttl_seconds,
         rounds=settings.BCRYPT_ROUNDS,
     )
-    await authenticator.announce_revoked(revoked)
-    issued = parse_key(presented)
-    if issued is not None:
-        authenticator.remember_issued(
-            presented,
-            Principal(
-                kind=KeyKind.user,
-                key_id=issued.key_id,
-                client_id=principal.client_id,
-                user_id=user.id,
-                scopes=frozenset(scopes),
-                expires_at=expires_at,
-            ),
-        )
+    await authenticator.logged_in(
+        presented,
+        client_id=principal.client_id,
+        user_id=user.id,
+        scopes=scopes,
+        expires_at=expires_at,
+        revoked=revoked,
+    )
     return LoginResponse(
         api_key=presented, user=UserOut.of(user), scopes=scopes, expires_at=expires_at
     )

@@ -17,7 +17,6 @@ from ulid import ULID
 from app.auth import login as login_service
 from app.auth.authenticator import Authenticator
 from app.auth.principal import KeyKind, Principal, Scope
-from app.auth.secrets import parse_key
 from app.core.errors import Conflict, NotFound
 from app.demo.schemas import DemoRoom
 from app.realtime.bus import EventBus
@@ -128,21 +127,15 @@ async def demo_login(
         ttl_seconds=DEMO_KEY_TTL_SECONDS,
         rounds=rounds,
     )
-    await authenticator.announce_revoked(revoked)
-    issued = parse_key(presented)
-    if issued is not None:
-        # As POST /auth/login does: the page's first call need not hash the secret again.
-        authenticator.remember_issued(
-            presented,
-            Principal(
-                kind=KeyKind.user,
-                key_id=issued.key_id,
-                client_id=client_id,
-                user_id=user_id,
-                scopes=frozenset(scopes),
-                expires_at=expires_at,
-            ),
-        )
+    # As POST /auth/login does: the page's first call need not hash the secret again.
+    await authenticator.logged_in(
+        presented,
+        client_id=client_id,
+        user_id=user_id,
+        scopes=scopes,
+        expires_at=expires_at,
+        revoked=revoked,
+    )
     return presented, user_id, joined, expires_at
 
 

@@ -36,6 +36,7 @@ from app.core.ids import new_id
 from app.email import service as email_service
 from app.notifications import delivery_repository as deliveries
 from app.notifications import finish_repository as finishing
+from app.notifications import parked_repository as parking
 from app.notifications.doorbell import ring_flush
 from app.notifications.models import FAILED, Delivery, Notification
 from app.notifications.operational import emit_operational, is_operational
@@ -92,7 +93,7 @@ async def flush_parked(rt: Runtime, client_id: str, user_id: str) -> int:
     total = 0
     while True:
         async with rt.db.session() as session:
-            claimed = await deliveries.claim_parked(
+            claimed = await parking.claim_parked(
                 session,
                 client_id,
                 user_id,

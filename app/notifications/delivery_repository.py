@@ -1,4 +1,5 @@
-"""The delivery work queue: claim, finish, park, cancel, retry, sweep, purge.
+"""The delivery work queue: claim, finish, park, cancel, retry, purge (parked websocket
+deliveries are `parked_repository`; what the beat sweep reads, `sweep_repository`).
 
 Every function scoped to one delivery or notification takes the client id and filters by
 it; a delivery task carries the client id in its message, so even a forged or stale
@@ -19,17 +20,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    BindParameter,
     ColumnElement,
     Table,
     and_,
-    bindparam,
     insert,
     or_,
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.core.ids import new_id
@@ -47,7 +46,6 @@ from app.notifications.models import (
     DeliveryAttempt,
 )
 
-WEBSOCKET = "websocket"
 _ATTEMPTS: Table = DeliveryAttempt.__table__  # type: ignore[attr-defined]
 
 
@@ -263,93 +261,6 @@ async def park(
     )
 
 
-def _parked(
-    client_id: str | BindParameter[str], user_id: str | BindParameter[str]
-) -> list[ColumnElement[bool]]:
-    return [
-        col(Delivery.client_id) == client_id,
-        col(Delivery.recipient_user_id) == user_id,
-        col(Delivery.channel) == WEBSOCKET,
-        col(Delivery.status) == PENDING,
-        col(Delivery.next_attempt_at).is_(None),
-    ]
-
-
-async def parked_for_user(
-    session: AsyncSession, client_id: str, user_id: str, *, limit: int
-) -> list[Delivery]:
-    """The user's parked websocket deliveries, oldest first (index ix_deliveries_parked)."""
-    query = (
-        select(Delivery).where(*_parked(client_id, user_id)).order_by(col(Delivery.id)).limit(limit)
-    )
-    return list((await session.execute(query)).scalars().all())
-
-
-# Built once (its cache key too): every user connect runs it.
-_HAS_PARKED = (
-    select(col(Delivery.id)).where(*_parked(bindparam("client_id"), bindparam("user_id"))).limit(1)
-)
-
-
-async def has_parked(conn: AsyncConnection, client_id: str, user_id: str) -> bool:
-    """Whether the user has any parked websocket delivery (one indexed probe)."""
-    params = {"client_id": client_id, "user_id": user_id}
-    return (await conn.execute(_HAS_PARKED, params)).first() is not None
-
-
-async def expire_parked(
-    session: AsyncSession, *, created_before: datetime, now: datetime, limit: int
-) -> list[tuple[str, str]]:
-    """Fail up to `limit` parked deliveries created before `created_before` (all clients:
-    the beat sweep), with error "expired"; (client_id, notification_id) of each."""
-    parked = and_(
-        col(Delivery.channel) == WEBSOCKET,
-        col(Delivery.status) == PENDING,
-        col(Delivery.next_attempt_at).is_(None),
-        col(Delivery.created_at) < created_before,
-    )
-    ids = select(col(Delivery.id)).where(parked).limit(limit)
-    result = await session.execute(
-        update(Delivery)
-        .where(col(Delivery.id).in_(ids), parked)
-        .values(status=FAILED, last_error="expired", lease_until=None, updated_at=now)
-        .returning(col(Delivery.client_id), col(Delivery.notification_id))
-        .execution_options(synchronize_session=False)
-    )
-    return [(r[0], r[1]) for r in result.all()]
-
-
-async def claim_parked(
-    session: AsyncSession,
-    client_id: str,
-    user_id: str,
-    *,
-    now: datetime,
-    lease_seconds: float,
-    limit: int,
-) -> list[Delivery]:
-    """Claim up to `limit` of the user's parked deliveries at once (the connect flush).
-
-    Atomic like `claim`: two connections of the same user flushing together each get
-    a disjoint set.
-    """
-    ids = select(col(Delivery.id)).where(*_parked(client_id, user_id)).limit(limit)
-    stmt = (
-        update(Delivery)
-        .where(col(Delivery.id).in_(ids), *_parked(client_id, user_id))
-        .values(
-            status=SENDING,
-            lease_until=now + timedelta(seconds=lease_seconds),
-            attempts=col(Delivery.attempts) + 1,
-            updated_at=now,
-        )
-        .returning(Delivery)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    rows = list((await session.execute(stmt)).scalars().all())
-    return sorted(rows, key=lambda d: d.id)
-
-
 async def record_attempt(
     session: AsyncSession,
     client_id: str,
@@ -412,6 +323,31 @@ async def record_attempts(
         )
     if rows:
         await session.execute(insert(_ATTEMPTS), rows)
+
+
+async def list_attempts(
+    session: AsyncSession,
+    client_id: str,
+    notification_id: str,
+    *,
+    limit: int,
+    after: str | None = None,
+) -> list[tuple[DeliveryAttempt, str, dict[str, Any]]]:
+    """`limit + 1` attempts of a notification in order, each with its channel and recipient."""
+    query = (
+        select(DeliveryAttempt, col(Delivery.channel), col(Delivery.recipient))
+        .join(Delivery, col(Delivery.id) == col(DeliveryAttempt.delivery_id))
+        .where(
+            and_(
+                col(DeliveryAttempt.client_id) == client_id,
+                col(DeliveryAttempt.notification_id) == notification_id,
+            )
+        )
+    )
+    if after:
+        query = query.where(col(DeliveryAttempt.id) > after)
+    query = query.order_by(col(DeliveryAttempt.id)).limit(limit + 1)
+    return [(row[0], row[1], row[2]) for row in (await session.execute(query)).all()]
 
 
 async def cancel_pending(

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from app.core.db import Database
-from app.notifications import delivery_repository as deliveries
+from app.notifications import parked_repository as parking
 from app.notifications.doorbell import ring_flush
 from app.realtime.connection import Connection
 
@@ -33,7 +33,7 @@ def parked_flush_hook(db: Database) -> Callable[[Connection], Awaitable[None]]:
 async def _flush_if_parked(db: Database, client_id: str, user_id: str) -> None:
     try:
         async with db.read_connection() as conn:  # one statement: no transaction around it
-            if not await deliveries.has_parked(conn, client_id, user_id):
+            if not await parking.has_parked(conn, client_id, user_id):
                 return
         await ring_flush(client_id, user_id)
     except Exception:

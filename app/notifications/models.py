@@ -28,6 +28,8 @@ SKIPPED = "skipped"
 DELIVERY_STATUSES = (PENDING, SENDING, DELIVERED, RETRYING, FAILED, CANCELED, SKIPPED)
 # Statuses a delivery can still leave on its own (work is owed).
 ACTIVE_STATUSES = (PENDING, SENDING, RETRYING)
+# The in-app channel: its deliveries park while their user is offline.
+WEBSOCKET = "websocket"
 # The longest attempt reply kept (an SMTP reply or a webhook response body), in bytes.
 MAX_REPLY_BYTES = 4096
 

@@ -8,19 +8,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, exists, func, insert, select, tuple_, update
+from sqlalchemy import Table, exists, func, insert, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.core.db import session_query
 from app.core.ids import new_id
-from app.core.upsert import dialect_insert
 from app.inbox import repository as inbox_repository
 from app.inbox.repository import InboxContent
+from app.notifications import idempotency_repository as idempotency
+from app.notifications.idempotency_repository import IDEMPOTENCY_TTL_SECONDS
 from app.notifications.models import (
     ACTIVE_STATUSES,
     CANCELED,
@@ -29,15 +30,12 @@ from app.notifications.models import (
     PENDING,
     SKIPPED,
     Delivery,
-    DeliveryAttempt,
-    IdempotencyRecord,
     Notification,
 )
 
 # Rows per INSERT statement of a fan-out: large enough to amortise round trips, small
 # enough to stay under driver parameter limits (asyncpg: 32,767 per statement).
 INSERT_CHUNK = 1000
-IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # The Core table: bulk inserts bypass the ORM (no objects, no identity map).
 _DELIVERIES: Table = Delivery.__table__  # type: ignore[attr-defined]
 _NOTIFICATIONS: Table = Notification.__table__  # type: ignore[attr-defined]
@@ -79,7 +77,7 @@ async def create_notification(
     Runs inside the caller's transaction (or, on PostgreSQL without an idempotency key, as
     one statement that needs none). Returns None when `notification.idempotency_key` is
     held by a live record (a concurrent or earlier send): the caller rolls back and answers
-    with `find_by_idempotency_key`. Every delivery starts `pending`, due at `send_at`.
+    with `idempotency_repository.find`. Every delivery starts `pending`, due at `send_at`.
     """
     if notification.client_id != client_id:
         raise ValueError("notification belongs to another client")
@@ -124,7 +122,7 @@ async def create_notification(
                 visible_at=inbox.visible_at,
             )
     if notification.idempotency_key is not None:
-        reserved = await reserve_idempotency_key(
+        reserved = await idempotency.reserve(
             session,
             client_id,
             notification.idempotency_key,
@@ -246,78 +244,6 @@ async def insert_deliveries(
             )
         await session.execute(insert(_DELIVERIES), rows)
     return ids
-
-
-async def reserve_idempotency_key(
-    session: AsyncSession,
-    client_id: str,
-    key: str,
-    *,
-    request_hash: str,
-    notification_id: str,
-    now: datetime,
-    ttl_seconds: int = IDEMPOTENCY_TTL_SECONDS,
-) -> bool:
-    """Take `key` for `notification_id`; False when a live record already holds it.
-
-    One `INSERT … ON CONFLICT DO UPDATE … WHERE expires_at <= now`: an expired record is
-    replaced in place, a live one is left alone. On PostgreSQL a concurrent send with the
-    same key waits for the first transaction and then sees the conflict.
-    """
-    stmt = dialect_insert(session, IdempotencyRecord).values(
-        client_id=client_id,
-        key=key,
-        request_hash=request_hash,
-        notification_id=notification_id,
-        created_at=now,
-        expires_at=now + timedelta(seconds=ttl_seconds),
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["client_id", "key"],
-        set_={
-            "request_hash": stmt.excluded.request_hash,
-            "notification_id": stmt.excluded.notification_id,
-            "created_at": stmt.excluded.created_at,
-            "expires_at": stmt.excluded.expires_at,
-        },
-        where=col(IdempotencyRecord.expires_at) <= now,
-    ).returning(col(IdempotencyRecord.key))
-    return (await session.execute(stmt)).scalar_one_or_none() is not None
-
-
-async def find_by_idempotency_key(
-    session: AsyncSession, client_id: str, key: str, *, now: datetime
-) -> tuple[IdempotencyRecord, Notification] | None:
-    """The live (unexpired) record for `key` and the notification it created."""
-    query = (
-        select(IdempotencyRecord, Notification)
-        .join(Notification, col(Notification.id) == col(IdempotencyRecord.notification_id))
-        .where(
-            col(IdempotencyRecord.client_id) == client_id,
-            col(IdempotencyRecord.key) == key,
-            col(IdempotencyRecord.expires_at) > now,
-            col(Notification.client_id) == client_id,
-        )
-    )
-    row = (await session.execute(query)).first()
-    return (row[0], row[1]) if row is not None else None
-
-
-async def purge_idempotency_records(session: AsyncSession, *, now: datetime, limit: int) -> int:
-    """Delete up to `limit` expired records (all clients: a retention task); how many."""
-    doomed = (
-        select(col(IdempotencyRecord.client_id), col(IdempotencyRecord.key))
-        .where(col(IdempotencyRecord.expires_at) <= now)
-        .order_by(col(IdempotencyRecord.expires_at))
-        .limit(limit)
-    )
-    result = await session.execute(
-        delete(IdempotencyRecord)
-        .where(tuple_(col(IdempotencyRecord.client_id), col(IdempotencyRecord.key)).in_(doomed))
-        .returning(col(IdempotencyRecord.key))
-        .execution_options(synchronize_session=False)
-    )
-    return len(result.all())
 
 
 async def get(session: AsyncSession, client_id: str, notification_id: str) -> Notification | None:
@@ -461,28 +387,3 @@ async def refresh_status(
         )
         notification.status = status
     return status
-
-
-async def list_attempts(
-    session: AsyncSession,
-    client_id: str,
-    notification_id: str,
-    *,
-    limit: int,
-    after: str | None = None,
-) -> list[tuple[DeliveryAttempt, str, dict[str, Any]]]:
-    """`limit + 1` attempts of a notification in order, each with its channel and recipient."""
-    query = (
-        select(DeliveryAttempt, col(Delivery.channel), col(Delivery.recipient))
-        .join(Delivery, col(Delivery.id) == col(DeliveryAttempt.delivery_id))
-        .where(
-            and_(
-                col(DeliveryAttempt.client_id) == client_id,
-                col(DeliveryAttempt.notification_id) == notification_id,
-            )
-        )
-    )
-    if after:
-        query = query.where(col(DeliveryAttempt.id) > after)
-    query = query.order_by(col(DeliveryAttempt.id)).limit(limit + 1)
-    return [(row[0], row[1], row[2]) for row in (await session.execute(query)).all()]

@@ -20,6 +20,7 @@ from app.inbox import repository as inbox
 from app.inbox import service as inbox_service
 from app.inbox.repository import InboxContent
 from app.notifications import delivery_repository as deliveries_repo
+from app.notifications import idempotency_repository as idempotency
 from app.notifications import repository
 from app.notifications.doorbell import ring_soon
 from app.notifications.models import DeliveryAttempt, Notification
@@ -174,7 +175,7 @@ async def _webhook_deliveries(
 async def _replay(
     session: AsyncSession, client_id: str, key: str, request_hash: str, now: datetime
 ) -> NotificationOut | None:
-    found = await repository.find_by_idempotency_key(session, client_id, key, now=now)
+    found = await idempotency.find(session, client_id, key, now=now)
     if found is None:
         return None
     record, notification = found
@@ -369,6 +370,6 @@ async def list_attempts(
     """`limit + 1` attempts of the notification in order, or 404."""
     if await repository.get(session, client_id, notification_id) is None:
         raise NotFound("No such notification")
-    return await repository.list_attempts(
+    return await deliveries_repo.list_attempts(
         session, client_id, notification_id, limit=limit, after=after
     )

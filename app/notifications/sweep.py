@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 
 from app.core.clock import utcnow
 from app.inbox import service as inbox_service
-from app.notifications import delivery_repository as deliveries
+from app.notifications import idempotency_repository as idempotency
+from app.notifications import parked_repository as parking
 from app.notifications import repository
 from app.notifications import sweep_repository as sweeps
 from app.notifications.doorbell import ring
@@ -94,9 +95,7 @@ async def _expire_parked(rt: Runtime) -> int:
     total = 0
     while True:
         async with rt.db.session() as session:
-            rows = await deliveries.expire_parked(
-                session, created_before=before, now=now, limit=PAGE
-            )
+            rows = await parking.expire_parked(session, created_before=before, now=now, limit=PAGE)
             for client_id, notification_id in sorted(set(rows)):
                 await repository.lock(session, client_id, notification_id)
                 await repository.refresh_status(session, client_id, notification_id, now=now)
@@ -121,7 +120,7 @@ async def purge(rt: Runtime) -> tuple[int, int]:
             break
     for _ in range(PURGE_MAX_BATCHES):
         async with rt.db.session() as session:
-            n = await repository.purge_idempotency_records(session, now=now, limit=PURGE_BATCH)
+            n = await idempotency.purge_expired(session, now=now, limit=PURGE_BATCH)
             await session.commit()
         records += n
         if n < PURGE_BATCH:

@@ -21,7 +21,6 @@ from app.notifications.models import (
     DeliveryAttempt,
 )
 
-WEBSOCKET = "websocket"
 _ATTEMPTS: Table = DeliveryAttempt.__table__  # type: ignore[attr-defined]
 
 

@@ -9,6 +9,7 @@ from app.core.clock import ManualClock
 from app.core.db import Database
 from app.core.ids import new_id
 from app.notifications import delivery_repository as deliveries
+from app.notifications import parked_repository as parking
 from app.notifications import repository as notifications
 from app.notifications import sweep_repository as sweeps
 from app.notifications.models import Delivery, Notification
@@ -219,7 +220,7 @@ async def test_a_parked_websocket_delivery_waits_for_its_user_and_is_claimed_onc
             assert await deliveries.park(session, client_id, delivery_id, now=now)
             await session.commit()
     async with db.read_session() as session:
-        parked = await deliveries.parked_for_user(session, client_id, user_id, limit=10)
+        parked = await parking.parked_for_user(session, client_id, user_id, limit=10)
         due = await sweeps.due_deliveries(session, now=now + timedelta(days=1), limit=100)
     assert [d.id for d in parked] == ids
     due_ids = {d.id for d in due}
@@ -227,10 +228,10 @@ async def test_a_parked_websocket_delivery_waits_for_its_user_and_is_claimed_onc
     assert await _claim(db, client_id, ids[0], now + timedelta(days=1)) is None
 
     async with db.session() as session:
-        flushed = await deliveries.claim_parked(
+        flushed = await parking.claim_parked(
             session, client_id, user_id, now=now, lease_seconds=LEASE, limit=10
         )
-        again = await deliveries.claim_parked(
+        again = await parking.claim_parked(
             session, client_id, user_id, now=now, lease_seconds=LEASE, limit=10
         )
         await session.commit()
@@ -337,13 +338,11 @@ async def test_attempts_keep_4kb_of_reply_are_listed_in_order_and_purged_in_batc
             )
         await session.commit()
     async with db.read_session() as session:
-        listed = await notifications.list_attempts(session, client_id, notification_id, limit=2)
-        rest = await notifications.list_attempts(
+        listed = await deliveries.list_attempts(session, client_id, notification_id, limit=2)
+        rest = await deliveries.list_attempts(
             session, client_id, notification_id, limit=2, after=listed[1][0].id
         )
-        foreign = await notifications.list_attempts(
-            session, other_client_id, notification_id, limit=2
-        )
+        foreign = await deliveries.list_attempts(session, other_client_id, notification_id, limit=2)
     assert len(listed) == 3 and len(rest) == 1 and foreign == []
     attempt, channel, recipient = listed[0]
     assert (channel, recipient, attempt.response_code) == ("email", {"user_id": None}, 500)
@@ -357,5 +356,5 @@ async def test_attempts_keep_4kb_of_reply_are_listed_in_order_and_purged_in_batc
         await session.commit()
     assert (first, second, third) == (1, 1, 0)
     async with db.read_session() as session:
-        left = await notifications.list_attempts(session, client_id, notification_id, limit=10)
+        left = await deliveries.list_attempts(session, client_id, notification_id, limit=10)
     assert [a.attempted_at for a, _, _ in left] == [t0 + timedelta(seconds=2)]

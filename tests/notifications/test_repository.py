@@ -14,6 +14,7 @@ from app.core.clock import ManualClock
 from app.core.db import Database
 from app.core.ids import new_id
 from app.notifications import delivery_repository as deliveries
+from app.notifications import idempotency_repository as idempotency
 from app.notifications import repository as notifications
 from app.notifications.models import Delivery, Notification
 from app.notifications.repository import NewDelivery, derive_status
@@ -96,24 +97,18 @@ async def test_the_same_idempotency_key_returns_the_first_notification_until_it_
     foreign = _notification(other_client_id, clock.now(), key="order-1")
     assert await _create(db, other_client_id, foreign, item, clock.now()) is not None
     async with db.read_session() as session:
-        found = await notifications.find_by_idempotency_key(
-            session, client_id, "order-1", now=clock.now()
-        )
+        found = await idempotency.find(session, client_id, "order-1", now=clock.now())
         assert await notifications.get(session, client_id, second.id) is None
     assert found is not None and found[1].id == first.id and found[0].request_hash == "h" * 64
 
     clock.advance(24 * 3600)
     async with db.read_session() as session:
-        expired = await notifications.find_by_idempotency_key(
-            session, client_id, "order-1", now=clock.now()
-        )
+        expired = await idempotency.find(session, client_id, "order-1", now=clock.now())
     assert expired is None
     third = _notification(client_id, clock.now(), key="order-1")
     assert await _create(db, client_id, third, item, clock.now()) is not None
     async with db.read_session() as session:
-        found = await notifications.find_by_idempotency_key(
-            session, client_id, "order-1", now=clock.now()
-        )
+        found = await idempotency.find(session, client_id, "order-1", now=clock.now())
     assert found is not None and found[1].id == third.id
 
 
@@ -159,14 +154,12 @@ async def test_purging_idempotency_records_removes_only_expired_ones(
     fresh = _notification(client_id, clock.now(), key="fresh")
     await _create(db, client_id, fresh, item, clock.now())
     async with db.session() as session:
-        purged = await notifications.purge_idempotency_records(
-            session, now=clock.now(), limit=100_000
-        )
+        purged = await idempotency.purge_expired(session, now=clock.now(), limit=100_000)
         await session.commit()
     assert purged >= 1
     async with db.session() as session:
         # The expired key is free again: a new send may take it.
-        assert await notifications.reserve_idempotency_key(
+        assert await idempotency.reserve(
             session,
             client_id,
             "old",
@@ -174,7 +167,7 @@ async def test_purging_idempotency_records_removes_only_expired_ones(
             notification_id=fresh.id,
             now=clock.now(),
         )
-        assert not await notifications.reserve_idempotency_key(
+        assert not await idempotency.reserve(
             session,
             client_id,
             "fresh",
