@@ -1,9 +1,12 @@
 """The relay's beat work: ring due deliveries and expired leases again, expire parked
 websocket deliveries, purge old attempts and idempotency records.
 
-Ringing does not change rows, so the sweep decides from a row's age whether it needs a ring
-(`should_ring`): a backlog is not re-rung every few seconds, and a lost message still costs at
-most one lease of delay. A duplicate ring costs one claim query that takes nothing.
+Ringing does not change rows, so the sweep decides from when a row fell due, and from when
+this process swept before, whether it needs a ring (`should_ring`): a backlog is not re-rung
+on every sweep, and a lost message still costs at most one lease of delay. Judging against
+the previous sweep, not a fixed window, means a sweep that comes late (a busy worker, a
+stalled beat) still rings what fell due meanwhile. A duplicate ring costs one claim query
+that takes nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from weakref import WeakKeyDictionary
 
 from app.core.clock import utcnow
 from app.inbox import service as inbox_service
@@ -31,6 +35,9 @@ SWEEP_MAX = 20_000
 PURGE_BATCH = 1000
 PURGE_MAX_BATCHES = 100
 
+# When each runtime (process) last swept: rows that fell due after it are new to it.
+_previous_sweep: WeakKeyDictionary[Runtime, datetime] = WeakKeyDictionary()
+
 
 @dataclass(frozen=True, slots=True)
 class SweepReport:
@@ -45,7 +52,9 @@ async def sweep_due(rt: Runtime) -> SweepReport:
     """Ring due deliveries that need it and every expired lease (bounded); expire old
     parked ones."""
     now = utcnow()
-    window = 2 * rt.settings.DELIVERY_SWEEP_INTERVAL_SECONDS
+    # A process's first sweep takes what fell due in the last two intervals as new.
+    first = now - timedelta(seconds=2 * rt.settings.DELIVERY_SWEEP_INTERVAL_SECONDS)
+    since = min(_previous_sweep.get(rt, first), now)
     lease = rt.settings.DELIVERY_LEASE_SECONDS
     by_client: dict[str, list[str]] = defaultdict(list)
     due = leases = 0
@@ -54,7 +63,7 @@ async def sweep_due(rt: Runtime) -> SweepReport:
         for _ in range(SWEEP_MAX // PAGE):
             rows = await sweeps.due_for_sweep(session, now=now, limit=PAGE, after=after)
             for row in rows:
-                if should_ring((now - row.at).total_seconds(), row.fresh, window, lease):
+                if should_ring(row.at, row.fresh, since=since, now=now, lease=lease):
                     by_client[row.client_id].append(row.id)
                     due += 1
             if len(rows) < PAGE:
@@ -71,22 +80,29 @@ async def sweep_due(rt: Runtime) -> SweepReport:
             after = (expired[-1].at, expired[-1].id)
     for client_id, ids in by_client.items():
         await asyncio.to_thread(ring, client_id, ids)
+    # max: of two sweeps overlapping on one process, the later one's time stands.
+    _previous_sweep[rt] = max(now, _previous_sweep.get(rt, now))
     parked = await _expire_parked(rt)
     return SweepReport(due=due, expired_leases=leases, expired_parked=parked)
 
 
-def should_ring(age: float, fresh: bool, window: float, lease: float) -> bool:
-    """Whether the sweep rings a row due for `age` seconds.
+def should_ring(
+    due_at: datetime, fresh: bool, *, since: datetime, now: datetime, lease: float
+) -> bool:
+    """Whether a sweep at `now` rings a row due since `due_at`; `since`: this process's
+    previous sweep.
 
-    Newly due rows (retries, scheduled sends: nobody rang for them) are rung in the first
-    `window` after they fall due. A row still due after that was rung and is queued behind
-    other work — or its message was lost: it is rung again once per `lease` period, so a
-    backlog is not flooded with duplicates yet a lost message costs at most one lease of
-    delay. Fresh sends were rung by the API at commit and wait for the lease rule.
+    A row that fell due after the previous sweep (a retry, a scheduled send: nobody rang
+    for it) is rung now. A row already due then was rung and is queued behind other work,
+    or its message was lost: it is rung again each time its wait crosses another whole
+    `lease`, so a backlog is not flooded with duplicates yet a lost message costs at most
+    one lease of delay. Fresh sends were rung by the API at commit: the lease rule only.
     """
-    if age < window:
-        return not fresh
-    return age >= lease and age % lease < window
+    if due_at > since and not fresh:
+        return True
+    waited_then = (since - due_at).total_seconds()
+    waited_now = (now - due_at).total_seconds()
+    return waited_now >= lease and waited_now // lease > max(waited_then, 0.0) // lease
 
 
 async def _expire_parked(rt: Runtime) -> int:
