@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,27 @@ async def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite+aiosqlite:///{path}"
     await asyncio.to_thread(upgrade, url)
     return url
+
+
+@pytest.fixture(scope="session")
+async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that no test writes to: `own_sqlite_url` copies it."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    await asyncio.to_thread(upgrade, f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def own_sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """A migrated SQLite database of this test alone (a copy of the template).
+
+    For tests that run the embedded worker: its sweeps read every tenant's due deliveries,
+    and in the run's shared database those include whatever earlier tests left pending
+    (apps without a worker never deliver), which a worker then works through first.
+    """
+    path = tmp_path / "own.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

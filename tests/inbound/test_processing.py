@@ -338,10 +338,10 @@ async def test_notify_sends_through_the_relay_with_config_defaults_under_the_bod
 
 
 async def test_forward_relays_the_body_to_subscribed_endpoints_as_the_event_type(
-    sqlite_url: str,
+    own_sqlite_url: str,
 ) -> None:
     async with running_receiver() as receiver:
-        async for relay in running_relay(sqlite_url):
+        async for relay in running_relay(own_sqlite_url):
             api = relay.api
             tenant = await api.tenant()
             _, secret = await add_endpoint(

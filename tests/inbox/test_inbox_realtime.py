@@ -15,8 +15,8 @@ from tests.support.realtime import SioClient, WsClient, wait_for
 
 
 @pytest.fixture
-async def relay(sqlite_url: str) -> AsyncIterator[Relay]:
-    async for r in running_relay(sqlite_url):
+async def relay(own_sqlite_url: str) -> AsyncIterator[Relay]:
+    async for r in running_relay(own_sqlite_url):
         yield r
 
 

@@ -33,9 +33,9 @@ __all__ = ["example_plugin_installed"]
 
 
 @pytest.fixture
-async def relay(sqlite_url: str) -> AsyncIterator[Relay]:
+async def relay(own_sqlite_url: str) -> AsyncIterator[Relay]:
     """The embedded relay served over TCP (sockets connect for real)."""
-    async for r in running_relay(sqlite_url):
+    async for r in running_relay(own_sqlite_url):
         yield r
 
 
@@ -258,13 +258,13 @@ async def test_a_slow_endpoint_does_not_hold_up_a_fast_one(
 
 async def test_a_pip_installed_channel_delivers_through_send(
     example_plugin_installed: None,
-    sqlite_url: str,
+    own_sqlite_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     out = tmp_path / "file-channel.jsonl"
     monkeypatch.setenv("CHATAPI_FILE_CHANNEL_PATH", str(out))
-    async for relay in running_relay(sqlite_url):
+    async for relay in running_relay(own_sqlite_url):
         api = relay.api
         tenant: Tenant = await api.tenant()
         user = await api.user(tenant)

@@ -29,9 +29,9 @@ RECIPIENTS = 2_000
 
 
 @pytest.fixture
-async def embedded(sqlite_url: str) -> AsyncIterator[Api]:
+async def embedded(own_sqlite_url: str) -> AsyncIterator[Api]:
     """The embedded default with its in-process worker and beat."""
-    app = create_app(make_settings(sqlite_url, DELIVERY_SWEEP_INTERVAL_SECONDS=1))
+    app = create_app(make_settings(own_sqlite_url, DELIVERY_SWEEP_INTERVAL_SECONDS=1))
     async for http in app_client(app):
         yield Api(http, app=app)
 

@@ -24,8 +24,8 @@ FALLBACK_PASSWORD = "fallback-s3cret-Wz8"
 
 
 @pytest.fixture
-async def relay(sqlite_url: str) -> AsyncIterator[Relay]:
-    async for r in running_relay(sqlite_url):
+async def relay(own_sqlite_url: str) -> AsyncIterator[Relay]:
+    async for r in running_relay(own_sqlite_url):
         yield r
 
 

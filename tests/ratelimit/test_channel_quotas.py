@@ -18,8 +18,8 @@ from tests.notifications.test_delivery_e2e import Relay, running_relay
 
 
 @pytest.fixture
-async def relay(sqlite_url: str) -> AsyncIterator[Relay]:
-    async for r in running_relay(sqlite_url):
+async def relay(own_sqlite_url: str) -> AsyncIterator[Relay]:
+    async for r in running_relay(own_sqlite_url):
         yield r
 
 
