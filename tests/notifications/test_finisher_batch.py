@@ -10,7 +10,7 @@ import pytest
 from app.channels.base import Outcome, OutcomeKind
 from app.core.clock import utcnow
 from app.core.ids import new_id
-from app.notifications.delivery import _record_endpoint_outcomes, _Result
+from app.notifications.delivery_results import AttemptResult, _record_endpoint_outcomes
 from app.notifications.models import Delivery, Notification
 from app.runtime import Runtime
 from app.webhooks import repository as webhook_repo
@@ -23,7 +23,7 @@ FAIL = Outcome(OutcomeKind.RETRY, response_code=503, error="HTTP 503")
 BUSY = Outcome(OutcomeKind.RETRY, error="endpoint has 4 deliveries in flight")  # not counted
 
 
-def _result(client_id: str, endpoint_id: str, outcome: Outcome) -> _Result:
+def _result(client_id: str, endpoint_id: str, outcome: Outcome) -> AttemptResult:
     notification = Notification(id=new_id(), client_id=client_id)
     delivery = Delivery(
         id=new_id(),
@@ -33,7 +33,7 @@ def _result(client_id: str, endpoint_id: str, outcome: Outcome) -> _Result:
         endpoint_id=endpoint_id,
         recipient={},
     )
-    return _Result(delivery, notification, outcome)
+    return AttemptResult(delivery, notification, outcome)
 
 
 @pytest.mark.parametrize(
