@@ -61,6 +61,16 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
     )
 
 
+def claimed_values(now: datetime, lease_seconds: float) -> dict[str, Any]:
+    """What a claim writes: `sending` under a lease, one more attempt."""
+    return {
+        "status": SENDING,
+        "lease_until": now + timedelta(seconds=lease_seconds),
+        "attempts": col(Delivery.attempts) + 1,
+        "updated_at": now,
+    }
+
+
 async def claim(
     session: AsyncSession, client_id: str, delivery_id: str, *, now: datetime, lease_seconds: float
 ) -> Delivery | None:
@@ -79,12 +89,7 @@ async def claim(
             col(Delivery.id) == delivery_id,
             _claimable(now),
         )
-        .values(
-            status=SENDING,
-            lease_until=now + timedelta(seconds=lease_seconds),
-            attempts=col(Delivery.attempts) + 1,
-            updated_at=now,
-        )
+        .values(claimed_values(now, lease_seconds))
         .returning(Delivery)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
@@ -113,12 +118,7 @@ async def claim_many(
             col(Delivery.id).in_(list(delivery_ids)),
             _claimable(now),
         )
-        .values(
-            status=SENDING,
-            lease_until=now + timedelta(seconds=lease_seconds),
-            attempts=col(Delivery.attempts) + 1,
-            updated_at=now,
-        )
+        .values(claimed_values(now, lease_seconds))
         .returning(Delivery)
         .execution_options(synchronize_session=False, populate_existing=True)
     )

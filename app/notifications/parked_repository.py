@@ -8,13 +8,14 @@ Scoped by client id, except `expire_parked` (the beat sweep, all clients).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import BindParameter, ColumnElement, and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
-from app.notifications.models import FAILED, PENDING, SENDING, WEBSOCKET, Delivery
+from app.notifications import delivery_repository as deliveries
+from app.notifications.models import FAILED, PENDING, WEBSOCKET, Delivery
 
 
 def _parked(
@@ -91,12 +92,7 @@ async def claim_parked(
     stmt = (
         update(Delivery)
         .where(col(Delivery.id).in_(ids), *_parked(client_id, user_id))
-        .values(
-            status=SENDING,
-            lease_until=now + timedelta(seconds=lease_seconds),
-            attempts=col(Delivery.attempts) + 1,
-            updated_at=now,
-        )
+        .values(deliveries.claimed_values(now, lease_seconds))
         .returning(Delivery)
         .execution_options(synchronize_session=False, populate_existing=True)
     )

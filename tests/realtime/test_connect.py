@@ -25,6 +25,7 @@ from app.realtime.presence import RedisPresence
 from tests.conftest import ADMIN_KEY, make_settings
 from tests.support.processes import free_port
 from tests.support.realtime import (
+    Scene,
     SioClient,
     WsClient,
     connect_then_publish_every_time,
@@ -56,14 +57,18 @@ def _unreachable_redis_presence() -> RedisPresence:
     return RedisPresence(create_redis(f"redis://127.0.0.1:{free_port()}/0"), "gone:")
 
 
+async def _scene_with_client_id(http: httpx.AsyncClient, base: str) -> tuple[Scene, str]:
+    """A scene (tenant, users, room) and its tenant's client id."""
+    scene = await make_scene(http, base, ADMIN_KEY)
+    me = await http.get(f"{base}/api/v1/auth/me", headers=scene.master_auth)
+    return scene, str(me.json()["client_id"])
+
+
 async def test_every_event_published_on_the_bus_right_after_a_connect_returns_arrives(
     live: tuple[FastAPI, str], http: httpx.AsyncClient
 ) -> None:
     app, base = live
-    scene = await make_scene(http, base, ADMIN_KEY)
-    client_id = (await http.get(f"{base}/api/v1/auth/me", headers=scene.master_auth)).json()[
-        "client_id"
-    ]
+    scene, client_id = await _scene_with_client_id(http, base)
     bus: EventBus = app.state.bus
 
     async def publish(tag: str) -> None:
@@ -107,10 +112,7 @@ async def test_a_socketio_client_that_stops_reading_is_disconnected_as_a_slow_co
     live: tuple[FastAPI, str], http: httpx.AsyncClient
 ) -> None:
     app, base = live
-    scene = await make_scene(http, base, ADMIN_KEY)
-    client_id = (await http.get(f"{base}/api/v1/auth/me", headers=scene.master_auth)).json()[
-        "client_id"
-    ]
+    scene, client_id = await _scene_with_client_id(http, base)
     hub: Hub = app.state.hub
     bus: EventBus = app.state.bus
     url = base.replace("http://", "ws://") + "/sockets/?EIO=4&transport=websocket"
