@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -16,7 +19,7 @@ from tests.conftest import app_client, child_env, make_settings
 from tests.support import probe_tasks
 from tests.support.crash_once import with_crash_once
 from tests.support.probe_tasks import probe, with_probe_tasks
-from tests.support.processes import chatapi_process, running_server
+from tests.support.processes import ChildProcess, chatapi_process, running_server
 
 
 async def _wait_probe_done(db: Database, probe_id: str, timeout: float) -> int:
@@ -89,50 +92,58 @@ async def test_an_embedded_worker_does_not_run_what_was_queued_before_it_started
         await db.dispose()
 
 
+@asynccontextmanager
+async def _probe_worker(
+    pg_url: str,
+    redis_server_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+    extra_env: Callable[[dict[str, str]], dict[str, str]] = lambda env: env,
+) -> AsyncIterator[tuple[Database, ChildProcess]]:
+    """A `chatapi worker` child on Redis that registers the probe tasks, this process
+    publishing to the same broker, and the database the probes live in."""
+    settings = make_settings(
+        pg_url, REDIS_URL=redis_server_url, REDIS_KEY_PREFIX=f"{redis_prefix}{tmp_path.name}:"
+    )
+    db = Database(pg_url)
+    env = extra_env(with_probe_tasks(child_env(settings)))
+    try:
+        await probe_tasks.ensure_probe_table(db)
+        with chatapi_process(["worker", "--concurrency", "2"], env, tmp_path, "w") as worker:
+            configure_celery(settings)
+            yield db, worker
+    finally:
+        await db.dispose()
+
+
 @pytest.mark.slow
 async def test_redis_worker_process_retries_a_task_with_countdown(
     pg_url: str, redis_server_url: str, redis_prefix: str, tmp_path: Path
 ) -> None:
-    settings = make_settings(
-        pg_url, REDIS_URL=redis_server_url, REDIS_KEY_PREFIX=f"{redis_prefix}retry:"
-    )
-    db = Database(pg_url)
-    env = with_probe_tasks(child_env(settings))
-    try:
-        await probe_tasks.ensure_probe_table(db)
-        with chatapi_process(["worker", "--concurrency", "2"], env, tmp_path, "w"):
-            configure_celery(settings)
-            probe_id = await probe_tasks.create_probe(db, fail_times=2)
-            await asyncio.to_thread(probe.delay, probe_id, 0.5)
-            assert await _wait_probe_done(db, probe_id, timeout=30) == 3
-    finally:
-        await db.dispose()
+    async with _probe_worker(pg_url, redis_server_url, redis_prefix, tmp_path) as (db, _):
+        probe_id = await probe_tasks.create_probe(db, fail_times=2)
+        await asyncio.to_thread(probe.delay, probe_id, 0.5)
+        assert await _wait_probe_done(db, probe_id, timeout=30) == 3
 
 
 @pytest.mark.slow
 async def test_a_worker_that_stops_on_an_unrecoverable_error_is_replaced(
     pg_url: str, redis_server_url: str, redis_prefix: str, tmp_path: Path
 ) -> None:
-    settings = make_settings(
-        pg_url, REDIS_URL=redis_server_url, REDIS_KEY_PREFIX=f"{redis_prefix}crash:"
-    )
-    db = Database(pg_url)
     marker = tmp_path / "crashed"
-    env = with_crash_once(with_probe_tasks(child_env(settings)), marker)
-    try:
-        await probe_tasks.ensure_probe_table(db)
-        with chatapi_process(["worker", "--concurrency", "2"], env, tmp_path, "w") as worker:
-            configure_celery(settings)
-            probe_id = await probe_tasks.create_probe(db, fail_times=0)
-            await asyncio.to_thread(probe.delay, probe_id)
-            assert await _wait_probe_done(db, probe_id, timeout=30) == 1
-            # The process that crashed is the one that ran the probe: replaced in place.
-            assert marker.read_text() == str(worker.proc.pid)
-            log = worker.output()
-            assert "Unrecoverable error" in log
-            assert "starting a new one" in log
-    finally:
-        await db.dispose()
+    crash_once = functools.partial(with_crash_once, marker=marker)
+    async with _probe_worker(pg_url, redis_server_url, redis_prefix, tmp_path, crash_once) as (
+        db,
+        worker,
+    ):
+        probe_id = await probe_tasks.create_probe(db, fail_times=0)
+        await asyncio.to_thread(probe.delay, probe_id)
+        assert await _wait_probe_done(db, probe_id, timeout=30) == 1
+        # The process that crashed is the one that ran the probe: replaced in place.
+        assert marker.read_text() == str(worker.proc.pid)
+        log = worker.output()
+        assert "Unrecoverable error" in log
+        assert "starting a new one" in log
 
 
 @pytest.mark.slow
