@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -166,21 +168,33 @@ def _secrets(box: SecretBox, hook: InboundWebhook) -> list[str]:
     return found
 
 
-async def ingest(
-    db: Database,
-    box: SecretBox,
-    settings: Settings,
-    slug: str,
-    name: str,
-    body: bytes,
-    headers: Mapping[str, str],
-) -> Accepted:
-    """Verify and store one request; the event (or the first one of its dedupe key)."""
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A request the hook's secret signed: its hook, dedupe key and the scheme's options."""
+
+    hook: InboundWebhook
+    dedupe_key: str | None
+    options: dict[str, Any]
+
+
+async def find_hook(db: Database, slug: str, name: str) -> InboundWebhook:
+    """The hook at the public URL, or 404 (one answer for an unknown client or hook)."""
     async with db.read_session() as read:
         hook = await repository.hook_by_url(read, slug, name)
     if hook is None:
         raise NotFound(UNKNOWN_HOOK)
-    client_id = hook.client_id
+    return hook
+
+
+def verify(
+    box: SecretBox,
+    settings: Settings,
+    hook: InboundWebhook,
+    body: bytes,
+    headers: Mapping[str, str],
+) -> Verified:
+    """Check the request's signature with the hook's secrets (HMAC only: cheap, no I/O);
+    401 SignatureRejected when they did not sign it."""
     options = {
         "tolerance_seconds": settings.INBOUND_SIGNATURE_TOLERANCE_SECONDS,
         **hook.signature,
@@ -191,18 +205,27 @@ async def ingest(
         )
     except signatures.SignatureInvalid as exc:
         raise SignatureRejected(str(exc)) from None
+    return Verified(hook, dedupe_key, options)
+
+
+async def store(
+    db: Database, verified: Verified, body: bytes, headers: Mapping[str, str]
+) -> Accepted:
+    """Store a verified request; the event (or the first one of its dedupe key)."""
+    hook, dedupe_key = verified.hook, verified.dedupe_key
     if hook.disabled:
         # Checked after the signature, so only a holder of the secret learns it: that sender
         # knows the hook exists, and a clear refusal tells its operator why deliveries stop
         # (a 404 would read as a wrong URL).
         raise Forbidden("This inbound webhook is disabled")
+    client_id = hook.client_id
     now = utcnow()
     event = InboundEvent(
         id=new_id(),
         client_id=client_id,
         hook_id=hook.id,
         dedupe_key=dedupe_key,
-        headers=signatures.kept_headers(hook.scheme, headers, options),
+        headers=signatures.kept_headers(hook.scheme, headers, verified.options),
         body=body,
         next_attempt_at=now,
         received_at=now,
