@@ -3,7 +3,12 @@
 from app.analytics.models import DeliveryRollup, LatencyRollup, RollupState
 from app.auth.models import ApiKey
 from app.email.models import EmailConfig
-from app.inbound.models import InboundEvent, InboundRoomKey, InboundWebhook
+from app.inbound.models import (
+    InboundContentMark,
+    InboundEvent,
+    InboundRoomKey,
+    InboundWebhook,
+)
 from app.inbox.models import InboxItem, NotificationPreference
 from app.messages.models import Message
 from app.notifications.models import Delivery, DeliveryAttempt, IdempotencyRecord, Notification
@@ -22,6 +27,7 @@ __all__ = [
     "EmailConfig",
     "Heartbeat",
     "IdempotencyRecord",
+    "InboundContentMark",
     "InboundEvent",
     "InboundRoomKey",
     "InboundWebhook",

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     RATE_LIMIT_EMAILS_PER_HOUR: int = Field(default=1000, gt=0)
     RATE_LIMIT_WEBHOOKS_PER_SECOND_PER_ENDPOINT: int = Field(default=20, gt=0)
     RATE_LIMIT_INBOUND_PER_MINUTE: int = Field(default=600, gt=0)
+    # Requests to an inbound hook that fail verification (bad or no signature, unknown URL)
+    # have their own, smaller budgets, per source address and per hook, so a flood of them
+    # never spends the signed sender's RATE_LIMIT_INBOUND_PER_MINUTE.
+    RATE_LIMIT_INBOUND_UNVERIFIED_PER_MINUTE: int = Field(default=120, gt=0)
+    RATE_LIMIT_INBOUND_UNVERIFIED_PER_MINUTE_PER_ADDRESS: int = Field(default=30, gt=0)
     # /health/ready reports "degraded" (still 200) when the oldest due delivery waited longer.
     QUEUE_DEGRADED_AGE_SECONDS: float = Field(default=300, gt=0)
     # `chatapi worker`: serve its Prometheus metrics on this port (0: off).

@@ -108,3 +108,26 @@ class InboundRoomKey(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=255)
     room_id: str = Field(max_length=26)
     created_at: datetime = Field(sa_type=UTCDateTime, default_factory=utcnow)
+
+
+class InboundContentMark(SQLModel, table=True):
+    """The event a hook stored for one signed content (SHA-256 hex `digest`), and until when
+    a request with the same content is its duplicate (`signature.content_dedupe_seconds`).
+
+    For schemes whose delivery id is not signed (github, hmac-sha256): a captured request
+    replayed under a new id has the same signed content. The primary key makes the claim
+    atomic: an upsert takes a mark only when it is new or expired. The mark goes with its
+    event (and hook).
+    """
+
+    __tablename__ = "inbound_content_marks"
+
+    hook_id: str = Field(
+        foreign_key="inbound_webhooks.id", ondelete="CASCADE", primary_key=True, max_length=26
+    )
+    digest: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(foreign_key="clients.id", ondelete="CASCADE", max_length=26)
+    event_id: str = Field(
+        foreign_key="inbound_events.id", ondelete="CASCADE", index=True, max_length=26
+    )
+    expires_at: datetime = Field(sa_type=UTCDateTime)

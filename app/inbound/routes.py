@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.api.deps import MasterDep, ReadSessionDep, SecretBoxDep, SessionDep, SettingsDep
-from app.core.errors import PayloadTooLarge
+from app.core.errors import NotFound, PayloadTooLarge
 from app.core.openapi import problems
 from app.core.pagination import PageParams, page_params
 from app.inbound import service
@@ -21,7 +21,7 @@ from app.inbound.schemas import (
     HookPatch,
     RotateSecret,
 )
-from app.ratelimit.policies import hit_inbound
+from app.ratelimit.policies import hit_inbound, hit_inbound_unverified
 
 router = APIRouter(prefix="/inbound-webhooks", tags=["inbound webhooks"])
 public_router = APIRouter(tags=["inbound webhooks"])
@@ -152,12 +152,22 @@ async def receive_webhook(
     202 once stored (also for a repeated delivery: `duplicate` is true and the first
     event's id is returned); 401 for a missing or invalid signature, 403 when the hook is
     disabled, 404 when there is no such client or hook (one answer for both), 413 over
-    INBOUND_MAX_BODY_BYTES, 429 over RATE_LIMIT_INBOUND_PER_MINUTE for the hook's URL.
+    INBOUND_MAX_BODY_BYTES, 429 over RATE_LIMIT_INBOUND_PER_MINUTE signed requests for the
+    hook, or over the unverified budgets (RATE_LIMIT_INBOUND_UNVERIFIED_PER_MINUTE per hook,
+    ..._PER_ADDRESS per source address) for requests that fail verification.
     """
-    # Counted per hook URL before anything is read: a flood (signed or not) is cut at the door.
-    await hit_inbound(request, f"{client_slug}/{name}")
     body = await _read_limited(request, settings.INBOUND_MAX_BODY_BYTES)
     headers = {k.lower(): v for k, v in request.headers.items()}
-    return await service.ingest(
-        request.app.state.db, box, settings, client_slug, name, body, headers
-    )
+    # Verified first, then counted: a flood of forgeries spends only the unverified budgets,
+    # never the signed sender's. Their path reads the hook and computes an HMAC over a body
+    # bounded by INBOUND_MAX_BODY_BYTES; it writes nothing.
+    hook_id = None
+    try:
+        hook = await service.find_hook(request.app.state.db, client_slug, name)
+        hook_id = hook.id
+        verified = service.verify(box, settings, hook, body, headers)
+    except (NotFound, service.SignatureRejected):
+        await hit_inbound_unverified(request, hook_id)  # 429 over its budget
+        raise
+    await hit_inbound(request, hook.id)
+    return await service.store(request.app.state.db, verified, body, headers)

@@ -9,11 +9,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.core.bounds import Metadata, check_json_value
-from app.inbound import templates
+from app.inbound import signatures, templates
 from app.inbound.models import InboundEvent, InboundWebhook
 from app.tenants.schemas import RoomType
 
 HOOK_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+#: The longest content-dedupe window a hook may ask for (7 days).
+MAX_CONTENT_DEDUPE_SECONDS = 7 * 86_400
 
 
 class Action(str, Enum):
@@ -66,6 +68,15 @@ class SignatureOptions(BaseModel):
         default=None,
         max_length=200,
         description="hmac-sha256: the body's JSON field (dotted path) that is the event's id.",
+    )
+    content_dedupe_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_CONTENT_DEDUPE_SECONDS,
+        description="github, hmac-sha256: their delivery id is not signed, so a captured "
+        "request replays under a new one; for this many seconds after an event, a request "
+        "with the same signed content (SHA-256 of the body) is answered as its duplicate and "
+        "not stored. 0 or absent: off.",
     )
     keep_headers: list[str] = Field(
         default_factory=list,
@@ -135,7 +146,21 @@ class HookCreate(BaseModel):
     def _action_needs(self) -> HookCreate:
         if self.action is Action.forward and not self.config.event_type:
             raise ValueError("the forward action needs config.event_type")
+        problem = content_dedupe_problem(self.scheme.value, self.signature.model_dump())
+        if problem:
+            raise ValueError(problem)
         return self
+
+
+def content_dedupe_problem(scheme: str, signature: dict[str, Any]) -> str | None:
+    """Why `signature.content_dedupe_seconds` cannot apply to `scheme` (None if it can, or
+    is off): the other schemes sign their id or timestamp, which refuses replays already."""
+    if not signature.get("content_dedupe_seconds") or scheme in signatures.UNSIGNED_ID_SCHEMES:
+        return None
+    return (
+        f"signature.content_dedupe_seconds applies to the github and hmac-sha256 schemes only "
+        f"({scheme} signs its id or timestamp, which refuses replays already); set it to 0"
+    )
 
 
 class HookPatch(BaseModel):

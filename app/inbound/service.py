@@ -2,15 +2,18 @@
 
 Ingestion follows DESIGN.md §1 rule 1: a verified request is a committed row before the
 202, and the Celery message after it is only a doorbell (the beat sweep re-rings a lost
-one). Deduplication is the (hook_id, dedupe_key) unique constraint, so it holds across
-processes and for simultaneous requests.
+one). Deduplication is the (hook_id, dedupe_key) unique constraint, and for the optional
+content window the (hook_id, digest) key of a content mark, so it holds across processes
+and for simultaneous requests.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,9 +24,15 @@ from app.core.crypto import SecretBox, SecretBoxError
 from app.core.db import Database
 from app.core.errors import AppError, Conflict, Forbidden, NotFound, Unprocessable
 from app.core.ids import new_id
-from app.inbound import doorbell, repository, signatures
+from app.inbound import content_marks, doorbell, repository, signatures
 from app.inbound.models import InboundEvent, InboundWebhook
-from app.inbound.schemas import Accepted, HookCreate, HookOut, HookPatch
+from app.inbound.schemas import (
+    Accepted,
+    HookCreate,
+    HookOut,
+    HookPatch,
+    content_dedupe_problem,
+)
 from app.inbound.secrets import new_secret
 from app.tenants import service as tenants
 
@@ -114,6 +123,11 @@ async def update_hook(
     config = values.get("config", hook.config)
     if action == "forward" and not config.get("event_type"):
         raise Unprocessable("the forward action needs config.event_type")
+    problem = content_dedupe_problem(
+        values.get("scheme", hook.scheme), values.get("signature", hook.signature)
+    )
+    if problem:
+        raise Unprocessable(problem)
     slug = await _slug(session, client_id)
     updated = await repository.update_hook(session, client_id, hook_id, now=utcnow(), **values)
     if updated is None:
@@ -166,21 +180,33 @@ def _secrets(box: SecretBox, hook: InboundWebhook) -> list[str]:
     return found
 
 
-async def ingest(
-    db: Database,
-    box: SecretBox,
-    settings: Settings,
-    slug: str,
-    name: str,
-    body: bytes,
-    headers: Mapping[str, str],
-) -> Accepted:
-    """Verify and store one request; the event (or the first one of its dedupe key)."""
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A request the hook's secret signed: its hook, dedupe key and the scheme's options."""
+
+    hook: InboundWebhook
+    dedupe_key: str | None
+    options: dict[str, Any]
+
+
+async def find_hook(db: Database, slug: str, name: str) -> InboundWebhook:
+    """The hook at the public URL, or 404 (one answer for an unknown client or hook)."""
     async with db.read_session() as read:
         hook = await repository.hook_by_url(read, slug, name)
     if hook is None:
         raise NotFound(UNKNOWN_HOOK)
-    client_id = hook.client_id
+    return hook
+
+
+def verify(
+    box: SecretBox,
+    settings: Settings,
+    hook: InboundWebhook,
+    body: bytes,
+    headers: Mapping[str, str],
+) -> Verified:
+    """Check the request's signature with the hook's secrets (HMAC only: cheap, no I/O);
+    401 SignatureRejected when they did not sign it."""
     options = {
         "tolerance_seconds": settings.INBOUND_SIGNATURE_TOLERANCE_SECONDS,
         **hook.signature,
@@ -191,33 +217,57 @@ async def ingest(
         )
     except signatures.SignatureInvalid as exc:
         raise SignatureRejected(str(exc)) from None
+    return Verified(hook, dedupe_key, options)
+
+
+async def store(
+    db: Database, verified: Verified, body: bytes, headers: Mapping[str, str]
+) -> Accepted:
+    """Store a verified request; the event, or the first one of its dedupe key or (within
+    the hook's `content_dedupe_seconds`) of its signed content, as a duplicate."""
+    hook, dedupe_key = verified.hook, verified.dedupe_key
     if hook.disabled:
         # Checked after the signature, so only a holder of the secret learns it: that sender
         # knows the hook exists, and a clear refusal tells its operator why deliveries stop
         # (a 404 would read as a wrong URL).
         raise Forbidden("This inbound webhook is disabled")
+    client_id = hook.client_id
     now = utcnow()
     event = InboundEvent(
         id=new_id(),
         client_id=client_id,
         hook_id=hook.id,
         dedupe_key=dedupe_key,
-        headers=signatures.kept_headers(hook.scheme, headers, options),
+        headers=signatures.kept_headers(hook.scheme, headers, verified.options),
         body=body,
         next_attempt_at=now,
         received_at=now,
         updated_at=now,
     )
+    window = int(verified.options.get("content_dedupe_seconds") or 0)
+    digest = signatures.content_digest(hook.scheme, body) if window else None
     async with db.session() as session:
-        created = await repository.insert_event(session, client_id, event)
-        if created:
-            await session.commit()
-        else:
+        first: InboundEvent | None = None
+        duplicate = not await repository.insert_event(session, client_id, event)
+        if duplicate:
             assert dedupe_key is not None  # NULL keys never conflict
             first = await repository.event_by_dedupe_key(session, client_id, hook.id, dedupe_key)
+        elif digest is not None:
+            # The same signed content within the window: a replay under a new unsigned id.
+            until = now + timedelta(seconds=window)
+            claimed = await content_marks.claim(
+                session, client_id, hook.id, digest, event_id=event.id, now=now, until=until
+            )
+            if not claimed:
+                duplicate = True
+                first = await content_marks.event_of(session, client_id, hook.id, digest)
+        if not duplicate:
+            await session.commit()
+        else:
             if first is None:  # the first was deleted with its hook meanwhile
                 raise NotFound(UNKNOWN_HOOK)
-            # Read before the rollback, which expires the loaded row.
+            # Read before the rollback (which also drops this request's row): the rollback
+            # expires the loaded row.
             answer = Accepted(id=first.id, status=first.status, duplicate=True)
             await session.rollback()
             return answer

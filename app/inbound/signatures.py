@@ -232,6 +232,21 @@ def verify(
     return VERIFIERS[scheme](body, headers, secrets, now, options)
 
 
+# Schemes whose delivery id is a header the signature does not cover, and that sign no
+# timestamp: a captured request replays under a new id, so only its content can tell it.
+# (standard-webhooks signs its id and timestamp; stripe signs its timestamp and the body's
+# id: a replay is a duplicate, or outside the tolerance a 401.)
+UNSIGNED_ID_SCHEMES = frozenset({"github", "hmac-sha256"})
+
+
+def content_digest(scheme: str, body: bytes) -> str | None:
+    """The SHA-256 (hex) of what `scheme` signs, for the schemes whose id is not signed
+    (their signature covers the body alone); None for the others."""
+    if scheme not in UNSIGNED_ID_SCHEMES:
+        return None
+    return hashlib.sha256(body).hexdigest()
+
+
 def kept_headers(
     scheme: str, headers: Mapping[str, str], options: Mapping[str, Any]
 ) -> dict[str, str]:

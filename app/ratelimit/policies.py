@@ -183,6 +183,32 @@ class RateLimitPolicies:
         amount = per_minute or self.settings.RATE_LIMIT_INBOUND_PER_MINUTE
         return await self.counter.hit(RateLimitItemPerMinute(amount, 1, "ih"), hook_id)
 
+    async def hit_inbound_unverified(self, address: str, hook_id: str | None) -> WindowStats | None:
+        """Count one inbound request that failed verification (bad or no signature, or a URL
+        with no hook): per source address, and per hook when the URL names one; the tighter
+        verdict (None when limits are off). Never the hook's own budget (`hit_inbound`)."""
+        if not self.enabled:
+            return None
+        settings = self.settings
+        per_address = RateLimitItemPerMinute(
+            settings.RATE_LIMIT_INBOUND_UNVERIFIED_PER_MINUTE_PER_ADDRESS, 1, "iua"
+        )
+        if hook_id is None:
+            # An unknown URL names no hook: counting per attacker-chosen URL would only fill
+            # the counter storage.
+            return await self.counter.hit(per_address, address)
+        per_hook = RateLimitItemPerMinute(
+            settings.RATE_LIMIT_INBOUND_UNVERIFIED_PER_MINUTE, 1, "iuh"
+        )
+        if self._concurrent:
+            address_stats, hook_stats = await asyncio.gather(
+                self.counter.hit(per_address, address), self.counter.hit(per_hook, hook_id)
+            )
+        else:
+            address_stats = await self.counter.hit(per_address, address)
+            hook_stats = await self.counter.hit(per_hook, hook_id)
+        return _tighter(address_stats, hook_stats)
+
     async def hit_demo_login(self, address: str) -> WindowStats | None:
         """Count one browser-demo login from `address` (None when limits are off)."""
         if not self.enabled:
@@ -257,6 +283,23 @@ async def hit_inbound(request: Request, hook_id: str, per_minute: int | None = N
     headers on the answer, 429 problem with Retry-After over the limit."""
     stats = await _counted(_policies(request).hit_inbound(hook_id, per_minute))
     _enforce(request, stats, "inbound events per minute")
+
+
+async def hit_inbound_unverified(request: Request, hook_id: str | None) -> None:
+    """The unverified inbound budgets for a route: count one request that failed
+    verification per source address (`source_address`) and per hook; 429 problem with
+    Retry-After over either, otherwise the caller's own refusal (401, 404) stands."""
+    stats = await _counted(
+        _policies(request).hit_inbound_unverified(source_address(request), hook_id)
+    )
+    _enforce(request, stats, "unverified inbound requests per minute")
+
+
+def source_address(request: Request) -> str:
+    """The caller's address: the socket peer, or the client that a proxy the server trusts
+    names in X-Forwarded-For (`chatapi serve` runs uvicorn with proxy headers on, trusting
+    only the peers in FORWARDED_ALLOW_IPS, default 127.0.0.1 and ::1)."""
+    return request.client.host if request.client else "unknown"
 
 
 async def hit_demo_login(request: Request, address: str) -> None:
