@@ -292,9 +292,7 @@ def _inbox_content(notification: Notification) -> InboxContent | None:
     content = notification.content.get(WEBSOCKET)
     if content is None:
         return None
-    return InboxContent(
-        event=content["event"], data=content.get("data", {}), visible_at=notification.send_at
-    )
+    return InboxContent(event=content["event"], visible_at=notification.send_at)
 
 
 async def get_notification(
