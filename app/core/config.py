@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT: int = Field(default=4, gt=0)
     MAX_REQUEST_BODY_BYTES: int = Field(default=1_048_576, gt=0)
     MAX_MESSAGE_BYTES: int = Field(default=65_536, gt=0)
+    # One send's content times its recipients (each delivery carries its channel's content):
+    # 256 MiB lets the largest body (1 MiB) reach 256 recipients and a 4 KB notification all
+    # 10,000, and refuses 600 KB x 10,000 (6 GB of work from one request). Above: 413.
+    NOTIFICATION_MAX_TOTAL_BYTES: int = Field(default=268_435_456, gt=0)
     MAX_WS_FRAME_BYTES: int = Field(default=65_536, gt=0)
     # permessage-deflate costs a zlib stream per connection (~46 KB, kept while idle) and a
     # compression per frame per connection; events are small JSON. Off, as in Node socket.io.

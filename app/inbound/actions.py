@@ -192,7 +192,11 @@ async def notify(
     async with runtime.db.session() as session:
         try:
             result = await notifications.send(
-                session, client_id, body, channels=list(runtime.channels)
+                session,
+                client_id,
+                body,
+                channels=list(runtime.channels),
+                max_total_bytes=runtime.settings.NOTIFICATION_MAX_TOTAL_BYTES,
             )
         except AppError as exc:
             raise ActionFailed(f"notify: {exc.detail}") from None

@@ -1,5 +1,10 @@
 """Queries on inbox items and notification preferences; always scoped by client id (and, for
-a user's own inbox, by user id: another user's item is simply not found)."""
+a user's own inbox, by user id: another user's item is simply not found).
+
+An item's content is its notification's websocket `data` (stored once, app/inbox/models.py):
+`get` and `list_page` read it in the same statement, joined by primary key — one query per
+page, not one per item.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, delete, func, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -20,12 +36,17 @@ from app.inbox.models import (
     InboxItem,
     NotificationPreference,
 )
+from app.notifications.models import Notification
 
 # Rows per INSERT of a fan-out (the relay's chunk size: under asyncpg's parameter limit).
 INSERT_CHUNK = 1000
 # User ids per IN (...) when reading the recipients' preferences.
 READ_CHUNK = 1000
 _ITEMS: Table = InboxItem.__table__  # type: ignore[attr-defined]
+# What an item shows: one JSON path into its notification's content (`content #>
+# '{websocket,data}'` on PostgreSQL, `json_extract(content, '$."websocket"."data"')` on
+# SQLite), decoded as JSON on both.
+_DATA = col(Notification.content)[("websocket", "data")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +64,24 @@ class Counts:
 
 @dataclass(frozen=True, slots=True)
 class InboxContent:
-    """What a notification's inbox items show (`event`, `data`) and from when."""
+    """A notification's inbox items: their `event` and from when they are visible (their
+    `data` is the notification's own websocket data, not copied)."""
 
     event: str
-    data: dict[str, Any]
     visible_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    """An item as read: the row and the data it shows (its notification's)."""
+
+    item: InboxItem
+    data: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        """The item's id (the page cursor)."""
+        return self.item.id
 
 
 async def add_items(
@@ -57,10 +91,10 @@ async def add_items(
     items: Sequence[tuple[str, str]],
     *,
     event: str,
-    data: dict[str, Any],
     visible_at: datetime,
 ) -> None:
-    """Insert one item per (delivery id, user id), in chunks (Core executemany)."""
+    """Insert one item per (delivery id, user id), in chunks (Core executemany); the
+    notification `notification_id` holds their content."""
     for start in range(0, len(items), INSERT_CHUNK):
         rows = [
             {
@@ -69,7 +103,6 @@ async def add_items(
                 "user_id": user_id,
                 "notification_id": notification_id,
                 "event": event,
-                "data": data,
                 "created_at": visible_at,
                 "read_at": None,
                 "seen_at": None,
@@ -105,12 +138,29 @@ def _mine(client_id: str, user_id: str, now: datetime) -> list[ColumnElement[boo
     ]
 
 
+def _with_content() -> Select[tuple[InboxItem, Any]]:
+    # Inner join on the notification's primary key (and its client, belt and braces).
+    return select(InboxItem, _DATA).join(
+        Notification,
+        and_(
+            col(Notification.id) == col(InboxItem.notification_id),
+            col(Notification.client_id) == col(InboxItem.client_id),
+        ),
+    )
+
+
+def _entries(rows: Sequence[Any]) -> list[InboxEntry]:
+    # A notification without websocket data shows `{}`, as an item without data did.
+    return [InboxEntry(item, data if data is not None else {}) for item, data in rows]
+
+
 async def get(
     session: AsyncSession, client_id: str, user_id: str, item_id: str, *, now: datetime
-) -> InboxItem | None:
-    """One visible item of the user."""
-    query = select(InboxItem).where(col(InboxItem.id) == item_id, *_mine(client_id, user_id, now))
-    return (await session.execute(query)).scalar_one_or_none()
+) -> InboxEntry | None:
+    """One visible item of the user, with its content."""
+    query = _with_content().where(col(InboxItem.id) == item_id, *_mine(client_id, user_id, now))
+    found = _entries((await session.execute(query)).all())
+    return found[0] if found else None
 
 
 async def list_page(
@@ -125,9 +175,10 @@ async def list_page(
     seen: bool | None = None,
     archived: bool | None = None,
     event: str | None = None,
-) -> list[InboxItem]:
-    """`limit + 1` visible items of the user, newest first, older than the cursor id."""
-    query = select(InboxItem).where(*_mine(client_id, user_id, now))
+) -> list[InboxEntry]:
+    """`limit + 1` visible items of the user with their content, newest first, older than the
+    cursor id (one statement)."""
+    query = _with_content().where(*_mine(client_id, user_id, now))
     if after:
         query = query.where(col(InboxItem.id) < after)
     for column, wanted in (
@@ -140,7 +191,7 @@ async def list_page(
     if event is not None:
         query = query.where(col(InboxItem.event) == event)
     query = query.order_by(col(InboxItem.id).desc()).limit(limit + 1)
-    return list((await session.execute(query)).scalars().all())
+    return _entries((await session.execute(query)).all())
 
 
 async def counts(session: AsyncSession, client_id: str, user_id: str, *, now: datetime) -> Counts:

@@ -14,7 +14,7 @@ from app.core.errors import Forbidden
 from app.core.openapi import problems
 from app.core.pagination import PageParams, make_page, page_params
 from app.inbox import service
-from app.inbox.models import InboxItem
+from app.inbox.repository import InboxEntry
 from app.inbox.schemas import (
     InboxBulkResult,
     InboxCount,
@@ -69,7 +69,7 @@ FiltersDep = Annotated[InboxFilters, Depends()]
 PageDep = Annotated[PageParams, Depends(page_params)]
 
 
-def _page(rows: list[InboxItem], limit: int) -> InboxPage:
+def _page(rows: list[InboxEntry], limit: int) -> InboxPage:
     items, has_more, cursor = make_page(rows, limit, "id")
     return InboxPage(
         data=[InboxItemOut.of(i) for i in items], has_more=has_more, next_cursor=cursor

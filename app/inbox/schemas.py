@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from app.inbox.models import InboxItem
+from app.inbox.repository import InboxEntry
 
 MAX_PREFERENCE_EVENTS = 200
 ChannelName = Annotated[str, Field(min_length=1, max_length=16)]
@@ -27,13 +27,14 @@ class InboxItemOut(BaseModel):
     archived_at: datetime | None
 
     @classmethod
-    def of(cls, item: InboxItem) -> InboxItemOut:
-        """From the row."""
+    def of(cls, entry: InboxEntry) -> InboxItemOut:
+        """From the row and the data it shows (its notification's)."""
+        item = entry.item
         return cls(
             id=item.id,
             notification_id=item.notification_id,
             event=item.event,
-            data=item.data,
+            data=entry.data,
             created_at=item.created_at,
             read_at=item.read_at,
             seen_at=item.seen_at,

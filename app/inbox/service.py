@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.clock import utcnow
 from app.core.errors import NotFound
 from app.inbox import preferences, repository
-from app.inbox.models import InboxItem
-from app.inbox.repository import Counts
+from app.inbox.repository import Counts, InboxEntry
 from app.inbox.schemas import Preferences
 from app.realtime.bus import EventBus
 from app.realtime.events import NOTIFICATION_COUNT, user_target
@@ -45,8 +44,8 @@ async def list_items(
     seen: bool | None,
     archived: bool | None,
     event: str | None,
-) -> list[InboxItem]:
-    """`limit + 1` of the user's items, newest first."""
+) -> list[InboxEntry]:
+    """`limit + 1` of the user's items with their content, newest first."""
     return await repository.list_page(
         session,
         client_id,
@@ -66,7 +65,7 @@ async def user_items(
     client_id: str,
     user_id: str,
     **filters: object,
-) -> list[InboxItem]:
+) -> list[InboxEntry]:
     """A user's items for the master key (404 when the user is not the client's)."""
     await users.get_user(session, client_id, user_id)
     return await list_items(session, client_id, user_id, **filters)  # type: ignore[arg-type]
@@ -79,7 +78,7 @@ async def counts(session: AsyncSession, client_id: str, user_id: str) -> Counts:
 
 async def act(
     session: AsyncSession, bus: EventBus, client_id: str, user_id: str, item_id: str, action: str
-) -> InboxItem:
+) -> InboxEntry:
     """Apply `action` (read, unread, seen, archive, unarchive) to one of the user's items;
     the item. Already in that state is not an error (and announces nothing)."""
     now = utcnow()

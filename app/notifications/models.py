@@ -38,7 +38,8 @@ class Notification(SQLModel, table=True):
     """One send request of a client.
 
     `channels` is the requested channel list; `content` holds each channel's part
-    (`{"websocket": {...}, "email": {...}, "webhook": {...}}`). `status` is derived
+    (`{"websocket": {...}, "email": {...}, "webhook": {...}}`), once: deliveries and inbox
+    items read it from here (an item shows `content.websocket.data`). `status` is derived
     from the deliveries (see `repository.derive_status`) and stored so listings can
     filter on it. `idempotency_key`/`request_hash` are kept for display and audit;
     uniqueness of a key lives in `IdempotencyRecord`.

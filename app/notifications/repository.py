@@ -71,8 +71,9 @@ async def create_notification(
     the delivery ids (in the order of `deliveries`).
 
     With `inbox`, every websocket delivery that will be sent (not skipped, to a user) is
-    also an inbox item showing `inbox` (id = the delivery's id, which the `notification`
-    event carries): it exists whether the user is online or not.
+    also an inbox item (id = the delivery's id, which the `notification` event carries): it
+    exists whether the user is online or not. The items hold no copy of the content: they
+    show the notification's websocket data, stored once in its row.
 
     Runs inside the caller's transaction (or, on PostgreSQL without an idempotency key, as
     one statement that needs none). Returns None when `notification.idempotency_key` is
@@ -118,7 +119,6 @@ async def create_notification(
                 notification.id,
                 items,
                 event=inbox.event,
-                data=inbox.data,
                 visible_at=inbox.visible_at,
             )
     if notification.idempotency_key is not None:
@@ -154,10 +154,10 @@ WITH notification AS (
         AS d(id, channel, recipient, recipient_user_id, endpoint_id, status, next_attempt_at,
             skip_reason)
 ), items AS (
-    INSERT INTO inbox_items (id, client_id, user_id, notification_id, event, data, created_at,
+    INSERT INTO inbox_items (id, client_id, user_id, notification_id, event, created_at,
         read_at, seen_at, archived_at)
-    SELECT i.id, $2, i.user_id, $1, $20::varchar, $21::json, $22::timestamptz, NULL, NULL, NULL
-    FROM unnest($23::varchar[], $24::varchar[]) AS i(id, user_id)
+    SELECT i.id, $2, i.user_id, $1, $20::varchar, $21::timestamptz, NULL, NULL, NULL
+    FROM unnest($22::varchar[], $23::varchar[]) AS i(id, user_id)
 )
 SELECT 1
 """.strip()
@@ -194,7 +194,6 @@ def _create_pg_args(
         [None if s else n.send_at for s in skipped],
         [d.skip_reason for d in deliveries],
         inbox.event if inbox else None,
-        json.dumps(inbox.data) if inbox else None,
         inbox.visible_at if inbox else now,
         [item_id for item_id, _ in items],
         [user_id for _, user_id in items],

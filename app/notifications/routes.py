@@ -64,7 +64,8 @@ async def send_notification(
     ] = None,
 ) -> Response:
     """Store the notification and one delivery per (channel, recipient), then deliver in
-    the background: 202. Webhook deliveries go one per endpoint."""
+    the background: 202. Webhook deliveries go one per endpoint. 413 when the content times
+    the recipients exceeds NOTIFICATION_MAX_TOTAL_BYTES (nothing is stored)."""
     # The hot path: the session is opened here rather than by a dependency (a yielding
     # dependency costs its own context manager and exit stack on every request).
     runtime = runtime_of(request)
@@ -74,6 +75,7 @@ async def send_notification(
             principal.client_id,
             body,
             channels=list(runtime.channels),
+            max_total_bytes=runtime.settings.NOTIFICATION_MAX_TOTAL_BYTES,
             header_key=idempotency_key,
         )
     return model_response(result.notification, 202 if result.created else 200)

@@ -21,7 +21,7 @@ from app.inbox import service as inbox_service
 from app.inbox.repository import InboxContent
 from app.notifications import delivery_repository as deliveries_repo
 from app.notifications import idempotency_repository as idempotency
-from app.notifications import repository
+from app.notifications import repository, size_bound
 from app.notifications.doorbell import ring_soon
 from app.notifications.models import DeliveryAttempt, Notification
 from app.notifications.repository import NewDelivery
@@ -192,10 +192,14 @@ async def send(
     body: SendRequest,
     *,
     channels: Collection[str],
+    max_total_bytes: int,
     header_key: str | None = None,
 ) -> SendResult:
     """Validate, resolve recipients, store notification + deliveries + idempotency record in
-    one transaction, commit, then ring the doorbell for what is due now."""
+    one transaction, commit, then ring the doorbell for what is due now.
+
+    413 (nothing stored) when the content times the expanded recipients exceeds
+    `max_total_bytes` (NOTIFICATION_MAX_TOTAL_BYTES)."""
     if header_key is not None and body.idempotency_key not in (None, header_key):
         raise _problem("the Idempotency-Key header and idempotency_key differ")
     key = header_key or body.idempotency_key
@@ -222,6 +226,7 @@ async def send(
         critical=body.critical,
     )
     new += await _webhook_deliveries(session, client_id, body)
+    size_bound.check_total(content, new, limit=max_total_bytes)
     send_at = body.send_at if body.send_at is not None and body.send_at > now else now
     notification = Notification(
         id=new_id(),
@@ -292,9 +297,7 @@ def _inbox_content(notification: Notification) -> InboxContent | None:
     content = notification.content.get(WEBSOCKET)
     if content is None:
         return None
-    return InboxContent(
-        event=content["event"], data=content.get("data", {}), visible_at=notification.send_at
-    )
+    return InboxContent(event=content["event"], visible_at=notification.send_at)
 
 
 async def get_notification(
