@@ -55,7 +55,16 @@ _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
 class TargetRefused(Exception):
-    """The target URL or one of its addresses is not allowed (a permanent condition)."""
+    """The target URL or one of its addresses is not allowed (a permanent condition).
+
+    `private` is True when allowing private targets would accept it (loopback, RFC 1918 …),
+    False when nothing would (link-local, metadata, a malformed URL), so a message can say
+    whether the operator's switch is the way out.
+    """
+
+    def __init__(self, message: str, *, private: bool = False) -> None:
+        super().__init__(message)
+        self.private = private
 
 
 class TargetUnresolvable(Exception):
@@ -69,6 +78,9 @@ async def system_resolver(host: str, port: int) -> list[str]:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise TargetUnresolvable(f"cannot resolve {host!r}: {exc}") from None
+    except UnicodeError:
+        # The name cannot even be encoded for DNS (a label over 63 characters, …).
+        raise TargetUnresolvable(f"cannot resolve {host!r}: not a valid DNS name") from None
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
@@ -134,7 +146,8 @@ async def check_host(
         reason = refusal_reason(ip, allow_private=allow_private)
         if reason is not None:
             shown = host if literal is not None else f"{host} ({address})"
-            raise TargetRefused(f"target {shown} is {reason}")
+            private = refusal_reason(ip, allow_private=True) is None
+            raise TargetRefused(f"target {shown} is {reason}", private=private)
     return addresses
 
 
