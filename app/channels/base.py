@@ -150,6 +150,8 @@ class ChannelFactoryContext:
     webhook_timeout_seconds: float = 15.0
     webhook_max_in_flight_per_endpoint: int = 4
     smtp_timeout_seconds: float = 30.0
+    smtp_allow_private_targets: bool = False
+    smtp_allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(
@@ -167,6 +169,8 @@ class ChannelFactoryContext:
             webhook_timeout_seconds=settings.WEBHOOK_TIMEOUT_SECONDS,
             webhook_max_in_flight_per_endpoint=settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT,
             smtp_timeout_seconds=settings.SMTP_TIMEOUT_SECONDS,
+            smtp_allow_private_targets=settings.SMTP_ALLOW_PRIVATE_TARGETS,
+            smtp_allowed_hosts=tuple(settings.SMTP_ALLOWED_HOSTS),
         )
 
 

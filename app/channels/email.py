@@ -1,10 +1,12 @@
 """The e-mail channel: one message per delivery through the client's SMTP server (aiosmtplib).
 
-SMTP 2xx delivers, 4xx and a refused/timed-out connection retry, 5xx fails for good. When the
-primary refuses the connection, times out or answers 4xx and a fallback server is configured,
-the same attempt goes through the fallback; `Outcome.served_by` says which one answered.
-Connections are pooled per server configuration within the worker's event loop, so a burst of
-e-mails does not pay a TCP + TLS + AUTH handshake each.
+SMTP 2xx delivers, 4xx and a refused/timed-out connection retry, 5xx and a configuration that
+cannot work fail for good (app/channels/smtp_errors.py). When the primary refuses the
+connection, times out or answers 4xx and a fallback server is configured, the same attempt
+goes through the fallback; `Outcome.served_by` says which one answered. Every new connection
+goes to an address the SMTP target policy checked (app/channels/smtp_target.py). Connections
+are pooled per server configuration within the worker's event loop, so a burst of e-mails
+does not pay a TCP + TLS + AUTH handshake each.
 """
 
 from __future__ import annotations
@@ -26,7 +28,19 @@ from app.channels.base import (
     SmtpServer,
     truncate_reply,
 )
+from app.channels.smtp_errors import SMTP_FAILURES, SmtpConfigError, classify
+from app.channels.smtp_target import SmtpTargetPolicy, open_socket
 from app.core.clock import monotonic, utcnow
+
+NO_STARTTLS = (
+    'the server does not offer STARTTLS: use security "none" for a server without TLS '
+    '(a local catcher such as Mailpit on port 1025) or "tls" for TLS from the first byte '
+    "(port 465)"
+)
+NO_AUTH = (
+    "the server does not offer AUTH: remove username and password, or connect with "
+    'security "starttls" or "tls" if it offers AUTH only over TLS'
+)
 
 
 @dataclass(slots=True)
@@ -42,11 +56,13 @@ class SmtpPool:
         self,
         *,
         timeout: float,
+        targets: SmtpTargetPolicy,
         max_idle: int = 2,
         max_idle_seconds: float = 60.0,
         tls_context: ssl.SSLContext | None = None,
     ):
         self._timeout = timeout
+        self._targets = targets
         # None: the system's trust store with hostname checks (aiosmtplib's default).
         self._tls_context = tls_context
         self._max_idle = max_idle
@@ -62,18 +78,36 @@ class SmtpPool:
             if entry.smtp.is_connected and monotonic() - entry.since < self._max_idle_seconds:
                 return entry.smtp, True
             await _quietly_close(entry.smtp)
+        return await self._open(server), False
+
+    async def _open(self, server: SmtpServer) -> aiosmtplib.SMTP:
+        # Resolve and check, connect the socket to a checked address, and let aiosmtplib speak
+        # SMTP over it: `hostname` is then only what TLS names (SNI) and verifies.
+        addresses = await self._targets.check(server.host, server.port, timeout=self._timeout)
+        sock = await open_socket(server.host, addresses, server.port, self._timeout)
         smtp = aiosmtplib.SMTP(
             hostname=server.host,
-            port=server.port,
-            username=server.username,
-            password=server.password,
+            sock=sock,
             use_tls=server.security == "tls",
-            start_tls=server.security == "starttls",
+            start_tls=False,  # upgraded below, after checking that the server offers it
             timeout=self._timeout,
             tls_context=self._tls_context,
         )
-        await smtp.connect()
-        return smtp, False
+        try:
+            await smtp.connect()
+            await _hello(smtp)
+            if server.security == "starttls":
+                if not smtp.supports_extension("starttls"):
+                    raise SmtpConfigError(NO_STARTTLS)
+                await smtp.starttls()
+                await _hello(smtp)  # what the server said before TLS no longer counts
+            if server.username:
+                await _login(smtp, server.username, server.password or "")
+        except BaseException:
+            smtp.close()
+            sock.close()  # handed to aiosmtplib, but not closed by it if connect() never got far
+            raise
+        return smtp
 
     async def release(self, server: SmtpServer, smtp: aiosmtplib.SMTP) -> None:
         """Return a healthy connection for reuse (or close it when the pool is full)."""
@@ -89,6 +123,24 @@ class SmtpPool:
         for entries in idle.values():
             for entry in entries:
                 await _quietly_close(entry.smtp)
+
+
+async def _hello(smtp: aiosmtplib.SMTP) -> None:
+    try:
+        await smtp.ehlo()
+    except aiosmtplib.SMTPHeloError as exc:
+        if not 500 <= exc.code <= 599:
+            raise
+        await smtp.helo()  # a server that knows only HELO (it has no extensions)
+
+
+async def _login(smtp: aiosmtplib.SMTP, username: str, password: str) -> None:
+    if not smtp.supports_extension("auth"):
+        raise SmtpConfigError(NO_AUTH)
+    if not smtp.supported_auth_methods:
+        spoken = ", ".join(method.upper() for method in smtp.AUTH_METHODS)
+        raise SmtpConfigError(f"the server offers none of the AUTH mechanisms {spoken}")
+    await smtp.login(username, password)
 
 
 async def _quietly_close(smtp: aiosmtplib.SMTP) -> None:
@@ -122,29 +174,22 @@ def build_message(
     return msg
 
 
-def _classify(exc: Exception) -> tuple[Outcome, bool]:
-    """The outcome of a failed send and whether the fallback server should be tried."""
-    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
-        exc = exc.recipients[0]
-    if isinstance(exc, aiosmtplib.SMTPResponseException):
-        code, reply = exc.code, truncate_reply(exc.message)
-        transient = 400 <= code < 500
-        kind = OutcomeKind.RETRY if transient else OutcomeKind.FAILED
-        return Outcome(kind, response_code=code, reply=reply, error=f"SMTP {code}"), transient
-    if isinstance(exc, aiosmtplib.SMTPNotSupported):
-        # E.g. security=starttls against a server without STARTTLS: configuration, not weather.
-        return Outcome(OutcomeKind.FAILED, error=f"SMTP: {exc}"), False
-    # Refused, timed out, dropped: the server may be back soon, and the fallback may be up now.
-    return Outcome(OutcomeKind.RETRY, error=f"{type(exc).__name__}: {exc}"), True
-
-
 class EmailChannel:
     """Sends through the configuration in `ctx.email`, primary first."""
 
     name = "email"
 
-    def __init__(self, *, timeout: float = 30.0, tls_context: ssl.SSLContext | None = None) -> None:
-        self._pool = SmtpPool(timeout=timeout, tls_context=tls_context)
+    def __init__(
+        self,
+        *,
+        timeout: float = 30.0,
+        tls_context: ssl.SSLContext | None = None,
+        targets: SmtpTargetPolicy | None = None,
+    ) -> None:
+        # No policy given: the default one, which refuses private targets.
+        self._pool = SmtpPool(
+            timeout=timeout, targets=targets or SmtpTargetPolicy(), tls_context=tls_context
+        )
 
     async def send(
         self, target: DeliveryTarget, content: dict[str, Any], ctx: ChannelContext
@@ -181,8 +226,8 @@ class EmailChannel:
             return Outcome(OutcomeKind.FAILED, error=f"invalid e-mail content: {exc}"), False
         try:
             smtp, reused = await self._pool.acquire(server)
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            return _classify(exc)
+        except SMTP_FAILURES as exc:
+            return classify(exc)
         try:
             try:
                 _, reply = await smtp.send_message(msg)
@@ -193,9 +238,9 @@ class EmailChannel:
                 await _quietly_close(smtp)
                 smtp, _ = await self._pool.acquire(server)
                 _, reply = await smtp.send_message(msg)
-        except (aiosmtplib.SMTPException, OSError) as exc:
+        except SMTP_FAILURES as exc:
             await _quietly_close(smtp)
-            return _classify(exc)
+            return classify(exc)
         await self._pool.release(server, smtp)
         # aiosmtplib returns the DATA reply's text; its code is 250 or it would have raised.
         return Outcome(OutcomeKind.DELIVERED, response_code=250, reply=truncate_reply(reply)), False
@@ -207,4 +252,7 @@ class EmailChannel:
 
 def create(ctx: ChannelFactoryContext) -> EmailChannel:
     """Entry point `email`."""
-    return EmailChannel(timeout=ctx.smtp_timeout_seconds)
+    targets = SmtpTargetPolicy(
+        allow_private=ctx.smtp_allow_private_targets, allowed_hosts=ctx.smtp_allowed_hosts
+    )
+    return EmailChannel(timeout=ctx.smtp_timeout_seconds, targets=targets)

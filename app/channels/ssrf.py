@@ -29,23 +29,42 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
-# Instance-metadata services hand out cloud credentials: refused even when private targets are
-# allowed, since no intranet webhook legitimately lives there.
+# Instance-metadata services hand out cloud credentials, and the other well-known platform
+# services beside them (DNS, time, the host agent) answer only the machine itself: refused
+# even when private targets are allowed, since no intranet service legitimately lives there.
+# Every link-local address (169.254/16, fe80::/10) is refused as well, listed or not.
 METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a)
     for a in (
-        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean …
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean, Hetzner, Oracle …
+        "169.254.169.253",  # AWS VPC DNS resolver
+        "169.254.169.123",  # AWS time sync
         "169.254.170.2",  # AWS ECS task metadata
-        "fd00:ec2::254",  # AWS over IPv6
+        "fd00:ec2::254",  # AWS IMDS over IPv6
+        "fd00:ec2::253",  # AWS DNS over IPv6
+        "fd00:ec2::123",  # AWS time sync over IPv6
+        "fd20:ce::254",  # GCP metadata over IPv6
         "100.100.100.200",  # Alibaba Cloud
         "192.0.0.192",  # Oracle Cloud
+        "168.63.129.16",  # Azure host agent (WireServer): a public address, same risk
     )
 )
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+# The deprecated IPv4-compatible form ::a.b.c.d (:: and ::1 themselves are not IPv4).
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
 class TargetRefused(Exception):
-    """The target URL or one of its addresses is not allowed (a permanent condition)."""
+    """The target URL or one of its addresses is not allowed (a permanent condition).
+
+    `private` is True when allowing private targets would accept it (loopback, RFC 1918 …),
+    False when nothing would (link-local, metadata, a malformed URL), so a message can say
+    whether the operator's switch is the way out.
+    """
+
+    def __init__(self, message: str, *, private: bool = False) -> None:
+        super().__init__(message)
+        self.private = private
 
 
 class TargetUnresolvable(Exception):
@@ -59,6 +78,9 @@ async def system_resolver(host: str, port: int) -> list[str]:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise TargetUnresolvable(f"cannot resolve {host!r}: {exc}") from None
+    except UnicodeError:
+        # The name cannot even be encoded for DNS (a label over 63 characters, …).
+        raise TargetUnresolvable(f"cannot resolve {host!r}: not a valid DNS name") from None
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
@@ -70,13 +92,16 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
         return ip.sixtofour
     if ip.teredo is not None:
         return ip.teredo[1]
-    if ip in _NAT64:
+    if any(ip in net for net in _NAT64):
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in _IPV4_COMPATIBLE and int(ip) > 1:
+        return ipaddress.IPv4Address(int(ip))
     return None
 
 
 def refusal_reason(ip: IPAddress, *, allow_private: bool) -> str | None:
-    """Why `ip` may not be a webhook target, or None when it may."""
+    """Why `ip` may not be an outbound target (webhook or SMTP), or None when it may."""
+    ip = ipaddress.ip_address(str(ip).split("%", 1)[0])  # fe80::1%eth0 is still fe80::1
     if ip in METADATA_ADDRESSES:
         return "a cloud metadata address"
     if isinstance(ip, ipaddress.IPv6Address):
@@ -84,12 +109,15 @@ def refusal_reason(ip: IPAddress, *, allow_private: bool) -> str | None:
         if inner is not None:
             reason = refusal_reason(inner, allow_private=allow_private)
             return f"an IPv6 form of {inner} ({reason})" if reason else None
+    if ip.is_link_local:
+        # Checked before the private switch: link-local is the machine's own segment, where
+        # the platform's services answer, never a self-hosted intranet server.
+        return "link-local"
     if allow_private:
         return None
     for reason, hit in (
         ("unspecified", ip.is_unspecified),
         ("loopback", ip.is_loopback),
-        ("link-local", ip.is_link_local),
         ("multicast", ip.is_multicast),
         ("private", ip.is_private),
         ("reserved", ip.is_reserved),
@@ -118,7 +146,8 @@ async def check_host(
         reason = refusal_reason(ip, allow_private=allow_private)
         if reason is not None:
             shown = host if literal is not None else f"{host} ({address})"
-            raise TargetRefused(f"target {shown} is {reason}")
+            private = refusal_reason(ip, allow_private=True) is None
+            raise TargetRefused(f"target {shown} is {reason}", private=private)
     return addresses
 
 

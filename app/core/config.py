@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.channels.host_list import allow_list_entry
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./chatapi.db"
 SUPPORTED_DB_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
 # Values people copy from examples; production must never run on them.
@@ -39,6 +41,11 @@ class Settings(BaseSettings):
     # An endpoint failing every attempt this long, with at least this many failures, is disabled.
     WEBHOOK_DISABLE_AFTER_SECONDS: float = Field(default=432_000, gt=0)
     WEBHOOK_DISABLE_MIN_FAILURES: int = Field(default=5, ge=1)
+    # Tenants' SMTP hosts get the webhook address policy: private addresses only when allowed
+    # (a self-hosted relay), link-local and metadata never; when the list is set, only the
+    # hosts it names (names, *.domain, IP addresses or networks).
+    SMTP_ALLOW_PRIVATE_TARGETS: bool = False
+    SMTP_ALLOWED_HOSTS: Annotated[list[str], NoDecode] = []
     # Bound on one `POST /email-config/test` (connect, TLS, AUTH and send, per server).
     EMAIL_TEST_TIMEOUT_SECONDS: float = Field(default=15, gt=0)
     # Outside production without SECRET_KEY: where the generated key is kept (empty: beside
@@ -139,6 +146,15 @@ class Settings(BaseSettings):
     def _parse_modules(cls, value: object) -> object:
         if isinstance(value, str):
             return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("SMTP_ALLOWED_HOSTS", mode="before")
+    @classmethod
+    def _parse_smtp_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [p for p in value.split(",") if p.strip()]
+        if isinstance(value, list):
+            value = [allow_list_entry(str(p)) for p in value]
         return value
 
     @field_validator("DATABASE_URL")

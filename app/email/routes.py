@@ -12,12 +12,21 @@ from app.email.schemas import EmailConfigOut, EmailConfigPut, EmailTest, EmailTe
 router = APIRouter(prefix="/email-config", tags=["email"])
 
 
-@router.put("", response_model=EmailConfigOut)
+@router.put("", response_model=EmailConfigOut, responses=problems(422))
 async def put_email_config(
-    body: EmailConfigPut, principal: MasterDep, session: SessionDep, box: SecretBoxDep
+    body: EmailConfigPut,
+    principal: MasterDep,
+    session: SessionDep,
+    box: SecretBoxDep,
+    settings: SettingsDep,
 ) -> EmailConfigOut:
-    """Create or replace the configuration (passwords are stored encrypted, never returned)."""
-    return EmailConfigOut.of(await service.put_config(session, box, principal.client_id, body))
+    """Create or replace the configuration (passwords are stored encrypted, never returned).
+
+    422 when a host is, or resolves to, a loopback/private address (unless the deployment
+    sets SMTP_ALLOW_PRIVATE_TARGETS), a link-local or cloud metadata address (always), does
+    not resolve, or is not in SMTP_ALLOWED_HOSTS when that is set."""
+    row = await service.put_config(session, box, settings, principal.client_id, body)
+    return EmailConfigOut.of(row)
 
 
 @router.get("", response_model=EmailConfigOut, responses=problems(404))
@@ -43,10 +52,4 @@ async def test_email_config(
 ) -> EmailTestResult:
     """Send a real test message to `to`. 200 either way: `ok` says whether a server accepted
     it, `code`/`reply` what it answered, `served_by` which one, `error` why not."""
-    return await service.send_test(
-        session,
-        box,
-        principal.client_id,
-        str(body.to),
-        timeout=settings.EMAIL_TEST_TIMEOUT_SECONDS,
-    )
+    return await service.send_test(session, box, settings, principal.client_id, str(body.to))

@@ -3,20 +3,26 @@ for delivery, and tested by sending a real message."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels import base
 from app.channels.email import EmailChannel
+from app.channels.smtp_target import SmtpTargetPolicy
+from app.channels.ssrf import TargetRefused, TargetUnresolvable
 from app.core.clock import utcnow
+from app.core.config import Settings
 from app.core.crypto import SecretBox
-from app.core.errors import NotFound
+from app.core.errors import NotFound, Unprocessable
 from app.core.ids import new_id
 from app.email import repository
 from app.email.models import EmailConfig
 from app.email.schemas import EmailConfigPut, EmailTestResult, SmtpServerIn
 
+# Resolving a host when the configuration is saved must not hold the request for long.
+RESOLVE_TIMEOUT_SECONDS = 5.0
 TEST_SUBJECT = "ChatAPI test e-mail"
 TEST_TEXT = (
     "This message was sent by POST /email-config/test to check the SMTP configuration.\n"
@@ -38,10 +44,36 @@ def _sealed_fallback(box: SecretBox, server: SmtpServerIn | None) -> dict[str, A
     }
 
 
+async def check_hosts(body: EmailConfigPut, targets: SmtpTargetPolicy) -> None:
+    """Refuse (422, saying why) a server the SMTP target policy would refuse to connect to.
+
+    Deliveries check again before every connection (DNS may change); this tells the client
+    now rather than in a failed delivery later.
+    """
+    servers: list[tuple[str, SmtpServerIn]] = [("host", body)]
+    if body.fallback is not None:
+        servers.append(("fallback.host", body.fallback))
+    checks = [
+        targets.check(server.host, server.port, timeout=RESOLVE_TIMEOUT_SECONDS)
+        for _, server in servers
+    ]
+    results = await asyncio.gather(*checks, return_exceptions=True)
+    for (field, _), result in zip(servers, results, strict=True):
+        if isinstance(result, (TargetRefused, TargetUnresolvable)):
+            raise Unprocessable(f"{field} refused: {result}")
+        if isinstance(result, BaseException):
+            raise result
+
+
 async def put_config(
-    session: AsyncSession, box: SecretBox, client_id: str, body: EmailConfigPut
+    session: AsyncSession,
+    box: SecretBox,
+    settings: Settings,
+    client_id: str,
+    body: EmailConfigPut,
 ) -> EmailConfig:
-    """Create or replace the configuration; passwords are stored sealed only."""
+    """Create or replace the configuration (hosts checked first); passwords stored sealed."""
+    await check_hosts(body, SmtpTargetPolicy.from_settings(settings))
     row = await repository.upsert(
         session,
         client_id,
@@ -114,7 +146,7 @@ async def config_for_delivery(
 
 
 async def send_test(
-    session: AsyncSession, box: SecretBox, client_id: str, to: str, *, timeout: float
+    session: AsyncSession, box: SecretBox, settings: Settings, client_id: str, to: str
 ) -> EmailTestResult:
     """Send one real message through the configuration (fallback included) and report it.
 
@@ -124,7 +156,12 @@ async def send_test(
     config = opened(box, await get_config(session, client_id))
     # The session is not needed while talking to SMTP servers (seconds): give it back.
     await session.close()
-    channel = EmailChannel(timeout=timeout)
+    # The same target policy as deliveries: the host is checked again here, since DNS may
+    # have changed, or the configuration predates the policy, since it was saved.
+    channel = EmailChannel(
+        timeout=settings.EMAIL_TEST_TIMEOUT_SECONDS,
+        targets=SmtpTargetPolicy.from_settings(settings),
+    )
     target = base.DeliveryTarget(delivery_id=f"test-{new_id()}", client_id=client_id, email=to)
     ctx = base.ChannelContext(notification_id="test", created_at=utcnow(), email=config)
     try:

@@ -15,10 +15,14 @@ from aiosmtpd.smtp import Envelope, Session
 
 from app.channels.base import DeliveryTarget, EmailConfig, Outcome, OutcomeKind, SmtpServer
 from app.channels.email import EmailChannel
+from app.channels.smtp_target import SmtpTargetPolicy
 from app.core.ids import new_id
 from tests.channels.conftest import context
 from tests.support.processes import free_port
 
+# These servers listen on 127.0.0.1: the channel must be allowed private targets, as a
+# deployment with SMTP_ALLOW_PRIVATE_TARGETS=true (test_smtp_target.py covers the refusals).
+PRIVATE_TARGETS_OK = SmtpTargetPolicy(allow_private=True)
 CONTENT = {"subject": "Your order shipped", "text": "Plain body", "html": "<p>Html body</p>"}
 
 
@@ -93,7 +97,7 @@ def down_server() -> SmtpServer:
 
 @pytest.fixture
 async def channel() -> AsyncIterator[EmailChannel]:
-    ch = EmailChannel(timeout=5.0)
+    ch = EmailChannel(timeout=5.0, targets=PRIVATE_TARGETS_OK)
     yield ch
     await ch.aclose()
 

@@ -17,15 +17,19 @@ from cryptography.x509.oid import NameOID
 
 from app.channels.base import DeliveryTarget, EmailConfig, Outcome, OutcomeKind, SmtpServer
 from app.channels.email import EmailChannel
+from app.channels.smtp_target import SmtpTargetPolicy
 from app.core.ids import new_id
 from tests.channels.conftest import context
-from tests.channels.test_email import CONTENT, Recorder
+from tests.channels.test_email import CONTENT, PRIVATE_TARGETS_OK, Recorder
 from tests.support.processes import free_port
+
+# The certificate's host name: connections to it are pinned to 127.0.0.1 by a test resolver.
+TLS_NAME = "smtp.example.test"
 
 
 @pytest.fixture(scope="module")
 def cert_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key."""
+    """A self-signed certificate for 127.0.0.1 and smtp.example.test, and its key."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -38,7 +42,12 @@ def cert_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.DNSName(TLS_NAME),
+                ]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -67,7 +76,7 @@ def server_context(cert_files: tuple[Path, Path]) -> ssl.SSLContext:
 async def channel(cert_files: tuple[Path, Path]) -> AsyncIterator[EmailChannel]:
     # The client trusts the test certificate (and checks the host name against it).
     trust = ssl.create_default_context(cafile=str(cert_files[0]))
-    ch = EmailChannel(timeout=5.0, tls_context=trust)
+    ch = EmailChannel(timeout=5.0, tls_context=trust, targets=PRIVATE_TARGETS_OK)
     yield ch
     await ch.aclose()
 
@@ -80,8 +89,8 @@ def controllers() -> Iterator[list[Controller]]:
         c.stop()
 
 
-def server(port: int, security: str) -> SmtpServer:
-    return SmtpServer("127.0.0.1", port, "relay@shop.example", security=security)  # type: ignore[arg-type]
+def server(port: int, security: str, host: str = "127.0.0.1") -> SmtpServer:
+    return SmtpServer(host, port, "relay@shop.example", security=security)  # type: ignore[arg-type]
 
 
 async def send(channel: EmailChannel, smtp: SmtpServer) -> Outcome:
@@ -128,7 +137,7 @@ async def test_implicit_tls_connects_over_tls(
     assert len(recorder.messages) == 1
 
 
-async def test_untrusted_certificate_is_not_accepted(
+async def test_untrusted_certificate_fails_at_once_saying_so(
     cert_files: tuple[Path, Path], controllers: list[Controller]
 ) -> None:
     recorder, port = Recorder(), free_port()
@@ -137,10 +146,85 @@ async def test_untrusted_certificate_is_not_accepted(
     )
     c.start()
     controllers.append(c)
-    channel = EmailChannel(timeout=5.0)  # the system trust store does not know the test CA
+    channel = EmailChannel(
+        timeout=5.0, targets=PRIVATE_TARGETS_OK
+    )  # the system trust store does not know the test CA
     try:
         outcome = await send(channel, server(port, "tls"))
     finally:
         await channel.aclose()
-    assert outcome.kind is not OutcomeKind.DELIVERED
+    # A certificate that does not verify is configuration, not weather (issue 20, point 8).
+    assert outcome.kind is OutcomeKind.FAILED, outcome
+    assert outcome.error is not None and "certificate" in outcome.error
     assert recorder.messages == []
+
+
+async def test_untrusted_certificate_after_starttls_fails_at_once_saying_so(
+    cert_files: tuple[Path, Path], controllers: list[Controller]
+) -> None:
+    recorder, port = Recorder(), free_port()
+    c = Controller(
+        recorder,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=server_context(cert_files),
+        require_starttls=True,
+    )
+    c.start()
+    controllers.append(c)
+    channel = EmailChannel(timeout=5.0, targets=PRIVATE_TARGETS_OK)
+    try:
+        outcome = await send(channel, server(port, "starttls"))
+    finally:
+        await channel.aclose()
+    assert outcome.kind is OutcomeKind.FAILED, outcome
+    assert outcome.error is not None and "certificate" in outcome.error
+    assert recorder.messages == []
+
+
+async def test_implicit_tls_against_a_plain_server_fails_at_once_with_the_reason(
+    channel: EmailChannel, controllers: list[Controller]
+) -> None:
+    # `security: tls` on a port that speaks plain SMTP (Mailpit's :1025, submission's :587).
+    recorder, port = Recorder(), free_port()
+    c = Controller(recorder, hostname="127.0.0.1", port=port)
+    c.start()
+    controllers.append(c)
+    outcome = await send(channel, server(port, "tls"))
+    assert outcome.kind is OutcomeKind.FAILED, outcome
+    assert outcome.error is not None and "TLS" in outcome.error and "security" in outcome.error
+    assert recorder.messages == []
+
+
+async def _pinned_to_loopback(host: str, port: int) -> list[str]:
+    return ["127.0.0.1"]
+
+
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+async def test_a_pinned_connection_verifies_the_certificate_for_the_host_name(
+    security: str, cert_files: tuple[Path, Path], controllers: list[Controller]
+) -> None:
+    # The socket goes to the checked address (127.0.0.1); TLS still names and verifies the
+    # configured host: its certificate matches smtp.example.test and not other.example.test.
+    recorder, port = Recorder(), free_port()
+    tls = server_context(cert_files)
+    if security == "tls":
+        c = Controller(recorder, hostname="127.0.0.1", port=port, ssl_context=tls)
+    else:
+        c = Controller(
+            recorder, hostname="127.0.0.1", port=port, tls_context=tls, require_starttls=True
+        )
+    c.start()
+    controllers.append(c)
+    trust = ssl.create_default_context(cafile=str(cert_files[0]))
+    targets = SmtpTargetPolicy(allow_private=True, resolver=_pinned_to_loopback)
+    channel = EmailChannel(timeout=5.0, tls_context=trust, targets=targets)
+    try:
+        named = await send(channel, server(port, security, host=TLS_NAME))
+        other = await send(channel, server(port, security, host="other.example.test"))
+    finally:
+        await channel.aclose()
+    assert named.kind is OutcomeKind.DELIVERED, named
+    assert other.kind is OutcomeKind.FAILED, other
+    assert other.error is not None and "certificate" in other.error
+    assert len(recorder.messages) == 1

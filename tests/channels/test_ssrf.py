@@ -75,6 +75,52 @@ async def test_metadata_address_is_refused_even_when_private_targets_are_allowed
         await check_url("http://169.254.169.254/latest/meta-data/", allow_private=True)
 
 
+# Refused whatever WEBHOOK_ALLOW_PRIVATE_TARGETS says (issue 20, point 9): every link-local
+# address (where cloud metadata, DNS and time services live) and every known metadata address,
+# in any IPv6 spelling that reaches the same IPv4 address.
+ALWAYS_REFUSED = [
+    ("169.254.169.254", "metadata"),  # AWS, GCP, Azure, OpenStack …
+    ("169.254.169.253", "metadata"),  # AWS's VPC DNS resolver
+    ("169.254.169.123", "metadata"),  # AWS's time service
+    ("169.254.170.2", "metadata"),  # AWS ECS task metadata
+    ("169.254.0.23", "link-local"),  # Tencent Cloud metadata (no special entry: link-local)
+    ("169.254.1.1", "link-local"),
+    ("[fe80::a9fe:a9fe]", "link-local"),
+    ("[fe80::1]", "link-local"),
+    ("[fd00:ec2::254]", "metadata"),  # AWS IMDS over IPv6
+    ("[fd00:ec2::253]", "metadata"),  # AWS DNS over IPv6
+    ("[fd00:ec2::123]", "metadata"),  # AWS time over IPv6
+    ("[fd20:ce::254]", "metadata"),  # GCP metadata over IPv6
+    ("100.100.100.200", "metadata"),  # Alibaba Cloud
+    ("192.0.0.192", "metadata"),  # Oracle Cloud
+    ("168.63.129.16", "metadata"),  # Azure's host (WireServer)
+    ("[::ffff:169.254.169.254]", "metadata"),
+    ("[::ffff:169.254.169.253]", "metadata"),
+    ("[::ffff:169.254.1.1]", "link-local"),
+    ("[::169.254.169.254]", "metadata"),  # IPv4-compatible (deprecated) form
+    ("[64:ff9b::a9fe:a9fe]", "metadata"),  # NAT64
+    ("[64:ff9b:1::a9fe:a9fe]", "metadata"),  # local-use NAT64 (RFC 8215)
+    ("[2002:a9fe:a9fe::1]", "metadata"),  # 6to4
+]
+
+
+@pytest.mark.parametrize(("host", "reason"), ALWAYS_REFUSED)
+@pytest.mark.parametrize("allow_private", [False, True])
+async def test_link_local_and_metadata_addresses_are_always_refused(
+    host: str, reason: str, allow_private: bool
+) -> None:
+    with pytest.raises(TargetRefused, match=reason):
+        await check_url(f"http://{host}/hook", allow_private=allow_private)
+
+
+async def test_a_name_resolving_to_a_link_local_address_is_refused_with_private_allowed() -> None:
+    async def to_link_local(host: str, port: int) -> list[str]:
+        return ["10.0.0.7", "fe80::a9fe:a9fe"]
+
+    with pytest.raises(TargetRefused, match="link-local"):
+        await check_url("http://intranet.example/x", allow_private=True, resolver=to_link_local)
+
+
 @pytest.mark.parametrize(
     "url", ["ftp://example.com/x", "file:///etc/passwd", "http:///x", "http://u:p@example.com/"]
 )

@@ -59,6 +59,13 @@ def test_retry_schedule_is_read_from_comma_separated_seconds(
     assert load_settings().DELIVERY_RETRY_SCHEDULE == [1, 2, 3]
 
 
+def test_smtp_allowed_hosts_are_read_from_a_comma_separated_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SMTP_ALLOWED_HOSTS", " Mailpit , *.Relay.Example.,10.0.0.0/8,[::1]")
+    assert load_settings().SMTP_ALLOWED_HOSTS == ["mailpit", "*.relay.example", "10.0.0.0/8", "::1"]
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
@@ -76,6 +83,10 @@ def test_retry_schedule_is_read_from_comma_separated_seconds(
             "INBOUND_LEASE_SECONDS: must exceed TASK_TIMEOUT_SECONDS (60.0 s)",
         ),
         ({"ENVIRONMENT": "staging"}, "ENVIRONMENT: Input should be 'local', 'test' or"),
+        (
+            {"SMTP_ALLOWED_HOSTS": "smtp.example.com,mail server"},
+            "SMTP_ALLOWED_HOSTS: 'mail server' is not a host name",
+        ),
     ],
 )
 def test_bad_settings_are_reported_one_line_each(

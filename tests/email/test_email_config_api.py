@@ -3,7 +3,7 @@ message through aiosmtpd, and the opened configuration the e-mail deliveries use
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -12,11 +12,17 @@ from sqlalchemy import text
 from app.core.crypto import SecretBox
 from app.core.db import Database
 from app.email.service import TEST_SUBJECT, config_for_delivery
+from app.main import create_app
 from tests.channels.test_email import Recorder, SmtpHost
+from tests.conftest import app_client, make_settings
 from tests.support.api import Api, Tenant
 from tests.support.processes import free_port
 
 PATH = "/api/v1/email-config"
+# Public address literals: they pass the SMTP address policy without DNS (nothing connects
+# to them here). The servers the tests send through are on 127.0.0.1: `private_api`.
+PUBLIC_HOST = "93.184.215.14"
+PUBLIC_FALLBACK_HOST = "93.184.215.15"
 PRIMARY_PASSWORD = "primary-pa55word-Zq9"
 FALLBACK_PASSWORD = "fallback-pa55word-Xk7"
 
@@ -28,7 +34,7 @@ def _runtime(api: Api) -> Any:
 
 def _config(**fields: Any) -> dict[str, Any]:
     return {
-        "host": "smtp.example.com",
+        "host": PUBLIC_HOST,
         "port": 587,
         "username": "relay",
         "password": PRIMARY_PASSWORD,
@@ -40,7 +46,7 @@ def _config(**fields: Any) -> dict[str, Any]:
 
 
 FALLBACK = {
-    "host": "smtp.backup.example.net",
+    "host": PUBLIC_FALLBACK_HOST,
     "port": 465,
     "username": "backup",
     "password": FALLBACK_PASSWORD,
@@ -53,6 +59,16 @@ async def _put(api: Api, tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]
     r = await api.http.put(PATH, json=body, headers=tenant.auth)
     assert r.status_code == 200, r.text
     return dict(r.json())
+
+
+@pytest.fixture
+async def private_api(db_url: str) -> AsyncIterator[Api]:
+    """The API of a deployment with SMTP_ALLOW_PRIVATE_TARGETS=true (servers on 127.0.0.1)."""
+    app = create_app(
+        make_settings(db_url, SMTP_ALLOW_PRIVATE_TARGETS=True), run_embedded_worker=False
+    )
+    async for http in app_client(app):
+        yield Api(http, app=app)
 
 
 @pytest.fixture
@@ -71,7 +87,7 @@ async def test_passwords_are_never_returned_nor_stored_in_clear(api: Api) -> Non
     for body in (shown, got.json()):
         assert body["password_set"] is True and body["fallback"]["password_set"] is True
         assert "password" not in body and "password" not in body["fallback"]
-        assert body["host"] == "smtp.example.com" and body["fallback"]["port"] == 465
+        assert body["host"] == PUBLIC_HOST and body["fallback"]["port"] == 465
     assert PRIMARY_PASSWORD not in got.text and FALLBACK_PASSWORD not in got.text
 
     db: Database = _runtime(api).db
@@ -97,7 +113,7 @@ async def test_passwords_are_never_returned_nor_stored_in_clear(api: Api) -> Non
     assert (opened.primary.security, opened.primary.port) == ("starttls", 587)
     assert (opened.fallback.password, opened.fallback.host) == (
         FALLBACK_PASSWORD,
-        "smtp.backup.example.net",
+        PUBLIC_FALLBACK_HOST,
     )
     assert opened.fallback.security == "tls"
 
@@ -105,12 +121,12 @@ async def test_passwords_are_never_returned_nor_stored_in_clear(api: Api) -> Non
 async def test_put_replaces_and_a_missing_password_is_not_set(api: Api) -> None:
     tenant = await api.tenant()
     await _put(api, tenant, _config(fallback=FALLBACK))
-    shown = await _put(api, tenant, _config(password=None, host="mail.example.org"))
+    shown = await _put(api, tenant, _config(password=None, host="93.184.215.16"))
     assert shown["password_set"] is False and shown["fallback"] is None
     async with _runtime(api).db.session() as session:
         opened = await config_for_delivery(session, _runtime(api).secret_box, tenant.id)
     assert opened is not None and opened.primary.password is None and opened.fallback is None
-    assert opened.primary.host == "mail.example.org"
+    assert opened.primary.host == "93.184.215.16"
 
 
 async def test_no_config_is_404_and_none_for_delivery(api: Api) -> None:
@@ -160,17 +176,19 @@ async def test_invalid_or_injecting_configs_are_refused(api: Api, bad: dict[str,
 
 
 async def test_test_email_arrives_through_a_real_smtp_server(
-    api: Api, smtp_hosts: list[SmtpHost]
+    private_api: Api, smtp_hosts: list[SmtpHost]
 ) -> None:
     host = SmtpHost(Recorder())
     smtp_hosts.append(host)
-    tenant = await api.tenant()
+    tenant = await private_api.tenant()
     await _put(
-        api,
+        private_api,
         tenant,
         _config(host="127.0.0.1", port=host.port, security="none", username=None, password=None),
     )
-    r = await api.http.post(f"{PATH}/test", json={"to": "ops@shop.example"}, headers=tenant.auth)
+    r = await private_api.http.post(
+        f"{PATH}/test", json={"to": "ops@shop.example"}, headers=tenant.auth
+    )
     assert r.status_code == 200, r.text
     result = r.json()
     assert (result["ok"], result["code"], result["served_by"], result["error"]) == (
@@ -187,29 +205,33 @@ async def test_test_email_arrives_through_a_real_smtp_server(
 
 
 async def test_test_email_goes_through_the_fallback_when_the_primary_is_down(
-    api: Api, smtp_hosts: list[SmtpHost]
+    private_api: Api, smtp_hosts: list[SmtpHost]
 ) -> None:
     host = SmtpHost(Recorder())
     smtp_hosts.append(host)
-    tenant = await api.tenant()
+    tenant = await private_api.tenant()
     down = {"host": "127.0.0.1", "port": free_port(), "security": "none", "password": None}
     fallback = {**FALLBACK, "host": "127.0.0.1", "port": host.port, "security": "none"}
     fallback.update(username=None, password=None)
-    await _put(api, tenant, _config(**down, username=None, fallback=fallback))
-    r = await api.http.post(f"{PATH}/test", json={"to": "ops@shop.example"}, headers=tenant.auth)
+    await _put(private_api, tenant, _config(**down, username=None, fallback=fallback))
+    r = await private_api.http.post(
+        f"{PATH}/test", json={"to": "ops@shop.example"}, headers=tenant.auth
+    )
     assert r.status_code == 200, r.text
     assert (r.json()["ok"], r.json()["served_by"]) == (True, "fallback")
     assert len(host.recorder.messages) == 1
 
 
-async def test_test_email_to_a_closed_port_reports_the_failure(api: Api) -> None:
-    tenant = await api.tenant()
+async def test_test_email_to_a_closed_port_reports_the_failure(private_api: Api) -> None:
+    tenant = await private_api.tenant()
     await _put(
-        api,
+        private_api,
         tenant,
         _config(host="127.0.0.1", port=free_port(), security="none", username=None, password=None),
     )
-    r = await api.http.post(f"{PATH}/test", json={"to": "ops@shop.example"}, headers=tenant.auth)
+    r = await private_api.http.post(
+        f"{PATH}/test", json={"to": "ops@shop.example"}, headers=tenant.auth
+    )
     assert r.status_code == 200, r.text
     result = r.json()
     assert result["ok"] is False and result["served_by"] == "primary"
@@ -217,17 +239,19 @@ async def test_test_email_to_a_closed_port_reports_the_failure(api: Api) -> None
 
 
 async def test_test_email_refused_by_the_server_reports_its_reply(
-    api: Api, smtp_hosts: list[SmtpHost]
+    private_api: Api, smtp_hosts: list[SmtpHost]
 ) -> None:
     host = SmtpHost(Recorder(rcpt_reply="550 5.1.1 no such mailbox"))
     smtp_hosts.append(host)
-    tenant = await api.tenant()
+    tenant = await private_api.tenant()
     await _put(
-        api,
+        private_api,
         tenant,
         _config(host="127.0.0.1", port=host.port, security="none", username=None, password=None),
     )
-    r = await api.http.post(f"{PATH}/test", json={"to": "nobody@shop.example"}, headers=tenant.auth)
+    r = await private_api.http.post(
+        f"{PATH}/test", json={"to": "nobody@shop.example"}, headers=tenant.auth
+    )
     assert r.status_code == 200, r.text
     result = r.json()
     assert (result["ok"], result["code"]) == (False, 550)

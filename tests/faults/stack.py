@@ -50,6 +50,7 @@ FAULT_SETTINGS: dict[str, Any] = {
     "DELIVERY_SWEEP_INTERVAL_SECONDS": 0.5,
     "DELIVERY_RETRY_SCHEDULE": [1, 1, 2, 2, 2],
     "WEBHOOK_ALLOW_PRIVATE_TARGETS": True,
+    "SMTP_ALLOW_PRIVATE_TARGETS": True,  # the tests' aiosmtpd servers are on 127.0.0.1
     "HEARTBEAT_INTERVAL_SECONDS": 3600,
     "LOG_LEVEL": "INFO",
     # These tests are about losing nothing, not about quotas (tests/ratelimit has those):
