@@ -21,6 +21,7 @@ from app.core.middleware import (
     SingleQueryValueMiddleware,
 )
 from app.core.openapi import install_openapi
+from app.core.operation_ids import OPENAPI_TAGS, operation_id
 from app.notifications.inbox import parked_flush_hook
 from app.observability import health, metrics
 from app.observability.multiproc import mark_process_dead
@@ -126,6 +127,9 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url="/docs",
         redoc_url="/redoc",
+        openapi_tags=OPENAPI_TAGS,
+        # Stable operationIds from one reviewed table (code generators name methods after them).
+        generate_unique_id_function=operation_id,
         lifespan=lifespan,
         # Exact paths: `/rooms/` is a problem+json 404 naming `/rooms`, not a bodyless 307.
         redirect_slashes=False,
