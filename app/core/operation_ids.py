@@ -145,7 +145,7 @@ OPENAPI_TAGS: list[dict[str, Any]] = [
 def operation_id(route: APIRoute) -> str:
     """The route's operationId from the table; FastAPI's generated id when it has none
     (which the tests refuse, so a route is never published without a reviewed name)."""
-    for method in sorted(route.methods):
+    for method in sorted(route.methods or ()):
         found = OPERATION_IDS.get((method, route.path_format))
         if found is not None:
             return found
