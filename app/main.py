@@ -11,6 +11,7 @@ from fastapi import FastAPI, WebSocket
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.router import API_PREFIX, API_ROUTERS
+from app.channels.webhook_docs import install_webhook_docs
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
         redirect_slashes=False,
     )
     install_openapi(app)
+    install_webhook_docs(app.webhooks)
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
