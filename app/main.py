@@ -28,6 +28,7 @@ from app.observability import health, metrics
 from app.observability.multiproc import mark_process_dead
 from app.observability.sentry import init_sentry
 from app.ratelimit.middleware import RateLimitHeadersMiddleware
+from app.realtime.asyncapi import install_asyncapi
 from app.realtime.client_events import ClientEvents
 from app.realtime.gateway_socketio import SOCKETIO_PATH, bind_handlers, create_socketio_server
 from app.realtime.gateway_socketio import asgi_app as socketio_asgi_app
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
     )
     install_openapi(app)
     install_webhook_docs(app.webhooks)
+    install_asyncapi(app)
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
