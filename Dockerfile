@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# ChatAPI image: `docker build -t chatapi .`, then `docker run -p 8000:8000 chatapi`
-# (SQLite + embedded mode) or use docker-compose.yml (PostgreSQL + Redis + Celery).
+# ChatAPI image: `docker build -t chatapi .`, then
+# `docker run -p 8000:8000 -v chatapi-data:/var/lib/chatapi chatapi` (SQLite + embedded mode,
+# the database in a named volume) or use docker-compose.yml (PostgreSQL + Redis + Celery).
 FROM python:3.11-slim
 
 # PYTHONPATH: import `app` from the source tree, so app.core.migrations finds alembic/
@@ -26,13 +27,16 @@ COPY scripts/ ./scripts/
 # The browser demo's files, served at /demo only when DEMO_ENABLED=true.
 COPY examples/browser-chat/ ./examples/browser-chat/
 
-# Code stays root-owned; only the directory is writable (for the default SQLite file).
-RUN pip install --upgrade pip \
-    && pip install . \
+# Code stays root-owned. The process runs in /var/lib/chatapi, the only writable place: the
+# default SQLite file (./chatapi.db) and the key generated beside it live there, a volume.
+# (The base image's pip is recent enough: no unpinned `pip install --upgrade pip`.)
+RUN pip install . \
     && rm -rf build ./*.egg-info \
-    && chown chatapi:chatapi /srv/chatapi
+    && install -d -o chatapi -g chatapi -m 0750 /var/lib/chatapi
 
-USER chatapi
+USER 10001:10001
+WORKDIR /var/lib/chatapi
+VOLUME ["/var/lib/chatapi"]
 
 EXPOSE 8000
 

@@ -25,6 +25,11 @@ if [[ ! -f "$STAMP" || pyproject.toml -nt "$STAMP" ]]; then
     touch "$STAMP"
 fi
 
+# hadolint and the Docker Compose CLI check the deploy files (tests/test_deploy_files.py);
+# without them those tests skip, except under CI=true where they fail.
+bash scripts/deploy_tools.sh "$VENV" ||
+    echo "test.sh: warning: could not install hadolint/docker-compose (scripts/deploy_tools.sh)" >&2
+
 # The browser demo's test (tests/demo/test_browser_chat.py) drives Debian's Chromium through
 # Playwright (never Playwright's own browser downloads). Root on Debian installs it; without
 # it that test skips, except under CI=true where it fails.

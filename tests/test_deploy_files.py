@@ -1,12 +1,24 @@
-"""docker-compose.yml parses and every service's command is a real `chatapi` command."""
+"""The deploy files: docker-compose.yml (validated by the Compose CLI when present), its
+Prometheus config, the Dockerfile (hadolint) and the README's compose instructions."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from app.cli import cli
+from tests.channels.test_email import SmtpHost, start
+from tests.support.api import Api
 
 
 def _cli_commands() -> set[str]:
@@ -31,3 +43,154 @@ def test_env_example_lists_every_setting(repo_root: Path) -> None:
     text = (repo_root / ".env.example").read_text()
     missing = [name for name in Settings.model_fields if f"{name}=" not in text]
     assert missing == []
+
+
+# --- docker compose, Prometheus, the image (issue 23, point 6) ---------------------------
+
+COMPOSE_ENV = {"SECRET_KEY": "s" * 48, "ADMIN_API_KEY": "a" * 48}
+
+
+def _compose(repo_root: Path) -> dict[str, Any]:
+    return dict(yaml.safe_load((repo_root / "docker-compose.yml").read_text()))
+
+
+def _env(service: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v) for k, v in (service.get("environment") or {}).items()}
+
+
+def test_prometheus_scrapes_the_api_and_the_worker(repo_root: Path) -> None:
+    services = _compose(repo_root)["services"]
+    port = int(_env(services["worker"]).get("WORKER_METRICS_PORT", "0"))
+    # The worker counts deliveries, retries and dead letters: without its port, invisible.
+    assert port > 0
+    prometheus = yaml.safe_load((repo_root / "deploy" / "prometheus.yml").read_text())
+    targets = {
+        target
+        for job in prometheus["scrape_configs"]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    }
+    assert {"api:8000", f"worker:{port}"} <= targets
+
+
+def _dockerfile(repo_root: Path) -> list[str]:
+    return (repo_root / "Dockerfile").read_text().splitlines()
+
+
+def test_single_container_keeps_its_database_in_a_named_volume(repo_root: Path) -> None:
+    compose = _compose(repo_root)
+    single = compose["services"]["single"]
+    assert single["profiles"] == ["single"]  # never started by a plain `up`
+    assert single["command"][:2] == ["chatapi", "serve"]
+    env = _env(single)
+    assert "DATABASE_URL" not in env and "REDIS_URL" not in env  # embedded: SQLite
+    [mount] = single["volumes"]
+    volume, data_dir = mount.split(":")
+    assert volume in compose["volumes"]
+    lines = _dockerfile(repo_root)
+    # The default SQLite file (./chatapi.db) and its generated key land in the volume: the
+    # image runs in that directory and declares it a volume.
+    assert [line for line in lines if line.startswith("WORKDIR")][-1] == f"WORKDIR {data_dir}"
+    assert f'VOLUME ["{data_dir}"]' in lines
+
+
+def test_readme_names_the_first_tenant_command_and_the_minimum_compose_version(
+    repo_root: Path,
+) -> None:
+    readme = (repo_root / "README.md").read_text()
+    assert 'docker compose exec api chatapi clients create "Acme Shop"' in readme
+    assert "clients" in {g.name for g in cli.registered_groups}
+    assert "Docker Compose v2.24 or newer" in readme
+
+
+@pytest.fixture
+def smtp_hosts() -> Iterator[list[SmtpHost]]:
+    hosts: list[SmtpHost] = []
+    yield hosts
+    for host in hosts:
+        host.stop()
+
+
+def _readme_mailpit_body(repo_root: Path) -> dict[str, Any]:
+    readme = (repo_root / "README.md").read_text()
+    found = re.search(r"-d '(\{\"host\":\"mailpit\"[^']*\})'", readme)
+    assert found, "README: the Mailpit PUT /email-config body"
+    return dict(json.loads(found.group(1)))
+
+
+async def test_readme_mailpit_config_sends_where_the_default_starttls_fails(
+    api: Api, repo_root: Path, smtp_hosts: list[SmtpHost]
+) -> None:
+    body = _readme_mailpit_body(repo_root)
+    mailpit = _compose(repo_root)["services"]["mailpit"]
+    assert (body["host"], f"{body['port']}:{body['port']}") == ("mailpit", mailpit["ports"][0])
+    # Mailpit is plain SMTP without STARTTLS, like this aiosmtpd: the README's config, pointed
+    # at it, sends; the default security (starttls) does not.
+    host = start(smtp_hosts)
+    tenant = await api.tenant()
+    local = {**body, "host": "127.0.0.1", "port": host.port}
+    for config, ok in (({k: v for k, v in local.items() if k != "security"}, False), (local, True)):
+        r = await api.http.put("/api/v1/email-config", json=config, headers=tenant.auth)
+        assert r.status_code == 200, r.text
+        r = await api.http.post(
+            "/api/v1/email-config/test", json={"to": "you@example.com"}, headers=tenant.auth
+        )
+        assert r.status_code == 200 and r.json()["ok"] is ok, r.text
+    assert len(host.recorder.messages) == 1
+
+
+def _tool(version_arg: str, *candidates: list[str]) -> list[str] | None:
+    for command in candidates:
+        if shutil.which(command[0]) is None:
+            continue
+        probe = subprocess.run([*command, version_arg], capture_output=True, text=True, check=False)
+        if probe.returncode == 0:
+            return command
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{candidates[0][-1]} is missing: scripts/deploy_tools.sh installs it")
+    return None
+
+
+def _compose_cli() -> list[str]:
+    bin_dir = Path(sys.executable).parent
+    # The Docker CLI's plugin, else the standalone binary scripts/deploy_tools.sh installs.
+    command = _tool("version", ["docker", "compose"], [str(bin_dir / "docker-compose")])
+    if command is None:
+        pytest.skip("no Docker Compose v2 CLI (scripts/deploy_tools.sh installs one)")
+    return command
+
+
+def test_docker_compose_config_validates(repo_root: Path) -> None:
+    command = _compose_cli()
+    env = {**os.environ, **COMPOSE_ENV}
+    # No Docker engine needed: `config` loads, interpolates and validates the file.
+    for profile in ([], ["--profile", "monitoring", "--profile", "single"]):
+        done = subprocess.run(
+            [*command, *profile, "config", "--format", "json"],
+            cwd=repo_root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    resolved = json.loads(done.stdout)["services"]
+    assert resolved["worker"]["environment"]["WORKER_METRICS_PORT"] == "9100"
+    assert resolved["single"]["volumes"][0]["source"] == "chatapi-data"
+    # Without a secret the file refuses to start rather than run on an empty one.
+    bare = {k: v for k, v in env.items() if k != "SECRET_KEY"}
+    done = subprocess.run(
+        [*command, "config", "-q"], cwd=repo_root, env=bare, capture_output=True, text=True
+    )
+    assert done.returncode != 0 and "SECRET_KEY" in done.stderr
+
+
+def test_dockerfile_passes_hadolint(repo_root: Path) -> None:
+    bin_dir = Path(sys.executable).parent
+    command = _tool("--version", ["hadolint"], [str(bin_dir / "hadolint")])
+    if command is None:
+        pytest.skip("no hadolint (scripts/deploy_tools.sh installs it)")
+    done = subprocess.run(
+        [*command, "--no-color", "Dockerfile"], cwd=repo_root, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -61,6 +61,28 @@ class ValidationErrorItem(BaseModel):
 class ValidationProblem(Problem):
     """A 422 problem listing every invalid part of the request."""
 
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "https://chatapi.dev/problems/validation-error",
+                    "title": "Validation failed",
+                    "status": 422,
+                    "detail": "body.seq: Input should be greater than or equal to 0",
+                    "instance": "/api/v1/rooms/01JD6Z3Q8W9X0Y1Z2A3B4C5D6E/read",
+                    "errors": [
+                        {
+                            "loc": ["body", "seq"],
+                            "msg": "Input should be greater than or equal to 0",
+                            "type": "greater_than_equal",
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
     errors: list[ValidationErrorItem]
 
 
@@ -141,13 +163,47 @@ def rewrite_responses(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+def _models_with_examples() -> dict[str, list[Any]]:
+    """Component name -> the examples its model declares, for names only one model has."""
+    found: dict[str, list[list[Any]]] = {}
+    seen: set[type[BaseModel]] = set()
+    pending = list(BaseModel.__subclasses__())
+    while pending:
+        model = pending.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        pending.extend(model.__subclasses__())
+        extra = model.model_config.get("json_schema_extra")
+        examples = extra.get("examples") if isinstance(extra, dict) else None
+        if isinstance(examples, list) and examples:
+            long_name = f"{model.__module__}.{model.__qualname__}".replace(".", "__")
+            for name in (model.__name__, long_name):
+                found.setdefault(name, []).append(examples)
+    return {name: lists[0] for name, lists in found.items() if len(lists) == 1}
+
+
+def restore_examples(spec: dict[str, Any]) -> dict[str, Any]:
+    """Put the models' own examples back into their schemas (in place).
+
+    FastAPI encodes the whole document with `exclude_none`, which strips every `null` from
+    examples too, so an example of a required nullable field (`deleted_at: null`) would no
+    longer match its own schema.
+    """
+    schemas = spec.get("components", {}).get("schemas", {})
+    for name, examples in _models_with_examples().items():
+        if "examples" in schemas.get(name, {}):
+            schemas[name]["examples"] = examples
+    return spec
+
+
 def install_openapi(app: FastAPI) -> None:
     """Serve the rewritten document at the app's openapi_url (built once, then cached)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = rewrite_responses(generate())
+            app.openapi_schema = restore_examples(rewrite_responses(generate()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

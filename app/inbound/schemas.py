@@ -133,7 +133,24 @@ class ActionConfig(BaseModel):
 class HookCreate(BaseModel):
     """`POST /inbound-webhooks`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "github-issues",
+                    "action": "message",
+                    "config": {
+                        "template": {
+                            "content": "New issue: {{ body.issue.title }}",
+                            "room": {"key": "issue-{{ body.issue.id }}", "type": "support"},
+                        }
+                    },
+                    "scheme": "github",
+                }
+            ]
+        },
+    )
 
     name: str = Field(pattern=HOOK_NAME, description="Unique per client; part of the URL.")
     action: Action
@@ -191,6 +208,27 @@ class RotateSecret(BaseModel):
 
 class HookOut(BaseModel):
     """A hook as the API shows it; `secret` only when it was just made or rotated."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "01JD6Z9G7H8J9K0M1N2P3Q4R5S",
+                    "name": "github-issues",
+                    "url": "/api/v1/webhooks/acme-shop/github-issues",
+                    "action": "message",
+                    "scheme": "github",
+                    "config": {"template": {"content": "New issue: {{ body.issue.title }}"}},
+                    "signature": {},
+                    "disabled": False,
+                    "previous_secret_expires_at": None,
+                    "created_at": "2026-12-01T09:30:00Z",
+                    "updated_at": "2026-12-01T09:30:00Z",
+                    "secret": "whsec_Zk3vQmF9pLr2TcYw8sHdA1nB",
+                }
+            ]
+        }
+    )
 
     id: str
     name: str

@@ -59,6 +59,26 @@ class MessagePatch(BaseModel):
 class MessageOut(BaseModel):
     """A message as the API (and every real-time event) shows it."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "01JD6Z6C3D4E5F6G7H8J9K0M1N",
+                    "room_id": "01JD6Z5B2C3D4E5F6G7H8J9K0M",
+                    "seq": 3,
+                    "sender_id": "01JD6Z4A1B2C3D4E5F6G7H8J9K",
+                    "content": "Where is my parcel?",
+                    "content_type": "text/plain",
+                    "metadata": {},
+                    "client_message_id": "c-7f3a",
+                    "created_at": "2026-12-01T09:30:00Z",
+                    "edited_at": None,
+                    "deleted_at": None,
+                }
+            ]
+        }
+    )
+
     id: str
     room_id: str
     seq: int

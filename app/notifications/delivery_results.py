@@ -25,7 +25,12 @@ from app.notifications import delivery_repository as deliveries
 from app.notifications import finish_repository as finishing
 from app.notifications.doorbell import ring_flush
 from app.notifications.models import FAILED, Delivery, Notification
-from app.notifications.operational import emit_operational, is_operational
+from app.notifications.operational import (
+    DeliveryExhaustedData,
+    EndpointDisabledData,
+    emit_operational,
+    is_operational,
+)
 from app.realtime.events import DELIVERY_EXHAUSTED
 from app.runtime import Runtime
 from app.webhooks import service as webhooks
@@ -132,7 +137,7 @@ class ResultWriter:
                 rt,
                 client_id,
                 "endpoint.disabled",
-                {"endpoint_id": endpoint_id},
+                EndpointDisabledData(endpoint_id=endpoint_id).model_dump(mode="json"),
                 exclude_endpoint_ids=[endpoint_id],
             )
         for user_id in parked_users:
@@ -253,14 +258,15 @@ def _reached_endpoint(outcome: Outcome) -> bool:
 
 async def _emit_exhausted(rt: Runtime, result: AttemptResult, error: str | None) -> None:
     d = result.delivery
-    data = {
-        "delivery_id": d.id,
-        "notification_id": d.notification_id,
-        "channel": d.channel,
-        "recipient": d.recipient,
-        "attempts": d.attempts,
-        "last_error": error,
-    }
+    # The documented payload (the OpenAPI `webhooks` section and the AsyncAPI document).
+    data = DeliveryExhaustedData(
+        delivery_id=d.id,
+        notification_id=d.notification_id,
+        channel=d.channel,
+        recipient=d.recipient,
+        attempts=d.attempts,
+        last_error=error,
+    ).model_dump(mode="json")
     try:
         await emit_operational(
             rt,

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Protocol
 
+from pydantic import BaseModel, Field
+
 from app.core.clock import utcnow
 from app.core.db import Database
 from app.core.ids import new_id
@@ -18,6 +20,24 @@ from app.realtime.events import DELIVERY_EXHAUSTED, ENDPOINT_DISABLED, client_ta
 from app.webhooks import service as webhooks
 
 OPERATIONAL_EVENTS = frozenset({DELIVERY_EXHAUSTED, ENDPOINT_DISABLED})
+
+
+class DeliveryExhaustedData(BaseModel):
+    """`delivery.exhausted`: a delivery failed its last attempt and is a dead letter."""
+
+    delivery_id: str
+    notification_id: str
+    channel: str = Field(examples=["email"])
+    recipient: dict[str, Any] = Field(description="The delivery's resolved recipient.")
+    attempts: int = Field(description="Attempts made, the last one included.")
+    last_error: str | None = Field(description="Why the last attempt failed.")
+
+
+class EndpointDisabledData(BaseModel):
+    """`endpoint.disabled`: the service disabled a webhook endpoint (it failed every attempt
+    for WEBHOOK_DISABLE_AFTER_SECONDS, or answered 410 Gone); PATCH it to re-enable."""
+
+    endpoint_id: str
 
 
 class OperationalParts(Protocol):

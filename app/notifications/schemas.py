@@ -188,6 +188,38 @@ class DeliveryOut(BaseModel):
 class NotificationOut(BaseModel):
     """A notification with every delivery (the send answer and `GET /notifications/{id}`)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "01JD6Z7D4E5F6G7H8J9K0M1N2P",
+                    "status": "pending",
+                    "channels": ["websocket", "email"],
+                    "created_at": "2026-12-01T09:30:00Z",
+                    "send_at": "2026-12-01T09:30:00Z",
+                    "idempotency_key": "order-1042-shipped",
+                    "metadata": {},
+                    "deliveries": [
+                        {
+                            "id": "01JD6Z7E5F6G7H8J9K0M1N2P3Q",
+                            "channel": "email",
+                            "recipient": {
+                                "user_id": "01JD6Z4A1B2C3D4E5F6G7H8J9K",
+                                "email": "ada@example.com",
+                            },
+                            "status": "pending",
+                            "attempts": 0,
+                            "last_error": None,
+                            "skip_reason": None,
+                            "delivered_at": None,
+                            "next_attempt_at": "2026-12-01T09:30:00Z",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     id: str
     status: NotificationStatus
     channels: list[str]

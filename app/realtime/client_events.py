@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from app.auth import scopes
 from app.core.config import Settings
@@ -17,28 +17,8 @@ from app.realtime import events
 from app.realtime.bus import EventBus
 from app.realtime.connection import Connection
 from app.realtime.hub import Hub
+from app.realtime.payloads import MessageSend, ReadRequest, RoomRef, SyncRequest
 from app.rooms import service as rooms
-
-SYNC_MAX = 200
-
-
-class _RoomRef(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    room_id: str = Field(min_length=1, max_length=26)
-
-
-class _Send(MessageCreate):
-    model_config = ConfigDict(extra="forbid")
-    room_id: str = Field(min_length=1, max_length=26)
-
-
-class _Read(_RoomRef):
-    seq: int = Field(strict=True, ge=0)
-
-
-class _Sync(_RoomRef):
-    after_seq: int = Field(strict=True, ge=0)
-    limit: int = Field(default=100, strict=True, ge=1, le=SYNC_MAX)
 
 
 class ClientEvents:
@@ -62,22 +42,22 @@ class ClientEvents:
             if event == "ping":
                 return {}
             if event == "message.send":
-                return await self._send(conn, _Send.model_validate(data))
+                return await self._send(conn, MessageSend.model_validate(data))
             if event == "typing":
-                return await self._typing(conn, _RoomRef.model_validate(data))
+                return await self._typing(conn, RoomRef.model_validate(data))
             if event == "read":
-                return await self._read(conn, _Read.model_validate(data))
+                return await self._read(conn, ReadRequest.model_validate(data))
             if event == "sync":
-                return await self._sync(conn, _Sync.model_validate(data))
+                return await self._sync(conn, SyncRequest.model_validate(data))
             if event in ("subscribe", "unsubscribe"):
-                return await self._subscription(conn, event, _RoomRef.model_validate(data))
+                return await self._subscription(conn, event, RoomRef.model_validate(data))
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise Unprocessable(f"{event}: {where}: {first['msg']}") from None
         raise NotFound(f"Unknown event {event!r}")
 
-    async def _send(self, conn: Connection, body: _Send) -> dict[str, Any]:
+    async def _send(self, conn: Connection, body: MessageSend) -> dict[str, Any]:
         create = MessageCreate.model_validate(body.model_dump(exclude={"room_id"}))
         message, _ = await messages.send_message(
             self._db,
@@ -89,7 +69,7 @@ class ClientEvents:
         )
         return message.model_dump(mode="json")
 
-    async def _typing(self, conn: Connection, body: _RoomRef) -> dict[str, Any]:
+    async def _typing(self, conn: Connection, body: RoomRef) -> dict[str, Any]:
         if conn.user_id is None:
             raise Unprocessable("typing belongs to users: connect with a user key")
         if events.room_target(body.room_id) not in conn.targets:
@@ -107,12 +87,12 @@ class ClientEvents:
             )
         return {"room_id": body.room_id}
 
-    async def _read(self, conn: Connection, body: _Read) -> dict[str, Any]:
+    async def _read(self, conn: Connection, body: ReadRequest) -> dict[str, Any]:
         async with self._db.session() as session:
             seq = await rooms.mark_read(session, self._bus, conn.principal, body.room_id, body.seq)
         return {"room_id": body.room_id, "user_id": conn.user_id, "seq": seq}
 
-    async def _subscription(self, conn: Connection, event: str, body: _RoomRef) -> dict[str, Any]:
+    async def _subscription(self, conn: Connection, event: str, body: RoomRef) -> dict[str, Any]:
         # A user connection follows its memberships by itself; a master connection hears
         # nothing until it subscribes to rooms of its client.
         if not conn.principal.is_master:
@@ -126,7 +106,7 @@ class ClientEvents:
             await self._hub.unsubscribe(conn, target)
         return {"room_id": body.room_id, "subscribed": event == "subscribe"}
 
-    async def _sync(self, conn: Connection, body: _Sync) -> dict[str, Any]:
+    async def _sync(self, conn: Connection, body: SyncRequest) -> dict[str, Any]:
         async with self._db.read_session() as session:
             found, has_more = await messages.list_messages(
                 session,

@@ -1,4 +1,4 @@
-"""Server → client event names (API.md §5) and the targets events are addressed to."""
+"""Real-time event names both ways (API.md §5) and the targets events are addressed to."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ NOTIFICATION_COUNT = "notification.count"
 # Operational events of the relay, for the tenant's master-key sockets (API.md §5, §6).
 DELIVERY_EXHAUSTED = "delivery.exhausted"
 ENDPOINT_DISABLED = "endpoint.disabled"
+
+# Client → server events both transports accept (app/realtime/client_events.py).
+CLIENT_EVENTS = ("message.send", "typing", "read", "sync", "ping", "subscribe", "unsubscribe")
 
 
 def room_target(room_id: str) -> str:

@@ -19,6 +19,7 @@ from app.auth.principal import Principal
 from app.core.errors import AppError
 from app.realtime.client_events import ClientEvents, problem_of
 from app.realtime.connection import Connection, Frame
+from app.realtime.events import CLIENT_EVENTS
 from app.realtime.hub import Hub
 
 log = logging.getLogger("chatapi.realtime")
@@ -176,7 +177,7 @@ def bind_handlers(sio: socketio.AsyncServer, state: Any) -> None:
             return "pong"
         return result
 
-    for name in ("message.send", "typing", "read", "sync", "ping", "subscribe", "unsubscribe"):
+    for name in CLIENT_EVENTS:
         sio.on(name, handler=_bind(client_event, name))
 
 

@@ -63,6 +63,27 @@ class ReadMarker(BaseModel):
 class RoomOut(BaseModel):
     """A room as the API shows it."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "01JD6Z5B2C3D4E5F6G7H8J9K0M",
+                    "name": "Order 1042",
+                    "type": "support",
+                    "is_active": True,
+                    "last_activity_at": "2026-12-01T09:30:00Z",
+                    "deactivated_at": None,
+                    "member_ids": ["01JD6Z4A1B2C3D4E5F6G7H8J9K"],
+                    "member_count": 1,
+                    "metadata": {"order_id": "1042"},
+                    "created_at": "2026-12-01T09:30:00Z",
+                    "last_seq": 3,
+                    "unread_count": None,
+                }
+            ]
+        }
+    )
+
     id: str
     name: str | None
     type: RoomType

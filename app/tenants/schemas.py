@@ -82,12 +82,27 @@ class ClientSettings(BaseModel):
 class ClientCreate(BaseModel):
     """`POST /clients`."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Acme Shop"}]})
+
     name: ClientName
     slug: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 class ClientCreated(BaseModel):
     """The new client with its master key (shown this once)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "01JD6Z3Q8W9X0Y1Z2A3B4C5D6E",
+                    "name": "Acme Shop",
+                    "slug": "acme-shop",
+                    "master_key": "ck_01JD6Z3Q9A1B2C3D4E5F6G7H8J_Zq3…",
+                }
+            ]
+        }
+    )
 
     id: str
     name: str

@@ -47,6 +47,22 @@ class UserPatch(BaseModel):
 class UserOut(BaseModel):
     """A user as the API shows it."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "01JD6Z4A1B2C3D4E5F6G7H8J9K",
+                    "external_id": "customer-42",
+                    "display_name": "Ada",
+                    "email": "ada@example.com",
+                    "metadata": {"plan": "pro"},
+                    "created_at": "2026-12-01T09:30:00Z",
+                    "updated_at": "2026-12-01T09:30:00Z",
+                }
+            ]
+        }
+    )
+
     id: str
     external_id: str
     display_name: str | None

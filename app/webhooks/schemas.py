@@ -139,6 +139,27 @@ class EndpointOut(BaseModel):
 class EndpointWithSecret(EndpointOut):
     """The answer of creation and rotation: the only ones carrying the secret."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "01JD6Z8F6G7H8J9K0M1N2P3Q4R",
+                    "url": "https://example.com/hooks/chatapi",
+                    "description": "Order events",
+                    "event_types": ["order.shipped", "endpoint.disabled"],
+                    "disabled": False,
+                    "disabled_reason": None,
+                    "failing_since": None,
+                    "failure_count": 0,
+                    "previous_secret_expires_at": None,
+                    "created_at": "2026-12-01T09:30:00Z",
+                    "updated_at": "2026-12-01T09:30:00Z",
+                    "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                }
+            ]
+        }
+    )
+
     secret: str = Field(description="`whsec_…`: shown once; store it to verify signatures.")
 
 
