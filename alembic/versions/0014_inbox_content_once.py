@@ -10,7 +10,7 @@ by hand) the item's copy is written into the notification, and an item whose not
 row is missing gets a minimal one holding its content, so that no item loses what it shows.
 
 Revision ID: 0014
-Revises: 0009
+Revises: 0013
 Create Date: 2026-12-07 10:00:00
 """
 
@@ -23,7 +23,7 @@ import app.core.types
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0009"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
