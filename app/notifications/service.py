@@ -25,6 +25,7 @@ from app.notifications import repository
 from app.notifications.doorbell import ring_soon
 from app.notifications.models import DeliveryAttempt, Notification
 from app.notifications.repository import NewDelivery
+from app.notifications.scheduling import resolve_send_at
 from app.notifications.schemas import DeliveryOut, NotificationOut, SendRequest
 from app.realtime.bus import EventBus
 from app.users import service as users
@@ -193,9 +194,14 @@ async def send(
     *,
     channels: Collection[str],
     header_key: str | None = None,
+    past_send_at_is_now: bool = False,
 ) -> SendResult:
     """Validate, resolve recipients, store notification + deliveries + idempotency record in
-    one transaction, commit, then ring the doorbell for what is due now."""
+    one transaction, commit, then ring the doorbell for what is due now.
+
+    A `send_at` too far in the past is refused (app/notifications/scheduling.py), after an
+    idempotent replay is answered: a retry of an accepted send is never refused for its
+    age. `past_send_at_is_now` sends any past time at once (work done after the request)."""
     if header_key is not None and body.idempotency_key not in (None, header_key):
         raise _problem("the Idempotency-Key header and idempotency_key differ")
     key = header_key or body.idempotency_key
@@ -211,6 +217,7 @@ async def send(
         replay = await _replay(session, client_id, key, request_hash, now)
         if replay is not None:
             return SendResult(replay, created=False)
+    send_at = resolve_send_at(body.send_at, now, past_is_now=past_send_at_is_now)
     by_id, by_external = await _resolve_users(session, client_id, body)
     new = _recipient_deliveries(body, by_id, by_external)
     event = body.websocket.event if body.websocket is not None else None
@@ -222,7 +229,6 @@ async def send(
         critical=body.critical,
     )
     new += await _webhook_deliveries(session, client_id, body)
-    send_at = body.send_at if body.send_at is not None and body.send_at > now else now
     notification = Notification(
         id=new_id(),
         client_id=client_id,
