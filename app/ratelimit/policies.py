@@ -47,9 +47,19 @@ CACHE_SECONDS = 5.0
 STATE_KEY = "ratelimit"
 
 
+#: Each client limit → the setting holding its deployment default.
+DEFAULT_SETTING = {
+    "requests_per_minute": "RATE_LIMIT_REQUESTS_PER_MINUTE",
+    "client_requests_per_minute": "RATE_LIMIT_CLIENT_REQUESTS_PER_MINUTE",
+    "emails_per_hour": "RATE_LIMIT_EMAILS_PER_HOUR",
+    "webhooks_per_second_per_endpoint": "RATE_LIMIT_WEBHOOKS_PER_SECOND_PER_ENDPOINT",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ClientLimits:
-    """A client's effective limits (its overrides over the deployment defaults)."""
+    """A client's effective limits (its overrides over the deployment defaults, within its
+    caps), or its caps."""
 
     requests_per_minute: int
     client_requests_per_minute: int
@@ -59,25 +69,40 @@ class ClientLimits:
     @classmethod
     def defaults(cls, settings: Settings) -> ClientLimits:
         """The deployment's defaults (RATE_LIMIT_* settings)."""
-        return cls(
-            requests_per_minute=settings.RATE_LIMIT_REQUESTS_PER_MINUTE,
-            client_requests_per_minute=settings.RATE_LIMIT_CLIENT_REQUESTS_PER_MINUTE,
-            emails_per_hour=settings.RATE_LIMIT_EMAILS_PER_HOUR,
-            webhooks_per_second_per_endpoint=settings.RATE_LIMIT_WEBHOOKS_PER_SECOND_PER_ENDPOINT,
-        )
+        return cls(**{name: getattr(settings, var) for name, var in DEFAULT_SETTING.items()})
+
+    @classmethod
+    def caps(cls, settings: Settings, stored: dict[str, Any]) -> ClientLimits:
+        """The most the client may set each limit to: what the operator granted it (stored
+        `rate_limit_caps`, set with the admin key), else the deployment's RATE_LIMIT_MAX_*."""
+        values = {name: settings.rate_limit_cap(var) for name, var in DEFAULT_SETTING.items()}
+        values.update(granted_caps(stored))
+        return cls(**values)
 
     @classmethod
     def from_stored(cls, settings: Settings, stored: dict[str, Any]) -> ClientLimits:
-        """The defaults with the client's stored `rate_limits` over them; a stored value
-        that is not a positive whole number is ignored (its default applies)."""
+        """The defaults with the client's stored `rate_limits` over them, each held to its
+        cap (a value stored before the caps existed, or above a cap lowered since, counts
+        as the cap); a stored value that is not a positive whole number is ignored."""
         values = {f.name: getattr(cls.defaults(settings), f.name) for f in fields(cls)}
-        overrides = stored.get("rate_limits")
-        if isinstance(overrides, dict):
-            for name in values:
-                value = overrides.get(name)
-                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                    values[name] = value
-        return cls(**values)
+        values.update(_positive_ints(stored.get("rate_limits")))
+        caps = cls.caps(settings, stored)
+        return cls(**{name: min(value, getattr(caps, name)) for name, value in values.items()})
+
+
+def granted_caps(stored: dict[str, Any]) -> dict[str, int]:
+    """The caps the operator granted this client (its stored `rate_limit_caps`), by limit."""
+    return _positive_ints(stored.get("rate_limit_caps"))
+
+
+def _positive_ints(stored: Any) -> dict[str, int]:
+    if not isinstance(stored, dict):
+        return {}
+    return {
+        name: value
+        for name in DEFAULT_SETTING
+        if isinstance(value := stored.get(name), int) and not isinstance(value, bool) and value > 0
+    }
 
 
 class RateLimitPolicies:
