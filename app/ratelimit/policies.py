@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 from limits import (
+    RateLimitItem,
     RateLimitItemPerHour,
     RateLimitItemPerMinute,
     RateLimitItemPerSecond,
@@ -36,6 +37,7 @@ from app.core.clock import monotonic
 from app.core.config import Settings
 from app.core.db import Database
 from app.core.errors import RateLimited
+from app.ratelimit.fail_open import FailOpen
 from app.ratelimit.windows import WindowCounter, WindowStats
 
 log = logging.getLogger("chatapi.ratelimit")
@@ -109,11 +111,17 @@ class RateLimitPolicies:
     """The process's limits: one per process, built by the composition root."""
 
     def __init__(
-        self, settings: Settings, storage: Storage, db: Database, broadcast: Broadcast
+        self,
+        settings: Settings,
+        storage: Storage,
+        db: Database,
+        broadcast: Broadcast,
+        fail_open: FailOpen | None = None,
     ) -> None:
         self.settings = settings
         self.enabled = settings.RATE_LIMIT_ENABLED
         self.counter = WindowCounter(storage)
+        self.fail_open = fail_open or FailOpen()
         # A remote storage answers two hits in one round trip when they run together;
         # in memory, awaiting them in turn is cheaper than making tasks.
         self._concurrent = not isinstance(storage, MemoryStorage)
@@ -180,6 +188,17 @@ class RateLimitPolicies:
             stored = row.scalar_one_or_none()
         return ClientLimits.from_stored(self.settings, dict(stored or {}))
 
+    async def _hit(self, limit: str, item: RateLimitItem, *ids: str) -> WindowStats | None:
+        # Fail open (app/ratelimit/fail_open.py): None, as if limits were off, when the
+        # storage does not answer.
+        try:
+            stats = await self.counter.hit(item, *ids)
+        except Exception as exc:
+            self.fail_open.failed(limit, exc)
+            return None
+        self.fail_open.succeeded()
+        return stats
+
     async def hit_request(self, principal: Principal) -> WindowStats | None:
         """Count one API request of `principal` per key and per client; the tighter of the
         two verdicts (None when limits are off)."""
@@ -187,18 +206,23 @@ class RateLimitPolicies:
             return None
         if principal.kind is KeyKind.admin or principal.client_id is None:
             item = RateLimitItemPerMinute(self.settings.RATE_LIMIT_REQUESTS_PER_MINUTE, 1, "rk")
-            return await self.counter.hit(item, principal.key_id)
+            return await self._hit("requests", item, principal.key_id)
         limits = await self.limits_for(principal.client_id)
         per_key = RateLimitItemPerMinute(limits.requests_per_minute, 1, "rk")
         per_client = RateLimitItemPerMinute(limits.client_requests_per_minute, 1, "rc")
-        if self._concurrent:
-            key_stats, client_stats = await asyncio.gather(
-                self.counter.hit(per_key, principal.key_id),
-                self.counter.hit(per_client, principal.client_id),
-            )
-        else:
-            key_stats = await self.counter.hit(per_key, principal.key_id)
-            client_stats = await self.counter.hit(per_client, principal.client_id)
+        try:
+            if self._concurrent:
+                key_stats, client_stats = await asyncio.gather(
+                    self.counter.hit(per_key, principal.key_id),
+                    self.counter.hit(per_client, principal.client_id),
+                )
+            else:
+                key_stats = await self.counter.hit(per_key, principal.key_id)
+                client_stats = await self.counter.hit(per_client, principal.client_id)
+        except Exception as exc:  # fail open, as in _hit: one request uncounted
+            self.fail_open.failed("requests", exc)
+            return None
+        self.fail_open.succeeded()
         return _tighter(key_stats, client_stats)
 
     async def hit_inbound(self, hook_id: str, per_minute: int | None = None) -> WindowStats | None:
@@ -206,14 +230,14 @@ class RateLimitPolicies:
         if not self.enabled:
             return None
         amount = per_minute or self.settings.RATE_LIMIT_INBOUND_PER_MINUTE
-        return await self.counter.hit(RateLimitItemPerMinute(amount, 1, "ih"), hook_id)
+        return await self._hit("inbound", RateLimitItemPerMinute(amount, 1, "ih"), hook_id)
 
     async def hit_demo_login(self, address: str) -> WindowStats | None:
         """Count one browser-demo login from `address` (None when limits are off)."""
         if not self.enabled:
             return None
         item = RateLimitItemPerMinute(self.settings.DEMO_LOGINS_PER_MINUTE, 1, "dl")
-        return await self.counter.hit(item, address)
+        return await self._hit("demo_login", item, address)
 
     async def hit_channel(
         self, client_id: str, channel: str, endpoint_id: str | None
@@ -224,13 +248,12 @@ class RateLimitPolicies:
             return None
         if channel == "email":
             limits = await self.limits_for(client_id)
-            return await self.counter.hit(
-                RateLimitItemPerHour(limits.emails_per_hour, 1, "qe"), client_id
-            )
+            per_hour = RateLimitItemPerHour(limits.emails_per_hour, 1, "qe")
+            return await self._hit("channel_quota", per_hour, client_id)
         if channel == "webhook" and endpoint_id:
             limits = await self.limits_for(client_id)
             item = RateLimitItemPerSecond(limits.webhooks_per_second_per_endpoint, 1, "qw")
-            return await self.counter.hit(item, client_id, endpoint_id)
+            return await self._hit("channel_quota", item, client_id, endpoint_id)
         return None
 
 
@@ -261,12 +284,14 @@ def _enforce(request: Request, stats: WindowStats | None, what: str) -> None:
 
 async def _counted(hit: Awaitable[WindowStats | None]) -> WindowStats | None:
     # Fail open: when the counters' storage (Redis) is down, requests go on uncounted and
-    # without RateLimit-* headers. A limiter outage must not become an API outage: a send
-    # accepted then is stored and delivered once Redis returns.
+    # without RateLimit-* headers (the policies' hits answer None then, and count it: app/
+    # ratelimit/fail_open.py). A limiter outage must not become an API outage: a send
+    # accepted then is stored and delivered once Redis returns. Anything else that fails
+    # on the way (reading a client's limits) fails open too.
     try:
         return await hit
     except Exception as exc:
-        log.warning("rate limit storage unavailable; request not counted: %r", exc)
+        log.warning("rate limit unavailable; request not counted: %r", exc)
         return None
 
 
