@@ -27,6 +27,7 @@ from app.core.crypto import SecretBox
 from app.core.db import Database
 from app.core.redis import create_redis
 from app.core.secret_key import load_secret_box
+from app.ratelimit.fail_open import FailOpen
 from app.ratelimit.policies import RateLimitPolicies
 from app.ratelimit.storage import create_limiter, create_storage
 from app.realtime.bus import EventBus
@@ -149,8 +150,10 @@ def build_runtime(settings: Settings, role: Role) -> Runtime:
         broadcast = MemoryBroadcast()
         presence = MemoryPresence()
     storage = create_storage(settings)
+    # One view per process of whether that storage answers (health reads it).
+    fail_open = FailOpen()
     authenticator = Authenticator(
-        db, broadcast, create_limiter(settings, storage), settings.ADMIN_API_KEY
+        db, broadcast, create_limiter(settings, storage), settings.ADMIN_API_KEY, fail_open
     )
     bus = EventBus(broadcast)
     return Runtime(
@@ -163,6 +166,6 @@ def build_runtime(settings: Settings, role: Role) -> Runtime:
         presence=presence,
         authenticator=authenticator,
         secret_box=load_secret_box(settings),
-        limits=RateLimitPolicies(settings, storage, db, broadcast),
+        limits=RateLimitPolicies(settings, storage, db, broadcast, fail_open),
         channels=load_channels(ChannelFactoryContext.from_settings(settings, bus, presence)),
     )

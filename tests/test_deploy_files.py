@@ -9,7 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,9 @@ import pytest
 import yaml
 
 from app.cli import cli
+from app.main import create_app
 from tests.channels.test_email import SmtpHost, start
+from tests.conftest import app_client, make_settings
 from tests.support.api import Api
 
 
@@ -118,9 +120,22 @@ def _readme_mailpit_body(repo_root: Path) -> dict[str, Any]:
     return dict(json.loads(found.group(1)))
 
 
+@pytest.fixture
+async def mailpit_api(db_url: str) -> AsyncIterator[Api]:
+    """The API as the README starts it beside Mailpit: private SMTP targets allowed."""
+    app = create_app(
+        make_settings(db_url, SMTP_ALLOW_PRIVATE_TARGETS=True), run_embedded_worker=False
+    )
+    async for http in app_client(app):
+        yield Api(http, app=app)
+
+
 async def test_readme_mailpit_config_sends_where_the_default_starttls_fails(
-    api: Api, repo_root: Path, smtp_hosts: list[SmtpHost]
+    mailpit_api: Api, repo_root: Path, smtp_hosts: list[SmtpHost]
 ) -> None:
+    api = mailpit_api
+    readme = (repo_root / "README.md").read_text()
+    assert "SMTP_ALLOW_PRIVATE_TARGETS=true SMTP_ALLOWED_HOSTS=mailpit docker compose up" in readme
     body = _readme_mailpit_body(repo_root)
     mailpit = _compose(repo_root)["services"]["mailpit"]
     assert (body["host"], f"{body['port']}:{body['port']}") == ("mailpit", mailpit["ports"][0])

@@ -32,6 +32,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
 # Routes about the caller's own user: a master key is refused (403, it has no user); a user
 # key of another tenant must get 404.
 OWN_USER_PREFIX = "/api/v1/me/"
+# The operator's routes (admin key): every tenant key is refused (403), whichever client.
+ADMIN_ONLY = {"/api/v1/clients/{client_id}"}
 
 
 def _body_for(method: str, path: str, intruder_user: str) -> dict[str, Any]:
@@ -84,6 +86,7 @@ async def _objects_of(api: Api, owner: Tenant) -> dict[str, str]:
         "key_id": user_key["id"],
         "room_id": room["id"],
         "message_id": message["id"],
+        "client_id": owner.id,
     }
 
 
@@ -129,6 +132,8 @@ async def test_another_tenants_ids_are_404_on_every_route(api: Api) -> None:
             allowed = {404} if is_master else {403, 404}
             if path.startswith(OWN_USER_PREFIX):
                 allowed = {403} if is_master else {404}
+            if path in ADMIN_ONLY:
+                allowed = {403}
             if r.status_code == 422:
                 failures.append(f"{method} {path}: add a valid body to BODIES ({r.text[:80]})")
             elif r.status_code not in allowed:

@@ -18,7 +18,8 @@ from datetime import datetime
 
 import orjson
 from limits import RateLimitItemPerMinute
-from limits.aio.strategies import RateLimiter
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter, RateLimiter
 
 from app.auth import repository
 from app.auth.principal import ALL_SCOPES, KeyKind, Principal
@@ -27,6 +28,7 @@ from app.core.broadcast import Broadcast
 from app.core.clock import monotonic, utcnow
 from app.core.db import Database
 from app.core.errors import RateLimited, Unauthorized
+from app.ratelimit.fail_open import FailOpen
 
 log = logging.getLogger("chatapi.auth")
 
@@ -57,12 +59,16 @@ class Authenticator:
         broadcast: Broadcast,
         limiter: RateLimiter,
         admin_key: str | None,
+        fail_open: FailOpen | None = None,
     ) -> None:
         from app.auth.cache import VerifiedKeyCache
 
         self._db = db
         self._broadcast = broadcast
         self._limiter = limiter
+        # Counts wrong secrets while the shared limiter's storage (Redis) does not answer.
+        self._local_limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._fail_open = fail_open or FailOpen()
         self._admin_key = admin_key
         self.cache = VerifiedKeyCache()
         self._listeners: list[RevocationListener] = []
@@ -219,7 +225,7 @@ class Authenticator:
         # A success keeps its hit (the moving window cannot take one back, and clearing it
         # would wipe an attacker's count too): verified keys are cached and concurrent first
         # uses share one verify, so a working key spends about one of the ten per process.
-        if not await self._limiter.hit(WRONG_SECRETS_PER_MINUTE, "wrong-secret", key_id):
+        if not await self._hit_verify_limit(key_id):
             raise RateLimited("Too many wrong secrets for this key id", retry_after=60)
         verified = await asyncio.to_thread(verify_secret, secret, secret_hash)
         if verified:
@@ -228,6 +234,18 @@ class Authenticator:
             # it again.
             self.cache.put(fp, principal)
         return verified
+
+    async def _hit_verify_limit(self, key_id: str) -> bool:
+        # Redis down: the limit is counted in this process instead of failing the request
+        # (it was a 500) or letting every guess run bcrypt. A key used in several processes
+        # then gets ten verifies a minute in each, as a bound on bcrypt it still holds.
+        try:
+            allowed = await self._limiter.hit(WRONG_SECRETS_PER_MINUTE, "wrong-secret", key_id)
+        except Exception as exc:
+            self._fail_open.failed("wrong_secret", exc)
+            return await self._local_limiter.hit(WRONG_SECRETS_PER_MINUTE, "wrong-secret", key_id)
+        self._fail_open.succeeded()
+        return allowed
 
     async def _on_revoked_message(self, message: bytes) -> None:
         body = orjson.loads(message)

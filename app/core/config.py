@@ -16,6 +16,13 @@ SUPPORTED_DB_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
 # Values people copy from examples; production must never run on them.
 WEAK_SECRETS = frozenset({"changethis", "changeme", "secret", "password", "dev", "test"})
 MIN_SECRET_LENGTH = 32
+#: Each per-client limit's deployment default → the setting capping what a client may set.
+RATE_LIMIT_CAPS = {
+    "RATE_LIMIT_REQUESTS_PER_MINUTE": "RATE_LIMIT_MAX_REQUESTS_PER_MINUTE",
+    "RATE_LIMIT_CLIENT_REQUESTS_PER_MINUTE": "RATE_LIMIT_MAX_CLIENT_REQUESTS_PER_MINUTE",
+    "RATE_LIMIT_EMAILS_PER_HOUR": "RATE_LIMIT_MAX_EMAILS_PER_HOUR",
+    "RATE_LIMIT_WEBHOOKS_PER_SECOND_PER_ENDPOINT": "RATE_LIMIT_MAX_WEBHOOKS_PER_SECOND_PER_ENDPOINT",
+}
 
 
 class Settings(BaseSettings):
@@ -106,6 +113,13 @@ class Settings(BaseSettings):
     # never spends the signed sender's RATE_LIMIT_INBOUND_PER_MINUTE.
     RATE_LIMIT_INBOUND_UNVERIFIED_PER_MINUTE: int = Field(default=120, gt=0)
     RATE_LIMIT_INBOUND_UNVERIFIED_PER_MINUTE_PER_ADDRESS: int = Field(default=30, gt=0)
+    # The most a client may set each of its limits to by itself (PATCH /clients/me); unset:
+    # the deployment default above, so a client can lower its limits but only the operator
+    # (PATCH /clients/{id} with the admin key) can raise them.
+    RATE_LIMIT_MAX_REQUESTS_PER_MINUTE: int | None = Field(default=None, gt=0)
+    RATE_LIMIT_MAX_CLIENT_REQUESTS_PER_MINUTE: int | None = Field(default=None, gt=0)
+    RATE_LIMIT_MAX_EMAILS_PER_HOUR: int | None = Field(default=None, gt=0)
+    RATE_LIMIT_MAX_WEBHOOKS_PER_SECOND_PER_ENDPOINT: int | None = Field(default=None, gt=0)
     # /health/ready reports "degraded" (still 200) when the oldest due delivery waited longer.
     QUEUE_DEGRADED_AGE_SECONDS: float = Field(default=300, gt=0)
     # `chatapi worker`: serve its Prometheus metrics on this port (0: off).
@@ -120,7 +134,14 @@ class Settings(BaseSettings):
     # The demo's files; empty: examples/browser-chat of the source tree the app runs from.
     DEMO_DIR: str = ""
 
-    @field_validator("REDIS_URL", "ADMIN_API_KEY", "SECRET_KEY", "SENTRY_DSN", mode="before")
+    @field_validator(
+        "REDIS_URL",
+        "ADMIN_API_KEY",
+        "SECRET_KEY",
+        "SENTRY_DSN",
+        *RATE_LIMIT_CAPS.values(),
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -200,6 +221,14 @@ class Settings(BaseSettings):
                 "INBOUND_LEASE_SECONDS: must exceed TASK_TIMEOUT_SECONDS "
                 f"({self.TASK_TIMEOUT_SECONDS} s)"
             )
+        below = [
+            f"{cap}: below {default} ({getattr(self, default)}): a client's default would be "
+            "over what it may set"
+            for default, cap in RATE_LIMIT_CAPS.items()
+            if (getattr(self, cap) or getattr(self, default)) < getattr(self, default)
+        ]
+        if below:
+            raise ValueError("\n".join(below))
         if self.DEMO_ENABLED and not (self.demo_dir / "index.html").is_file():
             raise ValueError(
                 f"DEMO_DIR: no index.html in {self.demo_dir} (point DEMO_DIR at the "
@@ -239,6 +268,12 @@ class Settings(BaseSettings):
         if self.DEMO_DIR:
             return Path(self.DEMO_DIR)
         return Path(__file__).resolve().parents[2] / "examples" / "browser-chat"
+
+    def rate_limit_cap(self, default_name: str) -> int:
+        """The operator's cap on a client's own setting of limit `default_name` (e.g.
+        RATE_LIMIT_EMAILS_PER_HOUR): its RATE_LIMIT_MAX_* setting, else that default."""
+        cap: int | None = getattr(self, RATE_LIMIT_CAPS[default_name])
+        return cap if cap is not None else int(getattr(self, default_name))
 
     @property
     def delivery_attempt_limit(self) -> int:

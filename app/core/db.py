@@ -36,6 +36,10 @@ SQLITE_READERS = 5
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An engine for `url` with the per-dialect settings this service relies on."""
+    # Parameters are sealed secrets, bcrypt hashes, message bodies: never in a log line (the
+    # statement log, when someone turns it on) nor in an error's message (which is logged
+    # and sent to Sentry). The statement itself still shows.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         engine = create_async_engine(url, **kwargs)

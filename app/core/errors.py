@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -57,6 +58,11 @@ class PayloadTooLarge(AppError):
 class Unprocessable(AppError):
     status, code, title = 422, "unprocessable", "Unprocessable content"
 
+    def __init__(self, detail: str | None = None, *, loc: Sequence[str | int] = ("body",)):
+        super().__init__(detail)
+        # Where in the request the problem is, as in a validation error's `errors[].loc`.
+        self.loc = list(loc)
+
 
 class RateLimited(AppError):
     status, code, title = 429, "rate-limited", "Too many requests"
@@ -106,7 +112,7 @@ async def _app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
     # Every 422 has the same shape (ValidationProblem): a service's own refusal lists itself.
     extra = (
-        {"errors": [{"loc": ["body"], "msg": exc.detail, "type": exc.code}]}
+        {"errors": [{"loc": getattr(exc, "loc", ["body"]), "msg": exc.detail, "type": exc.code}]}
         if exc.status == 422
         else None
     )

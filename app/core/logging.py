@@ -17,6 +17,9 @@ import orjson
 # uvicorn's `color_message` duplicates the message with ANSI colour codes: never an extra.
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 # WebSocket clients may authenticate with ?api_key=…, which servers echo into access logs.
+#: Loggers that write SQL parameters or rows at DEBUG (aiosqlite: "executing <the call with
+#: its parameters>", "operation … completed" with the rows).
+DRIVER_LOGGERS = ("aiosqlite",)
 _SECRET_QUERY = re.compile(r"(api_key=)[^&\s\"']+", re.IGNORECASE)
 
 
@@ -98,3 +101,8 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     root.setLevel(level)
     # uvicorn's access log would duplicate our request line.
     logging.getLogger("uvicorn.access").disabled = True
+    # Drivers whose DEBUG lines print each statement's parameters and results (sealed
+    # secrets, bcrypt hashes): LOG_LEVEL=DEBUG must not turn them on. (SQLAlchemy keeps its
+    # own loggers at WARNING unless asked, and its engines hide parameters: app/core/db.py.)
+    for name in DRIVER_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level)))

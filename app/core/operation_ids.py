@@ -29,6 +29,8 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("GET", f"{_V1}/clients/me"): "clients.me.get",
     ("PATCH", f"{_V1}/clients/me"): "clients.me.update",
     ("POST", f"{_V1}/clients/me/rotate-key"): "clients.me.rotate_key",
+    ("GET", f"{_V1}/clients/{{client_id}}"): "clients.get",
+    ("PATCH", f"{_V1}/clients/{{client_id}}"): "clients.update",
     # auth and keys
     ("POST", f"{_V1}/auth/login"): "auth.login",
     ("POST", f"{_V1}/auth/logout"): "auth.logout",

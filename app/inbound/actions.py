@@ -191,12 +191,15 @@ async def notify(
     body = body.model_copy(update={"idempotency_key": idempotency_key})
     async with runtime.db.session() as session:
         try:
+            # The event may be processed (retried, replayed) long after it arrived: a
+            # send_at that has passed by then means now.
             result = await notifications.send(
                 session,
                 client_id,
                 body,
                 channels=list(runtime.channels),
                 max_total_bytes=runtime.settings.NOTIFICATION_MAX_TOTAL_BYTES,
+                past_send_at_is_now=True,
             )
         except AppError as exc:
             raise ActionFailed(f"notify: {exc.detail}") from None

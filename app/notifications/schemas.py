@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -140,9 +140,14 @@ class SendRequest(BaseModel):
 
     @field_validator("send_at")
     @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)  # a time without offset is UTC
+    def _with_offset(cls, value: datetime | None) -> datetime | None:
+        # A time without an offset is the sender's local time or UTC: we cannot tell which,
+        # and guessing wrong sends hours early or late. (Its bounds: app/notifications/
+        # scheduling.py, against the clock, in the service.)
+        if value is not None and value.utcoffset() is None:
+            raise ValueError(
+                "must carry a UTC offset, e.g. 2026-01-31T12:00:00Z or 2026-01-31T13:00:00+01:00"
+            )
         return value
 
     def plugin_content(self) -> dict[str, Any]:

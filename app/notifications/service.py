@@ -25,6 +25,7 @@ from app.notifications import repository, size_bound
 from app.notifications.doorbell import ring_soon
 from app.notifications.models import DeliveryAttempt, Notification
 from app.notifications.repository import NewDelivery
+from app.notifications.scheduling import resolve_send_at
 from app.notifications.schemas import DeliveryOut, NotificationOut, SendRequest
 from app.realtime.bus import EventBus
 from app.users import service as users
@@ -194,12 +195,17 @@ async def send(
     channels: Collection[str],
     max_total_bytes: int,
     header_key: str | None = None,
+    past_send_at_is_now: bool = False,
 ) -> SendResult:
     """Validate, resolve recipients, store notification + deliveries + idempotency record in
     one transaction, commit, then ring the doorbell for what is due now.
 
     413 (nothing stored) when the content times the expanded recipients exceeds
-    `max_total_bytes` (NOTIFICATION_MAX_TOTAL_BYTES)."""
+    `max_total_bytes` (NOTIFICATION_MAX_TOTAL_BYTES).
+
+    A `send_at` too far in the past is refused (app/notifications/scheduling.py), after an
+    idempotent replay is answered: a retry of an accepted send is never refused for its
+    age. `past_send_at_is_now` sends any past time at once (work done after the request)."""
     if header_key is not None and body.idempotency_key not in (None, header_key):
         raise _problem("the Idempotency-Key header and idempotency_key differ")
     key = header_key or body.idempotency_key
@@ -215,6 +221,7 @@ async def send(
         replay = await _replay(session, client_id, key, request_hash, now)
         if replay is not None:
             return SendResult(replay, created=False)
+    send_at = resolve_send_at(body.send_at, now, past_is_now=past_send_at_is_now)
     by_id, by_external = await _resolve_users(session, client_id, body)
     new = _recipient_deliveries(body, by_id, by_external)
     event = body.websocket.event if body.websocket is not None else None
@@ -227,7 +234,6 @@ async def send(
     )
     new += await _webhook_deliveries(session, client_id, body)
     size_bound.check_total(content, new, limit=max_total_bytes)
-    send_at = body.send_at if body.send_at is not None and body.send_at > now else now
     notification = Notification(
         id=new_id(),
         client_id=client_id,

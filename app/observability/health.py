@@ -38,12 +38,24 @@ async def _queue(state: Any) -> tuple[str, dict[str, Any]]:
     return ("degraded" if stats.oldest_due_age_seconds > threshold else "ok"), details
 
 
+def _rate_limits(state: Any, redis_answers: bool) -> str:
+    """How rate limits stand: "enforced", "off" (RATE_LIMIT_ENABLED=false), or failing open
+    while their storage does not answer (app/ratelimit/fail_open.py). Not a readiness check
+    of its own: the API serves meanwhile, uncounted."""
+    if not state.settings.RATE_LIMIT_ENABLED:
+        return "off"
+    if state.redis is not None and (not redis_answers or state.limits.fail_open.failing):
+        return "fail-open: redis unavailable"
+    return "enforced"
+
+
 @router.get("/health/ready", response_model=None)
 async def ready(request: Request) -> Response:
     """200 when the database (and Redis, when configured) answer; else 503 naming the failure.
 
     The answer also shows the delivery queue (depth, oldest due delivery's age); `status`
-    is "degraded" when that age is over QUEUE_DEGRADED_AGE_SECONDS (still 200)."""
+    is "degraded" when that age is over QUEUE_DEGRADED_AGE_SECONDS (still 200). And
+    `rate_limits`: "enforced", "off", or "fail-open: redis unavailable"."""
     state = request.app.state
     checks: dict[str, Any] = {}
     try:
@@ -58,13 +70,15 @@ async def ready(request: Request) -> Response:
         except Exception as exc:
             checks["redis"] = f"failed: {type(exc).__name__}"
     failing = [name for name, result in checks.items() if result != "ok"]
+    rate_limits = _rate_limits(state, checks.get("redis") == "ok")
     if not failing:
         status, queue = await _queue(state)
-        return JSONResponse({"status": status, "checks": checks, "queue": queue})
+        body = {"status": status, "checks": checks, "queue": queue, "rate_limits": rate_limits}
+        return JSONResponse(body)
     return problem_response(
         503,
         instance=request.url.path,
         code="not-ready",
         detail="not ready: " + ", ".join(failing),
-        extra={"checks": checks},
+        extra={"checks": checks, "rate_limits": rate_limits},
     )

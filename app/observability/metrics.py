@@ -83,6 +83,12 @@ INBOUND_EVENTS = Counter(
 RATE_LIMITED = Counter(
     "chatapi_rate_limited_total", "Requests refused with 429, by limit.", ["limit"]
 )
+RATE_LIMIT_FAIL_OPEN = Counter(
+    "chatapi_rate_limit_fail_open_total",
+    "Hits the limits' shared storage (Redis) could not count, by limit (requests, inbound, "
+    "demo_login, channel_quota: let through uncounted; wrong_secret: counted in the process).",
+    ["limit"],
+)
 
 router = APIRouter(tags=["health"])
 

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 from limits import (
+    RateLimitItem,
     RateLimitItemPerHour,
     RateLimitItemPerMinute,
     RateLimitItemPerSecond,
@@ -36,6 +37,7 @@ from app.core.clock import monotonic
 from app.core.config import Settings
 from app.core.db import Database
 from app.core.errors import RateLimited
+from app.ratelimit.fail_open import FailOpen
 from app.ratelimit.windows import WindowCounter, WindowStats
 
 log = logging.getLogger("chatapi.ratelimit")
@@ -47,9 +49,19 @@ CACHE_SECONDS = 5.0
 STATE_KEY = "ratelimit"
 
 
+#: Each client limit → the setting holding its deployment default.
+DEFAULT_SETTING = {
+    "requests_per_minute": "RATE_LIMIT_REQUESTS_PER_MINUTE",
+    "client_requests_per_minute": "RATE_LIMIT_CLIENT_REQUESTS_PER_MINUTE",
+    "emails_per_hour": "RATE_LIMIT_EMAILS_PER_HOUR",
+    "webhooks_per_second_per_endpoint": "RATE_LIMIT_WEBHOOKS_PER_SECOND_PER_ENDPOINT",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ClientLimits:
-    """A client's effective limits (its overrides over the deployment defaults)."""
+    """A client's effective limits (its overrides over the deployment defaults, within its
+    caps), or its caps."""
 
     requests_per_minute: int
     client_requests_per_minute: int
@@ -59,36 +71,57 @@ class ClientLimits:
     @classmethod
     def defaults(cls, settings: Settings) -> ClientLimits:
         """The deployment's defaults (RATE_LIMIT_* settings)."""
-        return cls(
-            requests_per_minute=settings.RATE_LIMIT_REQUESTS_PER_MINUTE,
-            client_requests_per_minute=settings.RATE_LIMIT_CLIENT_REQUESTS_PER_MINUTE,
-            emails_per_hour=settings.RATE_LIMIT_EMAILS_PER_HOUR,
-            webhooks_per_second_per_endpoint=settings.RATE_LIMIT_WEBHOOKS_PER_SECOND_PER_ENDPOINT,
-        )
+        return cls(**{name: getattr(settings, var) for name, var in DEFAULT_SETTING.items()})
+
+    @classmethod
+    def caps(cls, settings: Settings, stored: dict[str, Any]) -> ClientLimits:
+        """The most the client may set each limit to: what the operator granted it (stored
+        `rate_limit_caps`, set with the admin key), else the deployment's RATE_LIMIT_MAX_*."""
+        values = {name: settings.rate_limit_cap(var) for name, var in DEFAULT_SETTING.items()}
+        values.update(granted_caps(stored))
+        return cls(**values)
 
     @classmethod
     def from_stored(cls, settings: Settings, stored: dict[str, Any]) -> ClientLimits:
-        """The defaults with the client's stored `rate_limits` over them; a stored value
-        that is not a positive whole number is ignored (its default applies)."""
+        """The defaults with the client's stored `rate_limits` over them, each held to its
+        cap (a value stored before the caps existed, or above a cap lowered since, counts
+        as the cap); a stored value that is not a positive whole number is ignored."""
         values = {f.name: getattr(cls.defaults(settings), f.name) for f in fields(cls)}
-        overrides = stored.get("rate_limits")
-        if isinstance(overrides, dict):
-            for name in values:
-                value = overrides.get(name)
-                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                    values[name] = value
-        return cls(**values)
+        values.update(_positive_ints(stored.get("rate_limits")))
+        caps = cls.caps(settings, stored)
+        return cls(**{name: min(value, getattr(caps, name)) for name, value in values.items()})
+
+
+def granted_caps(stored: dict[str, Any]) -> dict[str, int]:
+    """The caps the operator granted this client (its stored `rate_limit_caps`), by limit."""
+    return _positive_ints(stored.get("rate_limit_caps"))
+
+
+def _positive_ints(stored: Any) -> dict[str, int]:
+    if not isinstance(stored, dict):
+        return {}
+    return {
+        name: value
+        for name in DEFAULT_SETTING
+        if isinstance(value := stored.get(name), int) and not isinstance(value, bool) and value > 0
+    }
 
 
 class RateLimitPolicies:
     """The process's limits: one per process, built by the composition root."""
 
     def __init__(
-        self, settings: Settings, storage: Storage, db: Database, broadcast: Broadcast
+        self,
+        settings: Settings,
+        storage: Storage,
+        db: Database,
+        broadcast: Broadcast,
+        fail_open: FailOpen | None = None,
     ) -> None:
         self.settings = settings
         self.enabled = settings.RATE_LIMIT_ENABLED
         self.counter = WindowCounter(storage)
+        self.fail_open = fail_open or FailOpen()
         # A remote storage answers two hits in one round trip when they run together;
         # in memory, awaiting them in turn is cheaper than making tasks.
         self._concurrent = not isinstance(storage, MemoryStorage)
@@ -155,6 +188,17 @@ class RateLimitPolicies:
             stored = row.scalar_one_or_none()
         return ClientLimits.from_stored(self.settings, dict(stored or {}))
 
+    async def _hit(self, limit: str, item: RateLimitItem, *ids: str) -> WindowStats | None:
+        # Fail open (app/ratelimit/fail_open.py): None, as if limits were off, when the
+        # storage does not answer.
+        try:
+            stats = await self.counter.hit(item, *ids)
+        except Exception as exc:
+            self.fail_open.failed(limit, exc)
+            return None
+        self.fail_open.succeeded()
+        return stats
+
     async def hit_request(self, principal: Principal) -> WindowStats | None:
         """Count one API request of `principal` per key and per client; the tighter of the
         two verdicts (None when limits are off)."""
@@ -162,18 +206,23 @@ class RateLimitPolicies:
             return None
         if principal.kind is KeyKind.admin or principal.client_id is None:
             item = RateLimitItemPerMinute(self.settings.RATE_LIMIT_REQUESTS_PER_MINUTE, 1, "rk")
-            return await self.counter.hit(item, principal.key_id)
+            return await self._hit("requests", item, principal.key_id)
         limits = await self.limits_for(principal.client_id)
         per_key = RateLimitItemPerMinute(limits.requests_per_minute, 1, "rk")
         per_client = RateLimitItemPerMinute(limits.client_requests_per_minute, 1, "rc")
-        if self._concurrent:
-            key_stats, client_stats = await asyncio.gather(
-                self.counter.hit(per_key, principal.key_id),
-                self.counter.hit(per_client, principal.client_id),
-            )
-        else:
-            key_stats = await self.counter.hit(per_key, principal.key_id)
-            client_stats = await self.counter.hit(per_client, principal.client_id)
+        try:
+            if self._concurrent:
+                key_stats, client_stats = await asyncio.gather(
+                    self.counter.hit(per_key, principal.key_id),
+                    self.counter.hit(per_client, principal.client_id),
+                )
+            else:
+                key_stats = await self.counter.hit(per_key, principal.key_id)
+                client_stats = await self.counter.hit(per_client, principal.client_id)
+        except Exception as exc:  # fail open, as in _hit: one request uncounted
+            self.fail_open.failed("requests", exc)
+            return None
+        self.fail_open.succeeded()
         return _tighter(key_stats, client_stats)
 
     async def hit_inbound(self, hook_id: str, per_minute: int | None = None) -> WindowStats | None:
@@ -181,7 +230,7 @@ class RateLimitPolicies:
         if not self.enabled:
             return None
         amount = per_minute or self.settings.RATE_LIMIT_INBOUND_PER_MINUTE
-        return await self.counter.hit(RateLimitItemPerMinute(amount, 1, "ih"), hook_id)
+        return await self._hit("inbound", RateLimitItemPerMinute(amount, 1, "ih"), hook_id)
 
     async def hit_inbound_unverified(self, address: str, hook_id: str | None) -> WindowStats | None:
         """Count one inbound request that failed verification (bad or no signature, or a URL
@@ -214,7 +263,7 @@ class RateLimitPolicies:
         if not self.enabled:
             return None
         item = RateLimitItemPerMinute(self.settings.DEMO_LOGINS_PER_MINUTE, 1, "dl")
-        return await self.counter.hit(item, address)
+        return await self._hit("demo_login", item, address)
 
     async def hit_channel(
         self, client_id: str, channel: str, endpoint_id: str | None
@@ -225,13 +274,12 @@ class RateLimitPolicies:
             return None
         if channel == "email":
             limits = await self.limits_for(client_id)
-            return await self.counter.hit(
-                RateLimitItemPerHour(limits.emails_per_hour, 1, "qe"), client_id
-            )
+            per_hour = RateLimitItemPerHour(limits.emails_per_hour, 1, "qe")
+            return await self._hit("channel_quota", per_hour, client_id)
         if channel == "webhook" and endpoint_id:
             limits = await self.limits_for(client_id)
             item = RateLimitItemPerSecond(limits.webhooks_per_second_per_endpoint, 1, "qw")
-            return await self.counter.hit(item, client_id, endpoint_id)
+            return await self._hit("channel_quota", item, client_id, endpoint_id)
         return None
 
 
@@ -262,12 +310,14 @@ def _enforce(request: Request, stats: WindowStats | None, what: str) -> None:
 
 async def _counted(hit: Awaitable[WindowStats | None]) -> WindowStats | None:
     # Fail open: when the counters' storage (Redis) is down, requests go on uncounted and
-    # without RateLimit-* headers. A limiter outage must not become an API outage: a send
-    # accepted then is stored and delivered once Redis returns.
+    # without RateLimit-* headers (the policies' hits answer None then, and count it: app/
+    # ratelimit/fail_open.py). A limiter outage must not become an API outage: a send
+    # accepted then is stored and delivered once Redis returns. Anything else that fails
+    # on the way (reading a client's limits) fails open too.
     try:
         return await hit
     except Exception as exc:
-        log.warning("rate limit storage unavailable; request not counted: %r", exc)
+        log.warning("rate limit unavailable; request not counted: %r", exc)
         return None
 
 

@@ -35,10 +35,14 @@ router = APIRouter(prefix="/clients", tags=["clients"])
 
 def _out(client: Client, settings: Settings) -> ClientOut:
     effective = service.effective_settings(client)
-    # Show the limits in force: the client's overrides over the deployment's defaults.
-    limits = ClientLimits.from_stored(settings, dict(client.settings or {}))
-    # Not validated: a deployment default may exceed what a client may set for itself.
+    stored = dict(client.settings or {})
+    # Show the limits in force (the client's overrides over the deployment's defaults,
+    # within its caps) and the caps. Not validated: a deployment's default or cap may
+    # exceed what even the admin key may set.
+    limits = ClientLimits.from_stored(settings, stored)
     effective.rate_limits = ClientRateLimits.model_construct(**asdict(limits))
+    caps = ClientLimits.caps(settings, stored)
+    effective.rate_limit_caps = ClientRateLimits.model_construct(**asdict(caps))
     return ClientOut(
         id=client.id,
         name=client.name,
@@ -73,8 +77,9 @@ async def patch_me(
     settings: SettingsDep,
     limits: LimitsDep,
 ) -> ClientOut:
-    """Change the name or settings (merged into the current ones)."""
-    client = await service.update_client(session, principal.client_id, body)
+    """Change the name or settings (merged into the current ones). A rate limit above the
+    client's cap (`settings.rate_limit_caps`) is a 422 naming the cap."""
+    client = await service.update_client(session, principal.client_id, body, settings)
     if body.rate_limits is not None:
         await limits.announce_changed(client.id)
     return _out(client, settings)
@@ -98,3 +103,30 @@ async def rotate_key(
     else:
         await authenticator.announce_changed(old_ids)
     return RotatedKey(master_key=presented, old_keys_expire_at=expire_at)
+
+
+# Declared after the `/me` routes, which match first: `me` is never taken for an id.
+@router.get("/{client_id}", response_model=ClientOut, responses=problems(404))
+async def get_client(
+    client_id: str, _: AdminDep, session: ReadSessionDep, settings: SettingsDep
+) -> ClientOut:
+    """Any client and its settings (the operator's view, admin key)."""
+    return _out(await service.get_client(session, client_id), settings)
+
+
+@router.patch("/{client_id}", response_model=ClientOut, responses=problems(404))
+async def patch_client(
+    client_id: str,
+    body: ClientPatch,
+    _: AdminDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    limits: LimitsDep,
+) -> ClientOut:
+    """Change any client's name or settings (admin key). Rate limits may be set past the
+    deployment's caps (RATE_LIMIT_MAX_*); each one set becomes the most the client may set
+    that limit to itself, and `null` gives it back the deployment's default and cap."""
+    client = await service.admin_update_client(session, client_id, body)
+    if body.rate_limits is not None:
+        await limits.announce_changed(client.id)
+    return _out(client, settings)

@@ -51,7 +51,10 @@ DEFAULT_ROOM_INACTIVITY_SECONDS: dict[str, int] = {
 
 class ClientRateLimits(BaseModel):
     """A client's rate limits and channel quotas (API.md §8); an omitted value follows the
-    deployment default (RATE_LIMIT_* settings), and answers show the effective values."""
+    deployment default (RATE_LIMIT_* settings), and answers show the effective values.
+
+    A client sets each at most to its cap (`rate_limit_caps`: RATE_LIMIT_MAX_*, or what the
+    operator granted it); the bounds below are what the admin key may set."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -77,6 +80,8 @@ class ClientSettings(BaseModel):
     )
     max_room_members: int = Field(default=1000, ge=2, le=100_000)
     rate_limits: ClientRateLimits = Field(default_factory=ClientRateLimits)
+    # Read-only for the client: the most it may set each rate limit to.
+    rate_limit_caps: ClientRateLimits = Field(default_factory=ClientRateLimits)
 
 
 class ClientCreate(BaseModel):
@@ -121,7 +126,9 @@ class ClientOut(BaseModel):
 
 
 class ClientPatch(BaseModel):
-    """`PATCH /clients/me`: a new name and/or settings to merge."""
+    """`PATCH /clients/me`: a new name and/or settings to merge. The admin key's
+    `PATCH /clients/{id}` takes the same body; there a rate limit is set past the caps (and
+    becomes the client's cap), and `null` gives it back the deployment's default and cap."""
 
     model_config = ConfigDict(extra="forbid")
 

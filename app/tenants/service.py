@@ -14,8 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import service as keys
 from app.auth.principal import KeyKind
-from app.core.errors import Conflict, NotFound
+from app.core.config import RATE_LIMIT_CAPS, Settings
+from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.ids import new_id
+from app.ratelimit.policies import DEFAULT_SETTING, ClientLimits, granted_caps
 from app.tenants import repository
 from app.tenants.models import Client
 from app.tenants.schemas import (
@@ -110,21 +112,72 @@ def _drop(stored: dict[str, Any], loc: tuple[int | str, ...]) -> None:
         stored.pop(str(loc[0]), None)
 
 
-async def update_client(session: AsyncSession, client_id: str, patch: ClientPatch) -> Client:
-    """Rename and/or merge settings; per-type inactivity merges type by type."""
+async def update_client(
+    session: AsyncSession, client_id: str, patch: ClientPatch, settings: Settings
+) -> Client:
+    """The client's own change (master key): rename and/or merge settings; per-type
+    inactivity merges type by type. A rate limit above the client's cap is Unprocessable."""
     client = await get_client(session, client_id)
+    stored: dict[str, Any] = dict(client.settings or {})
     changes = patch.model_dump(exclude_unset=True, exclude_none=True, mode="json")
+    limits = changes.pop("rate_limits", None)
+    if limits:
+        caps = ClientLimits.caps(settings, stored)
+        granted = granted_caps(stored)
+        for name, value in limits.items():
+            cap = getattr(caps, name)
+            if value > cap:
+                raise Unprocessable(
+                    _over_cap(name, value, cap, granted, settings),
+                    loc=("body", "rate_limits", name),
+                )
+        stored["rate_limits"] = dict(stored.get("rate_limits") or {}) | limits
+    return await _save(session, client, stored, changes)
+
+
+async def admin_update_client(session: AsyncSession, client_id: str, patch: ClientPatch) -> Client:
+    """The operator's change (admin key): as the client's own, except that a rate limit may
+    be set past the deployment's cap and becomes the client's cap (the most it may set
+    itself), and a `null` one gives the client back the deployment's default and cap."""
+    client = await get_client(session, client_id)
+    stored: dict[str, Any] = dict(client.settings or {})
+    changes = patch.model_dump(exclude_unset=True, exclude_none=True, mode="json")
+    changes.pop("rate_limits", None)
+    if patch.rate_limits is not None:
+        limits = dict(stored.get("rate_limits") or {})
+        caps = dict(stored.get("rate_limit_caps") or {})
+        for name, value in patch.rate_limits.model_dump(exclude_unset=True).items():
+            if value is None:
+                limits.pop(name, None)
+                caps.pop(name, None)
+            else:
+                limits[name] = caps[name] = value
+        stored["rate_limits"], stored["rate_limit_caps"] = limits, caps
+    return await _save(session, client, stored, changes)
+
+
+def _over_cap(name: str, value: int, cap: int, granted: dict[str, int], settings: Settings) -> str:
+    if name in granted:
+        return (
+            f"rate_limits.{name}: {value} is over this client's cap of {cap}, granted by the "
+            "operator; only the operator (the admin key) can lift it further"
+        )
+    variable = RATE_LIMIT_CAPS[DEFAULT_SETTING[name]]
+    return (
+        f"rate_limits.{name}: {value} is over this deployment's cap of {cap} ({variable}); "
+        "only the operator (the admin key) can lift a client past it"
+    )
+
+
+async def _save(
+    session: AsyncSession, client: Client, stored: dict[str, Any], changes: dict[str, Any]
+) -> Client:
     if "name" in changes:
         client.name = changes.pop("name")
-    stored: dict[str, Any] = dict(client.settings or {})
     if "room_inactivity_seconds" in changes:
         merged = dict(stored.get("room_inactivity_seconds", {}))
         merged.update(changes.pop("room_inactivity_seconds"))
         stored["room_inactivity_seconds"] = merged
-    if "rate_limits" in changes:
-        limits = dict(stored.get("rate_limits") or {})
-        limits.update(changes.pop("rate_limits"))
-        stored["rate_limits"] = limits
     # Each value was bounded by ClientPatch; an old invalid one left in place falls back
     # to its default in effective_settings.
     stored.update(changes)

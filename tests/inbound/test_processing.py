@@ -337,6 +337,30 @@ async def test_notify_sends_through_the_relay_with_config_defaults_under_the_bod
     assert delivery["recipient"]["user_id"] == user["id"]
 
 
+async def test_notify_sends_a_past_send_at_now_and_fails_one_without_an_offset(
+    worker_api: Api,
+) -> None:
+    # An event may be processed or replayed long after it arrived: its send_at then lies in
+    # the past, which means now here (a direct POST /notifications/send refuses it).
+    api = worker_api
+    tenant = await api.tenant()
+    await api.user(tenant, external_id="u")
+    defaults = {"channels": ["websocket"], "websocket": {"event": "ticket.created"}}
+    hook = await make_hook(
+        api, tenant, scheme="github", action="notify", config={"defaults": defaults}
+    )
+    body = {"recipients": [{"external_id": "u"}], "send_at": "2020-01-01T00:00:00Z"}
+    past = await settled(api, tenant, hook["id"], await github_event(api, hook, body))
+    assert past["status"] == "processed", past
+    sent = await api.http.get(
+        f"/api/v1/notifications/{past['outcome']['notification_id']}", headers=tenant.auth
+    )
+    assert sent.json()["status"] != "scheduled"
+    body["send_at"] = "2020-01-01T00:00:00"
+    naive = await settled(api, tenant, hook["id"], await github_event(api, hook, body))
+    assert naive["status"] == "failed" and "UTC offset" in naive["error"], naive
+
+
 async def test_forward_relays_the_body_to_subscribed_endpoints_as_the_event_type(
     own_sqlite_url: str,
 ) -> None:
