@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.router import API_PREFIX, API_ROUTERS
 from app.core.config import Settings, get_settings
+from app.core.docs import install_docs
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import (
@@ -124,13 +125,15 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
         version="0.1.0",
         summary="Real-time messaging and notification relay",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url="/docs",
-        redoc_url="/redoc",
+        # Ours instead (install_docs): FastAPI's load their files from CDNs.
+        docs_url=None,
+        redoc_url=None,
         lifespan=lifespan,
         # Exact paths: `/rooms/` is a problem+json 404 naming `/rooms`, not a bodyless 307.
         redirect_slashes=False,
     )
     install_openapi(app)
+    install_docs(app, f"{API_PREFIX}/openapi.json")
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)

@@ -132,3 +132,8 @@ def test_the_installed_wheel_serves_api_and_demo_from_an_empty_folder(served: st
     assert "javascript" in script.headers["content-type"]
     schema = httpx.get(f"{served}/api/v1/openapi.json")
     assert schema.status_code == 200
+    # The API docs' files come with the installed dependencies too (app/core/docs.py).
+    for asset in ("swagger-ui-bundle.js", "redoc.standalone.js"):
+        response = httpx.get(f"{served}/docs/assets/{asset}")
+        assert response.status_code == 200, asset
+        assert "javascript" in response.headers["content-type"]
