@@ -4,13 +4,12 @@
 # the database in a named volume) or use docker-compose.yml (PostgreSQL + Redis + Celery).
 FROM python:3.11-slim
 
-# PYTHONPATH: import `app` from the source tree, so app.core.migrations finds alembic/
-# and alembic.ini beside it (the copy pip puts in site-packages has no migrations).
+# The installed package carries everything it reads at run time (migrations, the demo's
+# files, the API docs' assets), so the image runs the copy pip put in site-packages.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONPATH=/srv/chatapi
+    PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /srv/chatapi
 
@@ -18,20 +17,16 @@ RUN groupadd --system --gid 10001 chatapi \
     && useradd --system --uid 10001 --gid chatapi --home-dir /srv/chatapi \
         --shell /usr/sbin/nologin chatapi
 
-# The bracketed globs make README.md and alembic.ini optional (a COPY only fails
-# when none of its sources exist; pyproject.toml always does).
-COPY pyproject.toml README.m[d] alembic.in[i] ./
-COPY app/ ./app/
-COPY alembic/ ./alembic/
+# Built into a wheel and installed; the sources are removed afterwards.
+COPY pyproject.toml README.md LICENSE /tmp/chatapi-src/
+COPY app/ /tmp/chatapi-src/app/
 COPY scripts/ ./scripts/
-# The browser demo's files, served at /demo only when DEMO_ENABLED=true.
-COPY examples/browser-chat/ ./examples/browser-chat/
 
 # Code stays root-owned. The process runs in /var/lib/chatapi, the only writable place: the
 # default SQLite file (./chatapi.db) and the key generated beside it live there, a volume.
 # (The base image's pip is recent enough: no unpinned `pip install --upgrade pip`.)
-RUN pip install . \
-    && rm -rf build ./*.egg-info \
+RUN pip install /tmp/chatapi-src \
+    && rm -rf /tmp/chatapi-src \
     && install -d -o chatapi -g chatapi -m 0750 /var/lib/chatapi
 
 USER 10001:10001

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.api.router import API_PREFIX, API_ROUTERS
 from app.channels.webhook_docs import install_webhook_docs
 from app.core.config import Settings, get_settings
+from app.core.docs import install_docs
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import (
@@ -127,8 +128,9 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
         version="0.1.0",
         summary="Real-time messaging and notification relay",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url="/docs",
-        redoc_url="/redoc",
+        # Ours instead (install_docs): FastAPI's load their files from CDNs.
+        docs_url=None,
+        redoc_url=None,
         openapi_tags=OPENAPI_TAGS,
         # Stable operationIds from one reviewed table (code generators name methods after them).
         generate_unique_id_function=operation_id,
@@ -139,6 +141,7 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
     install_openapi(app)
     install_webhook_docs(app.webhooks)
     install_asyncapi(app)
+    install_docs(app, f"{API_PREFIX}/openapi.json")
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)

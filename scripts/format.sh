@@ -9,7 +9,7 @@ tool() { if [[ -x "$BIN/$1" ]]; then echo "$BIN/$1"; else echo "$1"; fi; }
 RUFF="$(tool ruff)"
 
 targets=()
-for dir in app tests scripts bench alembic; do
+for dir in app tests scripts bench; do
     [[ -e "$dir" ]] && targets+=("$dir")
 done
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -124,14 +125,14 @@ class Settings(BaseSettings):
     QUEUE_DEGRADED_AGE_SECONDS: float = Field(default=300, gt=0)
     # `chatapi worker`: serve its Prometheus metrics on this port (0: off).
     WORKER_METRICS_PORT: int = Field(default=0, ge=0, le=65535)
-    # The browser demo (examples/browser-chat, docs/demo.md): served at /demo only when on.
+    # The browser demo (app/demo/static, docs/demo.md): served at /demo only when on.
     # It hands out user keys of the demo client to anyone who opens the page, so it is off
     # unless asked for. Its client is the one with this slug (made on first use if absent);
     # logins are limited per caller address (each costs a bcrypt hash).
     DEMO_ENABLED: bool = False
     DEMO_CLIENT_SLUG: str = Field(default="demo", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     DEMO_LOGINS_PER_MINUTE: int = Field(default=30, gt=0)
-    # The demo's files; empty: examples/browser-chat of the source tree the app runs from.
+    # The demo's files; empty: the copy inside the installed package (app/demo/static).
     DEMO_DIR: str = ""
 
     @field_validator(
@@ -231,8 +232,8 @@ class Settings(BaseSettings):
             raise ValueError("\n".join(below))
         if self.DEMO_ENABLED and not (self.demo_dir / "index.html").is_file():
             raise ValueError(
-                f"DEMO_DIR: no index.html in {self.demo_dir} (point DEMO_DIR at the "
-                "examples/browser-chat folder of the source tree)"
+                f"DEMO_DIR: no index.html in {self.demo_dir} (point DEMO_DIR at a folder "
+                "with the demo's files, or unset it to serve the ones chatapi ships)"
             )
         if self.ENVIRONMENT == "production":
             problems = []
@@ -264,10 +265,11 @@ class Settings(BaseSettings):
 
     @property
     def demo_dir(self) -> Path:
-        """The browser demo's folder (DEMO_DIR, else the source tree's examples/browser-chat)."""
+        """The browser demo's folder: DEMO_DIR, else the package's own app/demo/static."""
         if self.DEMO_DIR:
             return Path(self.DEMO_DIR)
-        return Path(__file__).resolve().parents[2] / "examples" / "browser-chat"
+        # Package data, so an installed wheel finds it from any working directory.
+        return Path(str(files("app.demo") / "static"))
 
     def rate_limit_cap(self, default_name: str) -> int:
         """The operator's cap on a client's own setting of limit `default_name` (e.g.

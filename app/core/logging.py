@@ -21,6 +21,16 @@ _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "co
 #: its parameters>", "operation … completed" with the rows).
 DRIVER_LOGGERS = ("aiosqlite",)
 _SECRET_QUERY = re.compile(r"(api_key=)[^&\s\"']+", re.IGNORECASE)
+# Celery logs each task beat sends, each task a worker receives and each one that succeeds
+# at INFO, with the message's data: with sweeps every few seconds that was most of the log,
+# burying the requests. Routine, so shown only at LOG_LEVEL=DEBUG; their warnings and
+# errors (a failed task, an unreachable broker) show at every level.
+CELERY_ROUTINE_LOGGERS = (
+    "celery.beat",  # "Scheduler: Sending due task …"
+    "celery.worker.strategy",  # "Task …[id] received"
+    "celery.app.trace",  # "Task …[id] succeeded in …s"
+    "celery.worker.request",  # "Discarding revoked task" (an expired, redundant sweep)
+)
 
 
 class RedactSecrets(logging.Filter):
@@ -33,6 +43,32 @@ class RedactSecrets(logging.Filter):
             record.args = None
             record.__dict__.pop("color_message", None)
         return True
+
+
+class _InfoAsDebug(logging.Filter):
+    """Label a routine INFO record as the DEBUG line it is (LOG_LEVEL=DEBUG only)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+_INFO_AS_DEBUG = _InfoAsDebug()
+
+
+def _quiet_celery(level: str) -> None:
+    # Levels on the loggers, not a filter on the handler: below DEBUG, Celery checks
+    # isEnabledFor(INFO) and does not even build the records.
+    debug = logging.getLevelName(level) == logging.DEBUG
+    for name in CELERY_ROUTINE_LOGGERS:
+        logger = logging.getLogger(name)
+        if debug:
+            logger.setLevel(logging.NOTSET)
+            logger.addFilter(_INFO_AS_DEBUG)
+        else:
+            logger.setLevel(logging.WARNING)
+            logger.removeFilter(_INFO_AS_DEBUG)
 
 
 class JsonFormatter(logging.Formatter):
@@ -106,3 +142,4 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     # own loggers at WARNING unless asked, and its engines hide parameters: app/core/db.py.)
     for name in DRIVER_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level)))
+    _quiet_celery(level)

@@ -1,21 +1,39 @@
-"""Run Alembic programmatically: `chatapi migrate`, `chatapi serve` and the tests use this."""
+"""Run Alembic programmatically: `chatapi migrate`, `chatapi serve` and the tests use this.
+
+The migrations are package data (app/migrations), found through importlib.resources, so an
+installed wheel migrates from any working directory; the checkout's alembic.ini points the
+`alembic` command at the same folder for developers.
+"""
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
 
-from alembic import command
+MIGRATIONS_PACKAGE = "app.migrations"
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+
+def script_location() -> Path:
+    """The folder holding env.py and versions/ (inside the installed package)."""
+    location = files(MIGRATIONS_PACKAGE)
+    # Alembic reads migrations as files; a package imported from a zip has no folder.
+    if not isinstance(location, Path) or not (location / "env.py").is_file():
+        raise RuntimeError(
+            f"chatapi's migrations are not a folder on disk ({location}): install chatapi "
+            "as an ordinary (unzipped) package, e.g. `pip install chatapi`"
+        )
+    return location
 
 
 def alembic_config(database_url: str) -> Config:
-    """An Alembic config for this repository's migrations against `database_url`."""
-    ini = REPO_ROOT / "alembic.ini"
-    config = Config(str(ini)) if ini.exists() else Config()
-    config.set_main_option("script_location", str(REPO_ROOT / "alembic"))
+    """An Alembic config for the packaged migrations against `database_url`."""
+    config = Config()
+    config.set_main_option("script_location", str(script_location()))
+    # What the checkout's alembic.ini says too: one path per entry, split the OS's way.
+    config.set_main_option("path_separator", "os")
     config.attributes["database_url"] = database_url
     return config
 

@@ -1,1 +1,2 @@
-"""The browser demo (examples/browser-chat) served at /demo when DEMO_ENABLED is set."""
+"""The browser demo (its files in static/, see README.md) served at /demo when DEMO_ENABLED
+is set."""

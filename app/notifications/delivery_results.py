@@ -130,8 +130,14 @@ class ResultWriter:
             await finishing.refresh_statuses(session, client_id, locked.values(), now=now)
             await session.commit()
         for result, error in exhausted:
+            _log_failed(result, error)
             await _emit_exhausted(rt, result, error)
         for endpoint_id in disabled:
+            # A state change of the tenant's configuration: one INFO line.
+            log.info(
+                "webhook endpoint disabled",
+                extra={"client_id": client_id, "endpoint_id": endpoint_id},
+            )
             # Told once: only the call that flipped the endpoint reports it (record_outcome).
             await emit_operational(
                 rt,
@@ -254,6 +260,23 @@ def _reached_endpoint(outcome: Outcome) -> bool:
         return True
     error = outcome.error or ""
     return outcome.kind is OutcomeKind.RETRY and "in flight" not in error and "loaded" not in error
+
+
+def _log_failed(result: AttemptResult, error: str | None) -> None:
+    # Delivered ones and retries are routine (their attempts are rows); a delivery that
+    # ends badly is what a person reading the log wants to see, once, with its ids.
+    d = result.delivery
+    log.info(
+        "delivery failed",
+        extra={
+            "client_id": d.client_id,
+            "notification_id": d.notification_id,
+            "delivery_id": d.id,
+            "channel": d.channel,
+            "attempts": d.attempts,
+            "error": error,
+        },
+    )
 
 
 async def _emit_exhausted(rt: Runtime, result: AttemptResult, error: str | None) -> None:

@@ -83,6 +83,12 @@ async def sweep_due(rt: Runtime) -> SweepReport:
     # max: of two sweeps overlapping on one process, the later one's time stands.
     _previous_sweep[rt] = max(now, _previous_sweep.get(rt, now))
     parked = await _expire_parked(rt)
+    if due or leases or parked:
+        # One line for a sweep that did something; the idle ones (every few seconds) none.
+        log.info(
+            "notifications sweep",
+            extra={"due": due, "expired_leases": leases, "expired_parked": parked},
+        )
     return SweepReport(due=due, expired_leases=leases, expired_parked=parked)
 
 
@@ -141,6 +147,10 @@ async def purge(rt: Runtime) -> tuple[int, int]:
         records += n
         if n < PURGE_BATCH:
             break
+    if attempts or records:
+        log.info(
+            "notifications purge", extra={"attempts": attempts, "idempotency_records": records}
+        )
     return attempts, records
 
 
@@ -157,4 +167,6 @@ async def purge_inbox(rt: Runtime) -> int:
         total += n
         if n < PURGE_BATCH:
             break
+    if total:
+        log.info("inbox purge", extra={"items": total})
     return total

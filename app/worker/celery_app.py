@@ -66,7 +66,9 @@ def configure_celery(settings: Settings) -> Celery:
         }
     else:
         conf |= {
-            "broker_url": "memory://",
+            # A host in the URL: without one kombu warns "No hostname was supplied" on
+            # every connection, though an in-process broker has no host to supply.
+            "broker_url": "memory://localhost/",
             # kombu's in-memory transport, woken by a publish instead of polling 20 times a
             # second inside the API process (app/worker/memory_broker.py).
             "broker_transport": "app.worker.memory_broker:Transport",

@@ -6,11 +6,13 @@ import os
 import pty
 import re
 import select
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 
@@ -88,3 +90,50 @@ def test_serve_logs_json_lines_when_piped(tmp_path: Path) -> None:
     records = [orjson.loads(line) for line in output.splitlines() if line.strip()]
     started = [r for r in records if r["msg"] == STARTED]
     assert started and started[0]["level"] == "info" and started[0]["embedded"] is True
+
+
+# Celery's own lines for each scheduled or run task: routine, so DEBUG (issue 23: INFO is for
+# requests, deliveries that end badly, state changes and sweeps that did something).
+CELERY_ROUTINE = re.compile(r"Sending due task|\] received|\] succeeded in")
+
+
+def _heartbeats(db: Path) -> int:
+    # The heartbeat task runs on beat's schedule: its count proves ticks went by.
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            row = conn.execute("SELECT count FROM heartbeats WHERE name = 'beat'").fetchone()
+    except sqlite3.OperationalError:
+        return 0  # not migrated yet
+    return int(row[0]) if row else 0
+
+
+def test_info_logs_requests_but_not_celerys_routine_chatter(tmp_path: Path) -> None:
+    db = tmp_path / "log.db"
+    settings = make_settings(
+        f"sqlite+aiosqlite:///{db}",
+        LOG_LEVEL="INFO",
+        LOG_FORMAT="json",
+        HEARTBEAT_INTERVAL_SECONDS=0.5,
+        DELIVERY_SWEEP_INTERVAL_SECONDS=0.5,
+        ROOM_SWEEP_INTERVAL_SECONDS=1,
+    )
+    probe = "log-noise-probe"
+    with serve_process(child_env(settings), tmp_path) as child:
+        live = httpx.get(f"{child.base}/health/live", headers={"X-Request-ID": probe})
+        assert live.status_code == 200
+        deadline = time.monotonic() + 60
+        # The request's line is written just after its response: wait for it too.
+        while _heartbeats(db) < 3 or probe not in child.output():
+            assert time.monotonic() < deadline, child.output()
+            time.sleep(0.2)
+        output = child.output()
+    records = [orjson.loads(line) for line in output.splitlines() if line.strip()]
+    [request] = [r for r in records if r.get("request_id") == probe]
+    assert request["msg"] == "request" and request["path"] == "/health/live"
+    assert request["level"] == "info"
+    routine = [r for r in records if CELERY_ROUTINE.search(r["msg"])]
+    assert routine == [], "Celery's per-task lines at INFO"
+    assert not [r for r in records if "No hostname was supplied" in r["msg"]]
+    # What is left from Celery is its start-up, not one line per tick.
+    celery = [r for r in records if r["logger"].startswith(("celery", "kombu"))]
+    assert len(celery) <= 3, "\n".join(f"{r['logger']}: {r['msg']}" for r in celery)

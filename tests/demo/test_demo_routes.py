@@ -233,6 +233,7 @@ def test_enabling_the_demo_without_its_files_is_a_config_error(
     assert make_settings(sqlite_url, DEMO_DIR=str(tmp_path)).DEMO_ENABLED is False
 
 
-def test_the_default_demo_dir_is_the_example(sqlite_url: str) -> None:
+def test_the_default_demo_dir_is_the_packages_own(sqlite_url: str) -> None:
     settings = make_settings(sqlite_url, DEMO_ENABLED=True)
-    assert settings.demo_dir == Path(__file__).resolve().parents[2] / "examples" / "browser-chat"
+    assert settings.demo_dir == Path(__file__).resolve().parents[2] / "app" / "demo" / "static"
+    assert (settings.demo_dir / "index.html").is_file()

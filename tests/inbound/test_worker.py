@@ -4,6 +4,7 @@ real `chatapi worker` process on Redis + PostgreSQL processes what the API store
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import asyncpg
@@ -22,8 +23,13 @@ from tests.support.api import Api, Tenant
 from tests.support.processes import chatapi_process
 
 
-async def test_an_event_whose_doorbell_was_lost_is_processed_by_the_sweep(db_url: str) -> None:
+async def test_an_event_whose_doorbell_was_lost_is_processed_by_the_sweep(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     app = create_app(make_settings(db_url))
+    # create_app's configure_logging replaced the root's handlers, caplog's among them.
+    logging.getLogger().addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger="chatapi.inbound")
     async for http in app_client(app):
         api = Api(http, app=app)
         tenant = await api.tenant()
@@ -45,6 +51,9 @@ async def test_an_event_whose_doorbell_was_lost_is_processed_by_the_sweep(db_url
         processed = await settled(api, tenant, hook["id"], event.id, timeout=30)
         assert processed["status"] == "processed"
         assert processed["outcome"]["room_created"] is True
+        # The sweep that found it says so in one line; sweeps that find nothing say nothing.
+        sweeps = [r for r in caplog.records if r.getMessage() == "inbound sweep"]
+        assert sweeps and all(r.__dict__["events"] > 0 for r in sweeps)
 
 
 @pytest.mark.slow

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from alembic import op
 
 import app.core.types
-from alembic import op
 
 revision: str = "0014"
 down_revision: str | None = "0013"
