@@ -46,7 +46,7 @@ async def test_debug_logs_never_show_sealed_secrets_or_key_hashes(
     api = debug_api
     tenant = await api.tenant()
     config = {
-        "host": "smtp.example.com",
+        "host": "93.184.215.14",  # public and literal: no DNS in tests
         "port": 587,
         "username": "relay",
         "password": PASSWORD,
