@@ -1,5 +1,6 @@
 """The deploy files: docker-compose.yml (validated by the Compose CLI when present), its
-Prometheus config, the Dockerfile (hadolint) and the README's compose instructions."""
+Prometheus config, the Dockerfile (hadolint) and the compose instructions of the README and
+docs/operations.md."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ import pytest
 import yaml
 
 from app.cli import cli
+from app.main import create_app
 from tests.channels.test_email import SmtpHost, start
+from tests.conftest import app_client, make_settings
 from tests.support.api import Api
 
 
@@ -111,20 +114,42 @@ def smtp_hosts() -> Iterator[list[SmtpHost]]:
         host.stop()
 
 
-def _readme_mailpit_body(repo_root: Path) -> dict[str, Any]:
-    readme = (repo_root / "README.md").read_text()
-    found = re.search(r"-d '(\{\"host\":\"mailpit\"[^']*\})'", readme)
-    assert found, "README: the Mailpit PUT /email-config body"
+def _docs_mailpit_body(repo_root: Path) -> dict[str, Any]:
+    page = (repo_root / "docs" / "operations.md").read_text()
+    found = re.search(r"-d '(\{\"host\":\"mailpit\"[^']*\})'", page)
+    assert found, "docs/operations.md: the Mailpit PUT /email-config body"
     return dict(json.loads(found.group(1)))
 
 
-async def test_readme_mailpit_config_sends_where_the_default_starttls_fails(
-    api: Api, repo_root: Path, smtp_hosts: list[SmtpHost]
+def _docs_mailpit_settings(repo_root: Path) -> dict[str, str]:
+    page = " ".join((repo_root / "docs" / "operations.md").read_text().split())
+    found = re.search(r"`(SMTP_ALLOW_PRIVATE_TARGETS=\S+) (SMTP_ALLOWED_HOSTS=\S+)`", page)
+    assert found, "docs/operations.md: the settings that let tenants send through Mailpit"
+    return dict(pair.split("=", 1) for pair in found.groups())
+
+
+@pytest.fixture
+async def mailpit_api(db_url: str, repo_root: Path) -> AsyncIterator[Api]:
+    """The API of a deployment started as the page says for Mailpit, with this test's
+    SMTP server (on 127.0.0.1) standing in for the `mailpit` host."""
+    documented = _docs_mailpit_settings(repo_root)
+    assert documented == {"SMTP_ALLOW_PRIVATE_TARGETS": "true", "SMTP_ALLOWED_HOSTS": "mailpit"}
+    settings = make_settings(
+        db_url, SMTP_ALLOW_PRIVATE_TARGETS=True, SMTP_ALLOWED_HOSTS="127.0.0.1"
+    )
+    app = create_app(settings, run_embedded_worker=False)
+    async for http in app_client(app):
+        yield Api(http, app=app)
+
+
+async def test_documented_mailpit_config_sends_where_the_default_starttls_fails(
+    mailpit_api: Api, repo_root: Path, smtp_hosts: list[SmtpHost]
 ) -> None:
-    body = _readme_mailpit_body(repo_root)
+    api = mailpit_api
+    body = _docs_mailpit_body(repo_root)
     mailpit = _compose(repo_root)["services"]["mailpit"]
     assert (body["host"], f"{body['port']}:{body['port']}") == ("mailpit", mailpit["ports"][0])
-    # Mailpit is plain SMTP without STARTTLS, like this aiosmtpd: the README's config, pointed
+    # Mailpit is plain SMTP without STARTTLS, like this aiosmtpd: the documented config, pointed
     # at it, sends; the default security (starttls) does not.
     host = start(smtp_hosts)
     tenant = await api.tenant()
