@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from app.core.config import Settings
 from app.main import create_app
 from app.realtime import events
+from tests.conftest import make_settings
 
 PREFIX = "/api/v1"
 # | `METHOD /path` | `operation.id` | …
@@ -20,7 +20,7 @@ ROW = re.compile(r"^\|\s*`(GET|POST|PUT|PATCH|DELETE) (/[^`]*)`\s*\|\s*`([a-z_.]
 
 def operations(tmp_path: Path) -> dict[tuple[str, str], str]:
     """(METHOD, path as the page writes it) → operation id, from the app's OpenAPI."""
-    app = create_app(Settings(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/x.db"))
+    app = create_app(make_settings(f"sqlite+aiosqlite:///{tmp_path}/x.db"))
     ops = {}
     for path, methods in app.openapi()["paths"].items():
         short = path.removeprefix(PREFIX) if path.startswith(PREFIX + "/") else path
