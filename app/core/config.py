@@ -103,7 +103,8 @@ class Settings(BaseSettings):
     # More modules of Celery tasks every process registers (plugins; the tests' probes).
     EXTRA_TASK_MODULES: Annotated[list[str], NoDecode] = []
     # Rate limits (API.md §8): deployment defaults; a client overrides them with
-    # PATCH /clients/me {"settings": {"rate_limits": {...}}}. Counted in Redis when REDIS_URL is set.
+    # PATCH /clients/me {"settings": {"rate_limits": {...}}}. Counted in Redis when
+    # REDIS_URL is set.
     RATE_LIMIT_ENABLED: bool = True
     RATE_LIMIT_REQUESTS_PER_MINUTE: int = Field(default=1200, gt=0)
     RATE_LIMIT_CLIENT_REQUESTS_PER_MINUTE: int = Field(default=6000, gt=0)
