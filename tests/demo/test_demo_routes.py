@@ -221,6 +221,7 @@ async def test_logins_are_limited_per_address(demo: Api, clock: ManualClock) -> 
     assert refused.status_code == 429
     assert refused.headers["content-type"] == PROBLEM
     assert int(refused.headers["retry-after"]) >= 1
+    assert "demo logins per minute per address" in refused.json()["detail"]
     clock.advance(61)
     await sign_in(demo, "one more")
 
