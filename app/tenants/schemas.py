@@ -7,6 +7,7 @@ from enum import Enum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 DAY = 86_400
@@ -150,7 +151,8 @@ class ClientSettingsPatch(BaseModel):
         return data
 
 
-_DEPRECATED = {"deprecated": True}
+# In the OpenAPI document only (pydantic's own `deprecated=` would warn on every read).
+_DEPRECATED: JsonDict = {"deprecated": True}
 
 
 class ClientPatch(BaseModel):
