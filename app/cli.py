@@ -10,6 +10,7 @@ from app.core.config import ConfigError, Settings
 
 cli = typer.Typer(help="ChatAPI: real-time messaging and notification relay.", no_args_is_help=True)
 EXIT_CONFIG = 2
+EXIT_CANNOT_LISTEN = 1
 
 
 def _fail(problems: list[str]) -> NoReturn:
@@ -34,19 +35,30 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="API processes (needs REDIS_URL).")] = 1,
 ) -> None:
     """Migrate the database, then run the API (HTTP, WebSocket, Socket.IO)."""
+    from contextlib import ExitStack
+
+    from app.core.listen import CannotListen, reserved
     from app.observability.multiproc import ensure_multiproc_dir
 
-    # Before anything imports prometheus-client: every worker process writes its metrics
-    # where /metrics (served by any of them) reads them all.
-    ensure_multiproc_dir()
-    settings = _preflight()
-    if workers > 1 and settings.embedded:
-        _fail(["--workers > 1 needs REDIS_URL: processes share events, tasks and limits there"])
+    with ExitStack() as address:
+        # First the address (held while the database is checked and migrated): a port in
+        # use is one line before anything touched the database or started a worker.
+        try:
+            address.enter_context(reserved(host, port))
+        except CannotListen as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(EXIT_CANNOT_LISTEN) from None
+        # Before anything imports prometheus-client: every worker process writes its
+        # metrics where /metrics (served by any of them) reads them all.
+        ensure_multiproc_dir()
+        settings = _preflight()
+        if workers > 1 and settings.embedded:
+            _fail(["--workers > 1 needs REDIS_URL: processes share events, tasks and limits there"])
+        from app.core.migrations import upgrade
+
+        upgrade(settings.DATABASE_URL)
     import uvicorn
 
-    from app.core.migrations import upgrade
-
-    upgrade(settings.DATABASE_URL)
     uvicorn.run(
         "app.main:create_app",
         factory=True,

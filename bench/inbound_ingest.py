@@ -147,7 +147,7 @@ async def setup_hook(base_url: str) -> tuple[str, str, str]:
         if r.status_code != 201:
             raise BenchError(f"POST /inbound-webhooks: {r.status_code} {r.text[:300]}")
         hook = r.json()
-        return str(hook["id"]), str(hook["url"]), str(hook["secret"])
+        return str(hook["id"]), str(hook["path"]), str(hook["secret"])
 
 
 def report(args: argparse.Namespace, ours: Side, base: Side, stored: str, machine: str) -> None:

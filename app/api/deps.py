@@ -73,6 +73,14 @@ async def get_limits(request: Request) -> RateLimitPolicies:
     return limits
 
 
+async def get_public_base_url(request: Request) -> str:
+    """Where the API is reached from outside, without a trailing slash: PUBLIC_BASE_URL, else
+    this request's base URL (its scheme and host as the client, or a trusted proxy, gave
+    them, and the server's root path)."""
+    settings: Settings = request.app.state.settings
+    return settings.PUBLIC_BASE_URL or str(request.base_url).rstrip("/")
+
+
 def runtime_of(request: Request) -> Runtime:
     """The process's parts, for hot routes that take `request` rather than a dependency per
     part: FastAPI resolves each dependency on every request (~10 µs apiece, profiled)."""
@@ -171,3 +179,4 @@ AdminDep = Annotated[Principal, Depends(require_admin)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 BusDep = Annotated[EventBus, Depends(get_bus)]
 SecretBoxDep = Annotated[SecretBox, Depends(get_secret_box)]
+PublicBaseUrlDep = Annotated[str, Depends(get_public_base_url)]

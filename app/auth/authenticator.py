@@ -226,7 +226,11 @@ class Authenticator:
         # would wipe an attacker's count too): verified keys are cached and concurrent first
         # uses share one verify, so a working key spends about one of the ten per process.
         if not await self._hit_verify_limit(key_id):
-            raise RateLimited("Too many wrong secrets for this key id", retry_after=60)
+            raise RateLimited(
+                "Too many wrong secrets for this key id: at most "
+                f"{WRONG_SECRETS_PER_MINUTE.amount} per minute are verified",
+                retry_after=60,
+            )
         verified = await asyncio.to_thread(verify_secret, secret, secret_hash)
         if verified:
             # Cached before the flight ends: a use that reads the row after the flight is

@@ -24,7 +24,7 @@ from app.channels.ssrf import Resolver, TargetRefused, TargetUnresolvable, check
 if TYPE_CHECKING:
     from app.core.config import Settings
 
-PRIVATE_HINT = "private SMTP servers need SMTP_ALLOW_PRIVATE_TARGETS=true"
+PRIVATE_HINT = "private SMTP servers, loopback included, need SMTP_ALLOW_PRIVATE_TARGETS=true"
 ALWAYS_HINT = "never allowed, whatever SMTP_ALLOW_PRIVATE_TARGETS says"
 RESOLVE_HINT = (
     "an SMTP host must resolve, so that every address can be checked against "
@@ -68,7 +68,9 @@ class SmtpTargetPolicy:
             )
         except TargetRefused as exc:
             hint = PRIVATE_HINT if exc.private else ALWAYS_HINT
-            raise TargetRefused(f"SMTP {exc} ({hint})", private=exc.private) from None
+            raise TargetRefused(
+                f"SMTP {exc} ({hint})", private=exc.private, category=exc.category
+            ) from None
         except TargetUnresolvable as exc:
             raise TargetUnresolvable(f"{exc} ({RESOLVE_HINT})") from None
         except asyncio.TimeoutError:

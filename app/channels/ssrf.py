@@ -59,12 +59,28 @@ class TargetRefused(Exception):
 
     `private` is True when allowing private targets would accept it (loopback, RFC 1918 …),
     False when nothing would (link-local, metadata, a malformed URL), so a message can say
-    whether the operator's switch is the way out.
+    whether the operator's switch is the way out. `category` is the kind of address refused
+    (`refusal_category`), None when the URL itself was refused.
     """
 
-    def __init__(self, message: str, *, private: bool = False) -> None:
+    def __init__(self, message: str, *, private: bool = False, category: str | None = None):
         super().__init__(message)
         self.private = private
+        self.category = category
+
+
+# What a webhook refusal adds, so the tenant (and the operator reading the 422 or the
+# attempt's error) knows whether the switch is the way out; SMTP has its own (smtp_target).
+WEBHOOK_PRIVATE_HINT = "private targets, loopback included, need WEBHOOK_ALLOW_PRIVATE_TARGETS=true"
+WEBHOOK_ALWAYS_HINT = "never allowed, whatever WEBHOOK_ALLOW_PRIVATE_TARGETS says"
+
+
+def webhook_refusal(exc: TargetRefused) -> str:
+    """The refusal of a webhook target as the tenant sees it: why, and which setting decides
+    (no setting for a malformed URL)."""
+    if exc.category is None:
+        return str(exc)
+    return f"{exc} ({WEBHOOK_PRIVATE_HINT if exc.private else WEBHOOK_ALWAYS_HINT})"
 
 
 class TargetUnresolvable(Exception):
@@ -99,16 +115,33 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     return None
 
 
+def _plain(ip: IPAddress | str) -> IPAddress:
+    return ipaddress.ip_address(str(ip).split("%", 1)[0])  # fe80::1%eth0 is still fe80::1
+
+
 def refusal_reason(ip: IPAddress, *, allow_private: bool) -> str | None:
-    """Why `ip` may not be an outbound target (webhook or SMTP), or None when it may."""
-    ip = ipaddress.ip_address(str(ip).split("%", 1)[0])  # fe80::1%eth0 is still fe80::1
+    """Why `ip` may not be an outbound target (webhook or SMTP), or None when it may.
+
+    Names the IPv4 address an IPv6 form wraps: only for an address the tenant typed; for the
+    answers of a name, `refusal_category`."""
+    ip = _plain(ip)
+    category = refusal_category(ip, allow_private=allow_private)
+    inner = _embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else None
+    if category is None or inner is None or ip in METADATA_ADDRESSES:
+        return category
+    return f"an IPv6 form of {inner} ({category})"
+
+
+def refusal_category(ip: IPAddress, *, allow_private: bool) -> str | None:
+    """The kind of address `ip` is when refused (loopback, private, link-local, a cloud
+    metadata address, …), naming no address, or None when it may be a target."""
+    ip = _plain(ip)
     if ip in METADATA_ADDRESSES:
         return "a cloud metadata address"
     if isinstance(ip, ipaddress.IPv6Address):
         inner = _embedded_ipv4(ip)
         if inner is not None:
-            reason = refusal_reason(inner, allow_private=allow_private)
-            return f"an IPv6 form of {inner} ({reason})" if reason else None
+            return refusal_category(inner, allow_private=allow_private)
     if ip.is_link_local:
         # Checked before the private switch: link-local is the machine's own segment, where
         # the platform's services answer, never a self-hosted intranet server.
@@ -143,11 +176,16 @@ async def check_host(
         raise TargetUnresolvable(f"{host!r} has no addresses")
     for address in addresses:
         ip = ipaddress.ip_address(address)
-        reason = refusal_reason(ip, allow_private=allow_private)
-        if reason is not None:
-            shown = host if literal is not None else f"{host} ({address})"
-            private = refusal_reason(ip, allow_private=True) is None
-            raise TargetRefused(f"target {shown} is {reason}", private=private)
+        category = refusal_category(ip, allow_private=allow_private)
+        if category is None:
+            continue
+        private = refusal_category(ip, allow_private=True) is None
+        # A literal is echoed (the tenant typed it); a name's answers never are, or refusals
+        # would tell a tenant what internal names resolve to: only the kind of address.
+        reason = (
+            refusal_reason(ip, allow_private=allow_private) if literal is not None else category
+        )
+        raise TargetRefused(f"target {host} is {reason}", private=private, category=category)
     return addresses
 
 
@@ -211,10 +249,14 @@ def guarded_socket_factory(allow_private: bool) -> SocketFactoryType:
 
     def make(addr_info: AddrInfoType) -> socket.socket:
         family, type_, proto, _, sockaddr = addr_info
-        ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-        reason = refusal_reason(ip, allow_private=allow_private)
-        if reason is not None:
-            raise TargetRefused(f"target {ip} is {reason}")
+        ip = _plain(str(sockaddr[0]))
+        category = refusal_category(ip, allow_private=allow_private)
+        if category is not None:
+            # Not the address: this factory cannot tell a typed literal from a name's answer.
+            private = refusal_category(ip, allow_private=True) is None
+            raise TargetRefused(
+                f"the target's address is {category}", private=private, category=category
+            )
         return socket.socket(family=family, type=type_, proto=proto)
 
     return make

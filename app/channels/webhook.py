@@ -37,7 +37,13 @@ from app.channels.base import (
     OutcomeKind,
     truncate_reply,
 )
-from app.channels.ssrf import Resolver, TargetRefused, TargetUnresolvable, guarded_connector
+from app.channels.ssrf import (
+    Resolver,
+    TargetRefused,
+    TargetUnresolvable,
+    guarded_connector,
+    webhook_refusal,
+)
 from app.core.clock import monotonic, utcnow
 
 SECRET_PREFIX = "whsec_"
@@ -184,7 +190,7 @@ class WebhookChannel:
                 reply = await _read_prefix(response)
                 return _classify(response.status, response.headers.get, reply)
         except TargetRefused as exc:
-            return Outcome(OutcomeKind.FAILED, error=str(exc))
+            return Outcome(OutcomeKind.FAILED, error=webhook_refusal(exc))
         except TargetUnresolvable as exc:
             return Outcome(OutcomeKind.RETRY, error=str(exc))
         except asyncio.TimeoutError:

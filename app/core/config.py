@@ -6,6 +6,7 @@ from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -102,7 +103,8 @@ class Settings(BaseSettings):
     # More modules of Celery tasks every process registers (plugins; the tests' probes).
     EXTRA_TASK_MODULES: Annotated[list[str], NoDecode] = []
     # Rate limits (API.md §8): deployment defaults; a client overrides them with
-    # PATCH /clients/me {"rate_limits": {...}}. Counted in Redis when REDIS_URL is set.
+    # PATCH /clients/me {"settings": {"rate_limits": {...}}}. Counted in Redis when
+    # REDIS_URL is set.
     RATE_LIMIT_ENABLED: bool = True
     RATE_LIMIT_REQUESTS_PER_MINUTE: int = Field(default=1200, gt=0)
     RATE_LIMIT_CLIENT_REQUESTS_PER_MINUTE: int = Field(default=6000, gt=0)
@@ -125,6 +127,11 @@ class Settings(BaseSettings):
     QUEUE_DEGRADED_AGE_SECONDS: float = Field(default=300, gt=0)
     # `chatapi worker`: serve its Prometheus metrics on this port (0: off).
     WORKER_METRICS_PORT: int = Field(default=0, ge=0, le=65535)
+    # The origin (and path prefix) the API is reached at from outside, e.g.
+    # https://chat.example.com: the base of absolute URLs in answers (an inbound hook's `url`).
+    # Unset: each request's own base URL (behind a proxy: as X-Forwarded-* from a trusted
+    # peer tell it, see FORWARDED_ALLOW_IPS).
+    PUBLIC_BASE_URL: str | None = None
     # The browser demo (app/demo/static, docs/demo.md): served at /demo only when on.
     # It hands out user keys of the demo client to anyone who opens the page, so it is off
     # unless asked for. Its client is the one with this slug (made on first use if absent);
@@ -196,6 +203,25 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"must start with redis://, rediss:// or unix://, got {value!r}")
         return value
+
+    @field_validator("PUBLIC_BASE_URL")
+    @classmethod
+    def _check_public_base_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is no number or out of range
+        except ValueError:
+            raise ValueError(f"has an invalid port: {value!r}") from None
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError(
+                f"must be an origin with an optional path (no query, fragment or credentials), "
+                f"got {value!r}"
+            )
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _build_and_check(self) -> Settings:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse
 from starlette.staticfiles import StaticFiles
 
 from app.api.deps import (
@@ -44,6 +44,16 @@ PAGE_HEADERS = {
 async def page(settings: SettingsDep) -> FileResponse:
     """The chat page."""
     return FileResponse(settings.demo_dir / "index.html", headers=PAGE_HEADERS)
+
+
+@router.get("/")
+async def page_with_slash(request: Request) -> RedirectResponse:
+    """`/demo/` → `/demo` (308, query kept): the address people type for a page. The API's
+    own paths stay exact (no slash redirects, app/core/errors.py); this is the one page."""
+    target = request.scope.get("root_path", "") + "/demo"
+    if request.url.query:
+        target += f"?{request.url.query}"
+    return RedirectResponse(target, status_code=308)
 
 
 @router.post("/session", response_model=DemoSession)

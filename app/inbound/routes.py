@@ -6,7 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from app.api.deps import MasterDep, ReadSessionDep, SecretBoxDep, SessionDep, SettingsDep
+from app.api.deps import (
+    MasterDep,
+    PublicBaseUrlDep,
+    ReadSessionDep,
+    SecretBoxDep,
+    SessionDep,
+    SettingsDep,
+)
 from app.core.errors import NotFound, PayloadTooLarge
 from app.core.openapi import problems
 from app.core.pagination import PageParams, page_params
@@ -29,38 +36,50 @@ public_router = APIRouter(tags=["inbound webhooks"])
 
 @router.post("", status_code=201, response_model=HookOut, responses=problems(409))
 async def create_hook(
-    body: HookCreate, principal: MasterDep, session: SessionDep, box: SecretBoxDep
+    body: HookCreate,
+    principal: MasterDep,
+    session: SessionDep,
+    box: SecretBoxDep,
+    base_url: PublicBaseUrlDep,
 ) -> HookOut:
-    """A new inbound webhook; the answer carries its `secret`, shown only this once."""
-    return await service.create_hook(session, box, principal.client_id, body)
+    """A new inbound webhook; the answer carries its `secret`, shown only this once, and
+    its absolute `url` to give the sender."""
+    return await service.create_hook(session, box, principal.client_id, body, base_url)
 
 
 @router.get("", response_model=HookPage)
 async def list_hooks(
     principal: MasterDep,
     session: ReadSessionDep,
+    base_url: PublicBaseUrlDep,
     page: Annotated[PageParams, Depends(page_params)],
 ) -> HookPage:
     """The client's inbound webhooks, oldest first, by cursor."""
     data, more, cursor = await service.list_hooks(
-        session, principal.client_id, page.limit, page.cursor
+        session, principal.client_id, page.limit, page.cursor, base_url
     )
     return HookPage(data=data, has_more=more, next_cursor=cursor)
 
 
 @router.get("/{hook_id}", response_model=HookOut)
-async def get_hook(hook_id: str, principal: MasterDep, session: ReadSessionDep) -> HookOut:
+async def get_hook(
+    hook_id: str, principal: MasterDep, session: ReadSessionDep, base_url: PublicBaseUrlDep
+) -> HookOut:
     """One inbound webhook (never its secret)."""
     hook = await service.get_hook(session, principal.client_id, hook_id)
-    return await service.hook_out(session, principal.client_id, hook)
+    return await service.hook_out(session, principal.client_id, hook, base_url)
 
 
 @router.patch("/{hook_id}", response_model=HookOut)
 async def patch_hook(
-    hook_id: str, body: HookPatch, principal: MasterDep, session: SessionDep
+    hook_id: str,
+    body: HookPatch,
+    principal: MasterDep,
+    session: SessionDep,
+    base_url: PublicBaseUrlDep,
 ) -> HookOut:
     """Change the action, config, scheme, signature options, or enable/disable it."""
-    return await service.update_hook(session, principal.client_id, hook_id, body)
+    return await service.update_hook(session, principal.client_id, hook_id, body, base_url)
 
 
 @router.delete("/{hook_id}", status_code=204)
@@ -77,13 +96,14 @@ async def rotate_secret(
     session: SessionDep,
     box: SecretBoxDep,
     settings: SettingsDep,
+    base_url: PublicBaseUrlDep,
     body: RotateSecret | None = None,
 ) -> HookOut:
     """A new secret (shown once); the old one still verifies for `grace_seconds`."""
     grace = body.grace_seconds if body and body.grace_seconds is not None else None
     if grace is None:
         grace = settings.INBOUND_SECRET_GRACE_SECONDS
-    return await service.rotate_secret(session, box, principal.client_id, hook_id, grace)
+    return await service.rotate_secret(session, box, principal.client_id, hook_id, grace, base_url)
 
 
 @router.get("/{hook_id}/events", response_model=EventPage)

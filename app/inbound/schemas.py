@@ -215,7 +215,8 @@ class HookOut(BaseModel):
                 {
                     "id": "01JD6Z9G7H8J9K0M1N2P3Q4R5S",
                     "name": "github-issues",
-                    "url": "/api/v1/webhooks/acme-shop/github-issues",
+                    "url": "https://chat.example.com/api/v1/webhooks/acme-shop/github-issues",
+                    "path": "/api/v1/webhooks/acme-shop/github-issues",
                     "action": "message",
                     "scheme": "github",
                     "config": {"template": {"content": "New issue: {{ body.issue.title }}"}},
@@ -232,7 +233,11 @@ class HookOut(BaseModel):
 
     id: str
     name: str
-    url: str
+    url: str = Field(
+        description="Where the sender posts: absolute, on PUBLIC_BASE_URL (unset: the base "
+        "URL this request was made to)."
+    )
+    path: str = Field(description="`url`'s path: `/api/v1/webhooks/{client_slug}/{name}`.")
     action: Action
     scheme: Scheme
     config: dict[str, Any]
@@ -244,12 +249,16 @@ class HookOut(BaseModel):
     secret: str | None = None
 
     @classmethod
-    def of(cls, hook: InboundWebhook, slug: str, secret: str | None = None) -> HookOut:
-        """From the row and its client's slug."""
+    def of(
+        cls, hook: InboundWebhook, slug: str, base_url: str, secret: str | None = None
+    ) -> HookOut:
+        """From the row, its client's slug and the API's public base URL."""
+        path = hook_url(slug, hook.name)
         return cls(
             id=hook.id,
             name=hook.name,
-            url=hook_url(slug, hook.name),
+            url=base_url + path,
+            path=path,
             action=Action(hook.action),
             scheme=Scheme(hook.scheme),
             config=hook.config,

@@ -54,9 +54,9 @@ async def _slug(session: AsyncSession, client_id: str) -> str:
 
 
 async def create_hook(
-    session: AsyncSession, box: SecretBox, client_id: str, body: HookCreate
+    session: AsyncSession, box: SecretBox, client_id: str, body: HookCreate, base_url: str
 ) -> HookOut:
-    """A new hook; its secret is in the answer, once."""
+    """A new hook; its secret is in the answer, once (`base_url`: the API's public base)."""
     secret = new_secret()
     slug = await _slug(session, client_id)
     hook = InboundWebhook(
@@ -76,7 +76,7 @@ async def create_hook(
     except IntegrityError:
         await session.rollback()
         raise Conflict(f"An inbound webhook named {body.name!r} exists already") from None
-    return HookOut.of(hook, slug, secret)
+    return HookOut.of(hook, slug, base_url, secret)
 
 
 async def get_hook(session: AsyncSession, client_id: str, hook_id: str) -> InboundWebhook:
@@ -87,24 +87,30 @@ async def get_hook(session: AsyncSession, client_id: str, hook_id: str) -> Inbou
     return hook
 
 
-async def hook_out(session: AsyncSession, client_id: str, hook: InboundWebhook) -> HookOut:
+async def hook_out(
+    session: AsyncSession, client_id: str, hook: InboundWebhook, base_url: str
+) -> HookOut:
     """The hook as the API shows it."""
-    return HookOut.of(hook, await _slug(session, client_id))
+    return HookOut.of(hook, await _slug(session, client_id), base_url)
 
 
 async def list_hooks(
-    session: AsyncSession, client_id: str, limit: int, cursor: str | None
+    session: AsyncSession, client_id: str, limit: int, cursor: str | None, base_url: str
 ) -> tuple[list[HookOut], bool, str | None]:
     """A page of the client's hooks."""
     rows = await repository.list_hooks(session, client_id, limit=limit, after=cursor)
     slug = await _slug(session, client_id)
     page = rows[:limit]
     more = len(rows) > limit
-    return [HookOut.of(h, slug) for h in page], more, page[-1].id if more and page else None
+    return (
+        [HookOut.of(h, slug, base_url) for h in page],
+        more,
+        page[-1].id if more and page else None,
+    )
 
 
 async def update_hook(
-    session: AsyncSession, client_id: str, hook_id: str, patch: HookPatch
+    session: AsyncSession, client_id: str, hook_id: str, patch: HookPatch, base_url: str
 ) -> HookOut:
     """Change a hook's action, config, scheme, signature options or disabled flag."""
     changes = patch.model_dump(exclude_unset=True)
@@ -133,7 +139,7 @@ async def update_hook(
     if updated is None:
         raise NotFound("No such inbound webhook")
     await session.commit()
-    return HookOut.of(updated, slug)
+    return HookOut.of(updated, slug, base_url)
 
 
 async def delete_hook(session: AsyncSession, client_id: str, hook_id: str) -> None:
@@ -144,7 +150,12 @@ async def delete_hook(session: AsyncSession, client_id: str, hook_id: str) -> No
 
 
 async def rotate_secret(
-    session: AsyncSession, box: SecretBox, client_id: str, hook_id: str, grace_seconds: int
+    session: AsyncSession,
+    box: SecretBox,
+    client_id: str,
+    hook_id: str,
+    grace_seconds: int,
+    base_url: str,
 ) -> HookOut:
     """A new secret (in the answer, once); the old one verifies for `grace_seconds` more."""
     secret = new_secret()
@@ -161,7 +172,7 @@ async def rotate_secret(
     if hook is None:
         raise NotFound("No such inbound webhook")
     await session.commit()
-    return HookOut.of(hook, slug, secret)
+    return HookOut.of(hook, slug, base_url, secret)
 
 
 def _secrets(box: SecretBox, hook: InboundWebhook) -> list[str]:

@@ -4,7 +4,7 @@ inbound hook on ingestion, per channel on notifications.
 Every limit is a clock-aligned fixed window (app/ratelimit/windows.py) in the `limits`
 storage: this process's memory in embedded mode, Redis when REDIS_URL is set, so every API
 process and worker shares the counts. Defaults come from the RATE_LIMIT_* settings; a
-client overrides them with `PATCH /clients/me {"rate_limits": {...}}`, read here through a
+client overrides them with `PATCH /clients/me {"settings": {"rate_limits": {...}}}`, read here through a
 short per-process cache that a settings change clears in every process (broadcast).
 
 (Client → server real-time events are limited per connection by a token bucket in
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import orjson
@@ -47,6 +47,11 @@ CHANGED_CHANNEL = "ratelimit.client-changed"
 CACHE_SECONDS = 5.0
 #: The request-state attribute the headers middleware reads.
 STATE_KEY = "ratelimit"
+# Whose budget a refusal was over, as its detail says.
+PER_KEY = "per API key"
+PER_CLIENT = "for the whole client (all its keys together)"
+PER_HOOK = "for this hook"
+PER_ADDRESS = "per source address"
 
 
 #: Each client limit → the setting holding its deployment default.
@@ -206,7 +211,7 @@ class RateLimitPolicies:
             return None
         if principal.kind is KeyKind.admin or principal.client_id is None:
             item = RateLimitItemPerMinute(self.settings.RATE_LIMIT_REQUESTS_PER_MINUTE, 1, "rk")
-            return await self._hit("requests", item, principal.key_id)
+            return _scoped(await self._hit("requests", item, principal.key_id), PER_KEY)
         limits = await self.limits_for(principal.client_id)
         per_key = RateLimitItemPerMinute(limits.requests_per_minute, 1, "rk")
         per_client = RateLimitItemPerMinute(limits.client_requests_per_minute, 1, "rc")
@@ -223,14 +228,15 @@ class RateLimitPolicies:
             self.fail_open.failed("requests", exc)
             return None
         self.fail_open.succeeded()
-        return _tighter(key_stats, client_stats)
+        return _tighter(replace(key_stats, scope=PER_KEY), replace(client_stats, scope=PER_CLIENT))
 
     async def hit_inbound(self, hook_id: str, per_minute: int | None = None) -> WindowStats | None:
         """Count one event received on inbound hook `hook_id` (None when limits are off)."""
         if not self.enabled:
             return None
         amount = per_minute or self.settings.RATE_LIMIT_INBOUND_PER_MINUTE
-        return await self._hit("inbound", RateLimitItemPerMinute(amount, 1, "ih"), hook_id)
+        item = RateLimitItemPerMinute(amount, 1, "ih")
+        return _scoped(await self._hit("inbound", item, hook_id), PER_HOOK)
 
     async def hit_inbound_unverified(self, address: str, hook_id: str | None) -> WindowStats | None:
         """Count one inbound request that failed verification (bad or no signature, or a URL
@@ -245,7 +251,7 @@ class RateLimitPolicies:
         if hook_id is None:
             # An unknown URL names no hook: counting per attacker-chosen URL would only fill
             # the counter storage.
-            return await self.counter.hit(per_address, address)
+            return replace(await self.counter.hit(per_address, address), scope=PER_ADDRESS)
         per_hook = RateLimitItemPerMinute(
             settings.RATE_LIMIT_INBOUND_UNVERIFIED_PER_MINUTE, 1, "iuh"
         )
@@ -256,14 +262,16 @@ class RateLimitPolicies:
         else:
             address_stats = await self.counter.hit(per_address, address)
             hook_stats = await self.counter.hit(per_hook, hook_id)
-        return _tighter(address_stats, hook_stats)
+        return _tighter(
+            replace(address_stats, scope=PER_ADDRESS), replace(hook_stats, scope=PER_HOOK)
+        )
 
     async def hit_demo_login(self, address: str) -> WindowStats | None:
         """Count one browser-demo login from `address` (None when limits are off)."""
         if not self.enabled:
             return None
         item = RateLimitItemPerMinute(self.settings.DEMO_LOGINS_PER_MINUTE, 1, "dl")
-        return await self._hit("demo_login", item, address)
+        return _scoped(await self._hit("demo_login", item, address), "per address")
 
     async def hit_channel(
         self, client_id: str, channel: str, endpoint_id: str | None
@@ -283,6 +291,10 @@ class RateLimitPolicies:
         return None
 
 
+def _scoped(stats: WindowStats | None, scope: str) -> WindowStats | None:
+    return None if stats is None else replace(stats, scope=scope)
+
+
 def _tighter(a: WindowStats, b: WindowStats) -> WindowStats:
     if a.allowed != b.allowed:
         return b if a.allowed else a
@@ -294,7 +306,9 @@ def _policies(request: Request) -> RateLimitPolicies:
     return policies
 
 
-def _enforce(request: Request, stats: WindowStats | None, what: str) -> None:
+def _enforce(request: Request, stats: WindowStats | None, label: str, what: str) -> None:
+    """Record `stats` for the RateLimit-* headers; over the limit, a 429 whose detail names
+    the limit, its window and whose budget it is (`label`: the metric's, kept stable)."""
     if stats is None:
         return
     # Request.state is the ASGI scope's "state": the headers middleware reads it there.
@@ -302,9 +316,13 @@ def _enforce(request: Request, stats: WindowStats | None, what: str) -> None:
     if not stats.allowed:
         from app.observability import metrics
 
-        metrics.RATE_LIMITED.labels(what).inc()
+        metrics.RATE_LIMITED.labels(label).inc()
+        retry = stats.reset_in()
+        whose = f" {stats.scope}" if stats.scope else ""
         raise RateLimited(
-            f"Rate limit of {stats.limit} {what} exceeded", retry_after=stats.reset_in()
+            f"Rate limit exceeded: {stats.limit} {what} per {stats.window()}{whose}; "
+            f"the window resets in {retry} s",
+            retry_after=retry,
         )
 
 
@@ -325,14 +343,14 @@ async def enforce_request(request: Request, principal: Principal) -> None:
     """Count the request (per key and per client): RateLimit-* headers on the answer,
     429 problem with Retry-After over the limit. Called by the authentication dependency."""
     stats = await _counted(_policies(request).hit_request(principal))
-    _enforce(request, stats, "requests per window")
+    _enforce(request, stats, "requests per window", "requests")
 
 
 async def hit_inbound(request: Request, hook_id: str, per_minute: int | None = None) -> None:
     """The inbound-hook limit for a route: count one event on `hook_id`; RateLimit-*
     headers on the answer, 429 problem with Retry-After over the limit."""
     stats = await _counted(_policies(request).hit_inbound(hook_id, per_minute))
-    _enforce(request, stats, "inbound events per minute")
+    _enforce(request, stats, "inbound events per minute", "inbound events")
 
 
 async def hit_inbound_unverified(request: Request, hook_id: str | None) -> None:
@@ -342,7 +360,9 @@ async def hit_inbound_unverified(request: Request, hook_id: str | None) -> None:
     stats = await _counted(
         _policies(request).hit_inbound_unverified(source_address(request), hook_id)
     )
-    _enforce(request, stats, "unverified inbound requests per minute")
+    _enforce(
+        request, stats, "unverified inbound requests per minute", "unverified inbound requests"
+    )
 
 
 def source_address(request: Request) -> str:
@@ -356,4 +376,4 @@ async def hit_demo_login(request: Request, address: str) -> None:
     """The browser demo's login limit for a route: count one login from `address`; 429
     problem with Retry-After over DEMO_LOGINS_PER_MINUTE (each login costs a bcrypt hash)."""
     stats = await _counted(_policies(request).hit_demo_login(address))
-    _enforce(request, stats, "demo logins per minute")
+    _enforce(request, stats, "demo logins per minute", "demo logins")

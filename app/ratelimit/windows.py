@@ -17,6 +17,8 @@ from limits.aio.storage import MemoryStorage, Storage
 
 from app.core.clock import utcnow
 
+_WINDOW_WORDS = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
+
 
 @dataclass(frozen=True, slots=True)
 class WindowStats:
@@ -26,6 +28,12 @@ class WindowStats:
     remaining: int
     reset_at: float
     allowed: bool
+    period: int = 60  # the window's length in seconds
+    scope: str = ""  # whose budget it is, for a refusal to say ("per API key", …)
+
+    def window(self) -> str:
+        """The window in words, for messages: "second", "minute", "hour" or "N seconds"."""
+        return _WINDOW_WORDS.get(self.period, f"{self.period} seconds")
 
     def reset_in(self, now: float | None = None) -> int:
         """Whole seconds until the window resets (at least 1)."""
@@ -91,4 +99,5 @@ class WindowCounter:
             remaining=max(0, item.amount - count),
             reset_at=float((window + 1) * period),
             allowed=count <= item.amount,
+            period=int(period),
         )

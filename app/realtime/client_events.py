@@ -15,7 +15,7 @@ from app.messages import service as messages
 from app.messages.schemas import MessageCreate
 from app.realtime import events
 from app.realtime.bus import EventBus
-from app.realtime.connection import Connection
+from app.realtime.connection import EVENT_BURST, EVENTS_PER_SECOND, Connection
 from app.realtime.hub import Hub
 from app.realtime.payloads import MessageSend, ReadRequest, RoomRef, SyncRequest
 from app.rooms import service as rooms
@@ -33,7 +33,11 @@ class ClientEvents:
     async def handle(self, conn: Connection, event: str, data: Any) -> dict[str, Any]:
         """Run `event`; raises AppError (rendered by the transport) on a refusal."""
         if not conn.allow_client_event():
-            raise RateLimited("Too many events on this connection", retry_after=1)
+            raise RateLimited(
+                f"Too many events on this connection: at most {EVENTS_PER_SECOND:g} per second "
+                f"(bursts of {EVENT_BURST:g})",
+                retry_after=1,
+            )
         if not isinstance(data, dict):
             data = {}
         # The scope rules REST routes use too (app/auth/scopes.py).

@@ -80,7 +80,7 @@ async def patch_me(
     """Change the name or settings (merged into the current ones). A rate limit above the
     client's cap (`settings.rate_limit_caps`) is a 422 naming the cap."""
     client = await service.update_client(session, principal.client_id, body, settings)
-    if body.rate_limits is not None:
+    if body.changes().rate_limits is not None:
         await limits.announce_changed(client.id)
     return _out(client, settings)
 
@@ -127,6 +127,6 @@ async def patch_client(
     deployment's caps (RATE_LIMIT_MAX_*); each one set becomes the most the client may set
     that limit to itself, and `null` gives it back the deployment's default and cap."""
     client = await service.admin_update_client(session, client_id, body)
-    if body.rate_limits is not None:
+    if body.changes().rate_limits is not None:
         await limits.announce_changed(client.id)
     return _out(client, settings)

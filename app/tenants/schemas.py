@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
+from pydantic_core import PydanticCustomError
 
 DAY = 86_400
 #: Bounds of a room type's inactivity threshold: a second (demos, tests) to ten years.
@@ -125,17 +127,100 @@ class ClientOut(BaseModel):
     created_at: datetime
 
 
-class ClientPatch(BaseModel):
-    """`PATCH /clients/me`: a new name and/or settings to merge. The admin key's
-    `PATCH /clients/{id}` takes the same body; there a rate limit is set past the caps (and
-    becomes the client's cap), and `null` gives it back the deployment's default and cap."""
+class ClientSettingsPatch(BaseModel):
+    """The settings a PATCH changes, in the shape `GET /clients/me` answers them; omitted ones
+    stay as they are. `rate_limit_caps` is read-only (the operator's)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: ClientName | None = None
     room_inactivity_seconds: dict[RoomType, InactivitySeconds] | None = None
     max_room_members: int | None = Field(default=None, strict=True, ge=2, le=100_000)
     rate_limits: ClientRateLimits | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _caps_are_read_only(cls, data: Any) -> Any:
+        # Said plainly rather than "extra inputs are not permitted": a client sending back
+        # what GET answered meets this one.
+        if isinstance(data, dict) and "rate_limit_caps" in data:
+            raise PydanticCustomError(
+                "read_only",
+                "rate_limit_caps is read-only: leave it out (the operator sets a client's caps "
+                "with PATCH /clients/{id})",
+            )
+        return data
+
+
+# In the OpenAPI document only (pydantic's own `deprecated=` would warn on every read).
+_DEPRECATED: JsonDict = {"deprecated": True}
+
+
+class ClientPatch(BaseModel):
+    """`PATCH /clients/me`: a new name and/or settings to merge, under `settings` as
+    `GET /clients/me` shows them. The same settings at the top level are the older form
+    (API.md §3), still accepted; a setting given in both places is a 422. The admin key's
+    `PATCH /clients/{id}` takes the same body; there a rate limit is set past the caps (and
+    becomes the client's cap), and `null` gives it back the deployment's default and cap."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"settings": {"rate_limits": {"requests_per_minute": 600}}},
+                {"name": "Acme", "settings": {"room_inactivity_seconds": {"support": 86400}}},
+            ]
+        },
+    )
+
+    name: ClientName | None = None
+    settings: ClientSettingsPatch | None = None
+    room_inactivity_seconds: dict[RoomType, InactivitySeconds] | None = Field(
+        default=None,
+        description="Deprecated: `settings.room_inactivity_seconds`.",
+        json_schema_extra=_DEPRECATED,
+    )
+    max_room_members: int | None = Field(
+        default=None,
+        strict=True,
+        ge=2,
+        le=100_000,
+        description="Deprecated: `settings.max_room_members`.",
+        json_schema_extra=_DEPRECATED,
+    )
+    rate_limits: ClientRateLimits | None = Field(
+        default=None,
+        description="Deprecated: `settings.rate_limits`.",
+        json_schema_extra=_DEPRECATED,
+    )
+
+    @model_validator(mode="after")
+    def _each_setting_once(self) -> ClientPatch:
+        twice = sorted(self._nested() & self.model_fields_set)
+        if twice:
+            raise PydanticCustomError(
+                "setting_given_twice",
+                "{names} given both under settings and at the top level: give each once "
+                "(under settings)",
+                {"names": ", ".join(twice)},
+            )
+        return self
+
+    def _nested(self) -> set[str]:
+        return set(self.settings.model_fields_set) if self.settings is not None else set()
+
+    def changes(self) -> ClientSettingsPatch:
+        """The settings to change, from `settings` and the top-level form together (only
+        those given are set, so `model_dump(exclude_unset=True)` is the change)."""
+        given = {
+            name: getattr(self.settings if name in self._nested() else self, name)
+            for name in ClientSettingsPatch.model_fields
+            if name in self._nested() or name in self.model_fields_set
+        }
+        return ClientSettingsPatch.model_construct(_fields_set=set(given), **given)
+
+    def loc(self, name: str) -> tuple[str, ...]:
+        """Where setting `name` was in the body, for an error's `loc`."""
+        return ("body", "settings", name) if name in self._nested() else ("body", name)
 
 
 class RotateKeyRequest(BaseModel):

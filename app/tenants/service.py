@@ -119,7 +119,7 @@ async def update_client(
     inactivity merges type by type. A rate limit above the client's cap is Unprocessable."""
     client = await get_client(session, client_id)
     stored: dict[str, Any] = dict(client.settings or {})
-    changes = patch.model_dump(exclude_unset=True, exclude_none=True, mode="json")
+    changes = _changes(patch)
     limits = changes.pop("rate_limits", None)
     if limits:
         caps = ClientLimits.caps(settings, stored)
@@ -129,7 +129,7 @@ async def update_client(
             if value > cap:
                 raise Unprocessable(
                     _over_cap(name, value, cap, granted, settings),
-                    loc=("body", "rate_limits", name),
+                    loc=(*patch.loc("rate_limits"), name),
                 )
         stored["rate_limits"] = dict(stored.get("rate_limits") or {}) | limits
     return await _save(session, client, stored, changes)
@@ -141,12 +141,13 @@ async def admin_update_client(session: AsyncSession, client_id: str, patch: Clie
     itself), and a `null` one gives the client back the deployment's default and cap."""
     client = await get_client(session, client_id)
     stored: dict[str, Any] = dict(client.settings or {})
-    changes = patch.model_dump(exclude_unset=True, exclude_none=True, mode="json")
+    changes = _changes(patch)
     changes.pop("rate_limits", None)
-    if patch.rate_limits is not None:
+    requested = patch.changes().rate_limits
+    if requested is not None:
         limits = dict(stored.get("rate_limits") or {})
         caps = dict(stored.get("rate_limit_caps") or {})
-        for name, value in patch.rate_limits.model_dump(exclude_unset=True).items():
+        for name, value in requested.model_dump(exclude_unset=True).items():
             if value is None:
                 limits.pop(name, None)
                 caps.pop(name, None)
@@ -154,6 +155,14 @@ async def admin_update_client(session: AsyncSession, client_id: str, patch: Clie
                 limits[name] = caps[name] = value
         stored["rate_limits"], stored["rate_limit_caps"] = limits, caps
     return await _save(session, client, stored, changes)
+
+
+def _changes(patch: ClientPatch) -> dict[str, Any]:
+    # The name and the settings given (under `settings` or in the older top-level form).
+    changes = patch.changes().model_dump(exclude_unset=True, exclude_none=True, mode="json")
+    if patch.name is not None:
+        changes["name"] = patch.name
+    return changes
 
 
 def _over_cap(name: str, value: int, cap: int, granted: dict[str, int], settings: Settings) -> str:

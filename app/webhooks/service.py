@@ -15,7 +15,13 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels import base
-from app.channels.ssrf import Resolver, TargetRefused, TargetUnresolvable, check_url
+from app.channels.ssrf import (
+    Resolver,
+    TargetRefused,
+    TargetUnresolvable,
+    check_url,
+    webhook_refusal,
+)
 from app.core.clock import utcnow
 from app.core.config import Settings, get_settings
 from app.core.crypto import SecretBox, SecretBoxError
@@ -47,7 +53,7 @@ async def check_target(url: str, settings: Settings, resolver: Resolver | None =
             RESOLVE_TIMEOUT_SECONDS,
         )
     except TargetRefused as exc:
-        raise Unprocessable(f"webhook URL refused: {exc}") from None
+        raise Unprocessable(f"webhook URL refused: {webhook_refusal(exc)}") from None
     except TargetUnresolvable as exc:
         raise Unprocessable(f"webhook URL refused: {exc}") from None
     except asyncio.TimeoutError:

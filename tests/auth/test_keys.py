@@ -258,6 +258,7 @@ async def test_many_wrong_secrets_for_one_key_id_are_rate_limited(api: Api) -> N
     assert statuses == [401] * 9 + [429] * 3
     r = await api.http.get("/api/v1/clients/me", headers=bearer(f"ck_{key_id}_wrong"))
     assert r.headers["retry-after"]
+    assert "10 per minute" in r.json()["detail"], r.json()  # the limit and its window
     assert await api.status_with(tenant.master_key) == 200
 
 

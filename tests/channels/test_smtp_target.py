@@ -73,7 +73,10 @@ async def test_a_name_resolving_to_a_private_address_is_refused_without_connecti
     targets = SmtpTargetPolicy(resolver=to_loopback)
     kind, error, _ = await _channel_send(targets, smtp("smtp.evil.example", nats.port))
     assert kind is OutcomeKind.FAILED
-    assert error is not None and "127.0.0.1" in error and "loopback" in error
+    assert error is not None and "smtp.evil.example" in error and "loopback" in error
+    # Only the category: naming the address would tell a tenant what internal names
+    # resolve to.
+    assert "127.0.0.1" not in error, error
     assert nats.connections == 0
 
 

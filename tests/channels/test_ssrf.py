@@ -44,7 +44,7 @@ async def test_private_and_special_addresses_are_refused(host: str, reason: str)
 
 
 async def test_hostname_resolving_to_loopback_is_refused() -> None:
-    with pytest.raises(TargetRefused, match=r"localhost \(.*\) is loopback"):
+    with pytest.raises(TargetRefused, match="target localhost is loopback"):
         await check_url("http://localhost:8080/hook", allow_private=False)
 
 
@@ -52,8 +52,48 @@ async def test_one_private_answer_among_public_ones_refuses_the_host() -> None:
     async def resolver(host: str, port: int) -> list[str]:
         return ["93.184.216.34", "10.0.0.5"]
 
-    with pytest.raises(TargetRefused, match=re.escape("10.0.0.5")):
+    with pytest.raises(TargetRefused, match=re.escape("hooks.example.com is private")):
         await check_url("https://hooks.example.com/x", allow_private=False, resolver=resolver)
+
+
+# A refusal of a host NAME says which kind of address it resolved to, never the address: the
+# tenant must not learn what internal names resolve to (issue 23, security follow-up). The
+# IPv6 forms that wrap an IPv4 address must not name the wrapped address either.
+NAME_ANSWERS = [
+    ("10.1.2.3", "private", False),
+    ("127.0.0.5", "loopback", False),
+    ("::ffff:10.9.8.7", "private", False),
+    ("2002:a00:1::1", "private", False),  # 6to4 wrapping 10.0.0.1
+    ("169.254.169.254", "metadata", True),
+    ("fd00:ec2::254", "metadata", True),
+    ("fe80::1234", "link-local", True),
+    ("169.254.7.7", "link-local", True),
+]
+
+
+@pytest.mark.parametrize(("answer", "category", "always"), NAME_ANSWERS)
+async def test_a_refused_name_is_named_with_its_category_never_its_address(
+    answer: str, category: str, always: bool
+) -> None:
+    async def internal(host: str, port: int) -> list[str]:
+        return ["93.184.216.34", answer]
+
+    with pytest.raises(TargetRefused) as refused:
+        await check_url("https://db.corp.example/x", allow_private=False, resolver=internal)
+    message = str(refused.value)
+    assert "db.corp.example" in message and category in message, message
+    for leak in (answer, "10.1.2.3", "10.9.8.7", "10.0.0.1", "127.0.0.5", "169.254", "fe80"):
+        assert leak not in message, message
+    assert refused.value.private is not always
+    assert refused.value.category is not None
+
+
+async def test_a_refused_literal_is_echoed_as_typed() -> None:
+    # The tenant typed the address: naming it tells nothing new.
+    with pytest.raises(TargetRefused, match=re.escape("target 10.1.2.3 is private")):
+        await check_url("http://10.1.2.3/hook", allow_private=False)
+    with pytest.raises(TargetRefused, match=re.escape("an IPv6 form of 10.0.0.1 (private)")):
+        await check_url("http://[::ffff:10.0.0.1]/hook", allow_private=False)
 
 
 async def test_public_address_is_allowed_and_returned_as_the_pin() -> None:
@@ -186,6 +226,9 @@ async def test_webhook_to_a_name_resolving_to_loopback_fails_without_connecting(
 
     assert outcome.kind is OutcomeKind.FAILED
     assert outcome.error is not None and "loopback" in outcome.error
+    # The attempt's error (the tenant reads it) names the operator's switch, not the address.
+    assert "WEBHOOK_ALLOW_PRIVATE_TARGETS=true" in outcome.error, outcome.error
+    assert "127.0.0.1" not in outcome.error
     assert "/blocked" not in receiver.paths()
 
 
@@ -215,6 +258,7 @@ async def test_ip_literal_target_is_checked_too(receiver: Receiver) -> None:
 
     assert outcome.kind is OutcomeKind.FAILED
     assert outcome.error is not None and "loopback" in outcome.error
+    assert "WEBHOOK_ALLOW_PRIVATE_TARGETS=true" in outcome.error, outcome.error
     assert "/literal-sentinel" in receiver.paths()
     assert "/literal" not in receiver.paths()
 
@@ -232,3 +276,4 @@ async def test_metadata_literal_is_refused_before_connecting_even_with_private_a
         await channel.aclose()
     assert outcome.kind is OutcomeKind.FAILED
     assert outcome.error is not None and "metadata" in outcome.error
+    assert "whatever WEBHOOK_ALLOW_PRIVATE_TARGETS says" in outcome.error, outcome.error

@@ -60,6 +60,7 @@ async def test_demo_is_off_by_default_and_answers_404_problems(sqlite_url: str) 
     async for http in app_client(app):
         for method, path in [
             ("GET", "/demo"),
+            ("GET", "/demo/"),
             ("POST", "/demo/session"),
             ("GET", "/demo/static/app.js"),
             ("GET", "/demo/users?ids=x"),
@@ -69,6 +70,18 @@ async def test_demo_is_off_by_default_and_answers_404_problems(sqlite_url: str) 
             assert response.headers["content-type"] == PROBLEM
         paths = (await http.get("/api/v1/openapi.json")).json()["paths"]
         assert not [p for p in paths if p.startswith("/demo")]
+
+
+async def test_the_page_with_a_trailing_slash_redirects_to_the_page(demo: Api) -> None:
+    # A browser that typed /demo/ lands on the page, its query kept; nothing else moves.
+    for path, location in [("/demo/", "/demo"), ("/demo/?room=lobby", "/demo?room=lobby")]:
+        moved = await demo.http.get(path)
+        assert moved.status_code == 308, (path, moved.text)
+        assert moved.headers["location"] == location
+    followed = await demo.http.get("/demo/", follow_redirects=True)
+    assert followed.status_code == 200
+    assert followed.headers["content-type"].startswith("text/html")
+    assert (await demo.http.get("/demo/static/")).status_code == 404
 
 
 async def test_page_and_files_are_served_with_a_strict_policy(demo: Api) -> None:
@@ -221,6 +234,7 @@ async def test_logins_are_limited_per_address(demo: Api, clock: ManualClock) -> 
     assert refused.status_code == 429
     assert refused.headers["content-type"] == PROBLEM
     assert int(refused.headers["retry-after"]) >= 1
+    assert "demo logins per minute per address" in refused.json()["detail"]
     clock.advance(61)
     await sign_in(demo, "one more")
 

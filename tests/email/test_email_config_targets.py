@@ -73,6 +73,16 @@ async def test_a_private_or_special_host_is_refused_at_put_saying_why(
     assert (await api.http.get(PATH, headers=tenant.auth)).status_code == 404
 
 
+async def test_a_refused_host_name_does_not_reveal_its_address(api: Api) -> None:
+    # The tenant learns the category, never what an internal name resolves to.
+    tenant = await api.tenant()
+    r = await api.http.put(PATH, json=_config(host="localhost"), headers=tenant.auth)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert "localhost is loopback" in detail, detail
+    assert "127.0.0.1" not in detail and "::1" not in detail, detail
+
+
 async def test_a_private_fallback_is_refused_at_put_naming_the_fallback(api: Api) -> None:
     tenant = await api.tenant()
     body = _config(fallback={**FALLBACK, "host": "192.168.0.25"})

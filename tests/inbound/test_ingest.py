@@ -25,7 +25,7 @@ async def test_standard_webhooks_signed_request_is_stored_with_its_id(
 ) -> None:
     tenant = await api.tenant()
     hook = await make_hook(api, tenant, name="helpdesk")
-    assert hook["url"] == f"/api/v1/webhooks/{tenant.slug}/helpdesk"
+    assert hook["path"] == f"/api/v1/webhooks/{tenant.slug}/helpdesk"
     headers = signing.standard_webhooks(hook["secret"], BODY, clock.now(), "msg_abc")
     r = await post(api, hook["url"], BODY, headers)
     assert r.status_code == 202, r.text

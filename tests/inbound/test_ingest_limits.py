@@ -88,6 +88,7 @@ async def test_unsigned_flood_does_not_lock_out_the_signed_sender(
         assert [r.status_code for r in flood] == [401] * 4 + [429] * 2
         assert flood[-1].headers["content-type"] == "application/problem+json"
         assert int(flood[-1].headers["retry-after"]) >= 1
+        assert "per minute per source address" in flood[-1].json()["detail"]
         # Another address: the hook's unverified budget (6) is spent by now as well.
         assert (await post(Api(other), url, *_unsigned(99))).status_code == 429
 
@@ -100,7 +101,7 @@ async def test_unsigned_flood_does_not_lock_out_the_signed_sender(
         # The verified budget still holds: the fourth signed request is over it.
         over = await post(api, url, *_signed(hook["secret"], 3))
         assert over.status_code == 429
-        assert "inbound events per minute" in over.json()["detail"]
+        assert "inbound events per minute for this hook" in over.json()["detail"]
         assert await count_events(api, hook["id"]) == 3
 
         # The next window: both budgets are fresh.

@@ -60,6 +60,33 @@ async def test_a_client_setting_changes_the_limit_and_going_over_is_a_429_proble
     assert again.status_code == 200 and again.headers["ratelimit-remaining"] == "2"
 
 
+async def test_a_429_names_the_limit_its_window_and_whose_it_is(
+    api: Api, clock: ManualClock
+) -> None:
+    tenant = await api.tenant()
+    limits = {"requests_per_minute": 2}
+    r = await api.http.patch(
+        "/api/v1/clients/me", json={"settings": {"rate_limits": limits}}, headers=tenant.auth
+    )
+    assert r.status_code == 200, r.text
+    answers = [await api.http.get("/api/v1/rooms", headers=tenant.auth) for _ in range(3)]
+    assert answers[-1].status_code == 429
+    detail = answers[-1].json()["detail"]
+    assert "2 requests per minute per API key" in detail, detail
+
+    other = await api.tenant()
+    limits = {"client_requests_per_minute": 2}
+    r = await api.http.patch(
+        "/api/v1/clients/me", json={"settings": {"rate_limits": limits}}, headers=other.auth
+    )
+    assert r.status_code == 200, r.text
+    user_key = await api.login(other, (await api.user(other))["id"])
+    refused = await api.http.get("/api/v1/rooms", headers=bearer(user_key))
+    assert refused.status_code == 429
+    detail = refused.json()["detail"]
+    assert "2 requests per minute for the whole client" in detail, detail
+
+
 async def test_the_client_limit_counts_all_its_keys_together(api: Api, clock: ManualClock) -> None:
     tenant = await api.tenant()
     await api.http.patch(

@@ -347,7 +347,9 @@ async def test_client_events_are_rate_limited_per_connection(scene: Scene) -> No
     ws = await WsClient.open(scene.base, scene.keys[0])
     try:
         replies = [await ws.request("ping", {}) for _ in range(60)]
-        assert any(r["event"] == "error" and r["data"]["status"] == 429 for r in replies)
+        refused = [r for r in replies if r["event"] == "error" and r["data"]["status"] == 429]
+        assert refused
+        assert "per second" in refused[0]["data"]["detail"], refused[0]  # the window named
         assert replies[0]["event"] == "pong"
     finally:
         await ws.close()

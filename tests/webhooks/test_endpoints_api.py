@@ -123,6 +123,25 @@ async def test_private_targets_are_refused_at_creation_naming_why(
     assert listed == []
 
 
+async def test_a_private_refusal_names_the_switch_and_that_loopback_counts(api: Api) -> None:
+    tenant = await api.tenant()
+    for url in ("http://127.0.0.1:8080/hook", "http://localhost:8080/hook", "http://10.1.2.3/"):
+        r = await api.http.post(PATH, json={"url": url}, headers=tenant.auth)
+        assert r.status_code == 422, r.text
+        detail = r.json()["detail"]
+        assert "WEBHOOK_ALLOW_PRIVATE_TARGETS=true" in detail, detail
+        assert "loopback included" in detail, detail
+
+
+async def test_a_refused_name_does_not_reveal_its_address(api: Api) -> None:
+    tenant = await api.tenant()
+    r = await api.http.post(PATH, json={"url": "http://localhost:8080/hook"}, headers=tenant.auth)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert "localhost is loopback" in detail, detail
+    assert "127.0.0.1" not in detail and "::1" not in detail, detail
+
+
 async def test_patch_to_a_private_url_is_refused_and_changes_nothing(api: Api) -> None:
     tenant = await api.tenant()
     endpoint = await _create(api, tenant)
@@ -148,11 +167,12 @@ async def test_private_targets_are_allowed_when_configured(private_api: Api) -> 
     for url in ("http://127.0.0.1:8080/hook", "http://localhost:8080/hook"):
         r = await private_api.http.post(PATH, json={"url": url}, headers=tenant.auth)
         assert r.status_code == 201, r.text
-    # Cloud metadata stays refused even then.
+    # Cloud metadata stays refused even then, and the answer says the switch is no way out.
     r = await private_api.http.post(
         PATH, json={"url": "http://169.254.169.254/"}, headers=tenant.auth
     )
     assert r.status_code == 422
+    assert "whatever WEBHOOK_ALLOW_PRIVATE_TARGETS says" in r.json()["detail"], r.text
 
 
 async def test_invalid_bodies_are_422(api: Api) -> None:
