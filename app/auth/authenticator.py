@@ -13,6 +13,7 @@ import hmac
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +28,7 @@ from app.core.broadcast import Broadcast
 from app.core.clock import monotonic, utcnow
 from app.core.db import Database
 from app.core.errors import RateLimited, Unauthorized
+from app.core.executors import run_in
 
 log = logging.getLogger("chatapi.auth")
 
@@ -57,6 +59,7 @@ class Authenticator:
         broadcast: Broadcast,
         limiter: RateLimiter,
         admin_key: str | None,
+        bcrypt_pool: Executor,
     ) -> None:
         from app.auth.cache import VerifiedKeyCache
 
@@ -64,6 +67,7 @@ class Authenticator:
         self._broadcast = broadcast
         self._limiter = limiter
         self._admin_key = admin_key
+        self._bcrypt_pool = bcrypt_pool
         self.cache = VerifiedKeyCache()
         self._listeners: list[RevocationListener] = []
         self._changed_listeners: list[RevocationListener] = []
@@ -221,7 +225,8 @@ class Authenticator:
         # uses share one verify, so a working key spends about one of the ten per process.
         if not await self._limiter.hit(WRONG_SECRETS_PER_MINUTE, "wrong-secret", key_id):
             raise RateLimited("Too many wrong secrets for this key id", retry_after=60)
-        verified = await asyncio.to_thread(verify_secret, secret, secret_hash)
+        # In bcrypt's own bounded pool: no other kind of blocking work can delay a login.
+        verified = await run_in(self._bcrypt_pool, verify_secret, secret, secret_hash)
         if verified:
             # Cached before the flight ends: a use that reads the row after the flight is
             # gone (and before its waiters resume) must find the key verified, not verify
