@@ -12,16 +12,18 @@ import concurrent.futures
 import gc
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app.main import create_app
-from tests.conftest import app_client, make_settings
+from tests.conftest import app_client, child_env, make_settings
 from tests.inbound import signing
 from tests.inbound.conftest import make_hook
 from tests.inbound.test_processing import github_event, settled
 from tests.support.api import Api, Tenant
+from tests.support.processes import chatapi_process
 
 # The issue's reproductions, as a tenant would save them.
 NESTED_LOOP = "{% set s = 'x' * 40000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}"
@@ -125,6 +127,35 @@ async def test_template_past_the_deadline_is_killed_and_the_next_event_renders(
     assert ok["status"] == "processed", ok
     room = await api.http.get(f"/api/v1/rooms/{ok['outcome']['room_id']}", headers=tenant.auth)
     assert room.json()["name"] == "Issue Ticket 3"
+
+
+@pytest.mark.slow
+async def test_a_chatapi_worker_process_kills_a_runaway_render_and_renders_on(
+    pg_url: str, redis_server_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """The same in a separate `chatapi worker` process (Celery on Redis), where inbound
+    events are processed when REDIS_URL is set."""
+    settings = make_settings(
+        pg_url,
+        REDIS_URL=redis_server_url,
+        REDIS_KEY_PREFIX=f"{redis_prefix}hostile:",
+        TEMPLATE_RENDER_TIMEOUT_SECONDS=SHORT,
+    )
+    app = create_app(settings)
+    with chatapi_process(["worker", "--concurrency", "2"], child_env(settings), tmp_path, "worker"):
+        async for http in app_client(app):
+            api = Api(http, app=app)
+            tenant = await api.tenant()
+            slow = await _room_hook(api, tenant, "slow", SLOW)
+            fine = await _room_hook(api, tenant, "fine", "Issue {{ body.issue.title }}")
+            failed = await settled(
+                api, tenant, slow["id"], await github_event(api, slow, _issue(6)), timeout=60
+            )
+            assert (failed["status"], failed["error"]) == ("failed", "template render exceeded 2 s")
+            ok = await settled(
+                api, tenant, fine["id"], await github_event(api, fine, _issue(7)), timeout=60
+            )
+            assert ok["status"] == "processed", ok
 
 
 async def test_template_past_the_memory_limit_fails_its_event(worker_api: Api) -> None:
