@@ -216,7 +216,8 @@ class LimitedPool:
         return reply
 
     async def _death(self, worker: _Worker) -> JobFailed:
-        """Why a worker that stopped answering died (after reaping it)."""
+        """Why a worker that stopped answering (or answered garbage) died, once reaped."""
+        worker.kill()  # a dead one keeps its exit status; a babbling one is ended
         await asyncio.get_running_loop().run_in_executor(self._starter, _reap, worker.process)
         code = worker.process.returncode
         if code == -signal.SIGXCPU:
