@@ -3,8 +3,9 @@
 The claim/lease/fence rules are the relay's (DESIGN.md §4): a duplicate doorbell finds
 the row claimed or finished and does nothing; a worker that dies mid-way leaves a lease
 that expires, and the sweep rings again. Failures of the input (not JSON, a template
-error or sandbox refusal) and of the action (ActionFailed) are permanent and recorded on
-the event; anything else is retried on DELIVERY_RETRY_SCHEDULE.
+error, a sandbox refusal, a render past its time or memory limit) and of the action
+(ActionFailed) are permanent and recorded on the event; anything else (a render process
+that died on its own included) is retried on DELIVERY_RETRY_SCHEDULE.
 """
 
 from __future__ import annotations
