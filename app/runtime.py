@@ -21,12 +21,15 @@ from redis.asyncio import Redis
 
 from app.auth.authenticator import Authenticator
 from app.channels.base import Channel, ChannelFactoryContext, load_channels
+from app.core import executors
 from app.core.broadcast import Broadcast, MemoryBroadcast, RedisBroadcast
 from app.core.config import Settings
 from app.core.crypto import SecretBox
 from app.core.db import Database
+from app.core.executors import Executors
 from app.core.redis import create_redis
 from app.core.secret_key import load_secret_box
+from app.inbound.renderer import TemplateRenderer
 from app.ratelimit.fail_open import FailOpen
 from app.ratelimit.policies import RateLimitPolicies
 from app.ratelimit.storage import create_limiter, create_storage
@@ -64,6 +67,10 @@ class Runtime:
     secret_box: SecretBox
     # Rate limits and quotas (app/ratelimit/policies.py), counted in the shared storage.
     limits: RateLimitPolicies
+    # Bounded thread pools per kind of blocking work (bcrypt, broker publishes).
+    executors: Executors
+    # Tenant templates render in limited child processes (started on first use).
+    renderer: TemplateRenderer
     # The delivery channels by name, loaded once per process from the entry points.
     channels: dict[str, Channel] = field(default_factory=dict)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
@@ -76,6 +83,8 @@ class Runtime:
     async def start(self) -> None:
         """Start the parts that run in the background, on the running loop."""
         self._loop = asyncio.get_running_loop()
+        # Code without the runtime at hand (the doorbells) finds the pools through the loop.
+        executors.bind(self.executors)
         await self.broadcast.start()
         await self.authenticator.start()
         await self.limits.start()
@@ -99,7 +108,10 @@ class Runtime:
             if self.redis is not None:
                 await self.redis.aclose()
             await self.db.dispose()
+            await self.renderer.aclose()
         finally:
+            executors.unbind(self.executors)
+            self.executors.shutdown()
             self._loop = None
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
@@ -152,8 +164,14 @@ def build_runtime(settings: Settings, role: Role) -> Runtime:
     storage = create_storage(settings)
     # One view per process of whether that storage answers (health reads it).
     fail_open = FailOpen()
+    pools = Executors.build()
     authenticator = Authenticator(
-        db, broadcast, create_limiter(settings, storage), settings.ADMIN_API_KEY, fail_open
+        db,
+        broadcast,
+        create_limiter(settings, storage),
+        settings.ADMIN_API_KEY,
+        pools.bcrypt,
+        fail_open,
     )
     bus = EventBus(broadcast)
     return Runtime(
@@ -167,5 +185,7 @@ def build_runtime(settings: Settings, role: Role) -> Runtime:
         authenticator=authenticator,
         secret_box=load_secret_box(settings),
         limits=RateLimitPolicies(settings, storage, db, broadcast, fail_open),
+        executors=pools,
+        renderer=TemplateRenderer(settings),
         channels=load_channels(ChannelFactoryContext.from_settings(settings, bus, presence)),
     )

@@ -13,6 +13,7 @@ import hmac
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,6 +29,7 @@ from app.core.broadcast import Broadcast
 from app.core.clock import monotonic, utcnow
 from app.core.db import Database
 from app.core.errors import RateLimited, Unauthorized
+from app.core.executors import run_in
 from app.ratelimit.fail_open import FailOpen
 
 log = logging.getLogger("chatapi.auth")
@@ -59,6 +61,7 @@ class Authenticator:
         broadcast: Broadcast,
         limiter: RateLimiter,
         admin_key: str | None,
+        bcrypt_pool: Executor,
         fail_open: FailOpen | None = None,
     ) -> None:
         from app.auth.cache import VerifiedKeyCache
@@ -70,6 +73,7 @@ class Authenticator:
         self._local_limiter = MovingWindowRateLimiter(MemoryStorage())
         self._fail_open = fail_open or FailOpen()
         self._admin_key = admin_key
+        self._bcrypt_pool = bcrypt_pool
         self.cache = VerifiedKeyCache()
         self._listeners: list[RevocationListener] = []
         self._changed_listeners: list[RevocationListener] = []
@@ -231,7 +235,8 @@ class Authenticator:
                 f"{WRONG_SECRETS_PER_MINUTE.amount} per minute are verified",
                 retry_after=60,
             )
-        verified = await asyncio.to_thread(verify_secret, secret, secret_hash)
+        # In bcrypt's own bounded pool: no other kind of blocking work can delay a login.
+        verified = await run_in(self._bcrypt_pool, verify_secret, secret, secret_hash)
         if verified:
             # Cached before the flight ends: a use that reads the row after the flight is
             # gone (and before its waiters resume) must find the key verified, not verify

@@ -7,7 +7,6 @@ holds the only write lock, so hashing inside it would stall every other writer.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from app.auth import repository
 from app.auth.models import ApiKey
 from app.auth.principal import KeyKind
 from app.auth.secrets import hash_secret, new_key
+from app.core import executors
 from app.core.clock import utcnow
 from app.core.errors import Conflict, NotFound
 
@@ -32,10 +32,13 @@ class HashedKey:
 
 
 async def new_hashed_key(rounds: int) -> HashedKey:
-    """Make a key and hash its secret off the event loop. Call it before the session's
-    first query, so no transaction (no lock) is open while bcrypt runs."""
+    """Make a key and hash its secret off the event loop, in the bcrypt pool of the runtime
+    on this loop. Call it before the session's first query, so no transaction (no lock) is
+    open while bcrypt runs."""
     presented, parts = new_key()
-    secret_hash = await asyncio.to_thread(hash_secret, parts.secret, rounds)
+    secret_hash = await executors.run_in(
+        executors.current().bcrypt, hash_secret, parts.secret, rounds
+    )
     return HashedKey(presented, parts.key_id, secret_hash)
 
 

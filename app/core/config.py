@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     # How long a worker holds a claimed inbound event before the sweep may hand it to another
     # (a killed worker's event waits this long); must exceed TASK_TIMEOUT_SECONDS.
     INBOUND_LEASE_SECONDS: float = Field(default=330, gt=0)
+    # Inbound templates render in child processes with these limits (a render past them
+    # fails its event and its process is killed and replaced); how many per process. The
+    # memory is the process's address space (~30 MB of it Python and Jinja2).
+    TEMPLATE_RENDER_TIMEOUT_SECONDS: float = Field(default=5, gt=0, le=60)
+    TEMPLATE_RENDER_MEMORY_MB: int = Field(default=256, ge=64)
+    TEMPLATE_RENDER_WORKERS: int = Field(default=2, ge=1, le=32)
     # Upper bound on every call a Celery task makes into the async runtime.
     TASK_TIMEOUT_SECONDS: float = Field(default=300, gt=0)
     # More modules of Celery tasks every process registers (plugins; the tests' probes).

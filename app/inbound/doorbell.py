@@ -16,6 +16,8 @@ import logging
 import weakref
 from collections.abc import Callable, Sequence
 
+from app.core import executors
+
 log = logging.getLogger("chatapi.inbound")
 
 PROCESS_EVENTS_TASK = "inbound.process_events"
@@ -55,7 +57,8 @@ class Bell:
         while self._pending:
             batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
             try:
-                await asyncio.to_thread(self._send, batch)
+                # The broker pool: a stalled broker holds its own threads, nobody else's.
+                await executors.run_in(executors.current().broker, self._send, batch)
             except Exception:
                 log.warning(
                     "enqueueing inbound events failed; the sweep will ring them",

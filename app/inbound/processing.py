@@ -3,13 +3,13 @@
 The claim/lease/fence rules are the relay's (DESIGN.md §4): a duplicate doorbell finds
 the row claimed or finished and does nothing; a worker that dies mid-way leaves a lease
 that expires, and the sweep rings again. Failures of the input (not JSON, a template
-error or sandbox refusal) and of the action (ActionFailed) are permanent and recorded on
-the event; anything else is retried on DELIVERY_RETRY_SCHEDULE.
+error, a sandbox refusal, a render past its time or memory limit) and of the action
+(ActionFailed) are permanent and recorded on the event; anything else (a render process
+that died on its own included) is retried on DELIVERY_RETRY_SCHEDULE.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,12 +20,11 @@ import orjson
 from app.core.clock import utcnow
 from app.inbound import actions, repository, templates
 from app.inbound.models import InboundEvent, InboundWebhook
+from app.inbound.renderer import TemplateRenderer
 from app.runtime import Runtime
 
 log = logging.getLogger("chatapi.inbound")
 
-#: A template render that takes longer fails the event (the sandbox bounds sizes, not time).
-RENDER_TIMEOUT_SECONDS = 5.0
 #: Events the sweep re-rings per kind (due, expired lease) per run.
 SWEEP_BATCH = 500
 
@@ -51,8 +50,9 @@ def lease_seconds(runtime: Runtime) -> float:
     return runtime.settings.INBOUND_LEASE_SECONDS
 
 
-async def build_input(hook: InboundWebhook, event: InboundEvent) -> Any:
-    """The action's input: the parsed body, or the hook's template rendered against it."""
+async def build_input(renderer: TemplateRenderer, hook: InboundWebhook, event: InboundEvent) -> Any:
+    """The action's input: the parsed body, or the hook's template rendered against it (in
+    a render process with time and memory limits: a runaway template fails only itself)."""
     try:
         body = orjson.loads(event.body) if event.body else None
     except orjson.JSONDecodeError as exc:
@@ -61,15 +61,7 @@ async def build_input(hook: InboundWebhook, event: InboundEvent) -> Any:
     if template is None:
         return body
     try:
-        # Off the event loop: a slow template must not stall sockets and requests.
-        return await asyncio.wait_for(
-            asyncio.to_thread(templates.render, template, body, event.headers),
-            RENDER_TIMEOUT_SECONDS,
-        )
-    except asyncio.TimeoutError:
-        raise InputFailed(
-            f"template: rendering took longer than {RENDER_TIMEOUT_SECONDS:g} s"
-        ) from None
+        return await renderer.render(template, body, event.headers)
     except templates.TemplateFailed as exc:
         raise InputFailed(str(exc)) from None
 
@@ -88,7 +80,7 @@ async def process(runtime: Runtime, client_id: str, event_id: str) -> Result:
     attempts = event.attempts
     job = actions.Job(client_id, hook.id, event.id, event.generation, hook.config)
     try:
-        data = await build_input(hook, event)
+        data = await build_input(runtime.renderer, hook, event)
         outcome = await actions.run(runtime, job, hook.action, data)
     except (InputFailed, actions.ActionFailed) as exc:
         return await _fail(runtime, event, attempts, str(exc))

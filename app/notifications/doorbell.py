@@ -11,6 +11,7 @@ import logging
 import weakref
 from collections.abc import Sequence
 
+from app.core import executors
 from app.worker.celery_app import DELIVERY_QUEUE, celery_app
 
 log = logging.getLogger("chatapi.notifications")
@@ -61,7 +62,8 @@ class _Batcher:
             for client_id, ids in batch.items():
                 try:
                     await asyncio.wait_for(
-                        asyncio.to_thread(ring, client_id, ids), RING_TIMEOUT_SECONDS
+                        executors.run_in(executors.current().broker, ring, client_id, ids),
+                        RING_TIMEOUT_SECONDS,
                     )
                 except Exception:
                     log.warning(
@@ -100,7 +102,8 @@ async def drain() -> None:
 async def ring_flush(client_id: str, user_id: str) -> None:
     """Ask a worker to deliver the user's parked websocket notifications."""
     try:
-        await asyncio.to_thread(
+        await executors.run_in(
+            executors.current().broker,
             celery_app.send_task,
             FLUSH_PARKED_TASK,
             args=(client_id, user_id),

@@ -11,7 +11,6 @@ that takes nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from datetime import datetime, timedelta
 from weakref import WeakKeyDictionary
 
 from app.core.clock import utcnow
+from app.core.executors import run_in
 from app.inbox import service as inbox_service
 from app.notifications import idempotency_repository as idempotency
 from app.notifications import parked_repository as parking
@@ -79,7 +79,7 @@ async def sweep_due(rt: Runtime) -> SweepReport:
                 break
             after = (expired[-1].at, expired[-1].id)
     for client_id, ids in by_client.items():
-        await asyncio.to_thread(ring, client_id, ids)
+        await run_in(rt.executors.broker, ring, client_id, ids)
     # max: of two sweeps overlapping on one process, the later one's time stands.
     _previous_sweep[rt] = max(now, _previous_sweep.get(rt, now))
     parked = await _expire_parked(rt)

@@ -137,3 +137,54 @@ def _deep(depth: int) -> Any:
 def test_nesting_is_bounded() -> None:
     with pytest.raises(TemplateFailed, match="deeper"):
         check(_deep(templates.MAX_DEPTH + 2))
+
+
+_ALIASED = "{% set a = [1] * 100000 %}"
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        # Issue 20: a nested loop over a long string is billions of iterations of nothing.
+        (
+            "{% set s = 'x' * 2000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}",
+            "loops may run at most",
+        ),
+        # A list of references to one big list: small to build, huge to walk or print.
+        ("{{ [[1] * 1000] * 1000 }}", "may not exceed"),
+        ("{% set a = [[1] * 1000] * 200 %}{{ a + a }}", "may not exceed"),
+        (_ALIASED + "{{ [a, a, a, a] }}", "more than"),
+        (_ALIASED + "x{{ [a, a, a, a] }}", "more than"),
+        (_ALIASED + "{{ [a, a, a, a] | join }}", "more than"),
+        (_ALIASED + "{{ [a, a, a, a] | string }}", "more than"),
+        (_ALIASED + "{{ [a, a, a, a] | tojson }}", "more than"),
+        ("{{ [[1] * 100, [1] * 100] | sum(start=[]) }}", "sum"),
+        # Integers: every step within the exponent bound, the result far beyond any use.
+        ("{{ ((2 ** 64) ** 64) ** 64 }}", "bits"),
+        ("{{ (2 ** 60) ** 60 }}", "bits"),
+        (
+            "{% set n = 2 ** 60 %}{{ n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n * n }}",
+            "bits",
+        ),
+        # Calls: a macro calling itself twice is 2**n calls without any loop.
+        (
+            "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
+            "{{ f(17) }}",
+            "calls",
+        ),
+        ("{% for a in [1, 2] recursive %}{{ loop([1, 2]) }}{% endfor %}", "recursive"),
+    ],
+)
+def test_amplification_is_refused_by_the_sandbox_with_its_reason(source: str, reason: str) -> None:
+    with pytest.raises(TemplateFailed) as refused:
+        render(source, BODY, {})
+    assert "sandbox" in str(refused.value) and reason in str(refused.value), refused.value
+
+
+def test_loops_and_calls_within_the_budget_still_render() -> None:
+    source = (
+        "{% macro twice(x) %}{{ x }}{{ x }}{% endmacro %}"
+        "{% for i in range(50) %}{% for j in range(50) %}{% endfor %}{% endfor %}"
+        "{{ twice(body.issue.id) }}-{{ 2 ** 63 - 1 }}-{{ ([1, 2] * 3) | sum }}"
+    )
+    assert render(source, BODY, {}) == f"4242-{2**63 - 1}-9"
