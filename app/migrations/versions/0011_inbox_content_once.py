@@ -9,8 +9,8 @@ so they agree with it. Where one does not (a notification without a websocket pa
 by hand) the item's copy is written into the notification, and an item whose notification
 row is missing gets a minimal one holding its content, so that no item loses what it shows.
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-07 10:00:00
 """
 
@@ -22,8 +22,8 @@ from alembic import op
 
 import app.core.types
 
-revision: str = "0014"
-down_revision: str | None = "0013"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,6 +1,6 @@
 """inbound content marks: the optional content-hash dedupe window of github/hmac-sha256 hooks
 
-Revision ID: 0013
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-07 01:00:00
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 import app.core.types
 
-revision: str = "0013"
+revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
