@@ -123,6 +123,9 @@ class ChannelContext:
     attempt: int = 1
     email: EmailConfig | None = None  # the client's SMTP configuration, for e-mail
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    # The caller already holds this attempt's slot of the channel's in-flight cap (and
+    # releases it): the delivery engine takes it before counting the quota.
+    capacity_held: bool = False
 
 
 @runtime_checkable

@@ -42,11 +42,17 @@ class InFlightCap:
         self._in_flight[key] += 1
         return True
 
-    def release(self, key: str) -> None:
-        """Give a slot of `key` back and tell every listener, in the releasing call."""
+    def release(self, key: str, *, notify: bool = True) -> None:
+        """Give a slot of `key` back and tell every listener, in the releasing call.
+
+        `notify=False` for a slot given back unused because another of our limits refused
+        the attempt (a quota): waking the next waiting one would only meet the same limit.
+        """
         self._in_flight[key] -= 1
         if self._in_flight[key] <= 0:
             del self._in_flight[key]
+        if not notify:
+            return
         for listener in list(self._listeners):
             try:
                 listener(key)

@@ -139,7 +139,8 @@ class WebhookChannel:
         # A full cap defers instead of waiting: a waiting task would hold a worker slot
         # (prefetch 1) doing nothing while other endpoints' deliveries queue. The refusal is
         # ours, not an attempt; the engine sends the delivery when a slot frees.
-        if not self.capacity.try_acquire(endpoint.id):
+        acquired = not ctx.capacity_held
+        if acquired and not self.capacity.try_acquire(endpoint.id):
             return Outcome(
                 OutcomeKind.DEFER,
                 capacity_key=endpoint.id,
@@ -151,7 +152,8 @@ class WebhookChannel:
                 started = monotonic()  # the attempt's duration is the request's, not the wait
                 outcome = await self._post(target, content, ctx)
         finally:
-            self.capacity.release(endpoint.id)
+            if acquired:
+                self.capacity.release(endpoint.id)
         return replace(outcome, duration_ms=(monotonic() - started) * 1000)
 
     async def _post(

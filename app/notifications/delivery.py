@@ -24,7 +24,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -46,6 +46,7 @@ from app.notifications import delivery_repository as deliveries
 from app.notifications import finish_repository as finishing
 from app.notifications import parked_repository as parking
 from app.notifications.delivery_results import AttemptResult, ResultWriter
+from app.notifications.doorbell import ring_soon
 from app.notifications.models import Delivery, Notification
 from app.notifications.quota import over_quota
 from app.notifications.waiting import CapacityWaiters, Waiting
@@ -183,8 +184,15 @@ async def _attempt(
     """One attempt through the delivery's channel, unless one of our limits defers it
     first; never raises."""
     if rt.shutting_down.is_set():
-        # Due again at once, for another worker (or this one after its restart).
-        return Outcome(OutcomeKind.DEFER, retry_after=0.0, error="the worker is shutting down")
+        # Due again for another worker's next sweep (or this one's after a restart): one
+        # interval ahead, so the row is due only after this give-back has committed — a
+        # sweep rings rows that fall due after its previous look, never one already due
+        # when it looked (and ringing it here could reach this stopping worker itself).
+        return Outcome(
+            OutcomeKind.DEFER,
+            retry_after=rt.settings.DELIVERY_SWEEP_INTERVAL_SECONDS,
+            error="the worker is shutting down",
+        )
     limit = rt.settings.delivery_attempt_limit
     if delivery.attempts > limit:
         # Only a worker dying mid-attempt, again and again, gets here (a poison delivery).
@@ -200,11 +208,6 @@ async def _attempt(
     if delivery.endpoint_id and delivery.endpoint_id not in loaded.endpoints:
         return Outcome(OutcomeKind.FAILED, error="the endpoint was deleted or disabled")
     target = _target(delivery, loaded)
-    refused = _cap_full(channel, target)
-    if refused is None:
-        refused = await over_quota(rt, delivery, utcnow().timestamp())
-    if refused is not None:
-        return refused
     ctx = ChannelContext(
         notification_id=notification.id,
         created_at=notification.created_at,
@@ -213,6 +216,42 @@ async def _attempt(
         metadata=notification.metadata_,
     )
     content: dict[str, Any] = notification.content.get(delivery.channel, {})
+    if not isinstance(channel, Capped) or (key := channel.capacity_key(target)) is None:
+        return await _quota_then_send(rt, delivery, channel, target, content, ctx)
+    # The cap's slot is taken before the quota is counted (a delivery the cap refuses must
+    # not use up a quota slot it never sends in) and held through the send.
+    if not channel.capacity.try_acquire(key):
+        return Outcome(
+            OutcomeKind.DEFER,
+            capacity_key=key,
+            error=f"{channel.name} has {channel.capacity.limit} in flight for {key}",
+        )
+    outcome: Outcome | None = None
+    try:
+        outcome = await _quota_then_send(
+            rt, delivery, channel, target, content, replace(ctx, capacity_held=True)
+        )
+        return outcome
+    finally:
+        # A slot given back unused (the quota refused) wakes nobody: the next waiting one
+        # would meet the same closed window. The refused delivery itself comes back at the
+        # window's reset, and its request's release wakes the rest.
+        channel.capacity.release(
+            key, notify=outcome is None or outcome.kind is not OutcomeKind.DEFER
+        )
+
+
+async def _quota_then_send(
+    rt: Runtime,
+    delivery: Delivery,
+    channel: Channel,
+    target: DeliveryTarget,
+    content: dict[str, Any],
+    ctx: ChannelContext,
+) -> Outcome:
+    refused = await over_quota(rt, delivery, utcnow().timestamp())
+    if refused is not None:
+        return refused
     timeout = rt.settings.DELIVERY_LEASE_SECONDS * ATTEMPT_SHARE_OF_LEASE
     try:
         return await asyncio.wait_for(channel.send(target, content, ctx), timeout)
@@ -221,21 +260,6 @@ async def _attempt(
     except Exception as exc:
         log.exception("channel %r raised", delivery.channel)
         return Outcome(OutcomeKind.RETRY, error=f"{type(exc).__name__}: {exc}")
-
-
-def _cap_full(channel: Channel, target: DeliveryTarget) -> Outcome | None:
-    """The channel's own refusal, looked at before the quota is counted: a delivery its cap
-    would refuse must not use up a quota slot it never sends in."""
-    if not isinstance(channel, Capped):
-        return None
-    key = channel.capacity_key(target)
-    if key is None or channel.capacity.free(key) > 0:
-        return None
-    return Outcome(
-        OutcomeKind.DEFER,
-        capacity_key=key,
-        error=f"{channel.name} has {channel.capacity.limit} in flight for {key}",
-    )
 
 
 # ---- waiting for a cap's free slot (app/notifications/waiting.py)
@@ -250,7 +274,12 @@ def _waiters(rt: Runtime) -> CapacityWaiters:
 def _wait(rt: Runtime, given_back: list[AttemptResult]) -> None:
     """Remember the deliveries a cap refused (just given back) until it frees a slot."""
     if rt.shutting_down.is_set():
-        return  # nothing is woken any more: they stay due for the sweep of another worker
+        # Nothing is woken any more: rung for the next worker when this one has stopped.
+        _waiters(rt).released_while_stopping(
+            Waiting(r.delivery.client_id, r.delivery.id, r.delivery.attempts - 1)
+            for r in given_back
+        )
+        return
     by_key: dict[tuple[str, str], list[Waiting]] = defaultdict(list)
     for result in given_back:
         d, key = result.delivery, result.outcome.capacity_key
@@ -277,12 +306,14 @@ async def _wake(rt: Runtime, entry: Waiting) -> asyncio.Task[set[OutcomeKind]] |
 
 
 async def stop_waiting(rt: Runtime) -> None:
-    """The process stops: let woken deliveries finish, then make the ones still waiting due
-    now, so another worker's next sweep takes them instead of its lease-long backstop."""
+    """The process stops (its consumer already has): let woken deliveries finish, make the
+    ones still waiting due now, and ring for them and for those given back while stopping,
+    so the next worker — running now or started later — takes them at once instead of
+    after the sweep's lease-long backstop."""
     waiters = rt.waiting
     if waiters is None:
         return
-    left = await waiters.close()
+    left, released = await waiters.close()
     rt.waiting = None
     by_client: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for entry in left:
@@ -295,3 +326,8 @@ async def stop_waiting(rt: Runtime) -> None:
     except Exception:
         # Nothing is lost: the rows are due, and the sweep rings them within a lease.
         log.exception("handing over waiting deliveries failed", extra={"count": len(left)})
+    for entry in left + released:
+        by_client[entry.client_id].append((entry.delivery_id, entry.attempts))
+    for client_id, rows in by_client.items():
+        # Published by the doorbell's drain, right after this (Runtime.stop).
+        await ring_soon(client_id, sorted({delivery_id for delivery_id, _ in rows}))

@@ -26,7 +26,7 @@ from app.core.ids import new_id
 from app.notifications import deferral_repository as deferrals
 from app.notifications import delivery_repository as deliveries
 from app.notifications import finish_repository as finishing
-from app.notifications.doorbell import ring_flush
+from app.notifications.doorbell import ring_flush, ring_soon
 from app.notifications.models import FAILED, Delivery, Notification
 from app.notifications.operational import emit_operational, is_operational
 from app.realtime.events import DELIVERY_EXHAUSTED
@@ -145,6 +145,7 @@ class ResultWriter:
             self.kinds.add(OutcomeKind.DEFER)
         if given_back and self._on_deferred is not None:
             self._on_deferred(given_back)
+        await _ring_due_now(client_id, given_back, now)
         for result, error in exhausted:
             await _emit_exhausted(rt, result, error)
         for endpoint_id in disabled:
@@ -181,6 +182,24 @@ async def _give_back(
     ]
     done = await deferrals.give_back_many(session, client_id, claims, now=now)
     return [r for r in deferred if r.delivery.id in done]
+
+
+async def _ring_due_now(client_id: str, given_back: list[AttemptResult], now: datetime) -> None:
+    """Ring for given-back rows that were already due when their give-back committed (a
+    quota window that reset meanwhile): the sweep only rings rows that fall due after its
+    previous look, which may have come between `now` and the commit. Rows due later are the
+    sweep's; a cap's wait in `waiting`; a row that is due but has no time of ours (a channel
+    missing here) waits for the sweep's backstop, or this worker would ring itself in a
+    loop."""
+    ids = [
+        r.delivery.id
+        for r in given_back
+        if r.outcome.capacity_key is None
+        and r.outcome.retry_after is not None
+        and now + timedelta(seconds=r.outcome.retry_after) <= utcnow()
+    ]
+    if ids:
+        await ring_soon(client_id, ids)
 
 
 async def _record_endpoint_outcomes(

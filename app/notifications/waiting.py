@@ -8,8 +8,9 @@ the claim finds nothing (cancelled, or another worker took it) the next one is t
 
 Memory is not the truth: the rows stay due in the database, so whatever this registry loses
 (the worker killed, more than `MAX_WAITING_PER_KEY` waiting) the beat sweep rings again once
-per lease of waiting (`sweep.should_ring`). A stopping worker wakes nothing more and hands its
-waiting rows over as due now (`close`), so another worker's next sweep takes them.
+per lease of waiting (`sweep.should_ring`). A stopping worker wakes nothing more; at `close`
+its waiting rows, and those it gave back while stopping, are handed to the next worker
+(`delivery.stop_waiting`: due now, and rung).
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class CapacityWaiters:
         self._waking: Counter[_Key] = Counter()
         self._running: set[asyncio.Task[Any]] = set()
         self._closed = False
+        # Given back by this process while it stops: rung for the next worker at `close`.
+        self._given_back: dict[str, Waiting] = {}
 
     def add(self, channel: str, key: str, entries: Iterable[Waiting]) -> None:
         """Remember deliveries the cap of (`channel`, `key`) refused, and wake as many as it
@@ -79,6 +82,11 @@ class CapacityWaiters:
                 break  # the rest wait for the sweep
             queue[entry.delivery_id] = entry
         self._pump((channel, key))
+
+    def released_while_stopping(self, entries: Iterable[Waiting]) -> None:
+        """Remember deliveries given back because this process is stopping, for `close`."""
+        for entry in entries:
+            self._given_back[entry.delivery_id] = entry
 
     def waiting(self) -> int:
         """How many deliveries wait in this process."""
@@ -102,16 +110,24 @@ class CapacityWaiters:
             del self._queues[k]
 
     async def _wake_one(self, k: _Key, entry: Waiting) -> None:
+        failed = False
+        sending: asyncio.Task[Any] | None = None
         try:
             sending = await self._wake(entry)
         except Exception:
+            # The database is away, say: keep its place and try again at the next release,
+            # rather than running through (and dropping) the whole queue now.
             log.exception("waking a waiting delivery failed", extra={"id": entry.delivery_id})
-            sending = None
+            failed = True
         finally:
             self._waking[k] -= 1
             if self._waking[k] <= 0:
                 del self._waking[k]
-        if sending is not None:
+        if failed:
+            queue = self._queues.setdefault(k, OrderedDict())
+            queue[entry.delivery_id] = entry
+            queue.move_to_end(entry.delivery_id, last=False)
+        elif sending is not None:
             self._track(sending)
         else:
             self._pump(k)  # nothing taken: the slot is still free for the next one
@@ -120,14 +136,16 @@ class CapacityWaiters:
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def close(self) -> list[Waiting]:
-        """Wake nothing more, let the deliveries already woken finish, and return those
-        still waiting (for the engine to hand over)."""
+    async def close(self) -> tuple[list[Waiting], list[Waiting]]:
+        """Wake nothing more, let the deliveries already woken finish; those still waiting
+        and those given back while stopping (for the engine to hand over)."""
         self._closed = True
         for name, cap in self._caps.items():
             cap.unsubscribe(self._listeners[name])
         if self._running:
             await asyncio.wait(set(self._running), timeout=CLOSE_TIMEOUT_SECONDS)
         left = [entry for queue in self._queues.values() for entry in queue.values()]
+        released = list(self._given_back.values())
         self._queues.clear()
-        return left
+        self._given_back.clear()
+        return left, released
