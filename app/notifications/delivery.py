@@ -326,8 +326,9 @@ async def stop_waiting(rt: Runtime) -> None:
     except Exception:
         # Nothing is lost: the rows are due, and the sweep rings them within a lease.
         log.exception("handing over waiting deliveries failed", extra={"count": len(left)})
+    to_ring: dict[str, set[str]] = defaultdict(set)
     for entry in left + released:
-        by_client[entry.client_id].append((entry.delivery_id, entry.attempts))
-    for client_id, rows in by_client.items():
+        to_ring[entry.client_id].add(entry.delivery_id)
+    for client_id, ids in to_ring.items():
         # Published by the doorbell's drain, right after this (Runtime.stop).
-        await ring_soon(client_id, sorted({delivery_id for delivery_id, _ in rows}))
+        await ring_soon(client_id, sorted(ids))
