@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from redis.asyncio import Redis
 
@@ -35,6 +36,9 @@ from app.ratelimit.policies import RateLimitPolicies
 from app.ratelimit.storage import create_limiter, create_storage
 from app.realtime.bus import EventBus
 from app.realtime.presence import MemoryPresence, Presence, RedisPresence
+
+if TYPE_CHECKING:
+    from app.notifications.waiting import CapacityWaiters
 
 log = logging.getLogger("chatapi.runtime")
 T = TypeVar("T")
@@ -73,6 +77,12 @@ class Runtime:
     renderer: TemplateRenderer
     # The delivery channels by name, loaded once per process from the entry points.
     channels: dict[str, Channel] = field(default_factory=dict)
+    # Set when the process is asked to stop (SIGTERM, the API's shutdown): work claimed from
+    # then on is given back unspent instead of started (DESIGN.md §4).
+    shutting_down: threading.Event = field(default_factory=threading.Event)
+    # Deliveries waiting for a channel's in-flight cap; made by the delivery engine on first
+    # use (app/notifications/waiting.py).
+    waiting: CapacityWaiters | None = None
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
 
     @property
@@ -85,6 +95,7 @@ class Runtime:
         self._loop = asyncio.get_running_loop()
         # Code without the runtime at hand (the doorbells) finds the pools through the loop.
         executors.bind(self.executors)
+        self.shutting_down.clear()
         await self.broadcast.start()
         await self.authenticator.start()
         await self.limits.start()
@@ -92,10 +103,13 @@ class Runtime:
     async def stop(self) -> None:
         """Stop the background parts and close every connection pool."""
         try:
-            # Doorbells rung by requests that already answered go out before the pools close.
-            # (Imported here: the doorbell imports the Celery app, which imports this module.)
-            from app.notifications import doorbell
+            # Deliveries woken for a freed slot finish and the rest waiting for one are handed
+            # over, then doorbells rung by requests that already answered go out, before the
+            # pools close. (Imported here: both import modules that import this one.)
+            from app.notifications import delivery, doorbell
 
+            self.shutting_down.set()
+            await delivery.stop_waiting(self)
             await doorbell.drain()
             for channel in self.channels.values():
                 try:

@@ -36,6 +36,10 @@ class OutcomeKind(str, enum.Enum):
     RETRY = "retry"  # try again later (after `retry_after` when given)
     FAILED = "failed"  # permanent: retrying cannot help
     PARKED = "parked"  # nothing to do now; stays pending until an event (a connect) flushes it
+    # Not attempted: one of our own limits refused it (an in-flight cap, a quota, a worker
+    # shutting down). Never an attempt: the row goes back unspent, nothing is recorded, and
+    # the target's health is untouched (DESIGN.md §4).
+    DEFER = "defer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,10 @@ class Outcome:
     error: str | None = None  # why it did not succeed, for humans
     served_by: str | None = None  # which server answered ("primary"/"fallback" for e-mail)
     disable_endpoint: bool = False  # the receiver asked never to be called again (HTTP 410)
+    # DEFER only: the in-flight cap's key that refused it (app/channels/capacity.py); the
+    # delivery comes back when that key has a free slot. `retry_after` (DEFER): when it
+    # is due again; None keeps the time it was due.
+    capacity_key: str | None = None
 
     @property
     def delivered(self) -> bool:
@@ -115,6 +123,9 @@ class ChannelContext:
     attempt: int = 1
     email: EmailConfig | None = None  # the client's SMTP configuration, for e-mail
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    # The caller already holds this attempt's slot of the channel's in-flight cap (and
+    # releases it): the delivery engine takes it before counting the quota.
+    capacity_held: bool = False
 
 
 @runtime_checkable

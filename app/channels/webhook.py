@@ -18,7 +18,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -37,6 +36,7 @@ from app.channels.base import (
     OutcomeKind,
     truncate_reply,
 )
+from app.channels.capacity import InFlightCap
 from app.channels.ssrf import (
     Resolver,
     TargetRefused,
@@ -96,15 +96,13 @@ class WebhookChannel:
         allow_private: bool = False,
         timeout: float = 15.0,
         max_in_flight_per_endpoint: int = 4,
-        busy_retry_after: float = 5.0,
         resolver: Resolver | None = None,
     ) -> None:
         self._timeout = timeout
-        self._cap = max_in_flight_per_endpoint
-        self._busy_retry_after = busy_retry_after
         self._allow_private = allow_private
         self._resolver = resolver
-        self._in_flight: Counter[str] = Counter()
+        # Requests in flight per endpoint id (app/channels/capacity.py).
+        self.capacity = InFlightCap(max_in_flight_per_endpoint)
         self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
         # Built on first use: an aiohttp session belongs to the loop it is made on, and
         # channels are loaded before the worker's loop runs.
@@ -129,6 +127,10 @@ class WebhookChannel:
             )
         return self._session
 
+    def capacity_key(self, target: DeliveryTarget) -> str | None:
+        """Requests are capped per endpoint."""
+        return target.endpoint.id if target.endpoint is not None else None
+
     async def send(
         self, target: DeliveryTarget, content: dict[str, Any], ctx: ChannelContext
     ) -> Outcome:
@@ -140,24 +142,24 @@ class WebhookChannel:
             return Outcome(OutcomeKind.FAILED, error="webhook content needs an event_type")
         if not endpoint.secrets:
             return Outcome(OutcomeKind.FAILED, error="webhook endpoint has no signing secret")
-        # The cap answers "busy, retry soon" instead of waiting: a waiting task would hold a
-        # worker slot (prefetch 1) doing nothing while other endpoints' deliveries queue.
-        if self._in_flight[endpoint.id] >= self._cap:
+        # A full cap defers instead of waiting: a waiting task would hold a worker slot
+        # (prefetch 1) doing nothing while other endpoints' deliveries queue. The refusal is
+        # ours, not an attempt; the engine sends the delivery when a slot frees.
+        acquired = not ctx.capacity_held
+        if acquired and not self.capacity.try_acquire(endpoint.id):
             return Outcome(
-                OutcomeKind.RETRY,
-                retry_after=self._busy_retry_after,
-                error=f"endpoint has {self._cap} deliveries in flight",
+                OutcomeKind.DEFER,
+                capacity_key=endpoint.id,
+                error=f"endpoint has {self.capacity.limit} deliveries in flight",
             )
-        self._in_flight[endpoint.id] += 1
         started = monotonic()
         try:
             async with self._slots:
                 started = monotonic()  # the attempt's duration is the request's, not the wait
                 outcome = await self._post(target, content, ctx)
         finally:
-            self._in_flight[endpoint.id] -= 1
-            if self._in_flight[endpoint.id] <= 0:
-                del self._in_flight[endpoint.id]
+            if acquired:
+                self.capacity.release(endpoint.id)
         return replace(outcome, duration_ms=(monotonic() - started) * 1000)
 
     async def _post(

@@ -8,17 +8,28 @@ bookkeeping), so a slow endpoint holds up only its own deliveries while a burst 
 ones costs few transactions. Notification statuses are refreshed once per write for the
 notifications that reached a final state, under the notification's row lock (sorted,
 before any delivery row is touched, the same order cancel and retry use).
+
+Our own limits defer, never fail (DESIGN.md §4). A claim counts an attempt; when one of our
+limits stops it before its request — the channel's in-flight cap, a quota, this worker
+shutting down — the outcome is DEFER and the claim is given back unspent: no attempt row, no
+mark on the endpoint's health. A cap's refusals wait in this process (`waiting`) and go out
+as soon as the cap frees a slot. A claim lost with its worker (kill -9) cannot tell whether
+its request left, so it keeps its attempt (at least once; receivers dedupe by webhook-id):
+only `delivery_attempt_limit` such losses in a row fail a delivery (a poison delivery).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from app.channels.base import (
+    Channel,
     ChannelContext,
     DeliveryTarget,
     EmailConfig,
@@ -26,16 +37,21 @@ from app.channels.base import (
     OutcomeKind,
     WebhookEndpoint,
 )
+from app.channels.capacity import Capped
 from app.core.clock import utcnow
 from app.core.crypto import SecretBoxError
 from app.email import service as email_service
+from app.notifications import deferral_repository as deferrals
 from app.notifications import delivery_repository as deliveries
 from app.notifications import finish_repository as finishing
 from app.notifications import parked_repository as parking
 from app.notifications.delivery_results import AttemptResult, ResultWriter
+from app.notifications.doorbell import ring_soon
 from app.notifications.models import Delivery, Notification
-from app.notifications.quota import defer_if_over_quota
+from app.notifications.quota import over_quota
+from app.notifications.waiting import CapacityWaiters, Waiting
 from app.observability.delivery_metrics import observe
+from app.observability.metrics import DEFERRALS
 from app.runtime import Runtime
 from app.webhooks import service as webhooks
 
@@ -89,8 +105,9 @@ async def flush_parked(rt: Runtime, client_id: str, user_id: str) -> int:
             await session.commit()
         total += len(claimed)
         kinds = await _run(rt, client_id, claimed, 1)
-        # Parked again (the user left meanwhile) or nothing more: stop, or this would spin.
-        if len(claimed) < FLUSH_BATCH or OutcomeKind.PARKED in kinds:
+        # Parked again (the user left meanwhile), given back (this worker is stopping) or
+        # nothing more: stop, or this would spin.
+        if len(claimed) < FLUSH_BATCH or kinds & {OutcomeKind.PARKED, OutcomeKind.DEFER}:
             return total
 
 
@@ -100,7 +117,9 @@ async def _run(
     if not claimed:
         return set()
     loaded = await _load(rt, client_id, claimed)
-    finisher = ResultWriter(rt, client_id, len(claimed))
+    finisher = ResultWriter(
+        rt, client_id, len(claimed), on_deferred=lambda given_back: _wait(rt, given_back)
+    )
     limit = asyncio.Semaphore(concurrency)
 
     async def one(delivery: Delivery) -> None:
@@ -109,11 +128,11 @@ async def _run(
             finisher.skip()
             return
         async with limit:
-            if await defer_if_over_quota(rt, delivery):  # a deferral, not an attempt
-                finisher.skip()
-                return
             outcome = await _attempt(rt, delivery, notification, loaded)
-        observe(delivery, notification, outcome, rt.settings.delivery_attempt_limit)
+        if outcome.kind is OutcomeKind.DEFER:
+            DEFERRALS.labels(delivery.channel).inc()
+        else:
+            observe(delivery, notification, outcome, rt.settings.delivery_attempt_limit)
         finisher.put(AttemptResult(delivery, notification, outcome))
 
     results = await asyncio.gather(
@@ -162,18 +181,33 @@ def _target(delivery: Delivery, loaded: _Loaded) -> DeliveryTarget:
 async def _attempt(
     rt: Runtime, delivery: Delivery, notification: Notification, loaded: _Loaded
 ) -> Outcome:
-    """One attempt through the delivery's channel; never raises."""
+    """One attempt through the delivery's channel, unless one of our limits defers it
+    first; never raises."""
+    if rt.shutting_down.is_set():
+        # Due again for another worker's next sweep (or this one's after a restart): one
+        # interval ahead, so the row is due only after this give-back has committed — a
+        # sweep rings rows that fall due after its previous look, never one already due
+        # when it looked (and ringing it here could reach this stopping worker itself).
+        return Outcome(
+            OutcomeKind.DEFER,
+            retry_after=rt.settings.DELIVERY_SWEEP_INTERVAL_SECONDS,
+            error="the worker is shutting down",
+        )
     limit = rt.settings.delivery_attempt_limit
     if delivery.attempts > limit:
         # Only a worker dying mid-attempt, again and again, gets here (a poison delivery).
         return Outcome(OutcomeKind.FAILED, error=f"no result after {limit} attempts")
     channel = rt.channels.get(delivery.channel)
     if channel is None:
-        return Outcome(OutcomeKind.RETRY, error=f"channel {delivery.channel!r} is not loaded here")
+        # A worker deployed without a plug-in the API has: ours to fix, not the delivery's
+        # loss. It stays due; a worker that has the channel (the sweep rings it) sends it.
+        log.warning("channel %r is not loaded in this worker", delivery.channel)
+        return Outcome(OutcomeKind.DEFER, error=f"channel {delivery.channel!r} is not loaded here")
     if delivery.channel in loaded.problems:
         return Outcome(OutcomeKind.FAILED, error=loaded.problems[delivery.channel])
     if delivery.endpoint_id and delivery.endpoint_id not in loaded.endpoints:
         return Outcome(OutcomeKind.FAILED, error="the endpoint was deleted or disabled")
+    target = _target(delivery, loaded)
     ctx = ChannelContext(
         notification_id=notification.id,
         created_at=notification.created_at,
@@ -182,13 +216,119 @@ async def _attempt(
         metadata=notification.metadata_,
     )
     content: dict[str, Any] = notification.content.get(delivery.channel, {})
+    if not isinstance(channel, Capped) or (key := channel.capacity_key(target)) is None:
+        return await _quota_then_send(rt, delivery, channel, target, content, ctx)
+    # The cap's slot is taken before the quota is counted (a delivery the cap refuses must
+    # not use up a quota slot it never sends in) and held through the send.
+    if not channel.capacity.try_acquire(key):
+        return Outcome(
+            OutcomeKind.DEFER,
+            capacity_key=key,
+            error=f"{channel.name} has {channel.capacity.limit} in flight for {key}",
+        )
+    outcome: Outcome | None = None
+    try:
+        outcome = await _quota_then_send(
+            rt, delivery, channel, target, content, replace(ctx, capacity_held=True)
+        )
+        return outcome
+    finally:
+        # A slot given back unused (the quota refused) wakes nobody: the next waiting one
+        # would meet the same closed window. The refused delivery itself comes back at the
+        # window's reset, and its request's release wakes the rest.
+        channel.capacity.release(
+            key, notify=outcome is None or outcome.kind is not OutcomeKind.DEFER
+        )
+
+
+async def _quota_then_send(
+    rt: Runtime,
+    delivery: Delivery,
+    channel: Channel,
+    target: DeliveryTarget,
+    content: dict[str, Any],
+    ctx: ChannelContext,
+) -> Outcome:
+    refused = await over_quota(rt, delivery, utcnow().timestamp())
+    if refused is not None:
+        return refused
     timeout = rt.settings.DELIVERY_LEASE_SECONDS * ATTEMPT_SHARE_OF_LEASE
     try:
-        return await asyncio.wait_for(
-            channel.send(_target(delivery, loaded), content, ctx), timeout
-        )
+        return await asyncio.wait_for(channel.send(target, content, ctx), timeout)
     except asyncio.TimeoutError:
         return Outcome(OutcomeKind.RETRY, error=f"timeout: the attempt took over {timeout:.0f}s")
     except Exception as exc:
         log.exception("channel %r raised", delivery.channel)
         return Outcome(OutcomeKind.RETRY, error=f"{type(exc).__name__}: {exc}")
+
+
+# ---- waiting for a cap's free slot (app/notifications/waiting.py)
+
+
+def _waiters(rt: Runtime) -> CapacityWaiters:
+    if rt.waiting is None:
+        rt.waiting = CapacityWaiters(rt.channels, partial(_wake, rt), rt.shutting_down)
+    return rt.waiting
+
+
+def _wait(rt: Runtime, given_back: list[AttemptResult]) -> None:
+    """Remember the deliveries a cap refused (just given back) until it frees a slot."""
+    if rt.shutting_down.is_set():
+        # Nothing is woken any more: rung for the next worker when this one has stopped.
+        _waiters(rt).released_while_stopping(
+            Waiting(r.delivery.client_id, r.delivery.id, r.delivery.attempts - 1)
+            for r in given_back
+        )
+        return
+    by_key: dict[tuple[str, str], list[Waiting]] = defaultdict(list)
+    for result in given_back:
+        d, key = result.delivery, result.outcome.capacity_key
+        if key is not None:
+            by_key[(d.channel, key)].append(Waiting(d.client_id, d.id, d.attempts - 1))
+    for (channel, key), entries in by_key.items():
+        _waiters(rt).add(channel, key, entries)
+
+
+async def _wake(rt: Runtime, entry: Waiting) -> asyncio.Task[set[OutcomeKind]] | None:
+    """Claim a waiting delivery (a slot freed) and start sending it; None if it was gone."""
+    async with rt.db.session() as session:
+        claimed = await deliveries.claim_many(
+            session,
+            entry.client_id,
+            [entry.delivery_id],
+            now=utcnow(),
+            lease_seconds=rt.settings.DELIVERY_LEASE_SECONDS,
+        )
+        await session.commit()
+    if not claimed:
+        return None
+    return asyncio.get_running_loop().create_task(_run(rt, entry.client_id, claimed, 1))
+
+
+async def stop_waiting(rt: Runtime) -> None:
+    """The process stops (its consumer already has): let woken deliveries finish, make the
+    ones still waiting due now, and ring for them and for those given back while stopping,
+    so the next worker — running now or started later — takes them at once instead of
+    after the sweep's lease-long backstop."""
+    waiters = rt.waiting
+    if waiters is None:
+        return
+    left, released = await waiters.close()
+    rt.waiting = None
+    by_client: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for entry in left:
+        by_client[entry.client_id].append((entry.delivery_id, entry.attempts))
+    try:
+        async with rt.db.session() as session:
+            for client_id, rows in by_client.items():
+                await deferrals.hand_over(session, client_id, rows, now=utcnow())
+            await session.commit()
+    except Exception:
+        # Nothing is lost: the rows are due, and the sweep rings them within a lease.
+        log.exception("handing over waiting deliveries failed", extra={"count": len(left)})
+    to_ring: dict[str, set[str]] = defaultdict(set)
+    for entry in left + released:
+        to_ring[entry.client_id].add(entry.delivery_id)
+    for client_id, ids in to_ring.items():
+        # Published by the doorbell's drain, right after this (Runtime.stop).
+        await ring_soon(client_id, sorted(ids))

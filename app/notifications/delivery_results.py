@@ -3,7 +3,9 @@ attempt row, the fenced status change, the endpoint's health, and what is announ
 the commit (exhausted deliveries, disabled endpoints, parked users who came online).
 
 `ResultWriter` writes results as they arrive, in as few transactions as the arrivals
-allow, taking the notifications' row locks first, in id order (see `delivery`).
+allow, taking the notifications' row locks first, in id order (see `delivery`). A DEFER
+(one of our limits refused it before its request) is no attempt: its claim is given back
+unspent (`deferral_repository`), with no attempt row and nothing on the endpoint's health.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,9 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.channels.base import Outcome, OutcomeKind
 from app.core.clock import utcnow
 from app.core.ids import new_id
+from app.notifications import deferral_repository as deferrals
 from app.notifications import delivery_repository as deliveries
 from app.notifications import finish_repository as finishing
-from app.notifications.doorbell import ring_flush
+from app.notifications.doorbell import ring_flush, ring_soon
 from app.notifications.models import FAILED, Delivery, Notification
 from app.notifications.operational import (
     DeliveryExhaustedData,
@@ -59,14 +62,24 @@ def retry_delay(schedule: Sequence[int], attempts: int, retry_after: float | Non
 
 
 class ResultWriter:
-    """Writes the results of `total` attempts as they arrive (`run` until all are in)."""
+    """Writes the results of `total` attempts as they arrive (`run` until all are in).
 
-    def __init__(self, rt: Runtime, client_id: str, total: int) -> None:
+    `on_deferred` hears, after each commit, the DEFER results whose claims were given back.
+    """
+
+    def __init__(
+        self,
+        rt: Runtime,
+        client_id: str,
+        total: int,
+        on_deferred: Callable[[list[AttemptResult]], None] | None = None,
+    ) -> None:
         self._rt = rt
         self._client_id = client_id
         self._left = total
         self._pending: list[AttemptResult] = []
         self._wake = asyncio.Event()
+        self._on_deferred = on_deferred
         self.kinds: set[OutcomeKind] = set()
 
     def put(self, result: AttemptResult) -> None:
@@ -100,6 +113,8 @@ class ResultWriter:
             or (r.outcome.kind is OutcomeKind.RETRY and r.delivery.attempts >= limit)
             or r.notification.status == "scheduled"
         }
+        deferred = [r for r in batch if r.outcome.kind is OutcomeKind.DEFER]
+        batch = [r for r in batch if r.outcome.kind is not OutcomeKind.DEFER]
         exhausted: list[tuple[AttemptResult, str | None]] = []
         disabled: list[str] = []
         parked_users: set[str] = set()
@@ -107,10 +122,12 @@ class ResultWriter:
         async with rt.db.session() as session:
             # Locks first, in id order: see the module docstring.
             locked = await finishing.lock_many(session, client_id, final)
+            given_back = await _give_back(session, client_id, deferred, now)
             await finishing.insert_attempts(
                 session, client_id, [_attempt_row(r, now) for r in batch]
             )
-            await _record_endpoint_outcomes(session, rt, batch, now, disabled)
+            if batch:
+                await _record_endpoint_outcomes(session, rt, batch, now, disabled)
             # The common case in one statement; the rest row by row (see _finish).
             await finishing.mark_delivered_many(
                 session,
@@ -129,6 +146,11 @@ class ResultWriter:
                     parked_users.add(result.delivery.recipient_user_id)
             await finishing.refresh_statuses(session, client_id, locked.values(), now=now)
             await session.commit()
+        if deferred:
+            self.kinds.add(OutcomeKind.DEFER)
+        if given_back and self._on_deferred is not None:
+            self._on_deferred(given_back)
+        await _ring_due_now(client_id, given_back, now)
         for result, error in exhausted:
             _log_failed(result, error)
             await _emit_exhausted(rt, result, error)
@@ -151,6 +173,44 @@ class ResultWriter:
             # the connect's flush looked: look again now that the park is committed.
             if await rt.presence.is_online(client_id, user_id):
                 await ring_flush(client_id, user_id)
+
+
+async def _give_back(
+    session: AsyncSession, client_id: str, deferred: list[AttemptResult], now: datetime
+) -> list[AttemptResult]:
+    """Give the deferred claims back unspent; those that were still ours to give."""
+    if not deferred:
+        return []
+    claims = [
+        (
+            r.delivery.id,
+            r.delivery.attempts,
+            None
+            if r.outcome.retry_after is None
+            else now + timedelta(seconds=r.outcome.retry_after),
+        )
+        for r in deferred
+    ]
+    done = await deferrals.give_back_many(session, client_id, claims, now=now)
+    return [r for r in deferred if r.delivery.id in done]
+
+
+async def _ring_due_now(client_id: str, given_back: list[AttemptResult], now: datetime) -> None:
+    """Ring for given-back rows that were already due when their give-back committed (a
+    quota window that reset meanwhile): the sweep only rings rows that fall due after its
+    previous look, which may have come between `now` and the commit. Rows due later are the
+    sweep's; a cap's wait in `waiting`; a row that is due but has no time of ours (a channel
+    missing here) waits for the sweep's backstop, or this worker would ring itself in a
+    loop."""
+    ids = [
+        r.delivery.id
+        for r in given_back
+        if r.outcome.capacity_key is None
+        and r.outcome.retry_after is not None
+        and now + timedelta(seconds=r.outcome.retry_after) <= utcnow()
+    ]
+    if ids:
+        await ring_soon(client_id, ids)
 
 
 async def _record_endpoint_outcomes(
@@ -254,12 +314,12 @@ def _attempt_row(result: AttemptResult, now: datetime) -> dict[str, Any]:
 
 
 def _reached_endpoint(outcome: Outcome) -> bool:
-    # The endpoint's health counts what it did, not our own refusals (its in-flight cap,
-    # a deleted endpoint): those carry no response code and are not timeouts/connect errors.
-    if outcome.response_code is not None:
-        return True
-    error = outcome.error or ""
-    return outcome.kind is OutcomeKind.RETRY and "in flight" not in error and "loaded" not in error
+    # The endpoint's health counts what it did: an answer, or its silence (a timeout, a
+    # refused connection: a RETRY without a code). Not our own refusals — a DEFER never
+    # went out, and a FAILED without a code (a deleted endpoint, an SSRF refusal) is ours.
+    if outcome.kind is OutcomeKind.DEFER:
+        return False
+    return outcome.response_code is not None or outcome.kind is OutcomeKind.RETRY
 
 
 def _log_failed(result: AttemptResult, error: str | None) -> None:

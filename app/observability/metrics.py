@@ -74,7 +74,7 @@ DEAD_LETTERS = Counter(
 )
 DEFERRALS = Counter(
     "chatapi_delivery_deferrals_total",
-    "Deliveries put back until their channel quota's window resets, by channel.",
+    "Deliveries put back unspent by our own limits (quota, in-flight cap, shutdown), by channel.",
     ["channel"],
 )
 INBOUND_EVENTS = Counter(

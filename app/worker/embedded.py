@@ -61,6 +61,8 @@ class EmbeddedWorker:
         Blocking: call it off the runtime's loop (asyncio.to_thread), since running tasks
         may still need that loop to finish.
         """
+        # Deliveries claimed from now on go back unspent rather than start (DESIGN.md §4).
+        self._runtime.shutting_down.set()
         try:
             if self._beat is not None:
                 self._beat.stop()

@@ -38,10 +38,17 @@ def run_worker(settings: Settings, *, concurrency: int, loglevel: str) -> None:
     if settings.WORKER_METRICS_PORT:
         _serve_metrics(settings.WORKER_METRICS_PORT)
     asked_to_stop = threading.Event()
-    # Celery sends this from its SIGTERM/SIGINT/SIGQUIT handlers only, never on a crash.
-    signals.worker_shutting_down.connect(lambda **_: asked_to_stop.set(), weak=False)
     loop = BackgroundLoop()
     runtime = build_runtime(settings, role="worker")
+
+    def shutting_down(**_: object) -> None:
+        asked_to_stop.set()
+        # From now on claimed deliveries are given back unspent instead of started, and
+        # no slot wakes a waiting one; requests already in flight finish (warm shutdown).
+        runtime.shutting_down.set()
+
+    # Celery sends this from its SIGTERM/SIGINT/SIGQUIT handlers only, never on a crash.
+    signals.worker_shutting_down.connect(shutting_down, weak=False)
     try:
         loop.call(runtime.start(), LIFECYCLE_TIMEOUT_SECONDS)
         bind_runtime(app, runtime)

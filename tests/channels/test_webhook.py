@@ -213,10 +213,12 @@ async def test_answer_whose_body_trickles_past_the_timeout_is_a_timeout() -> Non
     assert outcome.error is not None and "timeout" in outcome.error.lower()
 
 
-async def test_full_endpoint_answers_retry_soon_while_other_endpoints_proceed(
+async def test_a_full_endpoint_defers_unsent_and_reports_the_freed_slot(
     receiver: Receiver,
 ) -> None:
-    channel = WebhookChannel(allow_private=True, max_in_flight_per_endpoint=1, busy_retry_after=3)
+    channel = WebhookChannel(allow_private=True, max_in_flight_per_endpoint=1)
+    released: list[str] = []
+    channel.capacity.subscribe(released.append)
     slow_id = new_id()
     release = receiver.hold("/slow")
     try:
@@ -225,19 +227,23 @@ async def test_full_endpoint_answers_retry_soon_while_other_endpoints_proceed(
 
         busy = await post(channel, receiver.url("/slow"), endpoint_id=slow_id)
         other = await post(channel, receiver.url("/ok"))
+        assert channel.capacity.free(slow_id) == 0
         release.set()
         done = await first
+        assert slow_id in released  # the engine hears the slot free, the moment it does
         after = await post(channel, receiver.url("/slow"), endpoint_id=slow_id)
     finally:
         release.set()
         await channel.aclose()
 
-    assert busy.kind is OutcomeKind.RETRY and busy.retry_after == 3
-    assert busy.response_code is None  # never sent
+    # Our own cap, not an attempt: a DEFER naming the key to wait for, no timer, no request.
+    assert busy.kind is OutcomeKind.DEFER and busy.capacity_key == slow_id
+    assert busy.retry_after is None and busy.response_code is None
     assert other.kind is OutcomeKind.DELIVERED
     assert done.kind is OutcomeKind.DELIVERED
     assert after.kind is OutcomeKind.DELIVERED  # the slot was given back
     assert receiver.paths().count("/slow") == 2
+    assert channel.capacity.free(slow_id) == 1
 
 
 async def test_connections_to_an_endpoint_are_reused(receiver: Receiver) -> None:

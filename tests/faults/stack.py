@@ -17,12 +17,13 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlmodel import col
 from standardwebhooks import Webhook, WebhookVerificationError
 from starlette.applications import Starlette
@@ -34,7 +35,8 @@ from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.db import Database
 from app.core.ids import new_id
-from app.notifications.models import Delivery, DeliveryAttempt
+from app.notifications.models import Delivery, DeliveryAttempt, Notification
+from app.notifications.repository import NewDelivery, create_notification
 from app.users.models import User
 from scripts.throwaway import Server
 from tests.conftest import ADMIN_KEY, child_env, make_settings
@@ -140,6 +142,22 @@ class Stack:
             self.db, client_id, total, timeout, lambda: f"{progress()}\n{self.logs()}"
         )
 
+    async def wait_all_final(
+        self, client_id: str, total: int, timeout: float, progress: Callable[[], str] = str
+    ) -> dict[str, int]:
+        """See `wait_all_final`; a timeout also shows the children's logs."""
+        return await wait_all_final(
+            self.db, client_id, total, timeout, lambda: f"{progress()}\n{self.logs()}"
+        )
+
+    async def deliveries(self, client_id: str) -> list[Delivery]:
+        """Every delivery row of the tenant."""
+        async with self.db.read_session() as session:
+            rows = await session.execute(
+                select(Delivery).where(col(Delivery.client_id) == client_id)
+            )
+            return list(rows.scalars())
+
     async def delivery_ids(self, client_id: str) -> set[str]:
         """See `delivery_ids`."""
         return await delivery_ids(self.db, client_id)
@@ -185,6 +203,25 @@ async def attempts(db: Database, client_id: str) -> list[DeliveryAttempt]:
         return list(rows.scalars())
 
 
+ACTIVE = ("pending", "sending", "retrying")
+
+
+async def wait_all_final(
+    db: Database, client_id: str, total: int, timeout: float, progress: Callable[[], str] = str
+) -> dict[str, int]:
+    """Poll until all `total` deliveries of the tenant have left pending/sending/retrying
+    (delivered, failed…); their counts by status. A test then asserts what they ended as,
+    so a dead letter fails it at once instead of after a delivery timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = await statuses(db, client_id)
+        if sum(counts.values()) == total and not any(counts.get(s) for s in ACTIVE):
+            return counts
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still active after {timeout}s: {counts} {progress()}")
+        await asyncio.sleep(0.25)
+
+
 async def wait_all_delivered(
     db: Database, client_id: str, total: int, timeout: float, progress: Callable[[], str] = str
 ) -> float:
@@ -218,6 +255,45 @@ async def bulk_users(db: Database, client_id: str, n: int, domain: str = "fanout
     async with db.session() as session:
         await session.execute(insert(User.__table__), rows)  # type: ignore[attr-defined]
         await session.commit()
+
+
+async def bulk_scheduled_webhooks(
+    db: Database, client_id: str, endpoint_id: str, n: int, due_in: float
+) -> datetime:
+    """`n` webhook notifications to one endpoint, stored as `POST /notifications/send`
+    stores them (the repository), then all made due at one instant `due_in` seconds from
+    the end of storing (one UPDATE); that instant. Hundreds of sends through a child API take
+    longer than a test should wait for a `send_at`."""
+    now = utcnow()
+    later = now + timedelta(days=1)
+    async with db.session() as session:
+        for i in range(n):
+            notification = Notification(
+                id=new_id(),
+                client_id=client_id,
+                status="scheduled",
+                channels=["webhook"],
+                content={"webhook": {"event_type": "t", "payload": {"i": i}}},
+                send_at=later,
+                created_at=now,
+            )
+            delivery = NewDelivery("webhook", {"endpoint_id": endpoint_id}, endpoint_id=endpoint_id)
+            await create_notification(session, client_id, notification, [delivery], now=now)
+        await session.commit()
+    send_at = utcnow() + timedelta(seconds=due_in)
+    async with db.session() as session:
+        await session.execute(
+            update(Notification)
+            .where(col(Notification.client_id) == client_id)
+            .values(send_at=send_at)
+        )
+        await session.execute(
+            update(Delivery)
+            .where(col(Delivery.client_id) == client_id)
+            .values(next_attempt_at=send_at)
+        )
+        await session.commit()
+    return send_at
 
 
 @contextlib.asynccontextmanager
@@ -285,7 +361,8 @@ class SigningReceiver:
     path) and counts every verified `webhook-id`; 204 when valid, 401 when not.
 
     `hold_after(n)`: from the n-th request on, requests wait until `release()` — so a test
-    knows deliveries are mid-flight when it strikes.
+    knows deliveries are mid-flight when it strikes. `delay`: every valid request is
+    answered that many seconds after it arrived (a healthy but not instant receiver).
     """
 
     port: int = field(default_factory=free_port)
@@ -293,6 +370,7 @@ class SigningReceiver:
     seen: Counter[str] = field(default_factory=Counter)
     forged: int = 0
     held: int = 0
+    delay: float = 0.0
     _hold_from: int | None = None
     _gate: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -333,6 +411,8 @@ class SigningReceiver:
         if self._hold_from is not None and self.requests > self._hold_from:
             self.held += 1
             await self._gate.wait()
+        if self.delay:
+            await asyncio.sleep(self.delay)
         return Response(status_code=204)
 
 

@@ -20,7 +20,10 @@ from tests.support.api import Api
 
 OK = Outcome(OutcomeKind.DELIVERED, response_code=200)
 FAIL = Outcome(OutcomeKind.RETRY, response_code=503, error="HTTP 503")
-BUSY = Outcome(OutcomeKind.RETRY, error="endpoint has 4 deliveries in flight")  # not counted
+# Refused by our own in-flight cap: never reached the endpoint, not counted.
+BUSY = Outcome(OutcomeKind.DEFER, capacity_key="e", error="endpoint has 4 deliveries in flight")
+# The receiver's own words that happen to read like ours still count (no string matching).
+LOOKALIKE = Outcome(OutcomeKind.RETRY, error="ClientOSError: 4 requests in flight, not loaded")
 
 
 def _result(client_id: str, endpoint_id: str, outcome: Outcome) -> AttemptResult:
@@ -45,6 +48,8 @@ def _result(client_id: str, endpoint_id: str, outcome: Outcome) -> AttemptResult
         [OK, FAIL, OK, FAIL, FAIL],
         [FAIL, BUSY, FAIL],
         [OK, BUSY, FAIL, OK],
+        [OK, LOOKALIKE],
+        [LOOKALIKE, BUSY, LOOKALIKE],
     ],
 )
 async def test_a_batch_leaves_the_endpoint_as_one_by_one_recording_would(
