@@ -58,14 +58,6 @@ async def get_hook(session: AsyncSession, client_id: str, hook_id: str) -> Inbou
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def hook_by_name(session: AsyncSession, client_id: str, name: str) -> InboundWebhook | None:
-    """The client's hook called `name`."""
-    query = select(InboundWebhook).where(
-        col(InboundWebhook.client_id) == client_id, col(InboundWebhook.name) == name
-    )
-    return (await session.execute(query)).scalar_one_or_none()
-
-
 async def hook_by_url(session: AsyncSession, client_slug: str, name: str) -> InboundWebhook | None:
     """The hook at the public URL /webhooks/{client_slug}/{name}: the client is the one
     with that slug (one query for both, as ingestion needs on every request)."""

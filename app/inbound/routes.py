@@ -14,7 +14,7 @@ from app.api.deps import (
     SessionDep,
     SettingsDep,
 )
-from app.core.errors import NotFound, PayloadTooLarge
+from app.core.errors import AppError, NotFound, PayloadTooLarge
 from app.core.openapi import problems
 from app.core.pagination import PageParams, page_params
 from app.inbound import service
@@ -28,6 +28,7 @@ from app.inbound.schemas import (
     HookPatch,
     RotateSecret,
 )
+from app.observability.metrics import count_inbound
 from app.ratelimit.policies import hit_inbound, hit_inbound_unverified
 
 router = APIRouter(prefix="/inbound-webhooks", tags=["inbound webhooks"])
@@ -176,6 +177,31 @@ async def receive_webhook(
     hook, or over the unverified budgets (RATE_LIMIT_INBOUND_UNVERIFIED_PER_MINUTE per hook,
     ..._PER_ADDRESS per source address) for requests that fail verification.
     """
+    try:
+        accepted = await _receive(client_slug, name, request, settings, box)
+    except AppError as exc:
+        count_inbound(_REFUSALS.get(exc.status, "refused"))
+        raise
+    except Exception:
+        count_inbound("error")
+        raise
+    count_inbound("duplicate" if accepted.duplicate else "accepted")
+    return accepted
+
+
+# `chatapi_inbound_events_total{outcome}` for each refusal, by the problem's status.
+_REFUSALS = {
+    401: "rejected",
+    403: "disabled",
+    404: "unknown_hook",
+    413: "too_large",
+    429: "limited",
+}
+
+
+async def _receive(
+    client_slug: str, name: str, request: Request, settings: SettingsDep, box: SecretBoxDep
+) -> Accepted:
     body = await _read_limited(request, settings.INBOUND_MAX_BODY_BYTES)
     headers = {k.lower(): v for k, v in request.headers.items()}
     # Verified first, then counted: a flood of forgeries spends only the unverified budgets,

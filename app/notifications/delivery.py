@@ -152,18 +152,21 @@ async def _load(rt: Runtime, client_id: str, claimed: list[Delivery]) -> _Loaded
             session, client_id, (d.notification_id for d in claimed)
         )
         endpoint_ids = sorted({d.endpoint_id for d in claimed if d.endpoint_id})
-        try:
-            if endpoint_ids:
-                loaded.endpoints = await webhooks.endpoints_for_delivery(
-                    session, rt.secret_box, client_id, endpoint_ids
-                )
-            if any(d.channel == "email" for d in claimed):
+        if endpoint_ids:
+            # Never raises for a secret it cannot open: that endpoint is left out (and its
+            # deliveries fail as "deleted or disabled"), the others still go out.
+            loaded.endpoints = await webhooks.endpoints_for_delivery(
+                session, rt.secret_box, client_id, endpoint_ids
+            )
+        if any(d.channel == "email" for d in claimed):
+            try:
                 loaded.email = await email_service.config_for_delivery(
                     session, rt.secret_box, client_id
                 )
-        except SecretBoxError as exc:
-            # Sealed under another SECRET_KEY: retrying cannot help until it is fixed.
-            loaded.problems["webhook" if endpoint_ids else "email"] = str(exc)
+            except SecretBoxError as exc:
+                # Sealed under another SECRET_KEY: retrying cannot help until it is fixed.
+                # Only the e-mail deliveries of a mixed batch fail with it.
+                loaded.problems["email"] = str(exc)
     return loaded
 
 

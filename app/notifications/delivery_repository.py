@@ -21,9 +21,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Table,
     and_,
-    insert,
     or_,
     select,
     update,
@@ -45,8 +43,6 @@ from app.notifications.models import (
     Delivery,
     DeliveryAttempt,
 )
-
-_ATTEMPTS: Table = DeliveryAttempt.__table__  # type: ignore[attr-defined]
 
 
 def _claimable(now: datetime) -> ColumnElement[bool]:
@@ -295,34 +291,6 @@ async def record_attempt(
     session.add(attempt)
     await session.flush()
     return attempt
-
-
-async def record_attempts(
-    session: AsyncSession, client_id: str, attempts: Sequence[DeliveryAttempt]
-) -> None:
-    """Store several attempts in one executemany (the finisher's batch); replies cut to 4 KB."""
-    rows: list[dict[str, Any]] = []
-    for a in attempts:
-        if a.client_id != client_id:
-            raise ValueError("attempt belongs to another client")
-        reply = a.reply.encode()[:MAX_REPLY_BYTES].decode(errors="ignore") if a.reply else a.reply
-        rows.append(
-            {
-                "id": a.id,
-                "client_id": a.client_id,
-                "delivery_id": a.delivery_id,
-                "notification_id": a.notification_id,
-                "attempted_at": a.attempted_at,
-                "outcome": a.outcome,
-                "response_code": a.response_code,
-                "reply": reply,
-                "duration_ms": a.duration_ms,
-                "error": a.error,
-                "served_by": a.served_by,
-            }
-        )
-    if rows:
-        await session.execute(insert(_ATTEMPTS), rows)
 
 
 async def list_attempts(

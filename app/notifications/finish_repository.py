@@ -34,7 +34,7 @@ async def insert_attempts(
     session: AsyncSession, client_id: str, rows: Sequence[dict[str, Any]]
 ) -> None:
     """Store attempt rows (column → value, as `delivery_attempts` has them) in one
-    executemany, replies cut to 4 KB like `delivery_repository.record_attempts`; plain
+    executemany, replies cut to 4 KB like `delivery_repository.record_attempt`; plain
     rows rather than DeliveryAttempt models, whose validation cost more than the insert."""
     if not rows:
         return

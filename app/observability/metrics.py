@@ -107,7 +107,8 @@ def observe_delivery(
 
 
 def count_inbound(outcome: str) -> None:
-    """Count one inbound hook event by outcome (accepted, duplicate, rejected, limited…)."""
+    """Count one inbound POST by outcome: accepted, duplicate, rejected (signature),
+    unknown_hook, disabled, too_large, limited, refused (another 4xx) or error."""
     INBOUND_EVENTS.labels(outcome).inc()
 
 

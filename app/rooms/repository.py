@@ -186,26 +186,6 @@ async def list_page(
     return [(row[0], int(row[1])) for row in (await session.execute(joined)).all()]
 
 
-async def advance_seq(
-    session: AsyncSession, client_id: str, room_id: str, now: datetime
-) -> int | None:
-    """Take the room's next seq and mark it active now (caller holds the room lock);
-    None when the client has no such room."""
-    result = await session.execute(
-        update(Room)
-        .where(col(Room.client_id) == client_id, col(Room.id) == room_id)
-        .values(
-            last_seq=col(Room.last_seq) + 1,
-            last_activity_at=now,
-            is_active=True,
-            deactivated_at=None,
-        )
-        .returning(col(Room.last_seq))
-    )
-    seq = result.scalar_one_or_none()
-    return None if seq is None else int(seq)
-
-
 async def set_read_seq(
     session: AsyncSession, client_id: str, room_id: str, user_id: str, seq: int
 ) -> int | None:

@@ -20,7 +20,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.auth.principal import Principal
-from app.core.clock import utcnow
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.ids import new_id
 from app.realtime import events
@@ -288,22 +287,6 @@ async def mark_read(
         {"room_id": room_id, "user_id": principal.user_id, "seq": moved},
     )
     return moved
-
-
-async def take_next_seq(session: AsyncSession, room: Room) -> tuple[int, bool]:
-    """Number the next message of a locked room; True when this reactivates the room."""
-    was_inactive = not room.is_active
-    seq = await repository.advance_seq(session, room.client_id, room.id, utcnow())
-    if seq is None:  # the caller locked this very row, so only a bug gets here
-        raise NotFound("No such room")
-    return seq, was_inactive
-
-
-async def mark_sender_read(
-    session: AsyncSession, client_id: str, room_id: str, user_id: str, seq: int
-) -> None:
-    """A sender has read its own message."""
-    await repository.set_read_seq(session, client_id, room_id, user_id, seq)
 
 
 async def rooms_of_user(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from app.core.clock import utcnow
 from app.core.db import Database
 from app.rooms import repository
 from tests.support.api import Api
@@ -23,9 +22,8 @@ async def test_member_and_seq_helpers_return_nothing_for_another_clients_ids(api
         assert await repository.members_among(session, other.id, room_id, [user_id]) == set()
         conn = await session.connection()
         assert await repository.rooms_of_user(conn, other.id, user_id, 100) == []
-        assert await repository.advance_seq(session, other.id, room_id, utcnow()) is None
         await session.commit()
-    # The owner's view: the same calls find the rows, and the foreign advance moved nothing.
+    # The owner's view: the same calls find the rows.
     async with db.session() as session:
         assert await repository.member_ids(session, owner.id, [room_id]) == {room_id: [user_id]}
         assert await repository.count_members(session, owner.id, room_id) == 1
@@ -35,5 +33,4 @@ async def test_member_and_seq_helpers_return_nothing_for_another_clients_ids(api
         assert await repository.members_among(session, owner.id, room_id, [user_id]) == {user_id}
         conn = await session.connection()
         assert await repository.rooms_of_user(conn, owner.id, user_id, 100) == [(room_id, True)]
-        assert await repository.advance_seq(session, owner.id, room_id, utcnow()) == 1
         await session.rollback()
