@@ -6,6 +6,7 @@ cost the suite about 45 s of its time budget."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import httpx
@@ -87,4 +88,15 @@ async def test_ten_thousand_email_recipients_are_accepted_quickly_and_all_delive
         f"last delivery {finished - started:.1f}s after the send"
     )
     assert accepted < ACCEPT_WITHIN_SECONDS
-    assert sorted(handler.rcpt) == sorted(f"user{i}@fanout.example" for i in range(RECIPIENTS))
+    received = Counter(handler.rcpt)
+    assert set(received) == {f"user{i}@fanout.example" for i in range(RECIPIENTS)}
+    # Delivery is at least once: a recipient may get a second copy only when its delivery
+    # recorded a second attempt (an SMTP answer lost or late after the server took the
+    # message: SMTP cannot tell), never otherwise. Seen under a loaded CI run: 2 in 10,000.
+    copies = sum(received.values()) - RECIPIENTS
+    rows = await stack.deliveries(tenant.id)
+    retried = [d for d in rows if d.attempts > 1]
+    errors = Counter(a.error for a in await stack.attempts(tenant.id) if a.error)
+    assert copies <= len(retried), f"{copies} extra copies, {len(retried)} retried: {errors}"
+    if copies:
+        print(f"{copies} extra copies; attempt errors: {dict(errors)}")
