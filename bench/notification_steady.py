@@ -222,6 +222,8 @@ async def measure(
     """One rate: warm-up, then `seconds` at `rate`; its figures and the next offset."""
     users, procs = len(fleet.auths), fleet.procs
     warm = max(10, int(rate))
+    # Counts start from here: the previous rate's receipts must not satisfy this wait.
+    await fleet.reset()
     await sender.send(warm, rate, offset)
     await fleet.wait_counts(expected_per_driver(offset, warm, users, procs), args.grace)
     offset += warm
