@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import delete
+from sqlmodel import col
+
 from app.core.clock import utcnow
 from app.core.db import Database
 from app.core.ids import new_id
@@ -11,7 +14,7 @@ from app.inbound import repository
 from app.inbound.models import InboundEvent, InboundWebhook
 from tests.support.db import client_id, db, other_client_id
 
-__all__ = ["client_id", "db", "due_rows", "other_client_id"]
+__all__ = ["client_id", "db", "due_rows", "forget", "other_client_id"]
 
 
 async def due_rows(
@@ -44,3 +47,10 @@ async def due_rows(
         )
         await session.commit()
     return ids
+
+
+async def forget(db: Database, ids: list[str]) -> None:
+    """Delete the events: rows due in a test's past era would be due in every later one."""
+    async with db.session() as session:
+        await session.execute(delete(InboundEvent).where(col(InboundEvent.id).in_(ids)))
+        await session.commit()

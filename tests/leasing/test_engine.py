@@ -19,7 +19,7 @@ from app.inbound.models import PENDING, PROCESSED, PROCESSING, InboundEvent
 from app.inbound.repository import QUEUE
 from app.leasing import repository as engine
 from app.leasing import sweep
-from tests.leasing.conftest import due_rows
+from tests.leasing.conftest import due_rows, forget
 
 LEASE = 60.0
 
@@ -136,14 +136,17 @@ async def test_the_sweep_finds_due_rows_and_expired_leases_in_bounded_batches(
         await session.commit()
     due = sorted(due[:70]) + sorted(due[70:])
     leased = sorted(leased)
-    async with db.read_session() as session:
-        found = await sweep.sweep(session, QUEUE, now=now, page=32, max_rows=1000)
-        bounded = await sweep.sweep(session, QUEUE, now=now, page=32, max_rows=100)
-    assert [r.id for r in found] == due + leased  # due first (oldest first), then leases
-    assert {r.client_id for r in found} == {client_id, other_client_id}
-    assert not set(not_yet + live) & {r.id for r in found}
-    assert [r.id for r in bounded] == due[:100] + leased  # each kind bounded on its own
-    assert [len(b) for b in sweep.batches(found, 50)] == [50, 50, 25]
+    try:
+        async with db.read_session() as session:
+            found = await sweep.sweep(session, QUEUE, now=now, page=32, max_rows=1000)
+            bounded = await sweep.sweep(session, QUEUE, now=now, page=32, max_rows=100)
+        assert [r.id for r in found] == due + leased  # due first (oldest first), then leases
+        assert {r.client_id for r in found} == {client_id, other_client_id}
+        assert not set(not_yet + live) & {r.id for r in found}
+        assert [r.id for r in bounded] == due[:100] + leased  # each kind bounded on its own
+        assert [len(b) for b in sweep.batches(found, 50)] == [50, 50, 25]
+    finally:
+        await forget(db, due + leased + not_yet + live)
 
 
 async def test_concurrent_claimers_on_postgresql_take_disjoint_rows_without_waiting(
