@@ -6,12 +6,12 @@ until the attempt limit, `len(schedule) + 1` attempts in all (Settings.
 delivery_attempt_limit) — the same for deliveries and inbound events, both on
 DELIVERY_RETRY_SCHEDULE.
 
-Jitter is *equal jitter*: the wait is `base/2 + uniform(0, base/2)`. Full jitter
-(`uniform(0, base)`) spreads a synchronized burst (an endpoint that failed 10,000
-deliveries at once) the widest, but may retry almost at once — a one-hour backoff could
-come back after seconds, hitting a receiver still down and spending the attempt. Equal
-jitter keeps at least half of each step's wait (the schedule still means "give it time")
-and spreads the burst over the other half, ten times the old ±10% window.
+Jitter is proportional, ±10%: the wait is `base * uniform(0.9, 1.1)`, so a schedule means
+what it says on average (operators size it against outages: the fault tests and the
+5-day endpoint disabling count on it) while a synchronized burst (an endpoint that failed
+10,000 deliveries at once) comes back spread over a fifth of its step. Full or equal
+jitter (`uniform(0, base)`, `base/2 + uniform(0, base/2)`) spread wider but shorten every
+step — a one-hour backoff could come back after minutes into a receiver still down.
 
 A receiver's Retry-After is honoured as a floor: never earlier than it asked, plus up to
 10% more so that a burst told the same Retry-After does not come back in one instant.
@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 Random = Callable[[], float]  # uniform in [0, 1), like random.random
 
 RETRY_AFTER_SPREAD = 0.1
+# Each step of the schedule waits base * (1 ± JITTER).
+JITTER = 0.1
 
 
 def attempt_limit(schedule: Sequence[float]) -> int:
@@ -43,7 +45,7 @@ def retry_delay(
     if retry_after is not None:
         return retry_after * (1 + RETRY_AFTER_SPREAD * rand())
     base = float(schedule[min(max(attempts, 1), len(schedule)) - 1])
-    return base / 2 + rand() * base / 2
+    return base * (1 - JITTER + 2 * JITTER * rand())
 
 
 def next_delay(

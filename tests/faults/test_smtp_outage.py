@@ -24,11 +24,10 @@ from tests.support.processes import free_port
 
 OUTAGE_SECONDS = 30.0
 RECIPIENTS = 50
-# Equal jitter waits between half and all of each step (app/leasing/retry.py): several
-# failures during the outage, gaps of at most 3 s when it ends, and attempts left well after
-# it (even if every gap came at its shortest, 11.5 + 19 * 1.5 = 40 s, the last attempt is
-# due after the outage).
-SCHEDULE = [1, 2, 4, 8, 8] + [3] * 19
+# Cumulative 1, 3, 7, 15, 23, 26, 29, 32, 35, 38, 41, 44 s (±10% each): several failures
+# during the outage, 3 s gaps when it ends, and attempts left well after it (even if every
+# gap came 10% short, the last attempt is due after 39 s).
+SCHEDULE = [1, 2, 4, 8, 8, 3, 3, 3, 3, 3, 3, 3]
 
 
 def _mail(i: int) -> dict[str, object]:
