@@ -6,15 +6,14 @@ connection, times out or answers 4xx and a fallback server is configured, the sa
 goes through the fallback; `Outcome.served_by` says which one answered. Every new connection
 goes to an address the SMTP target policy checked (app/channels/smtp_target.py). Connections
 are pooled per server configuration within the worker's event loop (app/channels/smtp_pool.py),
-so a burst of e-mails does not pay a TCP + TLS + AUTH handshake each.
+so a burst of e-mails does not pay a TCP + TLS + AUTH handshake each, and a message's
+common part is rendered once per content (app/channels/smtp_message.py).
 """
 
 from __future__ import annotations
 
 import ssl
 from dataclasses import replace
-from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
 from typing import Any
 
 import aiosmtplib
@@ -29,34 +28,13 @@ from app.channels.base import (
     truncate_reply,
 )
 from app.channels.smtp_errors import SMTP_FAILURES, classify
+from app.channels.smtp_message import MessageCache, build_message  # noqa: F401 (re-exported)
 from app.channels.smtp_pool import MAX_CONNECTIONS_PER_SERVER, PoolBusy, SmtpPool
 from app.channels.smtp_target import SmtpTargetPolicy
-from app.core.clock import monotonic, utcnow
+from app.core.clock import monotonic
 
 # A send that found every pooled session busy is deferred (ours, no attempt) for this long.
 POOL_BUSY_RETRY_SECONDS = 5.0
-
-
-def build_message(
-    server: SmtpServer, to: str, content: dict[str, Any], message_id: str
-) -> EmailMessage:
-    """The MIME message: multipart/alternative (text, then html) when both are given."""
-    msg = EmailMessage()
-    sender = content.get("from") or formataddr((server.from_name or "", server.from_email))
-    msg["From"] = sender
-    msg["To"] = to
-    msg["Subject"] = content.get("subject", "")
-    msg["Date"] = format_datetime(utcnow())
-    msg["Message-ID"] = message_id
-    text, html = content.get("text"), content.get("html")
-    # Clients show the last alternative they can render, so the richer html goes last.
-    msg.set_content(text if text is not None else "")
-    if html is not None:
-        if text is None:
-            msg.set_content(html, subtype="html")
-        else:
-            msg.add_alternative(html, subtype="html")
-    return msg
 
 
 class EmailChannel:
@@ -81,6 +59,7 @@ class EmailChannel:
             max_connections=max_connections,
             wait_seconds=pool_wait_seconds,
         )
+        self._messages = MessageCache()
 
     async def send(
         self, target: DeliveryTarget, content: dict[str, Any], ctx: ChannelContext
@@ -111,7 +90,9 @@ class EmailChannel:
         domain = server.from_email.rpartition("@")[2] or "chatapi.invalid"
         # Stable across retries, so a receiving system can recognise a re-sent message.
         try:
-            msg = build_message(server, target.email, content, f"<{target.delivery_id}@{domain}>")
+            message = self._messages.prepare(
+                server, target.email, content, f"<{target.delivery_id}@{domain}>"
+            )
         except (ValueError, TypeError) as exc:
             # E.g. a line break in a header (header injection): the content can never be sent.
             return Outcome(OutcomeKind.FAILED, error=f"invalid e-mail content: {exc}"), False
@@ -126,14 +107,14 @@ class EmailChannel:
             return classify(exc)
         try:
             try:
-                _, reply = await smtp.send_message(msg)
+                reply = await message.send(smtp)
             except SMTP_FAILURES as exc:
                 if not (reused and _stale(exc)):
                     raise
                 # A pooled session the server had dropped: our pool's fault, so a fresh
                 # session, once, within the same attempt.
                 smtp = await self._pool.reopen(server, smtp)
-                _, reply = await smtp.send_message(msg)
+                reply = await message.send(smtp)
         except SMTP_FAILURES as exc:
             self._after_refusal(server, smtp, exc)
             return classify(exc)

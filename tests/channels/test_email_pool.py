@@ -200,3 +200,27 @@ async def test_a_cancelled_attempt_gives_its_session_slot_back(
         release.set()
         await channel.aclose()
     assert outcome.kind is OutcomeKind.DELIVERED, outcome
+
+
+async def test_messages_of_one_content_carry_their_own_recipient_headers(
+    channel: EmailChannel, smtp_hosts: list[SmtpHost]
+) -> None:
+    # The common part is rendered once per content; To, Date and Message-ID are each one's.
+    host = start(smtp_hosts)
+    ctx = context(email=EmailConfig(host.server()))
+    to = ["ann@example.org", "bob@example.org", '"odd address"@example.org']
+    ids = [new_id() for _ in to]
+    outcomes = [
+        await channel.send(DeliveryTarget(i, new_id(), email=a), CONTENT, ctx)
+        for i, a in zip(ids, to, strict=True)
+    ]
+    assert {o.kind for o in outcomes} == {OutcomeKind.DELIVERED}
+    got = {m["To"]: m for m in host.recorder.messages}
+    assert set(got) == set(to)  # the quoted one took the email package's path
+    for address, delivery_id in zip(to, ids, strict=True):
+        msg = got[address]
+        assert msg["Message-ID"] == f"<{delivery_id}@shop.example>"
+        assert msg["Date"].datetime is not None
+        assert msg["From"] == "Shop <relay@shop.example>"
+        parts = {p.get_content_type(): p.get_content().strip() for p in msg.iter_parts()}
+        assert parts == {"text/plain": "Plain body", "text/html": "<p>Html body</p>"}
