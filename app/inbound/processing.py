@@ -18,10 +18,11 @@ from typing import Any
 import orjson
 
 from app.core.clock import utcnow
-from app.inbound import actions, repository, templates
+from app.inbound import actions, repository
 from app.inbound.models import InboundEvent, InboundWebhook
-from app.inbound.renderer import TemplateRenderer
 from app.runtime import Runtime
+from app.templating import templates
+from app.templating.renderer import TemplateRenderer
 
 log = logging.getLogger("chatapi.inbound")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from app.inbound import processing
-from app.inbound.doorbell import PROCESS_EVENTS_TASK
 from app.worker.celery_app import celery_app
+from app.worker.doorbell import PROCESS_EVENTS_TASK
 from app.worker.runtime import RuntimeTask
 
 log = logging.getLogger("chatapi.inbound")
@@ -23,7 +23,7 @@ def process_inbound_event(self: RuntimeTask, client_id: str, event_id: str) -> s
 
 @celery_app.task(name=PROCESS_EVENTS_TASK, bind=True)
 def process_inbound_events(self: RuntimeTask, pairs: list[list[str]]) -> list[str]:
-    """The coalesced doorbell (app/inbound/doorbell.py): each (client_id, event_id) in turn,
+    """The coalesced doorbell (app/worker/doorbell.py): each (client_id, event_id) in turn,
     each its own bounded runtime call, exactly as `inbound.process_event`."""
     statuses = []
     for client_id, event_id in pairs:
