@@ -13,6 +13,9 @@ from typing import Protocol
 
 # (client_id, event_id) of a stored inbound event.
 InboundPair = tuple[str, str]
+# Inbound events per `inbound.process_events` message (the worker processes one message's
+# events in turn); the inbound sweep batches by it too.
+INBOUND_BATCH = 50
 
 
 class Doorbell(Protocol):

@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from celery import Celery
 
-from app.core.doorbell import InboundPair
+from app.core.doorbell import INBOUND_BATCH, InboundPair
 from app.core.executors import run_in
 from app.worker.celery_app import DELIVERY_QUEUE, celery_app
 
@@ -32,8 +32,6 @@ FLUSH_PARKED_TASK = "notifications.flush_parked"
 PROCESS_EVENTS_TASK = "inbound.process_events"
 # Delivery ids per task message: one claim query and one gather per message.
 RING_CHUNK = 100
-# Inbound events per task message (the worker processes one message's events in turn).
-INBOUND_BATCH = 50
 # A publish stuck on an unreachable broker must not stall every later ring: past this the
 # publisher moves on (the thread finishes or fails alone; the sweep re-rings).
 PUBLISH_TIMEOUT_SECONDS = 5.0
