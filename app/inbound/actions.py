@@ -199,6 +199,7 @@ async def notify(
                 body,
                 channels=list(runtime.channels),
                 max_total_bytes=runtime.settings.NOTIFICATION_MAX_TOTAL_BYTES,
+                doorbell=runtime.doorbell,
                 past_send_at_is_now=True,
             )
         except AppError as exc:

@@ -20,13 +20,14 @@ from typing import Any
 import orjson
 
 from app.core.clock import utcnow
-from app.inbound import actions, repository, templates
-from app.inbound.doorbell import BATCH, Pair
+from app.core.doorbell import INBOUND_BATCH, InboundPair
+from app.inbound import actions, repository
 from app.inbound.models import InboundEvent, InboundWebhook
-from app.inbound.renderer import TemplateRenderer
 from app.leasing import retry
 from app.leasing import sweep as leased
 from app.runtime import Runtime
+from app.templating import templates
+from app.templating.renderer import TemplateRenderer
 
 log = logging.getLogger("chatapi.inbound")
 
@@ -131,9 +132,9 @@ async def _fail(runtime: Runtime, event: InboundEvent, attempts: int, reason: st
     return Result("failed")
 
 
-async def due_for_sweep(runtime: Runtime) -> list[list[Pair]]:
+async def due_for_sweep(runtime: Runtime) -> list[list[InboundPair]]:
     """Events to ring for — due pending ones (retries among them) and expired leases,
     bounded per kind — as batches of (client_id, event_id), one doorbell message each."""
     async with runtime.db.read_session() as session:
         rows = await repository.sweep(session, now=utcnow(), page=SWEEP_BATCH, max_rows=SWEEP_BATCH)
-    return leased.batches(((r.client_id, r.id) for r in rows), BATCH)
+    return leased.batches(((r.client_id, r.id) for r in rows), INBOUND_BATCH)

@@ -38,6 +38,7 @@ from app.channels.base import (
     WebhookEndpoint,
 )
 from app.channels.capacity import Capped
+from app.channels.waiting import CapacityWaiters, Waiting
 from app.core.clock import utcnow
 from app.core.crypto import SecretBoxError
 from app.email import service as email_service
@@ -46,10 +47,8 @@ from app.notifications import delivery_repository as deliveries
 from app.notifications import finish_repository as finishing
 from app.notifications import parked_repository as parking
 from app.notifications.delivery_results import AttemptResult, ResultWriter
-from app.notifications.doorbell import ring_soon
 from app.notifications.models import Delivery, Notification
 from app.notifications.quota import over_quota
-from app.notifications.waiting import CapacityWaiters, Waiting
 from app.observability.delivery_metrics import observe
 from app.observability.metrics import DEFERRALS
 from app.runtime import Runtime
@@ -265,12 +264,13 @@ async def _quota_then_send(
         return Outcome(OutcomeKind.RETRY, error=f"{type(exc).__name__}: {exc}")
 
 
-# ---- waiting for a cap's free slot (app/notifications/waiting.py)
+# ---- waiting for a cap's free slot (app/channels/waiting.py)
 
 
 def _waiters(rt: Runtime) -> CapacityWaiters:
     if rt.waiting is None:
         rt.waiting = CapacityWaiters(rt.channels, partial(_wake, rt), rt.shutting_down)
+        rt.on_stop(partial(stop_waiting, rt))
     return rt.waiting
 
 
@@ -334,4 +334,4 @@ async def stop_waiting(rt: Runtime) -> None:
         to_ring[entry.client_id].add(entry.delivery_id)
     for client_id, ids in to_ring.items():
         # Published by the doorbell's drain, right after this (Runtime.stop).
-        await ring_soon(client_id, sorted(ids))
+        await rt.doorbell.ring_deliveries(client_id, sorted(ids))

@@ -21,12 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels.base import Outcome, OutcomeKind
 from app.core.clock import utcnow
+from app.core.doorbell import Doorbell
 from app.core.ids import new_id
 from app.leasing import retry
 from app.notifications import deferral_repository as deferrals
 from app.notifications import delivery_repository as deliveries
 from app.notifications import finish_repository as finishing
-from app.notifications.doorbell import ring_flush, ring_soon
 from app.notifications.models import FAILED, Delivery, Notification
 from app.notifications.operational import (
     DeliveryExhaustedData,
@@ -145,7 +145,7 @@ class ResultWriter:
             self.kinds.add(OutcomeKind.DEFER)
         if given_back and self._on_deferred is not None:
             self._on_deferred(given_back)
-        await _ring_due_now(client_id, given_back, now)
+        await _ring_due_now(rt.doorbell, client_id, given_back, now)
         for result, error in exhausted:
             _log_failed(result, error)
             await _emit_exhausted(rt, result, error)
@@ -167,7 +167,7 @@ class ResultWriter:
             # The user may have connected between the presence check and the park, after
             # the connect's flush looked: look again now that the park is committed.
             if await rt.presence.is_online(client_id, user_id):
-                await ring_flush(client_id, user_id)
+                await rt.doorbell.ring_flush(client_id, user_id)
 
 
 async def _give_back(
@@ -190,7 +190,9 @@ async def _give_back(
     return [r for r in deferred if r.delivery.id in done]
 
 
-async def _ring_due_now(client_id: str, given_back: list[AttemptResult], now: datetime) -> None:
+async def _ring_due_now(
+    doorbell: Doorbell, client_id: str, given_back: list[AttemptResult], now: datetime
+) -> None:
     """Ring for given-back rows that were already due when their give-back committed (a
     quota window that reset meanwhile): the sweep only rings rows that fall due after its
     previous look, which may have come between `now` and the commit. Rows due later are the
@@ -205,7 +207,7 @@ async def _ring_due_now(client_id: str, given_back: list[AttemptResult], now: da
         and now + timedelta(seconds=r.outcome.retry_after) <= utcnow()
     ]
     if ids:
-        await ring_soon(client_id, ids)
+        await doorbell.ring_deliveries(client_id, ids)
 
 
 async def _record_endpoint_outcomes(

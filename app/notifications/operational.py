@@ -10,9 +10,9 @@ from pydantic import BaseModel, Field
 
 from app.core.clock import utcnow
 from app.core.db import Database
+from app.core.doorbell import Doorbell
 from app.core.ids import new_id
 from app.notifications import repository
-from app.notifications.doorbell import ring_soon
 from app.notifications.models import Notification
 from app.notifications.repository import NewDelivery
 from app.realtime.bus import EventBus
@@ -41,10 +41,11 @@ class EndpointDisabledData(BaseModel):
 
 
 class OperationalParts(Protocol):
-    """What emitting needs (a Runtime has both)."""
+    """What emitting needs (a Runtime has them all)."""
 
     db: Database
     bus: EventBus
+    doorbell: Doorbell
 
 
 def is_operational(notification: Notification) -> bool:
@@ -95,5 +96,5 @@ async def emit_operational(
                 await session.commit()
                 notification_id, delivery_ids = notification.id, ids or []
     await parts.bus.publish(client_id, client_target(), event_type, data)
-    await ring_soon(client_id, delivery_ids)
+    await parts.doorbell.ring_deliveries(client_id, delivery_ids)
     return notification_id

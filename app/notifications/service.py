@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.bounds import check_json_value
 from app.core.clock import utcnow
 from app.core.db import autocommit
+from app.core.doorbell import Doorbell
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.ids import new_id
 from app.inbox import preferences
@@ -22,7 +23,6 @@ from app.inbox.repository import InboxContent
 from app.notifications import delivery_repository as deliveries_repo
 from app.notifications import idempotency_repository as idempotency
 from app.notifications import repository, size_bound
-from app.notifications.doorbell import ring_soon
 from app.notifications.models import DeliveryAttempt, Notification
 from app.notifications.repository import NewDelivery
 from app.notifications.scheduling import resolve_send_at
@@ -194,6 +194,7 @@ async def send(
     *,
     channels: Collection[str],
     max_total_bytes: int,
+    doorbell: Doorbell,
     header_key: str | None = None,
     past_send_at_is_now: bool = False,
 ) -> SendResult:
@@ -265,7 +266,7 @@ async def send(
     await session.commit()
     if send_at <= now:
         due = [i for i, d in zip(ids, new, strict=True) if not d.skip_reason]
-        await ring_soon(client_id, due)
+        await doorbell.ring_deliveries(client_id, due)
     return SendResult(_sent(notification, ids, new), created=True)
 
 
@@ -360,7 +361,9 @@ async def cancel(
     return await get_notification(session, client_id, notification_id)
 
 
-async def retry(session: AsyncSession, client_id: str, notification_id: str) -> NotificationOut:
+async def retry(
+    session: AsyncSession, client_id: str, notification_id: str, doorbell: Doorbell
+) -> NotificationOut:
     """Make the notification's failed deliveries due now with a fresh attempt budget, and
     ring for them. None failed is not an error: the answer shows the state."""
     if await repository.lock(session, client_id, notification_id) is None:
@@ -369,7 +372,7 @@ async def retry(session: AsyncSession, client_id: str, notification_id: str) -> 
     ids = await deliveries_repo.requeue_failed(session, client_id, notification_id, now=now)
     await repository.refresh_status(session, client_id, notification_id, now=now)
     await session.commit()
-    await ring_soon(client_id, ids)
+    await doorbell.ring_deliveries(client_id, ids)
     return await get_notification(session, client_id, notification_id)
 
 

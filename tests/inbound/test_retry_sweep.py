@@ -22,13 +22,14 @@ from sqlalchemy import delete, select
 from sqlmodel import col
 
 from app.core.clock import ManualClock, using_clock, utcnow
+from app.core.doorbell import INBOUND_BATCH as BATCH
 from app.core.ids import new_id
 from app.inbound import repository
-from app.inbound.doorbell import BATCH, PROCESS_EVENTS_TASK
 from app.inbound.models import InboundEvent
 from app.inbound.tasks import process_inbound_event, process_inbound_events, sweep_inbound_events
 from app.main import create_app
 from app.worker.celery_app import DEFAULT_QUEUE, celery_app
+from app.worker.doorbell import PROCESS_EVENTS_TASK
 from app.worker.runtime import bind_runtime
 from tests.conftest import app_client, make_settings
 from tests.inbound import signing
