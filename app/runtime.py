@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from redis.asyncio import Redis
 
 from app.auth.authenticator import Authenticator
+from app.channel_services import channel_services
 from app.channels.base import Channel, ChannelFactoryContext, load_channels
 from app.core import executors
 from app.core.broadcast import Broadcast, MemoryBroadcast, RedisBroadcast
@@ -188,6 +189,7 @@ def build_runtime(settings: Settings, role: Role) -> Runtime:
         fail_open,
     )
     bus = EventBus(broadcast)
+    secret_box = load_secret_box(settings)
     return Runtime(
         settings=settings,
         role=role,
@@ -197,9 +199,13 @@ def build_runtime(settings: Settings, role: Role) -> Runtime:
         bus=bus,
         presence=presence,
         authenticator=authenticator,
-        secret_box=load_secret_box(settings),
+        secret_box=secret_box,
         limits=RateLimitPolicies(settings, storage, db, broadcast, fail_open),
         executors=pools,
         renderer=TemplateRenderer(settings),
-        channels=load_channels(ChannelFactoryContext.from_settings(settings, bus, presence)),
+        channels=load_channels(
+            ChannelFactoryContext.from_settings(
+                settings, bus, presence, services=channel_services(secret_box)
+            )
+        ),
     )
