@@ -54,7 +54,7 @@ class BaseChannel:
         try:
             return self.content_model.model_validate(raw)
         except ValidationError as exc:
-            raise ContentError(f"{self.name}: {_first_error(exc)}") from None
+            raise ContentError(f"{self.name}: {_errors(exc)}") from None
 
     def stored_content(self, content: BaseModel) -> dict[str, Any]:
         """What the notification stores of the content (what `send` gets)."""
@@ -108,7 +108,10 @@ class BaseChannel:
 ADDRESS_ONLY = "an e-mail address receives only the email channel"
 
 
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    return f"{where}: {first['msg']}" if where else str(first["msg"])
+def _errors(exc: ValidationError, shown: int = 5) -> str:
+    """The first `shown` problems, each with where it is: `text: Field required; ...`."""
+    parts = []
+    for error in exc.errors()[:shown]:
+        where = ".".join(str(p) for p in error["loc"])
+        parts.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
+    return "; ".join(parts)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from standardwebhooks import Webhook
 
+from tests.channels.conftest import example_plugin_installed
 from tests.channels.receiver import Receiver, running_receiver
 from tests.channels.test_email import Recorder, SmtpHost
-from tests.channels.test_registry import example_plugin_installed
 from tests.notifications.relay import (
     Relay,
     add_endpoint,
