@@ -12,6 +12,7 @@ from __future__ import annotations
 from prometheus_client import REGISTRY
 
 from app.auth.authenticator import Authenticator
+from app.channel_services import channel_services
 from app.channels.base import ChannelFactoryContext, load_channels
 from app.core.broadcast import Broadcast, MemoryBroadcast, RedisBroadcast
 from app.core.clock import Clock, installed_clock
@@ -60,6 +61,7 @@ def build_runtime(settings: Settings, role: Role, *, clock: Clock | None = None)
         fail_open,
     )
     bus = EventBus(broadcast)
+    secret_box = load_secret_box(settings)
     return Runtime(
         settings=settings,
         role=role,
@@ -69,12 +71,16 @@ def build_runtime(settings: Settings, role: Role, *, clock: Clock | None = None)
         bus=bus,
         presence=presence,
         authenticator=authenticator,
-        secret_box=load_secret_box(settings),
+        secret_box=secret_box,
         limits=RateLimitPolicies(settings, storage, db, broadcast, fail_open),
         executors=pools,
         renderer=TemplateRenderer(settings),
         doorbell=celery_doorbell(pools.broker),
         clock=clock or installed_clock(),
         metrics=multiproc_registry() or REGISTRY,
-        channels=load_channels(ChannelFactoryContext.from_settings(settings, bus, presence)),
+        channels=load_channels(
+            ChannelFactoryContext.from_settings(
+                settings, bus, presence, services=channel_services(secret_box)
+            )
+        ),
     )

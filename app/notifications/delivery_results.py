@@ -229,7 +229,9 @@ async def _record_endpoint_outcomes(
     in_order: list[AttemptResult] = []
     for result in batch:
         endpoint_id = result.delivery.endpoint_id
-        if not endpoint_id or not _reached_endpoint(result.outcome):
+        channel = rt.channels.get(result.delivery.channel)
+        # The channel classifies: only what the endpoint did counts for its health.
+        if not endpoint_id or channel is None or not channel.reached_target(result.outcome):
             continue
         if result.outcome.delivered:
             if endpoint_id in ended_on_success:
@@ -308,15 +310,6 @@ def _attempt_row(result: AttemptResult, now: datetime) -> dict[str, Any]:
         "error": outcome.error,
         "served_by": outcome.served_by,
     }
-
-
-def _reached_endpoint(outcome: Outcome) -> bool:
-    # The endpoint's health counts what it did: an answer, or its silence (a timeout, a
-    # refused connection: a RETRY without a code). Not our own refusals — a DEFER never
-    # went out, and a FAILED without a code (a deleted endpoint, an SSRF refusal) is ours.
-    if outcome.kind is OutcomeKind.DEFER:
-        return False
-    return outcome.response_code is not None or outcome.kind is OutcomeKind.RETRY
 
 
 def _log_failed(result: AttemptResult, error: str | None) -> None:

@@ -74,7 +74,7 @@ async def send_notification(
             session,
             principal.client_id,
             body,
-            channels=list(runtime.channels),
+            channels=runtime.channels,
             max_total_bytes=runtime.settings.NOTIFICATION_MAX_TOTAL_BYTES,
             doorbell=runtime.doorbell,
             header_key=idempotency_key,

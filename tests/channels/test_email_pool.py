@@ -12,8 +12,8 @@ import pytest
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
 
-from app.channels.base import DeliveryTarget, EmailConfig, OutcomeKind
-from app.channels.email import EmailChannel
+from app.channels.base import EmailConfig, OutcomeKind
+from app.channels.email import EmailChannel, EmailTarget
 from app.channels.smtp_pool import MAX_CONNECTIONS_PER_SERVER
 from app.core.ids import new_id
 from tests.channels import test_email
@@ -187,8 +187,10 @@ async def test_a_cancelled_attempt_gives_its_session_slot_back(
     channel = EmailChannel(
         timeout=5.0, targets=PRIVATE_TARGETS_OK, max_connections=1, pool_wait_seconds=3.0
     )
-    target = DeliveryTarget(new_id(), new_id(), email="ann@example.org")
-    ctx = context(email=EmailConfig(host.server()))
+    target = EmailTarget(
+        new_id(), new_id(), email="ann@example.org", config=EmailConfig(host.server())
+    )
+    ctx = context()
     try:
         stuck = asyncio.create_task(channel.send(target, CONTENT, ctx))
         assert await asyncio.to_thread(entered.wait, 5)
@@ -208,11 +210,12 @@ async def test_messages_of_one_content_carry_their_own_recipient_headers(
 ) -> None:
     # The common part is rendered once per content; To, Date and Message-ID are each one's.
     host = start(smtp_hosts)
-    ctx = context(email=EmailConfig(host.server()))
+    ctx = context()
+    config = EmailConfig(host.server())
     to = ["ann@example.org", "bob@example.org", '"odd address"@example.org']
     ids = [new_id() for _ in to]
     outcomes = [
-        await channel.send(DeliveryTarget(i, new_id(), email=a), CONTENT, ctx)
+        await channel.send(EmailTarget(i, new_id(), email=a, config=config), CONTENT, ctx)
         for i, a in zip(ids, to, strict=True)
     ]
     assert {o.kind for o in outcomes} == {OutcomeKind.DELIVERED}
