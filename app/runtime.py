@@ -31,6 +31,7 @@ from app.core.executors import Executors
 from app.core.redis import create_redis
 from app.core.secret_key import load_secret_box
 from app.inbound.renderer import TemplateRenderer
+from app.notifications.push import InAppPush
 from app.ratelimit.fail_open import FailOpen
 from app.ratelimit.policies import RateLimitPolicies
 from app.ratelimit.storage import create_limiter, create_storage
@@ -83,7 +84,12 @@ class Runtime:
     # Deliveries waiting for a channel's in-flight cap; made by the delivery engine on first
     # use (app/notifications/waiting.py).
     waiting: CapacityWaiters | None = None
+    # In-app pushes to live connections (the send's fast path, connects, the sweep).
+    in_app: InAppPush = field(init=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.in_app = InAppPush(self.db, self.bus, self.presence)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -111,6 +117,7 @@ class Runtime:
             self.shutting_down.set()
             await delivery.stop_waiting(self)
             await doorbell.drain()
+            await self.in_app.drain()
             for channel in self.channels.values():
                 try:
                     await channel.aclose()

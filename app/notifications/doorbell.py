@@ -100,7 +100,7 @@ async def drain() -> None:
 
 
 async def ring_flush(client_id: str, user_id: str) -> None:
-    """Ask a worker to deliver the user's parked websocket notifications."""
+    """Ask a worker to push the user's owed in-app notifications."""
     try:
         await executors.run_in(
             executors.current().broker,

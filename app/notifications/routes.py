@@ -77,6 +77,7 @@ async def send_notification(
             channels=list(runtime.channels),
             max_total_bytes=runtime.settings.NOTIFICATION_MAX_TOTAL_BYTES,
             header_key=idempotency_key,
+            push=runtime.in_app,
         )
     return model_response(result.notification, 202 if result.created else 200)
 

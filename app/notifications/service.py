@@ -3,6 +3,7 @@ cancel, retry. Delivering is app/notifications/delivery.py (the worker side)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +24,9 @@ from app.notifications import delivery_repository as deliveries_repo
 from app.notifications import idempotency_repository as idempotency
 from app.notifications import repository, size_bound
 from app.notifications.doorbell import ring_soon
-from app.notifications.models import DeliveryAttempt, Notification
+from app.notifications.initial_status import initial_statuses
+from app.notifications.models import DELIVERED, PENDING, DeliveryAttempt, Notification
+from app.notifications.push import InAppPush
 from app.notifications.repository import NewDelivery
 from app.notifications.scheduling import resolve_send_at
 from app.notifications.schemas import DeliveryOut, NotificationOut, SendRequest
@@ -196,6 +199,7 @@ async def send(
     max_total_bytes: int,
     header_key: str | None = None,
     past_send_at_is_now: bool = False,
+    push: InAppPush | None = None,
 ) -> SendResult:
     """Validate, resolve recipients, store notification + deliveries + idempotency record in
     one transaction, commit, then ring the doorbell for what is due now.
@@ -205,7 +209,10 @@ async def send(
 
     A `send_at` too far in the past is refused (app/notifications/scheduling.py), after an
     idempotent replay is answered: a retry of an accepted send is never refused for its
-    age. `past_send_at_is_now` sends any past time at once (work done after the request)."""
+    age. `past_send_at_is_now` sends any past time at once (work done after the request).
+
+    In-app deliveries are stored `delivered` (their inbox items are); after the commit
+    `push` sends their `notification` event to the online recipients in the background."""
     if header_key is not None and body.idempotency_key not in (None, header_key):
         raise _problem("the Idempotency-Key header and idempotency_key differ")
     key = header_key or body.idempotency_key
@@ -247,8 +254,8 @@ async def send(
         idempotency_key=key,
         request_hash=request_hash if key is not None else None,
     )
-    if not any(d.skip_reason is None for d in new):
-        notification.status = repository.derive_status({}, scheduled=False)
+    statuses = initial_statuses(new, WEBSOCKET in content, send_at > now)
+    notification.status = repository.derive_status(Counter(statuses), scheduled=send_at > now)
     ids = await repository.create_notification(
         session, client_id, notification, new, now=now, inbox=_inbox_content(notification)
     )
@@ -264,12 +271,21 @@ async def send(
         return SendResult(replay, created=False)
     await session.commit()
     if send_at <= now:
-        due = [i for i, d in zip(ids, new, strict=True) if not d.skip_reason]
+        due = [i for i, s in zip(ids, statuses, strict=True) if s == PENDING]
         await ring_soon(client_id, due)
-    return SendResult(_sent(notification, ids, new), created=True)
+        if push is not None:
+            in_app = [
+                (i, str(d.recipient_user_id))
+                for i, d, s in zip(ids, new, statuses, strict=True)
+                if s == DELIVERED
+            ]
+            push.after_commit(client_id, notification.id, content.get(WEBSOCKET, {}), in_app)
+    return SendResult(_sent(notification, ids, new, statuses), created=True)
 
 
-def _sent(notification: Notification, ids: list[str], new: list[NewDelivery]) -> NotificationOut:
+def _sent(
+    notification: Notification, ids: list[str], new: list[NewDelivery], statuses: list[str]
+) -> NotificationOut:
     """The answer for a notification just stored (its deliveries as `create_notification`
     wrote them)."""
     send_at = notification.send_at
@@ -286,14 +302,14 @@ def _sent(notification: Notification, ids: list[str], new: list[NewDelivery]) ->
                 id=delivery_id,
                 channel=d.channel,
                 recipient=d.recipient,
-                status="skipped" if d.skip_reason else "pending",
+                status=status,  # type: ignore[arg-type]
                 attempts=0,
                 last_error=None,
                 skip_reason=d.skip_reason,
-                delivered_at=None,
-                next_attempt_at=None if d.skip_reason else send_at,
+                delivered_at=notification.created_at if status == DELIVERED else None,
+                next_attempt_at=send_at if status == PENDING else None,
             )
-            for delivery_id, d in zip(ids, new, strict=True)
+            for delivery_id, d, status in zip(ids, new, statuses, strict=True)
         ],
     )
 
