@@ -106,11 +106,13 @@ class NodeFleet:
         latency_path: tuple[str, ...] = ("sent_at",),
         concurrency: int = 50,
         procs: int = 1,
+        event: str = "message.created",
     ) -> None:
         self.url = url
         self.auths = auths
         self.transport = transport
         self.latency_path = latency_path
+        self.event = event  # the benchmark event counted (others are "other events")
         self.concurrency = concurrency
         self.procs = max(1, min(procs, len(auths)))
         self.drivers: list[_Driver] = []
@@ -137,6 +139,7 @@ class NodeFleet:
                         "auths": self.auths[i :: self.procs],
                         "concurrency": per,
                         "latency_path": list(self.latency_path),
+                        "event": self.event,
                     }
                 )
             )
