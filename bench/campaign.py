@@ -46,6 +46,10 @@ from bench._support import (
 )
 from bench.notification_latency import DEFAULT_REDIS, Stack, proc_cpu, wait_ready
 
+# Imported modules put this checkout first again: BENCH_APP_ROOT wins for `app`.
+if os.environ.get("BENCH_APP_ROOT"):
+    sys.path.insert(0, os.environ["BENCH_APP_ROOT"])
+
 APP_ROOT = os.environ.get("BENCH_APP_ROOT") or str(Path(__file__).resolve().parents[1])
 FINAL = {"delivered", "partial", "failed", "canceled"}
 

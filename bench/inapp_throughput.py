@@ -35,6 +35,10 @@ from bench._support import (
     machine_line,
 )
 
+# Imported modules put this checkout first again: BENCH_APP_ROOT wins for `app`.
+if os.environ.get("BENCH_APP_ROOT"):
+    sys.path.insert(0, os.environ["BENCH_APP_ROOT"])
+
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 TASK_IDS = 100
 TASKS_AT_ONCE = 8
