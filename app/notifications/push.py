@@ -38,9 +38,10 @@ FAST_PATH_CONCURRENCY = 4
 # Owed pushes read per round on connect.
 CONNECT_BATCH = 500
 # The sweep leaves the fast path this long before it steps in, and looks back this far
-# (older owed pushes wait for their user's connect).
+# (older owed pushes wait for their user's connect). Short: an offline user's rows are
+# looked at by every sweep within it (one presence round trip per 1,000).
 SWEEP_GRACE_SECONDS = 5.0
-SWEEP_WINDOW_SECONDS = 300.0
+SWEEP_WINDOW_SECONDS = 60.0
 # Owed pushes one sweep handles at most; the next sweep continues.
 SWEEP_MAX = 20_000
 
