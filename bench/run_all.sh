@@ -28,6 +28,7 @@ WRK_SECONDS="${WRK_SECONDS:-4}"            # P1, #15 row 1: seconds per wrk roun
 AUTH_REQUESTS="${AUTH_REQUESTS:-2000}"     # P5: sequential requests per route
 WEBHOOKS="${WEBHOOKS:-1000}"               # P4: webhook deliveries
 LATENCY_SECONDS="${LATENCY_SECONDS:-3}"    # P3: seconds at 200/s, per mode
+STEADY_SECONDS="${STEADY_SECONDS:-10}"     # #21 steady: seconds at 500/s (redis), 300/s (embedded)
 FANOUT_CLIENTS="${FANOUT_CLIENTS:-1000}"   # P2, #15 rows 3, 5, 7: clients in the room
 FANOUT_MESSAGES="${FANOUT_MESSAGES:-50}"   # P2, #15 row 7: messages in the burst
 PACED_SECONDS="${PACED_SECONDS:-4}"        # #15 row 5: seconds at 5,000 deliveries/s
@@ -79,6 +80,8 @@ run "#15 row 1" 150 message_send_wrk.py --db postgresql --rooms 64 \
 run "P5" 120 auth_overhead.py --requests "$AUTH_REQUESTS" --cold-keys 3 --log-level WARNING
 run "P4" 240 webhook_throughput.py --deliveries "$WEBHOOKS"
 run "P3" 240 notification_latency.py --rate 200 --seconds "$LATENCY_SECONDS" --grace 10
+run "#21 steady" 480 notification_steady.py --modes redis,embedded --seconds "$STEADY_SECONDS" \
+  --grace 20
 # P2 (= #15 row 4, the burst) and #15 row 5 (paced) on one set-up and connect per target.
 run "P2, #15 rows 4-5" 480 fanout_paced.py --clients "$FANOUT_CLIENTS" \
   --burst "$FANOUT_MESSAGES" --post-concurrency 4 --rates 5000d --seconds "$PACED_SECONDS"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.channels.base import Outcome, OutcomeKind
 from app.core.clock import utcnow
 from app.core.ids import new_id
+from app.leasing import retry
 from app.notifications import deferral_repository as deferrals
 from app.notifications import delivery_repository as deliveries
 from app.notifications import finish_repository as finishing
@@ -40,8 +40,6 @@ from app.webhooks import service as webhooks
 
 log = logging.getLogger("chatapi.notifications")
 
-JITTER = 0.1
-
 
 @dataclass(frozen=True, slots=True)
 class AttemptResult:
@@ -53,12 +51,9 @@ class AttemptResult:
 
 
 def retry_delay(schedule: Sequence[int], attempts: int, retry_after: float | None) -> float:
-    """Seconds until the next attempt after attempt number `attempts`: the receiver's
-    Retry-After when it gave one, else the schedule's entry with ±10% jitter."""
-    if retry_after is not None:
-        return retry_after
-    base = schedule[min(attempts, len(schedule)) - 1]
-    return base * random.uniform(1 - JITTER, 1 + JITTER)
+    """Seconds until the next attempt after attempt number `attempts`: the leased-work
+    engine's schedule, shared with inbound events (app/leasing/retry.py)."""
+    return retry.retry_delay(schedule, attempts, retry_after)
 
 
 class ResultWriter:

@@ -104,15 +104,15 @@ class NodeFleet:
         *,
         transport: str = "socketio",
         latency_path: tuple[str, ...] = ("sent_at",),
+        event: str = "message.created",
         concurrency: int = 50,
         procs: int = 1,
-        event: str = "message.created",
     ) -> None:
         self.url = url
         self.auths = auths
         self.transport = transport
         self.latency_path = latency_path
-        self.event = event  # the benchmark event counted (others are "other events")
+        self.event = event
         self.concurrency = concurrency
         self.procs = max(1, min(procs, len(auths)))
         self.drivers: list[_Driver] = []
@@ -179,6 +179,13 @@ class NodeFleet:
         shares = [len(self.auths[i :: self.procs]) for i in range(self.procs)]
         for d, share in zip(self.drivers, shares, strict=True):
             await d.send(f"wait {share * expected_each_client} {int(timeout * 1000)}")
+        msgs = await asyncio.gather(*(d.read("report", timeout + 30) for d in self.drivers))
+        return _merge(msgs)
+
+    async def wait_counts(self, counts: list[int], timeout: float = 120.0) -> Report:
+        """Wait until driver i got counts[i] benchmark events in all (or timeout)."""
+        for d, count in zip(self.drivers, counts, strict=True):
+            await d.send(f"wait {count} {int(timeout * 1000)}")
         msgs = await asyncio.gather(*(d.read("report", timeout + 30) for d in self.drivers))
         return _merge(msgs)
 
