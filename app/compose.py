@@ -21,6 +21,7 @@ from app.core.db import Database
 from app.core.executors import Executors
 from app.core.redis import create_redis
 from app.core.secret_key import load_secret_box
+from app.notifications.push import InAppPush
 from app.observability.metrics import multiproc_registry
 from app.ratelimit.fail_open import FailOpen
 from app.ratelimit.policies import RateLimitPolicies
@@ -62,7 +63,7 @@ def build_runtime(settings: Settings, role: Role, *, clock: Clock | None = None)
     )
     bus = EventBus(broadcast)
     secret_box = load_secret_box(settings)
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         role=role,
         db=db,
@@ -84,3 +85,6 @@ def build_runtime(settings: Settings, role: Role, *, clock: Clock | None = None)
             )
         ),
     )
+    # In-app pushes to live connections: the send's fast path, connects and the sweep.
+    runtime.parts[InAppPush] = InAppPush(db, bus, presence)
+    return runtime

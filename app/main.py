@@ -25,7 +25,8 @@ from app.core.middleware import (
 )
 from app.core.openapi import install_openapi
 from app.core.operation_ids import OPENAPI_TAGS, operation_id
-from app.notifications.inbox import parked_flush_hook
+from app.notifications.inbox import owed_push_hook
+from app.notifications.push import InAppPush
 from app.observability import exposition, health, metrics
 from app.observability.multiproc import mark_process_dead
 from app.observability.sentry import init_sentry
@@ -98,8 +99,8 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
             presence_max_members=settings.PRESENCE_MAX_ROOM_MEMBERS,
             key_recheck_seconds=settings.KEY_RECHECK_INTERVAL_SECONDS,
         )
-        # The in-app inbox: parked websocket notifications go out when their user connects.
-        app.state.hub.on_connect(parked_flush_hook(runtime.db, runtime.doorbell))
+        # The in-app inbox: notifications stored while a user was offline go out on connect.
+        app.state.hub.on_connect(owed_push_hook(runtime.part(InAppPush)))
         app.state.client_events = ClientEvents(runtime.db, runtime.bus, settings, app.state.hub)
         await app.state.hub.start()
         embedded = None

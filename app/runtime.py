@@ -19,7 +19,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
@@ -43,6 +43,15 @@ from app.templating.renderer import TemplateRenderer
 log = logging.getLogger("chatapi.runtime")
 T = TypeVar("T")
 Role = Literal["api", "worker"]
+
+
+@runtime_checkable
+class Drains(Protocol):
+    """A part with background work to finish before the process's pools close."""
+
+    async def drain(self) -> None:
+        """Wait for the background work started so far."""
+        ...
 
 
 class RuntimeNotStarted(RuntimeError):
@@ -92,11 +101,21 @@ class Runtime:
     waiting: CapacityWaiters | None = None
     # When this process's delivery sweep last looked (app/notifications/sweep.py).
     swept_at: datetime | None = None
+    # Parts of the layers above, registered by the composition root (app/compose.py) and
+    # found by their type (`part`): e.g. the in-app pushes (app/notifications/push.py).
+    parts: dict[type[Any], Any] = field(default_factory=dict)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
     _stop_hooks: list[Callable[[], Awaitable[None]]] = field(
         default_factory=list, init=False, repr=False
     )
     _replaced_clock: Clock | None = field(default=None, init=False, repr=False)
+
+    def part(self, kind: type[T]) -> T:
+        """The registered part of type `kind` (KeyError: none was registered)."""
+        found = self.parts[kind]
+        if not isinstance(found, kind):
+            raise TypeError(f"the part registered for {kind.__name__} is a {type(found)!r}")
+        return found
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -133,6 +152,14 @@ class Runtime:
                 except Exception:
                     log.exception("a stop hook failed")
             await self.doorbell.drain()
+            for part in self.parts.values():
+                # Work a part started in the background (pushes after a send) finishes
+                # before the pools it uses close.
+                if isinstance(part, Drains):
+                    try:
+                        await part.drain()
+                    except Exception:
+                        log.exception("draining %r failed", type(part).__name__)
             for channel in self.channels.values():
                 try:
                     await channel.aclose()

@@ -39,7 +39,6 @@ class OutcomeKind(str, enum.Enum):
     DELIVERED = "delivered"
     RETRY = "retry"  # try again later (after `retry_after` when given)
     FAILED = "failed"  # permanent: retrying cannot help
-    PARKED = "parked"  # nothing to do now; stays pending until an event (a connect) flushes it
     # Not attempted: one of our own limits refused it (an in-flight cap, a quota, a worker
     # shutting down). Never an attempt: the row goes back unspent, nothing is recorded, and
     # the target's health is untouched (DESIGN.md §4).

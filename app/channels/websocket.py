@@ -1,5 +1,12 @@
-"""The websocket channel: the `notification` event on the user's own target when the user is
-online anywhere; otherwise the delivery is parked and flushed when the user next connects."""
+"""The websocket (in-app) channel's worker side.
+
+An in-app delivery is `delivered` when its inbox item is stored, which a send does in its
+own transaction (API.md §6); only a scheduled send's in-app deliveries reach a worker, when
+they fall due. The push of the `notification` event to live connections is separate and
+set-based (app/notifications/push.py: one presence round trip, one publish pipeline and one
+update per batch, never one Redis connection per delivery): the worker pushes a batch's
+in-app deliveries after recording them, and the push sweep covers what that missed.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +24,10 @@ from app.channels.base import (
 )
 from app.channels.content import WebsocketContent
 from app.channels.driver import BaseChannel
-from app.core.clock import monotonic
-from app.realtime.bus import EventBus
-from app.realtime.events import NOTIFICATION, user_target
-from app.realtime.presence import Presence
 
 
 class WebSocketChannel(BaseChannel):
-    """Publishes on the event bus, which reaches the user's connections in every process."""
+    """Delivered on arrival: the inbox item already exists (its id is the delivery's)."""
 
     name = "websocket"
     content_model = WebsocketContent
@@ -39,35 +42,20 @@ class WebSocketChannel(BaseChannel):
         """The `event` names it (what `events` preferences match)."""
         return content.event if isinstance(content, WebsocketContent) else None
 
-    def __init__(self, bus: EventBus, presence: Presence) -> None:
-        self._bus = bus
-        self._presence = presence
-
     async def send(
         self, target: DeliveryTarget, content: dict[str, Any], ctx: ChannelContext
     ) -> Outcome:
-        """Deliver to the user's live connections, or park when there are none."""
-        started = monotonic()
+        """Delivered: no per-delivery presence read or publish (the batch pushes)."""
         if target.user_id is None:
             return Outcome(OutcomeKind.FAILED, error="websocket delivery needs a user_id")
-        if not await self._presence.is_online(target.client_id, target.user_id):
-            # Not a failure: the gateway flushes parked deliveries when the user connects.
-            return Outcome(OutcomeKind.PARKED, duration_ms=_ms_since(started))
-        # The inbox item shares the delivery's id (app/inbox/models.py).
-        data = {**content, "notification_id": ctx.notification_id, "inbox_id": target.delivery_id}
-        await self._bus.publish(target.client_id, user_target(target.user_id), NOTIFICATION, data)
-        return Outcome(OutcomeKind.DELIVERED, duration_ms=_ms_since(started))
+        return Outcome(OutcomeKind.DELIVERED, duration_ms=0.0)
 
     async def aclose(self) -> None:
-        """Nothing pooled: the bus belongs to the runtime."""
-
-
-def _ms_since(started: float) -> float:
-    return (monotonic() - started) * 1000
+        """Nothing pooled."""
 
 
 def create(ctx: ChannelFactoryContext) -> WebSocketChannel:
-    """Entry point `websocket`: needs the process's event bus and presence."""
+    """Entry point `websocket`: only where an event bus and presence can push its events."""
     if ctx.bus is None or ctx.presence is None:
         raise ChannelUnavailable("no event bus/presence in this process")
-    return WebSocketChannel(ctx.bus, ctx.presence)
+    return WebSocketChannel()

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -27,6 +27,7 @@ class Broadcast(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     async def publish(self, channel: str, message: bytes) -> None: ...
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None: ...
     async def subscribe(self, channel: str, handler: Handler) -> None: ...
     async def unsubscribe(self, channel: str, handler: Handler) -> None: ...
 
@@ -84,6 +85,11 @@ class MemoryBroadcast:
             )
             await asyncio.wrap_future(future)
 
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        """`publish` each (channel, message), in order."""
+        for channel, message in messages:
+            await self.publish(channel, message)
+
     async def subscribe(self, channel: str, handler: Handler) -> None:
         self._handlers.add(channel, handler)
 
@@ -124,6 +130,16 @@ class RedisBroadcast:
 
     async def publish(self, channel: str, message: bytes) -> None:
         await self._redis.publish(self._prefix + channel, message)
+
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Publish every (channel, message), in order, in one pipeline: one round trip and
+        one pooled connection for a whole batch."""
+        if not messages:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel, message in messages:
+                pipe.publish(self._prefix + channel, message)
+            await pipe.execute()
 
     async def subscribe(self, channel: str, handler: Handler) -> None:
         if not self._handlers.add(channel, handler):

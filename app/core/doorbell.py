@@ -25,10 +25,6 @@ class Doorbell(Protocol):
         """Ask a worker to attempt these due deliveries (returns before the publish)."""
         ...
 
-    async def ring_flush(self, client_id: str, user_id: str) -> None:
-        """Ask a worker to deliver the user's parked websocket notifications."""
-        ...
-
     async def ring_inbound(self, pairs: Sequence[InboundPair]) -> None:
         """Ask a worker to process these stored inbound events (returns before the publish)."""
         ...

@@ -41,9 +41,10 @@ from app.core.clock import utcnow
 from app.notifications import deferral_repository as deferrals
 from app.notifications import delivery_repository as deliveries
 from app.notifications import finish_repository as finishing
-from app.notifications import parked_repository as parking
 from app.notifications.delivery_results import AttemptResult, ResultWriter
+from app.notifications.in_app_batch import push_delivered
 from app.notifications.models import Delivery, Notification
+from app.notifications.push import InAppPush
 from app.notifications.quota import over_quota
 from app.observability.delivery_metrics import observe
 from app.observability.metrics import DEFERRALS
@@ -53,8 +54,6 @@ log = logging.getLogger("chatapi.notifications")
 
 # Deliveries of one task message in flight at once (each mostly waits on the network).
 DELIVERY_CONCURRENCY = 50
-# Parked deliveries claimed per round of a connect flush.
-FLUSH_BATCH = 500
 # Share of the lease one attempt may take; the rest is for recording the result.
 ATTEMPT_SHARE_OF_LEASE = 0.9
 
@@ -83,29 +82,6 @@ async def deliver_batch(rt: Runtime, client_id: str, delivery_ids: Sequence[str]
     return len(claimed)
 
 
-async def flush_parked(rt: Runtime, client_id: str, user_id: str) -> int:
-    """Deliver the user's parked websocket notifications (the user connected), oldest
-    first, one at a time so they arrive in order; how many were claimed."""
-    total = 0
-    while True:
-        async with rt.db.session() as session:
-            claimed = await parking.claim_parked(
-                session,
-                client_id,
-                user_id,
-                now=utcnow(),
-                lease_seconds=rt.settings.DELIVERY_LEASE_SECONDS,
-                limit=FLUSH_BATCH,
-            )
-            await session.commit()
-        total += len(claimed)
-        kinds = await _run(rt, client_id, claimed, 1)
-        # Parked again (the user left meanwhile), given back (this worker is stopping) or
-        # nothing more: stop, or this would spin.
-        if len(claimed) < FLUSH_BATCH or kinds & {OutcomeKind.PARKED, OutcomeKind.DEFER}:
-            return total
-
-
 async def _run(
     rt: Runtime, client_id: str, claimed: list[Delivery], concurrency: int
 ) -> set[OutcomeKind]:
@@ -116,6 +92,7 @@ async def _run(
         rt, client_id, len(claimed), on_deferred=lambda given_back: _wait(rt, given_back)
     )
     limit = asyncio.Semaphore(concurrency)
+    in_app: list[AttemptResult] = []
 
     async def one(delivery: Delivery) -> None:
         notification = loaded.notifications.get(delivery.notification_id)
@@ -128,7 +105,16 @@ async def _run(
             DEFERRALS.labels(delivery.channel).inc()
         else:
             observe(delivery, notification, outcome, rt.settings.delivery_attempt_limit)
-        finisher.put(AttemptResult(delivery, notification, outcome))
+        result = AttemptResult(delivery, notification, outcome)
+        channel = rt.channels.get(delivery.channel)
+        if (
+            outcome.kind is OutcomeKind.DELIVERED
+            and channel is not None
+            and channel.stores_inbox_item
+        ):
+            # An inbox item's delivery (in-app): pushed to live connections after the batch.
+            in_app.append(result)
+        finisher.put(result)
 
     results = await asyncio.gather(
         finisher.run(), *(one(d) for d in claimed), return_exceptions=True
@@ -137,6 +123,8 @@ async def _run(
         if isinstance(result, BaseException):
             # Unrecorded rows keep their lease; the sweep re-claims them when it expires.
             log.error("delivering failed", exc_info=result, extra={"client_id": client_id})
+    # Recorded delivered by now: push them to live connections, set-based.
+    await push_delivered(rt.part(InAppPush), in_app)
     return finisher.kinds
 
 

@@ -1,5 +1,5 @@
-"""The delivery work queue: claim, finish, park, cancel, retry, purge (parked websocket
-deliveries are `parked_repository`; what the beat sweep reads, `sweep_repository`).
+"""The delivery work queue: claim, finish, cancel, retry, purge (in-app deliveries' owed
+pushes are `push_repository`; what the beat sweep reads, `sweep_repository`).
 
 Every function scoped to one delivery or notification takes the client id and filters by
 it; a delivery task carries the client id in its message, so even a forged or stale
@@ -189,28 +189,6 @@ async def mark_skipped(
         from_statuses=ACTIVE_STATUSES,
         attempts=None,
         values={"status": SKIPPED, "skip_reason": reason, "updated_at": now},
-    )
-
-
-async def park(
-    session: AsyncSession,
-    client_id: str,
-    delivery_id: str,
-    *,
-    now: datetime,
-    attempts: int | None = None,
-) -> bool:
-    """`sending` → parked: `pending` with no due time, until its user connects.
-
-    The sweep never sees it (`next_attempt_at` is NULL); `claim_parked` takes it.
-    """
-    return await _finish(
-        session,
-        client_id,
-        delivery_id,
-        from_statuses=(SENDING,),
-        attempts=attempts,
-        values={"status": PENDING, "next_attempt_at": None, "updated_at": now},
     )
 
 

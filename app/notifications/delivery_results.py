@@ -1,6 +1,6 @@
 """Recording delivery results (the worker side of the relay, after the attempt): the
 attempt row, the fenced status change, the endpoint's health, and what is announced after
-the commit (exhausted deliveries, disabled endpoints, parked users who came online).
+the commit (exhausted deliveries, disabled endpoints).
 
 `ResultWriter` writes results as they arrive, in as few transactions as the arrivals
 allow, taking the notifications' row locks first, in id order (see `delivery`). A DEFER
@@ -112,7 +112,6 @@ class ResultWriter:
         batch = [r for r in batch if r.outcome.kind is not OutcomeKind.DEFER]
         exhausted: list[tuple[AttemptResult, str | None]] = []
         disabled: list[str] = []
-        parked_users: set[str] = set()
         delivered = [r for r in batch if r.outcome.kind is OutcomeKind.DELIVERED]
         async with rt.db.session() as session:
             # Locks first, in id order: see the module docstring.
@@ -137,8 +136,6 @@ class ResultWriter:
                 status = await _finish(session, rt, result, now, limit)
                 if status == FAILED:
                     exhausted.append((result, result.outcome.error))
-                elif status == "parked" and result.delivery.recipient_user_id:
-                    parked_users.add(result.delivery.recipient_user_id)
             await finishing.refresh_statuses(session, client_id, locked.values(), now=now)
             await session.commit()
         if deferred:
@@ -163,11 +160,6 @@ class ResultWriter:
                 EndpointDisabledData(endpoint_id=endpoint_id).model_dump(mode="json"),
                 exclude_endpoint_ids=[endpoint_id],
             )
-        for user_id in parked_users:
-            # The user may have connected between the presence check and the park, after
-            # the connect's flush looked: look again now that the park is committed.
-            if await rt.presence.is_online(client_id, user_id):
-                await rt.doorbell.ring_flush(client_id, user_id)
 
 
 async def _give_back(
@@ -268,12 +260,6 @@ async def _finish(
     was no longer ours — its lease expired and another worker re-claimed it)."""
     d, outcome, client_id = result.delivery, result.outcome, result.delivery.client_id
     attempts = d.attempts  # the fence: only the claim this attempt made may finish it
-    if outcome.kind is OutcomeKind.PARKED:
-        return (
-            "parked"
-            if await deliveries.park(session, client_id, d.id, now=now, attempts=attempts)
-            else None
-        )
     if outcome.kind is OutcomeKind.RETRY and d.attempts < limit:
         delay = retry_delay(rt.settings.DELIVERY_RETRY_SCHEDULE, d.attempts, outcome.retry_after)
         done = await deliveries.mark_retrying(

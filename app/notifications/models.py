@@ -17,8 +17,8 @@ from app.channels.names import IN_APP
 from app.core.clock import utcnow
 from app.core.types import UTCDateTime
 
-# Delivery statuses. `pending` with `next_attempt_at` NULL is a *parked* websocket
-# delivery: its user was offline, nothing is due, and the gateway flushes it on connect.
+# Delivery statuses. An in-app (websocket) delivery is `delivered` once its inbox item is
+# stored; whether live connections have had it is `pushed_at` (NULL: a push is owed).
 PENDING = "pending"
 SENDING = "sending"
 DELIVERED = "delivered"
@@ -29,8 +29,10 @@ SKIPPED = "skipped"
 DELIVERY_STATUSES = (PENDING, SENDING, DELIVERED, RETRYING, FAILED, CANCELED, SKIPPED)
 # Statuses a delivery can still leave on its own (work is owed).
 ACTIVE_STATUSES = (PENDING, SENDING, RETRYING)
-# The in-app channel: its deliveries park while their user is offline.
+# The in-app channel: delivered when stored, pushed to live connections separately.
 WEBSOCKET = IN_APP
+# The rows whose push to live connections is owed (the partial indexes' predicate).
+PUSH_OWED = f"channel = '{IN_APP}' AND status = 'delivered' AND pushed_at IS NULL"
 # The longest attempt reply kept (an SMTP reply or a webhook response body), in bytes.
 MAX_REPLY_BYTES = 4096
 
@@ -89,8 +91,23 @@ class Delivery(SQLModel, table=True):
         Index("ix_deliveries_lease", "status", "lease_until"),
         # A notification's deliveries; its per-status counts; the channel filter.
         Index("ix_deliveries_notification", "notification_id", "channel", "status"),
-        # A user's parked websocket deliveries (flushed on connect).
-        Index("ix_deliveries_parked", "client_id", "recipient_user_id", "channel", "status"),
+        # A user's in-app deliveries still to push (pushed on connect, oldest first);
+        # partial: only owed pushes, so it stays small while users are online.
+        Index(
+            "ix_deliveries_push_owed",
+            "client_id",
+            "recipient_user_id",
+            "id",
+            postgresql_where=text(PUSH_OWED),
+            sqlite_where=text(PUSH_OWED),
+        ),
+        # The push sweep: owed pushes by when they became owed (the fast path's backstop).
+        Index(
+            "ix_deliveries_push_sweep",
+            "delivered_at",
+            postgresql_where=text(PUSH_OWED),
+            sqlite_where=text(PUSH_OWED),
+        ),
         # Analytics: a period's deliveries by channel and status, on the index alone.
         Index("ix_deliveries_analytics", "client_id", "created_at", "channel", "status"),
         # Analytics: delivery latency of a period's delivered rows (partial: delivered only).
@@ -119,6 +136,9 @@ class Delivery(SQLModel, table=True):
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # In-app only: when the `notification` event went to live connections (or the push was
+    # given up: the inbox keeps the item); NULL on a delivered in-app row = push owed.
+    pushed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     skip_reason: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(sa_type=UTCDateTime, default_factory=utcnow)
     updated_at: datetime = Field(sa_type=UTCDateTime, default_factory=utcnow)

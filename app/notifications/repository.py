@@ -22,6 +22,7 @@ from app.inbox import repository as inbox_repository
 from app.inbox.repository import InboxContent
 from app.notifications import idempotency_repository as idempotency
 from app.notifications.idempotency_repository import IDEMPOTENCY_TTL_SECONDS
+from app.notifications.initial_status import initial_statuses
 from app.notifications.models import (
     ACTIVE_STATUSES,
     CANCELED,
@@ -80,7 +81,9 @@ async def create_notification(
     Runs inside the caller's transaction (or, on PostgreSQL without an idempotency key, as
     one statement that needs none). Returns None when `notification.idempotency_key` is
     held by a live record (a concurrent or earlier send): the caller rolls back and answers
-    with `idempotency_repository.find`. Every delivery starts `pending`, due at `send_at`.
+    with `idempotency_repository.find`. A delivery starts `pending`, due at `send_at`, or
+    `skipped`, or — in-app with an inbox item, not scheduled — `delivered` at `now`
+    (`initial_status`), its push owed (`pushed_at` NULL).
     """
     if notification.client_id != client_id:
         raise ValueError("notification belongs to another client")
@@ -96,6 +99,12 @@ async def create_notification(
         # Notification, deliveries and inbox items in one statement: one round trip
         # instead of three (the send's hot path).
         args = _create_pg_args(notification, ids, deliveries, inbox, items, now)
+        args.append(
+            [
+                now if s == DELIVERED else None
+                for s in initial_statuses(deliveries, inbox is not None, notification.send_at > now)
+            ]
+        )
         await session_query(session)(_CREATE_PG, args)
     else:
         # A Core INSERT, not session.add + flush: the unit of work costs more than the
@@ -113,6 +122,7 @@ async def create_notification(
             due_at=notification.send_at,
             now=now,
             ids=ids,
+            statuses=initial_statuses(deliveries, inbox is not None, notification.send_at > now),
         )
         if inbox is not None and items:
             await inbox_repository.add_items(
@@ -150,11 +160,11 @@ WITH notification AS (
         recipient_user_id, endpoint_id, status, attempts, next_attempt_at, lease_until,
         last_error, delivered_at, skip_reason, created_at, updated_at)
     SELECT d.id, $2, $1, d.channel, d.recipient::json, d.recipient_user_id, d.endpoint_id,
-        d.status, 0, d.next_attempt_at, NULL, NULL, NULL, d.skip_reason, $9, $9
+        d.status, 0, d.next_attempt_at, NULL, NULL, d.delivered_at, d.skip_reason, $9, $9
     FROM unnest($12::varchar[], $13::varchar[], $14::text[], $15::varchar[], $16::varchar[],
-        $17::varchar[], $18::timestamptz[], $19::varchar[])
+        $17::varchar[], $18::timestamptz[], $19::varchar[], $24::timestamptz[])
         AS d(id, channel, recipient, recipient_user_id, endpoint_id, status, next_attempt_at,
-            skip_reason)
+            skip_reason, delivered_at)
 ), items AS (
     INSERT INTO inbox_items (id, client_id, user_id, notification_id, event, created_at,
         read_at, seen_at, archived_at)
@@ -174,7 +184,7 @@ def _create_pg_args(
     now: datetime,
 ) -> list[Any]:
     # JSON as text, as SQLAlchemy's JSON type gives it to the driver (the same stored text).
-    skipped = [bool(d.skip_reason) for d in deliveries]
+    statuses = initial_statuses(deliveries, inbox is not None, n.send_at > now)
     return [
         n.id,
         n.client_id,
@@ -192,8 +202,8 @@ def _create_pg_args(
         [json.dumps(d.recipient) for d in deliveries],
         [d.recipient_user_id for d in deliveries],
         [d.endpoint_id for d in deliveries],
-        [SKIPPED if s else PENDING for s in skipped],
-        [None if s else n.send_at for s in skipped],
+        statuses,
+        [n.send_at if s == PENDING else None for s in statuses],
         [d.skip_reason for d in deliveries],
         inbox.event if inbox else None,
         inbox.visible_at if inbox else now,
@@ -212,15 +222,24 @@ async def insert_deliveries(
     now: datetime,
     chunk_size: int = INSERT_CHUNK,
     ids: Sequence[str] | None = None,
+    statuses: Sequence[str] | None = None,
 ) -> list[str]:
-    """Bulk-insert pending deliveries in chunks (Core executemany, no ORM objects); their ids
-    (`ids`, or new ones)."""
+    """Bulk-insert deliveries in chunks (Core executemany, no ORM objects); their ids
+    (`ids`, or new ones). Each is `statuses[i]` (default: pending, or skipped)."""
     given = list(ids) if ids is not None else [new_id() for _ in deliveries]
+    initial = (
+        list(statuses)
+        if statuses is not None
+        else [SKIPPED if d.skip_reason else PENDING for d in deliveries]
+    )
     ids = []
     for start in range(0, len(deliveries), chunk_size):
         rows: list[dict[str, Any]] = []
-        for item, delivery_id in zip(
-            deliveries[start : start + chunk_size], given[start : start + chunk_size], strict=True
+        for item, delivery_id, status in zip(
+            deliveries[start : start + chunk_size],
+            given[start : start + chunk_size],
+            initial[start : start + chunk_size],
+            strict=True,
         ):
             ids.append(delivery_id)
             rows.append(
@@ -232,12 +251,12 @@ async def insert_deliveries(
                     "recipient": item.recipient,
                     "recipient_user_id": item.recipient_user_id,
                     "endpoint_id": item.endpoint_id,
-                    "status": SKIPPED if item.skip_reason else PENDING,
+                    "status": status,
                     "attempts": 0,
-                    "next_attempt_at": None if item.skip_reason else due_at,
+                    "next_attempt_at": due_at if status == PENDING else None,
                     "lease_until": None,
                     "last_error": None,
-                    "delivered_at": None,
+                    "delivered_at": now if status == DELIVERED else None,
                     "skip_reason": item.skip_reason,
                     "created_at": now,
                     "updated_at": now,

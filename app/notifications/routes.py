@@ -13,6 +13,7 @@ from app.api.responses import model_response
 from app.core.openapi import problems
 from app.core.pagination import PageParams, make_page, page_params
 from app.notifications import service
+from app.notifications.push import InAppPush
 from app.notifications.schemas import (
     AttemptOut,
     AttemptPage,
@@ -78,6 +79,7 @@ async def send_notification(
             max_total_bytes=runtime.settings.NOTIFICATION_MAX_TOTAL_BYTES,
             doorbell=runtime.doorbell,
             header_key=idempotency_key,
+            push=runtime.part(InAppPush),
         )
     return model_response(result.notification, 202 if result.created else 200)
 

@@ -123,11 +123,18 @@ class DeliveryOut(BaseModel):
     id: str
     channel: str
     recipient: dict[str, Any]
-    status: DeliveryStatus
+    status: DeliveryStatus = Field(
+        description="In-app (websocket): `delivered` once its inbox item is stored, which the "
+        "send does (already so in the 202) unless the send is scheduled; its `notification` "
+        "event goes to live connections at once and to an offline user on connect, at least "
+        "once (a repeat has the same `inbox_id`)"
+    )
     attempts: int
     last_error: str | None
     skip_reason: str | None
-    delivered_at: datetime | None
+    delivered_at: datetime | None = Field(
+        description="When it was delivered; in-app: when its inbox item was stored"
+    )
     next_attempt_at: datetime | None
 
     @classmethod

@@ -3,6 +3,7 @@ cancel, retry. Delivering is app/notifications/delivery.py (the worker side)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +25,9 @@ from app.inbox.repository import InboxContent
 from app.notifications import delivery_repository as deliveries_repo
 from app.notifications import idempotency_repository as idempotency
 from app.notifications import repository, size_bound
-from app.notifications.models import DeliveryAttempt, Notification
+from app.notifications.initial_status import initial_statuses
+from app.notifications.models import DELIVERED, PENDING, DeliveryAttempt, Notification
+from app.notifications.push import InAppPush
 from app.notifications.repository import NewDelivery
 from app.notifications.scheduling import resolve_send_at
 from app.notifications.schemas import DeliveryOut, NotificationOut, SendRequest
@@ -184,6 +187,7 @@ async def send(
     doorbell: Doorbell,
     header_key: str | None = None,
     past_send_at_is_now: bool = False,
+    push: InAppPush | None = None,
 ) -> SendResult:
     """Validate, resolve recipients, store notification + deliveries + idempotency record in
     one transaction, commit, then ring the doorbell for what is due now.
@@ -193,7 +197,10 @@ async def send(
 
     A `send_at` too far in the past is refused (app/notifications/scheduling.py), after an
     idempotent replay is answered: a retry of an accepted send is never refused for its
-    age. `past_send_at_is_now` sends any past time at once (work done after the request)."""
+    age. `past_send_at_is_now` sends any past time at once (work done after the request).
+
+    In-app deliveries are stored `delivered` (their inbox items are); after the commit
+    `push` sends their `notification` event to the online recipients in the background."""
     if header_key is not None and body.idempotency_key not in (None, header_key):
         raise _problem("the Idempotency-Key header and idempotency_key differ")
     key = header_key or body.idempotency_key
@@ -236,15 +243,11 @@ async def send(
         idempotency_key=key,
         request_hash=request_hash if key is not None else None,
     )
-    if not any(d.skip_reason is None for d in new):
-        notification.status = repository.derive_status({}, scheduled=False)
+    inbox = _inbox_content(checked, channels, send_at)
+    statuses = initial_statuses(new, inbox is not None, send_at > now)
+    notification.status = repository.derive_status(Counter(statuses), scheduled=send_at > now)
     ids = await repository.create_notification(
-        session,
-        client_id,
-        notification,
-        new,
-        now=now,
-        inbox=_inbox_content(checked, channels, send_at),
+        session, client_id, notification, new, now=now, inbox=inbox
     )
     if ids is None:
         # A concurrent send holds the key: it committed (we waited on it), or still runs.
@@ -258,12 +261,24 @@ async def send(
         return SendResult(replay, created=False)
     await session.commit()
     if send_at <= now:
-        due = [i for i, d in zip(ids, new, strict=True) if not d.skip_reason]
+        due = [i for i, st in zip(ids, statuses, strict=True) if st == PENDING]
         await doorbell.ring_deliveries(client_id, due)
-    return SendResult(_sent(notification, ids, new), created=True)
+        if push is not None:
+            # Delivered on store (inbox items): pushed to live connections in the background.
+            in_app = [
+                (i, str(d.recipient_user_id))
+                for i, d, st in zip(ids, new, statuses, strict=True)
+                if st == DELIVERED
+            ]
+            pushed = next((n for n in content if channels[n].stores_inbox_item), None)
+            if in_app and pushed is not None:
+                push.after_commit(client_id, notification.id, content[pushed], in_app)
+    return SendResult(_sent(notification, ids, new, statuses), created=True)
 
 
-def _sent(notification: Notification, ids: list[str], new: list[NewDelivery]) -> NotificationOut:
+def _sent(
+    notification: Notification, ids: list[str], new: list[NewDelivery], statuses: list[str]
+) -> NotificationOut:
     """The answer for a notification just stored (its deliveries as `create_notification`
     wrote them)."""
     send_at = notification.send_at
@@ -280,14 +295,14 @@ def _sent(notification: Notification, ids: list[str], new: list[NewDelivery]) ->
                 id=delivery_id,
                 channel=d.channel,
                 recipient=d.recipient,
-                status="skipped" if d.skip_reason else "pending",
+                status=status,  # type: ignore[arg-type]
                 attempts=0,
                 last_error=None,
                 skip_reason=d.skip_reason,
-                delivered_at=None,
-                next_attempt_at=None if d.skip_reason else send_at,
+                delivered_at=notification.created_at if status == DELIVERED else None,
+                next_attempt_at=send_at if status == PENDING else None,
             )
-            for delivery_id, d in zip(ids, new, strict=True)
+            for delivery_id, d, status in zip(ids, new, statuses, strict=True)
         ],
     )
 
@@ -352,7 +367,7 @@ async def list_notifications(
 async def cancel(
     session: AsyncSession, client_id: str, notification_id: str, *, bus: EventBus | None = None
 ) -> NotificationOut:
-    """Cancel every delivery not yet sent (pending, parked, retrying); a delivery mid-attempt
+    """Cancel every delivery not yet sent (pending, retrying); a delivery mid-attempt
     finishes. Nothing left to cancel is not an error: the answer shows the state. The
     cancelled websocket deliveries leave their users' inboxes (never sent)."""
     if await repository.lock(session, client_id, notification_id) is None:

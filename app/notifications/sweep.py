@@ -1,5 +1,6 @@
-"""The relay's beat work: ring due deliveries and expired leases again, expire parked
-websocket deliveries, purge old attempts and idempotency records.
+"""The relay's beat work: ring due deliveries and expired leases again, push owed in-app
+pushes whose users are online (app/notifications/push.py), purge old attempts and
+idempotency records.
 
 Ringing does not change rows, so the sweep decides from when a row fell due, and from when
 this process swept before, whether it needs a ring (`should_ring`): a backlog is not re-rung
@@ -19,9 +20,8 @@ from datetime import datetime, timedelta
 from app.core.clock import utcnow
 from app.inbox import service as inbox_service
 from app.notifications import idempotency_repository as idempotency
-from app.notifications import parked_repository as parking
-from app.notifications import repository
 from app.notifications import sweep_repository as sweeps
+from app.notifications.push import InAppPush
 from app.runtime import Runtime
 
 log = logging.getLogger("chatapi.notifications")
@@ -39,12 +39,13 @@ class SweepReport:
 
     due: int
     expired_leases: int
-    expired_parked: int
+    pushed: int
+    pushes_given_up: int
 
 
 async def sweep_due(rt: Runtime) -> SweepReport:
-    """Ring due deliveries that need it and every expired lease (bounded); expire old
-    parked ones."""
+    """Ring due deliveries that need it and every expired lease (bounded); push owed
+    in-app pushes whose users are online, and stop owing the oldest."""
     now = utcnow()
     # A process's first sweep takes what fell due in the last two intervals as new.
     first = now - timedelta(seconds=2 * rt.settings.DELIVERY_SWEEP_INTERVAL_SECONDS)
@@ -78,14 +79,23 @@ async def sweep_due(rt: Runtime) -> SweepReport:
     # When this process (runtime) last swept: rows that fell due after it are new to it.
     # max: of two sweeps overlapping on one process, the later one's time stands.
     rt.swept_at = max(now, rt.swept_at or now)
-    parked = await _expire_parked(rt)
-    if due or leases or parked:
+    pushes = await rt.part(InAppPush).sweep(
+        expiry_seconds=rt.settings.WEBSOCKET_PARK_EXPIRY_SECONDS
+    )
+    if due or leases or pushes.pushed or pushes.given_up:
         # One line for a sweep that did something; the idle ones (every few seconds) none.
         log.info(
             "notifications sweep",
-            extra={"due": due, "expired_leases": leases, "expired_parked": parked},
+            extra={
+                "due": due,
+                "expired_leases": leases,
+                "pushed": pushes.pushed,
+                "pushes_given_up": pushes.given_up,
+            },
         )
-    return SweepReport(due=due, expired_leases=leases, expired_parked=parked)
+    return SweepReport(
+        due=due, expired_leases=leases, pushed=pushes.pushed, pushes_given_up=pushes.given_up
+    )
 
 
 def should_ring(
@@ -105,22 +115,6 @@ def should_ring(
     waited_then = (since - due_at).total_seconds()
     waited_now = (now - due_at).total_seconds()
     return waited_now >= lease and waited_now // lease > max(waited_then, 0.0) // lease
-
-
-async def _expire_parked(rt: Runtime) -> int:
-    now = utcnow()
-    before = now - timedelta(seconds=rt.settings.WEBSOCKET_PARK_EXPIRY_SECONDS)
-    total = 0
-    while True:
-        async with rt.db.session() as session:
-            rows = await parking.expire_parked(session, created_before=before, now=now, limit=PAGE)
-            for client_id, notification_id in sorted(set(rows)):
-                await repository.lock(session, client_id, notification_id)
-                await repository.refresh_status(session, client_id, notification_id, now=now)
-            await session.commit()
-        total += len(rows)
-        if len(rows) < PAGE:
-            return total
 
 
 async def purge(rt: Runtime) -> tuple[int, int]:

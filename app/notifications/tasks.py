@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.notifications import delivery, sweep
+from app.notifications.push import InAppPush
 from app.worker.celery_app import celery_app
 from app.worker.doorbell import DELIVER_TASK, FLUSH_PARKED_TASK
 from app.worker.runtime import RuntimeTask
@@ -27,14 +28,15 @@ def deliver(self: RuntimeTask, client_id: str, delivery_ids: list[str]) -> int:
     reject_on_worker_lost=True,
 )
 def flush_parked(self: RuntimeTask, client_id: str, user_id: str) -> int:
-    """Deliver a user's parked websocket notifications (the user connected)."""
+    """Push a user's owed in-app notifications (the user connected). Kept for messages
+    queued by an older version: API processes now push on connect themselves."""
     runtime = self.runtime
-    return runtime.run(delivery.flush_parked(runtime, client_id, user_id))
+    return runtime.run(runtime.part(InAppPush).on_connect(client_id, user_id))
 
 
 @celery_app.task(name="notifications.sweep_due", bind=True)
 def sweep_due(self: RuntimeTask) -> int:
-    """Ring due deliveries and expired leases; expire old parked ones. How many rung."""
+    """Ring due deliveries and expired leases; push owed in-app pushes. How many rung."""
     runtime = self.runtime
     report = runtime.run(sweep.sweep_due(runtime))
     return report.due + report.expired_leases

@@ -45,7 +45,7 @@ LIVE_CONNECTIONS = Gauge(
 EVENTS_PUBLISHED = Counter("chatapi_events_published_total", "Events published on the event bus.")
 DELIVERIES = Counter(
     "chatapi_deliveries_total",
-    "Delivery attempts, by channel and outcome (delivered, retry, failed, parked, skipped).",
+    "Delivery attempts, by channel and outcome (delivered, retry, failed, skipped).",
     ["channel", "outcome"],
 )
 DELIVERY_LATENCY = Histogram(

@@ -4,7 +4,7 @@ process hears it on the targets its connections listen to (API.md §5, DESIGN.md
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +55,29 @@ class EventBus:
         body = {"c": client_id, "t": target, "e": event, "d": data, "x": exclude_key}
         await self.broadcast.publish(_channel(client_id, target), orjson.dumps(body))
         EVENTS_PUBLISHED.inc()
+
+    async def publish_many(self, events: Sequence[Event]) -> None:
+        """`publish` a batch, in order, in one broadcast round trip (Redis: one pipeline)."""
+        if not events:
+            return
+        await self.broadcast.publish_many(
+            [
+                (
+                    _channel(e.client_id, e.target),
+                    orjson.dumps(
+                        {
+                            "c": e.client_id,
+                            "t": e.target,
+                            "e": e.event,
+                            "d": e.data,
+                            "x": e.exclude_key,
+                        }
+                    ),
+                )
+                for e in events
+            ]
+        )
+        EVENTS_PUBLISHED.inc(len(events))
 
     async def publish_after_commit(
         self,

@@ -8,6 +8,7 @@ it cannot leave users online forever.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -24,6 +25,7 @@ class Presence(Protocol):
     async def connected(self, client_id: str, user_id: str) -> bool: ...
     async def disconnected(self, client_id: str, user_id: str) -> bool: ...
     async def is_online(self, client_id: str, user_id: str) -> bool: ...
+    async def online_users(self, client_id: str, user_ids: Sequence[str]) -> set[str]: ...
     async def refresh(self) -> None: ...
 
 
@@ -48,6 +50,10 @@ class MemoryPresence:
     async def is_online(self, client_id: str, user_id: str) -> bool:
         return self._counts.get((client_id, user_id), 0) > 0
 
+    async def online_users(self, client_id: str, user_ids: Sequence[str]) -> set[str]:
+        """Which of `user_ids` have a connection."""
+        return {u for u in user_ids if self._counts.get((client_id, u), 0) > 0}
+
     async def refresh(self) -> None:
         return None
 
@@ -63,6 +69,15 @@ redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 if others == 0 then return 1 end
 return 0
+"""
+# Read-only, one round trip for a whole batch: the 1-based positions of KEYS that hold a
+# live (unexpired) process entry. ARGV[1]: now.
+_ONLINE = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('ZCOUNT', key, '(' .. ARGV[1], '+inf') > 0 then out[#out + 1] = i end
+end
+return out
 """
 _DISCONNECT = """
 redis.call('ZREM', KEYS[1], ARGV[1])
@@ -82,6 +97,7 @@ class RedisPresence:
         self._local: Counter[tuple[str, str]] = Counter()
         self._connect = redis.register_script(_CONNECT)
         self._disconnect = redis.register_script(_DISCONNECT)
+        self._online = redis.register_script(_ONLINE)
 
     def _key(self, client_id: str, user_id: str) -> str:
         return f"{self._prefix}{client_id}:{user_id}"
@@ -129,6 +145,15 @@ class RedisPresence:
 
     async def is_online(self, client_id: str, user_id: str) -> bool:
         return await self._live_count(self._key(client_id, user_id)) > 0
+
+    async def online_users(self, client_id: str, user_ids: Sequence[str]) -> set[str]:
+        """Which of `user_ids` have a live connection in any process: ONE round trip (a
+        script over every key), so a batch holds one pooled connection, not one per user."""
+        if not user_ids:
+            return set()
+        keys = [self._key(client_id, u) for u in user_ids]
+        found = await self._online(keys=keys, args=[utcnow().timestamp()])
+        return {user_ids[int(i) - 1] for i in found}
 
     async def refresh(self) -> None:
         """Extend this process's entries (call every few seconds)."""

@@ -260,7 +260,7 @@ async def record_outcome(
     if outcome.delivered:
         await repository.record_success(session, client_id, endpoint_id)
         return False
-    if outcome.kind in (base.OutcomeKind.PARKED, base.OutcomeKind.DEFER):
+    if outcome.kind is base.OutcomeKind.DEFER:
         return False  # nothing reached the endpoint (a DEFER is our own limit's refusal)
     if outcome.disable_endpoint:
         return await repository.disable(

@@ -102,11 +102,6 @@ class CeleryDoorbell:
         """Queue a `process_events` ring for stored events; published in the background."""
         self._inbound.add(pairs)
 
-    async def ring_flush(self, client_id: str, user_id: str) -> None:
-        """Publish a parked flush for the user now (awaited; a failure is only logged)."""
-        message = (FLUSH_PARKED_TASK, (client_id, user_id), DELIVERY_QUEUE)
-        await self._send([message], "enqueueing a parked flush failed", {"client_id": client_id})
-
     async def drain(self) -> None:
         """Wait until every ring queued so far was published (or failed)."""
         await self._deliveries.drain()

@@ -180,10 +180,13 @@ async def test_a_scheduled_notification_enters_the_inbox_at_its_time(
     assert await _count(api, key) == {"unread": 1, "unseen": 1, "total": 1}
 
 
-async def test_a_cancelled_notification_leaves_the_inbox(api: Api) -> None:
+async def test_a_cancelled_notification_leaves_the_inbox(api: Api, clock: ManualClock) -> None:
+    # Scheduled: a notification sent now is delivered (stored) at once, nothing to cancel.
     tenant = await api.tenant()
     user_id, key = await _user_with_key(api, tenant)
-    sent = await _send(api, tenant, [user_id])
+    sent = await _send(
+        api, tenant, [user_id], send_at=(clock.now() + timedelta(hours=1)).isoformat()
+    )
     heard = await api.capture(tenant, user_target(user_id))
     r = await api.http.post(f"/api/v1/notifications/{sent['id']}/cancel", headers=tenant.auth)
     assert r.status_code == 200 and r.json()["status"] == "canceled"

@@ -76,7 +76,7 @@ async def test_read_on_one_device_updates_the_other_device_on_another_process(
     phone = await WsClient.open(a, key)
     laptop = await SioClient.open(b, key)
     try:
-        # Connecting flushes the parked delivery (the worker): its event names the item.
+        # Connecting pushes the owed notification (the API process): its event names the item.
         _, data = await wait_for(phone.events, lambda e: e[0] == "notification", timeout=20)
         assert data["inbox_id"] == item["id"]
         r = await http.post(f"{a}/api/v1/me/notifications/{item['id']}/read", headers=bearer(key))

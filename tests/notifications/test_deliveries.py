@@ -1,4 +1,4 @@
-"""The delivery work queue on both databases: claim, lease, finish, park, sweep, purge."""
+"""The delivery work queue on both databases: claim, lease, finish, sweep, purge."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from app.core.clock import ManualClock
 from app.core.db import Database
 from app.core.ids import new_id
 from app.notifications import delivery_repository as deliveries
-from app.notifications import parked_repository as parking
 from app.notifications import repository as notifications
 from app.notifications import sweep_repository as sweeps
 from app.notifications.models import Delivery, Notification
@@ -203,40 +202,6 @@ async def test_cancel_stops_pending_and_retrying_deliveries_but_not_one_being_se
     assert sorted(canceled) == sorted([ids[0], ids[2]])
     statuses = [(await _get(db, client_id, i)).status for i in ids]
     assert statuses == ["canceled", "sending", "canceled", "delivered"]
-
-
-async def test_a_parked_websocket_delivery_waits_for_its_user_and_is_claimed_once(
-    db: Database, client_id: str
-) -> None:
-    # A time before every other test's rows, so the sweep below sees only this test's.
-    now = datetime(1993, 1, 1, tzinfo=timezone.utc)
-    user_id = new_id()
-    _, ids = await _notify(db, client_id, now, count=2, channel="websocket", user_id=user_id)
-    _, [control] = await _notify(db, client_id, now, channel="websocket", user_id=user_id)
-    for delivery_id in ids:
-        claimed = await _claim(db, client_id, delivery_id, now)
-        assert claimed is not None
-        async with db.session() as session:
-            assert await deliveries.park(session, client_id, delivery_id, now=now)
-            await session.commit()
-    async with db.read_session() as session:
-        parked = await parking.parked_for_user(session, client_id, user_id, limit=10)
-        due = await sweeps.due_deliveries(session, now=now + timedelta(days=1), limit=100)
-    assert [d.id for d in parked] == ids
-    due_ids = {d.id for d in due}
-    assert control in due_ids and not due_ids & set(ids), "a parked delivery is never due"
-    assert await _claim(db, client_id, ids[0], now + timedelta(days=1)) is None
-
-    async with db.session() as session:
-        flushed = await parking.claim_parked(
-            session, client_id, user_id, now=now, lease_seconds=LEASE, limit=10
-        )
-        again = await parking.claim_parked(
-            session, client_id, user_id, now=now, lease_seconds=LEASE, limit=10
-        )
-        await session.commit()
-    assert [d.id for d in flushed] == ids and {d.status for d in flushed} == {"sending"}
-    assert again == []
 
 
 async def test_due_sweep_finds_due_rows_and_expired_leases_only(

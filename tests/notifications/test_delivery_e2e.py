@@ -97,7 +97,8 @@ async def test_all_three_channels_deliver(relay: Relay, receiver: Receiver, smtp
         [mail] = smtp.recorder.messages
         assert mail["Subject"] == "Shipped" and mail["To"] == "ada@example.com"
         recorded = await attempts(api, tenant, sent["id"])
-        assert sorted(a["channel"] for a in recorded) == ["email", "webhook", "websocket"]
+        # In-app was delivered when stored, in the send: no attempt of a channel to record.
+        assert sorted(a["channel"] for a in recorded) == ["email", "webhook"]
         by_channel = {a["channel"]: a for a in recorded}
         assert by_channel["webhook"]["response_code"] == 204
         assert by_channel["email"]["response_code"] == 250
@@ -204,22 +205,44 @@ async def test_offline_user_gets_the_notification_when_connecting(relay: Relay) 
             "websocket": {"event": "inbox", "data": {"n": 1}},
         },
     )
-
-    async def parked() -> bool:
-        [d] = (await notification(api, tenant, sent["id"]))["deliveries"]
-        return d["attempts"] == 1 and d["status"] == "pending" and d["next_attempt_at"] is None
-
-    for _ in range(400):
-        if await parked():
-            break
-        await asyncio.sleep(0.05)
-    assert await parked()
+    # Delivered when stored (the inbox item), though nobody is connected.
+    [d] = (await notification(api, tenant, sent["id"]))["deliveries"]
+    assert (d["status"], d["attempts"], d["next_attempt_at"]) == ("delivered", 0, None)
+    assert d["delivered_at"] is not None
     socket = await WsClient.open(relay.base, key)
     try:
         _, data = await wait_for(socket.events, lambda e: e[0] == "notification", timeout=10)
         assert data["notification_id"] == sent["id"] and data["data"] == {"n": 1}
+        assert data["inbox_id"] == d["id"]
+    finally:
+        await socket.close()
+
+
+async def test_a_scheduled_in_app_send_is_delivered_and_pushed_at_send_at(relay: Relay) -> None:
+    api = relay.api
+    tenant = await api.tenant()
+    user = await api.user(tenant)
+    socket = await WsClient.open(relay.base, await api.login(tenant, user["id"]))
+    try:
+        send_at = datetime.now(timezone.utc) + timedelta(seconds=1.5)
+        sent = await send(
+            api,
+            tenant,
+            {
+                "channels": ["websocket"],
+                "recipients": [{"user_id": user["id"]}],
+                "websocket": {"event": "later", "data": {}},
+                "send_at": send_at.isoformat(),
+            },
+        )
+        assert sent["status"] == "scheduled"
+        assert sent["deliveries"][0]["status"] == "pending"
+        # The worker takes it at send_at and pushes its batch's in-app deliveries at once.
+        _, data = await wait_for(socket.events, lambda e: e[0] == "notification", timeout=15)
+        assert data["inbox_id"] == sent["deliveries"][0]["id"]
+        assert datetime.now(timezone.utc) >= send_at
         done = await wait_for_status(api, tenant, sent["id"], {"delivered"})
-        assert done["deliveries"][0]["delivered_at"] is not None
+        assert done["deliveries"][0]["status"] == "delivered"
     finally:
         await socket.close()
 

@@ -54,9 +54,10 @@ async def test_send_stores_one_delivery_per_channel_and_recipient_and_answers_20
         (d["channel"], d["recipient"].get("user_id") or d["recipient"].get("email"), d["status"])
         for d in sent["deliveries"]
     }
+    # In-app is delivered when its inbox item is stored: in the send's transaction.
     assert pairs == {
-        ("websocket", ada["id"], "pending"),
-        ("websocket", bob["id"], "pending"),
+        ("websocket", ada["id"], "delivered"),
+        ("websocket", bob["id"], "delivered"),
         ("websocket", "ops@example.com", "skipped"),
         ("email", ada["id"], "pending"),
         ("email", bob["id"], "skipped"),  # bob has no e-mail address
@@ -64,6 +65,8 @@ async def test_send_stores_one_delivery_per_channel_and_recipient_and_answers_20
     }
     skipped = [d for d in sent["deliveries"] if d["status"] == "skipped"]
     assert all(d["skip_reason"] for d in skipped)
+    in_app = [d for d in sent["deliveries"] if d["status"] == "delivered"]
+    assert all(d["delivered_at"] and d["next_attempt_at"] is None for d in in_app)
     assert await notification(api, tenant, sent["id"]) == sent
 
 
@@ -280,11 +283,14 @@ async def test_send_answers_202_without_waiting_for_a_hung_broker_and_rings_once
 
     monkeypatch.setattr(bell, "send", hung_send)
     tenant = await api.tenant()
-    user = await api.user(tenant)
+    # E-mail: an in-app delivery is delivered at send time and rings nobody.
+    body = {
+        "channels": ["email"],
+        "recipients": [{"email": "ada@example.com"}],
+        "email": {"subject": "Shipped", "text": "On its way"},
+    }
     try:
-        r = await asyncio.wait_for(
-            api.http.post(URL, json=ws_body({"user_id": user["id"]}), headers=tenant.auth), 30
-        )
+        r = await asyncio.wait_for(api.http.post(URL, json=body, headers=tenant.auth), 30)
         assert r.status_code == 202, r.text
         assert rung == []  # answered while the broker still hung
     finally:

@@ -94,7 +94,7 @@ async def test_email_turned_off_is_skipped_with_the_reason_and_critical_override
     sent = _by_channel(await _send(api, tenant, user_id))
     assert sent["email"]["status"] == "skipped"
     assert sent["email"]["skip_reason"] == "preference: email off"
-    assert sent["websocket"]["status"] == "pending"
+    assert sent["websocket"]["status"] == "delivered"  # in-app: delivered when stored
     critical = _by_channel(await _send(api, tenant, user_id, critical=True))
     assert critical["email"]["status"] == "pending" and critical["email"]["skip_reason"] is None
 

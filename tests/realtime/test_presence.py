@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from app.core.clock import ManualClock
 from app.core.redis import create_redis
-from app.realtime.presence import RedisPresence
+from app.realtime.presence import ENTRY_TTL_SECONDS, RedisPresence
 
 
 @pytest.fixture
@@ -50,3 +51,19 @@ async def test_a_second_local_connection_is_not_first_and_not_last(
     assert await a.disconnected("c", user) is False
     assert await b.is_online("c", user)
     assert await b.disconnected("c", user) is True
+
+
+async def test_a_batch_lookup_answers_for_every_user_in_one_round_trip(
+    two_processes: tuple[RedisPresence, RedisPresence], clock: ManualClock
+) -> None:
+    a, b = two_processes
+    users = [secrets.token_hex(4) for _ in range(600)]
+    online = set(users[::7])
+    for user in online:
+        await (a if len(user) % 2 else b).connected("c", user)
+    await a.connected("other", users[1])  # another tenant's user is not this tenant's
+    assert await b.online_users("c", users) == online
+    assert await a.online_users("c", []) == set()
+    # A process that stops refreshing (crashed) no longer keeps its users online.
+    clock.advance(ENTRY_TTL_SECONDS + 1)
+    assert await b.online_users("c", users) == set()

@@ -36,10 +36,6 @@ class Recording:
         self.calls.append(("deliveries", list(delivery_ids)))
         await self.real.ring_deliveries(client_id, delivery_ids)
 
-    async def ring_flush(self, client_id: str, user_id: str) -> None:
-        self.calls.append(("flush", user_id))
-        await self.real.ring_flush(client_id, user_id)
-
     async def ring_inbound(self, pairs: Sequence[InboundPair]) -> None:
         self.calls.append(("inbound", list(pairs)))
         await self.real.ring_inbound(pairs)
