@@ -18,7 +18,7 @@ from app.core.clock import ManualClock
 from app.main import create_app
 from app.notifications import push_repository as owed
 from app.notifications import sweep
-from app.notifications.push import SWEEP_GRACE_SECONDS
+from app.notifications.push import SWEEP_GRACE_SECONDS, InAppPush
 from app.runtime import Runtime
 from tests.conftest import make_settings
 from tests.support.api import Api, Tenant
@@ -134,7 +134,7 @@ async def test_a_push_lost_between_commit_and_publish_is_finished_by_the_sweep(
     tenant = await api.tenant()
     user = await api.user(tenant)
     socket = await WsClient.open(served.base, await api.login(tenant, user["id"]))
-    runtime.in_app.fast_path = False  # the process "dies" right after its commit
+    runtime.part(InAppPush).fast_path = False  # the process "dies" right after its commit
     try:
         sent = await _send(api, tenant, _body([user["id"]]))
         [delivery_id] = [d["id"] for d in sent["deliveries"]]
@@ -149,7 +149,7 @@ async def test_a_push_lost_between_commit_and_publish_is_finished_by_the_sweep(
         assert await _owed(runtime, tenant, user["id"]) == []
         assert (await sweep.sweep_due(runtime)).pushed == 0  # pushed once
     finally:
-        runtime.in_app.fast_path = True
+        runtime.part(InAppPush).fast_path = True
         await socket.close()
 
 

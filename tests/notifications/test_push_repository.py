@@ -46,7 +46,7 @@ async def _send(
         send_at=send_at or now,
         created_at=now,
     )
-    items = [NewDelivery("websocket", {"user_id": u}, u) for u in user_ids]
+    items = [NewDelivery("websocket", {"user_id": u}, u, inbox_item=True) for u in user_ids]
     if email:
         items.append(NewDelivery("email", {"email": "a@b.c"}))
     async with db.session() as session:
