@@ -77,7 +77,7 @@ async def _scene(api: Api) -> tuple[Tenant, dict[str, Any], str]:
 
 
 async def test_a_websocket_token_opens_once(served: Served) -> None:
-    tenant, user, key = await _scene(served.api)
+    _, user, key = await _scene(served.api)
     minted = await _mint(served.api, key)
     ws = await _ws(served.base, minted["token"])
     try:
@@ -169,7 +169,7 @@ async def test_a_relogin_on_a_device_closes_only_that_devices_socket(served: Ser
 
 
 async def test_revoking_the_minting_key_closes_the_tokens_socket(served: Served) -> None:
-    tenant, _, key = await _scene(served.api)
+    _, _, key = await _scene(served.api)
     minted = await _mint(served.api, key)
     ws = await _ws(served.base, minted["token"])
     try:
