@@ -126,7 +126,15 @@ async def check_send(session: AsyncSession, client_id: str, event_type: str, pay
         )
     if schema is None:
         return
-    error = next(iter(Draft202012Validator(schema).iter_errors(payload)), None)
+    try:
+        error = next(iter(Draft202012Validator(schema).iter_errors(payload)), None)
+    except Exception as exc:
+        # The schema is the tenant's input: one that cannot be applied (a `$ref` to a
+        # document it does not contain — never fetched) is its problem to fix, not a 500.
+        raise Unprocessable(
+            f"The schema of {event_type} cannot be applied: {str(exc)[:200]}",
+            loc=("body", "webhook", "event_type"),
+        ) from None
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
         raise Unprocessable(

@@ -143,3 +143,11 @@ async def test_the_openapi_document_lists_the_live_types(api: Api) -> None:
     other = await api.tenant()
     theirs = await api.http.get("/api/v1/event-types/openapi.json", headers=other.auth)
     assert theirs.json()["webhooks"] == {}
+
+
+async def test_a_schema_with_an_unresolvable_ref_is_a_422_not_a_500(api: Api) -> None:
+    tenant = await api.tenant()
+    remote = {"$ref": "https://schemas.example/order.json"}
+    assert (await _create(api, tenant, name="order.remote", schema=remote)).status_code == 201
+    problem = _problem(await _send(api, tenant, "order.remote", {"order_id": "A"}), 422)
+    assert "cannot be applied" in problem["detail"]
