@@ -82,9 +82,15 @@ def worker(
 
     ensure_multiproc_dir()
     settings = _preflight(need_redis=True)
+    from app.compose import build_runtime
     from app.worker.process import run_worker
 
-    run_worker(settings, concurrency=concurrency, loglevel=loglevel)
+    run_worker(
+        settings,
+        lambda: build_runtime(settings, role="worker"),
+        concurrency=concurrency,
+        loglevel=loglevel,
+    )
 
 
 @cli.command()

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.router import API_PREFIX, API_ROUTERS
 from app.channels.webhook_docs import install_webhook_docs
+from app.compose import build_runtime
 from app.core.config import Settings, get_settings
 from app.core.docs import install_docs
 from app.core.errors import install_error_handlers
@@ -25,7 +26,7 @@ from app.core.middleware import (
 from app.core.openapi import install_openapi
 from app.core.operation_ids import OPENAPI_TAGS, operation_id
 from app.notifications.inbox import parked_flush_hook
-from app.observability import health, metrics
+from app.observability import exposition, health, metrics
 from app.observability.multiproc import mark_process_dead
 from app.observability.sentry import init_sentry
 from app.ratelimit.middleware import RateLimitHeadersMiddleware
@@ -35,7 +36,6 @@ from app.realtime.gateway_socketio import SOCKETIO_PATH, bind_handlers, create_s
 from app.realtime.gateway_socketio import asgi_app as socketio_asgi_app
 from app.realtime.gateway_websocket import WEBSOCKET_PATH, websocket_open
 from app.realtime.hub import Hub
-from app.runtime import build_runtime
 from app.worker.celery_app import configure_celery
 
 log = logging.getLogger("chatapi")
@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
             key_recheck_seconds=settings.KEY_RECHECK_INTERVAL_SECONDS,
         )
         # The in-app inbox: parked websocket notifications go out when their user connects.
-        app.state.hub.on_connect(parked_flush_hook(runtime.db))
+        app.state.hub.on_connect(parked_flush_hook(runtime.db, runtime.doorbell))
         app.state.client_events = ClientEvents(runtime.db, runtime.bus, settings, app.state.hub)
         await app.state.hub.start()
         embedded = None
@@ -145,7 +145,7 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
-    app.include_router(metrics.router)
+    app.include_router(exposition.router)
     for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     sio = create_socketio_server(settings.MAX_WS_FRAME_BYTES)

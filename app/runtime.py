@@ -1,11 +1,13 @@
-"""The composition root: every process (API, `chatapi worker`) builds its parts here.
+"""One process's parts: what services, routes and tasks are handed (`Runtime`).
 
-`build_runtime(settings, role)` makes the database, Redis client, broadcast + event bus,
-presence and authenticator for one process from the settings it is handed — never from
-the environment — and `Runtime.start()` / `stop()` bring them up and down on the event
-loop that will own them. The API's lifespan and the worker process both call it; the
-embedded Celery worker threads use the API's own runtime, so tasks publish on the same bus
-and read the same presence as the sockets (DESIGN.md §1.3).
+`build_runtime` (app/compose.py, the composition root) picks and builds the parts for one
+process — database, Redis client, broadcast + event bus, presence, authenticator, doorbell,
+clock, metrics registry — from the settings it is handed, never from the environment;
+`Runtime.start()` / `stop()` bring them up and down on the event loop that will own them.
+This module names only the parts' types, so every layer above it may take a `Runtime`
+while it imports none of them (no domain package, not the worker). The embedded Celery
+worker threads use the API's own runtime, so tasks publish on the same bus and read the
+same presence as the sockets (DESIGN.md §1.3).
 """
 
 from __future__ import annotations
@@ -14,36 +16,32 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from datetime import datetime
+from typing import Any, Literal, TypeVar
 
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from app.auth.authenticator import Authenticator
-from app.channels.base import Channel, ChannelFactoryContext, load_channels
+from app.channels.base import Channel
+from app.channels.waiting import CapacityWaiters
 from app.core import executors
-from app.core.broadcast import Broadcast, MemoryBroadcast, RedisBroadcast
+from app.core.broadcast import Broadcast
+from app.core.clock import Clock, install_clock, installed_clock
 from app.core.config import Settings
 from app.core.crypto import SecretBox
 from app.core.db import Database
+from app.core.doorbell import Doorbell
 from app.core.executors import Executors
-from app.core.redis import create_redis
-from app.core.secret_key import load_secret_box
-from app.inbound.renderer import TemplateRenderer
-from app.ratelimit.fail_open import FailOpen
 from app.ratelimit.policies import RateLimitPolicies
-from app.ratelimit.storage import create_limiter, create_storage
 from app.realtime.bus import EventBus
-from app.realtime.presence import MemoryPresence, Presence, RedisPresence
-
-if TYPE_CHECKING:
-    from app.notifications.waiting import CapacityWaiters
+from app.realtime.presence import Presence
+from app.templating.renderer import TemplateRenderer
 
 log = logging.getLogger("chatapi.runtime")
 T = TypeVar("T")
-# Seals secrets where no SECRET_KEY is configured outside production (config refuses that
-# in production); anything sealed with it is readable by anyone with this source.
 Role = Literal["api", "worker"]
 
 
@@ -75,25 +73,46 @@ class Runtime:
     executors: Executors
     # Tenant templates render in limited child processes (started on first use).
     renderer: TemplateRenderer
+    # Rings for committed rows ("look at these now"); publishes through Celery
+    # (app/worker/doorbell.py). Drained at stop, after the stop hooks.
+    doorbell: Doorbell
+    # The process's time: `app.core.clock.utcnow()`/`monotonic()` read the clock installed
+    # at start, so a test hands build_runtime a ManualClock instead of patching call sites.
+    clock: Clock
+    # The Prometheus registry this process exposes (/metrics, the worker's metrics port):
+    # every process's series in multiprocess mode, else the process's default registry.
+    metrics: CollectorRegistry
     # The delivery channels by name, loaded once per process from the entry points.
     channels: dict[str, Channel] = field(default_factory=dict)
     # Set when the process is asked to stop (SIGTERM, the API's shutdown): work claimed from
     # then on is given back unspent instead of started (DESIGN.md §4).
     shutting_down: threading.Event = field(default_factory=threading.Event)
     # Deliveries waiting for a channel's in-flight cap; made by the delivery engine on first
-    # use (app/notifications/waiting.py).
+    # use (app/channels/waiting.py); handed over by its stop hook.
     waiting: CapacityWaiters | None = None
+    # When this process's delivery sweep last looked (app/notifications/sweep.py).
+    swept_at: datetime | None = None
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
+    _stop_hooks: list[Callable[[], Awaitable[None]]] = field(
+        default_factory=list, init=False, repr=False
+    )
+    _replaced_clock: Clock | None = field(default=None, init=False, repr=False)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
         """The event loop that owns the engine and connections, once started."""
         return self._loop
 
+    def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `hook` first thing at `stop()` (latest first), before the doorbell drains:
+        a part made on first use (the delivery engine's waiters) hands over its work."""
+        self._stop_hooks.append(hook)
+
     async def start(self) -> None:
         """Start the parts that run in the background, on the running loop."""
         self._loop = asyncio.get_running_loop()
-        # Code without the runtime at hand (the doorbells) finds the pools through the loop.
+        self._replaced_clock = install_clock(self.clock)
+        # Code without the runtime at hand finds the pools through the loop.
         executors.bind(self.executors)
         self.shutting_down.clear()
         await self.broadcast.start()
@@ -104,13 +123,16 @@ class Runtime:
         """Stop the background parts and close every connection pool."""
         try:
             # Deliveries woken for a freed slot finish and the rest waiting for one are handed
-            # over, then doorbells rung by requests that already answered go out, before the
-            # pools close. (Imported here: both import modules that import this one.)
-            from app.notifications import delivery, doorbell
-
+            # over (stop hooks), then rings of requests that already answered go out, before
+            # the pools close.
             self.shutting_down.set()
-            await delivery.stop_waiting(self)
-            await doorbell.drain()
+            while self._stop_hooks:
+                hook = self._stop_hooks.pop()
+                try:
+                    await hook()
+                except Exception:
+                    log.exception("a stop hook failed")
+            await self.doorbell.drain()
             for channel in self.channels.values():
                 try:
                     await channel.aclose()
@@ -127,6 +149,10 @@ class Runtime:
             executors.unbind(self.executors)
             self.executors.shutdown()
             self._loop = None
+            # Give the process back its clock, unless someone installed another since.
+            if self._replaced_clock is not None and installed_clock() is self.clock:
+                install_clock(self._replaced_clock)
+            self._replaced_clock = None
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run `coro` on the runtime's loop and wait for its result, from another thread.
@@ -157,49 +183,3 @@ class Runtime:
             raise RuntimeCallTimeout(
                 f"runtime call did not finish within {limit} s and was cancelled"
             ) from None
-
-
-def build_runtime(settings: Settings, role: Role) -> Runtime:
-    """The parts of one `role` process for `settings`: Redis-backed when REDIS_URL is set,
-    in-process otherwise. (Time comes from app.core.clock, which tests replace.)"""
-    if role == "worker" and not settings.REDIS_URL:
-        # A separate worker with an in-memory bus would drop every event it publishes.
-        raise ValueError("a worker process needs REDIS_URL; embedded tasks use the API's runtime")
-    db = Database(settings.DATABASE_URL)
-    redis = create_redis(settings.REDIS_URL) if settings.REDIS_URL else None
-    broadcast: Broadcast
-    presence: Presence
-    if redis is not None:
-        broadcast = RedisBroadcast(redis, settings.REDIS_KEY_PREFIX)
-        presence = RedisPresence(redis, settings.REDIS_KEY_PREFIX)
-    else:
-        broadcast = MemoryBroadcast()
-        presence = MemoryPresence()
-    storage = create_storage(settings)
-    # One view per process of whether that storage answers (health reads it).
-    fail_open = FailOpen()
-    pools = Executors.build()
-    authenticator = Authenticator(
-        db,
-        broadcast,
-        create_limiter(settings, storage),
-        settings.ADMIN_API_KEY,
-        pools.bcrypt,
-        fail_open,
-    )
-    bus = EventBus(broadcast)
-    return Runtime(
-        settings=settings,
-        role=role,
-        db=db,
-        redis=redis,
-        broadcast=broadcast,
-        bus=bus,
-        presence=presence,
-        authenticator=authenticator,
-        secret_box=load_secret_box(settings),
-        limits=RateLimitPolicies(settings, storage, db, broadcast, fail_open),
-        executors=pools,
-        renderer=TemplateRenderer(settings),
-        channels=load_channels(ChannelFactoryContext.from_settings(settings, bus, presence)),
-    )

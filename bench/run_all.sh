@@ -27,6 +27,7 @@ OUT="${BENCH_RESULTS:-bench/results}"
 WRK_SECONDS="${WRK_SECONDS:-4}"            # P1, #15 row 1: seconds per wrk round, 2 rounds a side
 AUTH_REQUESTS="${AUTH_REQUESTS:-2000}"     # P5: sequential requests per route
 WEBHOOKS="${WEBHOOKS:-1000}"               # P4: webhook deliveries
+EMAILS="${EMAILS:-2000}"                   # #21 e-mail: e-mail deliveries
 LATENCY_SECONDS="${LATENCY_SECONDS:-3}"    # P3: seconds at 200/s, per mode
 STEADY_SECONDS="${STEADY_SECONDS:-10}"     # #21 steady: seconds at 500/s (redis), 300/s (embedded)
 FANOUT_CLIENTS="${FANOUT_CLIENTS:-1000}"   # P2, #15 rows 3, 5, 7: clients in the room
@@ -79,6 +80,7 @@ run "#15 row 1" 150 message_send_wrk.py --db postgresql --rooms 64 \
   --duration "$WRK_SECONDS" --rounds 2 --warmup 2 --log-level WARNING
 run "P5" 120 auth_overhead.py --requests "$AUTH_REQUESTS" --cold-keys 3 --log-level WARNING
 run "P4" 240 webhook_throughput.py --deliveries "$WEBHOOKS"
+run "#21 e-mail" 240 email_throughput.py --deliveries "$EMAILS"
 run "P3" 240 notification_latency.py --rate 200 --seconds "$LATENCY_SECONDS" --grace 10
 run "#21 steady" 480 notification_steady.py --modes redis,embedded --seconds "$STEADY_SECONDS" \
   --grace 20

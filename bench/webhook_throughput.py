@@ -9,7 +9,7 @@ every request, `app.channels.webhook.sign`) and the same number of requests in f
   (`POST /notifications/send`, channel webhook, `--endpoints` E endpoint ids per send, so
   N/E sends; the API runs without Redis so its own doorbell goes nowhere), then one real
   `chatapi worker --concurrency T` process (Redis broker, PostgreSQL) is started, and when
-  it is ready the bench rings every id (`app.notifications.doorbell.ring`: 100 ids per
+  it is ready the bench rings every id (`app.worker.doorbell.delivery_messages`: 100 ids per
   Celery message, like the API). Measured: N / (last - first delivery at the receiver),
   and from the ring to the last `delivered_at` in the database. The per-endpoint in-flight
   cap is raised by env (`WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT=--cap`) so the cap never
@@ -235,8 +235,8 @@ async def run_ours(
     conn: asyncpg.Connection,
 ) -> dict[str, float]:
     from app.core.config import Settings
-    from app.notifications.doorbell import ring
     from app.worker.celery_app import configure_celery
+    from app.worker.doorbell import delivery_messages
 
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -244,7 +244,7 @@ async def run_ours(
         REDIS_URL=env["REDIS_URL"],
         REDIS_KEY_PREFIX=env["REDIS_KEY_PREFIX"],
     )
-    configure_celery(settings)
+    celery = configure_celery(settings)
     worker = Worker(env, args.worker_threads)
     spy: subprocess.Popen[bytes] | None = None
     try:
@@ -263,7 +263,8 @@ async def run_ours(
                 await asyncio.sleep(1.0)
             cpu0, rcpu0 = worker.cpu_seconds(), receiver.cpu_seconds()
             t0 = time.time()
-            await asyncio.to_thread(ring, client_id, ids)
+            for name, task_args, queue in delivery_messages(client_id, ids):
+                await asyncio.to_thread(celery.send_task, name, args=task_args, queue=queue)
             deadline = time.monotonic() + args.timeout
             while True:
                 stats = await receiver_stats(http)

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from pydantic import BaseModel
+
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from app.core.config import Settings
     from app.realtime.bus import EventBus
     from app.realtime.presence import Presence
@@ -105,13 +109,14 @@ class WebhookEndpoint:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryTarget:
-    """Who or what one delivery goes to; which fields are set depends on the channel."""
+    """Who or what one delivery goes to. A channel's `load_targets` may return a subclass
+    carrying what it loaded for the batch (an endpoint, the tenant's configuration)."""
 
     delivery_id: str  # stable across retries: webhook-id, Message-ID, dedupe keys
     client_id: str
-    user_id: str | None = None  # websocket (and the e-mail's user, when known)
-    email: str | None = None  # e-mail address
-    endpoint: WebhookEndpoint | None = None  # webhook
+    user_id: str | None = None
+    recipient: Mapping[str, Any] = field(default_factory=dict)  # the delivery's recipient
+    endpoint_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,24 +126,110 @@ class ChannelContext:
     notification_id: str
     created_at: datetime  # the notification's time (a webhook body's `timestamp`)
     attempt: int = 1
-    email: EmailConfig | None = None  # the client's SMTP configuration, for e-mail
     metadata: Mapping[str, Any] = field(default_factory=dict)
     # The caller already holds this attempt's slot of the channel's in-flight cap (and
     # releases it): the delivery engine takes it before counting the quota.
     capacity_held: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class RecipientUser:
+    """A user a send names, resolved by the service."""
+
+    id: str
+    external_id: str | None
+    email: str | None
+
+
+# A send's resolved recipient: a user, or a bare e-mail address (`{"email": ...}`).
+Resolved = RecipientUser | str
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDelivery:
+    """One delivery a channel makes of a send (`expand`); stored by the service."""
+
+    recipient: dict[str, Any]
+    user_id: str | None = None
+    endpoint_id: str | None = None
+    skip_reason: str | None = None  # set: stored `skipped`, never sent
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """A channel's quota for one delivery: at most `limit` per `per` for `key` (counted in
+    the shared limits storage, so every worker draws on one budget). Over it the delivery
+    is deferred to the window's reset, never failed."""
+
+    limit: int
+    per: Literal["second", "minute", "hour", "day"]
+    key: tuple[str, ...]  # whose budget: the client, an endpoint of it, ...
+    namespace: str  # the counters' name, unique per quota (e.g. "qe": e-mails per hour)
+
+
+class TenantLimits(Protocol):
+    """A tenant's effective limits as a channel's quota reads them."""
+
+    emails_per_hour: int
+    webhooks_per_second_per_endpoint: int
+
+
+class ContentError(ValueError):
+    """A send's content cannot go through this channel: the service answers 422 with it."""
+
+
 @runtime_checkable
 class Channel(Protocol):
     """Sends one delivery's content to its target and reports the outcome; never raises for
-    failures of the other side (those are outcomes), only for bugs."""
+    failures of the other side (those are outcomes), only for bugs. A channel subclasses
+    `app.channels.driver.BaseChannel`, which gives the driver methods' defaults."""
 
     name: str
+    content_model: type[BaseModel]
+    needs_recipients: bool
+    stores_inbox_item: bool
+    reaches_users: bool
 
     async def send(
         self, target: DeliveryTarget, content: dict[str, Any], ctx: ChannelContext
     ) -> Outcome:
         """Make one attempt."""
+        ...
+
+    def validate_content(self, raw: Any) -> BaseModel:
+        """The send's content object for this channel, validated."""
+        ...
+
+    def stored_content(self, content: BaseModel) -> dict[str, Any]:
+        """What the notification stores of the content."""
+        ...
+
+    def content_event(self, content: BaseModel) -> str | None:
+        """The event the content names, if any."""
+        ...
+
+    async def expand(
+        self,
+        session: AsyncSession,
+        client_id: str,
+        content: BaseModel,
+        recipients: Sequence[Resolved],
+    ) -> list[PlannedDelivery]:
+        """The deliveries a send makes."""
+        ...
+
+    async def load_targets(
+        self, session: AsyncSession, client_id: str, targets: Sequence[DeliveryTarget]
+    ) -> Mapping[str, DeliveryTarget | Outcome]:
+        """A batch's targets, loaded."""
+        ...
+
+    def quota(self, target: DeliveryTarget, limits: TenantLimits) -> Quota | None:
+        """The delivery's quota, if any."""
+        ...
+
+    def reached_target(self, outcome: Outcome) -> bool:
+        """Whether the outcome counts for the target's health."""
         ...
 
     async def aclose(self) -> None:
@@ -163,6 +254,11 @@ class ChannelFactoryContext:
     smtp_timeout_seconds: float = 30.0
     smtp_allow_private_targets: bool = False
     smtp_allowed_hosts: tuple[str, ...] = ()
+    # The domain services a channel may use (its targets, a tenant's configuration), by the
+    # Protocol the channel asks for: a channel never imports another domain's code; the
+    # composition root (app/runtime.py) registers the adapters.
+    # A factory reads its own: `cast("Kind | None", ctx.services.get(Kind))`.
+    services: Mapping[type, object] = field(default_factory=dict)
 
     @classmethod
     def from_settings(
@@ -170,12 +266,14 @@ class ChannelFactoryContext:
         settings: Settings,
         bus: EventBus | None = None,
         presence: Presence | None = None,
+        services: Mapping[type, object] | None = None,
     ) -> ChannelFactoryContext:
         """The context for a process running with `settings`."""
         return cls(
             settings=settings,
             bus=bus,
             presence=presence,
+            services=dict(services or {}),
             allow_private_targets=settings.WEBHOOK_ALLOW_PRIVATE_TARGETS,
             webhook_timeout_seconds=settings.WEBHOOK_TIMEOUT_SECONDS,
             webhook_max_in_flight_per_endpoint=settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT,

@@ -5,7 +5,7 @@ A channel at its cap answers `Outcome(DEFER, capacity_key=key)` rather than wait
 waiting attempt would hold its worker slot doing nothing while other targets' work queues.
 The refusal is ours, not the target's, so it is never an attempt (DESIGN.md §4); the delivery
 engine gives the row back and takes it up again when `release` reports that the key has a
-free slot (app/notifications/waiting.py).
+free slot (app/channels/waiting.py).
 """
 
 from __future__ import annotations

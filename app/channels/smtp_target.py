@@ -18,8 +18,8 @@ import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from app.channels.host_list import listed
 from app.channels.ssrf import Resolver, TargetRefused, TargetUnresolvable, check_host
+from app.core.host_list import listed
 
 if TYPE_CHECKING:
     from app.core.config import Settings

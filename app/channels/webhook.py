@@ -18,25 +18,34 @@ import asyncio
 import base64
 import hashlib
 import hmac
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import aiohttp
 import orjson
+from pydantic import BaseModel
 
 from app.channels.base import (
     MAX_REPLY_BYTES,
     ChannelContext,
     ChannelFactoryContext,
+    ContentError,
     DeliveryTarget,
     Outcome,
     OutcomeKind,
+    PlannedDelivery,
+    Quota,
+    Resolved,
+    TenantLimits,
+    WebhookEndpoint,
     truncate_reply,
 )
 from app.channels.capacity import InFlightCap
+from app.channels.content import WebhookContent
+from app.channels.driver import BaseChannel
 from app.channels.ssrf import (
     Resolver,
     TargetRefused,
@@ -46,6 +55,9 @@ from app.channels.ssrf import (
 )
 from app.core.clock import monotonic, utcnow
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
 SECRET_PREFIX = "whsec_"
 # A Retry-After longer than this is treated as this (the retry schedule still applies after).
 MAX_RETRY_AFTER_SECONDS = 86_400.0
@@ -54,6 +66,45 @@ MAX_RETRY_AFTER_SECONDS = 86_400.0
 # connector's queue, so the per-request timeout counts the request, not the wait.
 MAX_CONNECTIONS = 100
 USER_AGENT = "ChatAPI-Webhooks/1.0"
+
+
+class EndpointRef(Protocol):
+    """An endpoint as a send's expansion sees it."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def disabled(self) -> bool: ...
+
+
+class WebhookEndpoints(Protocol):
+    """Where the channel finds a tenant's endpoints (registered by the runtime)."""
+
+    async def subscribed(
+        self, session: AsyncSession, client_id: str, event_type: str
+    ) -> Sequence[EndpointRef]:
+        """The client's enabled endpoints that receive `event_type`."""
+        ...
+
+    async def by_ids(
+        self, session: AsyncSession, client_id: str, endpoint_ids: Sequence[str]
+    ) -> Sequence[EndpointRef]:
+        """The client's endpoints among `endpoint_ids`."""
+        ...
+
+    async def for_delivery(
+        self, session: AsyncSession, client_id: str, endpoint_ids: Sequence[str]
+    ) -> Mapping[str, WebhookEndpoint]:
+        """The enabled ones among `endpoint_ids`, by id, with opened secrets."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTarget(DeliveryTarget):
+    """A webhook delivery's endpoint, loaded with its signing secrets."""
+
+    endpoint: WebhookEndpoint | None = None
 
 
 def sign(secrets: tuple[str, ...] | list[str], msg_id: str, timestamp: int, body: bytes) -> str:
@@ -85,10 +136,13 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
-class WebhookChannel:
+class WebhookChannel(BaseChannel):
     """Signs and POSTs; maps the answer to an Outcome (DESIGN.md §4)."""
 
     name = "webhook"
+    content_model = WebhookContent
+    needs_recipients = False  # it goes to the tenant's endpoints
+    reaches_users = False  # so no user's preference turns it off
 
     def __init__(
         self,
@@ -97,7 +151,9 @@ class WebhookChannel:
         timeout: float = 15.0,
         max_in_flight_per_endpoint: int = 4,
         resolver: Resolver | None = None,
+        endpoints: WebhookEndpoints | None = None,
     ) -> None:
+        self._endpoints = endpoints
         self._timeout = timeout
         self._allow_private = allow_private
         self._resolver = resolver
@@ -129,13 +185,14 @@ class WebhookChannel:
 
     def capacity_key(self, target: DeliveryTarget) -> str | None:
         """Requests are capped per endpoint."""
-        return target.endpoint.id if target.endpoint is not None else None
+        endpoint = target.endpoint if isinstance(target, WebhookTarget) else None
+        return endpoint.id if endpoint is not None else None
 
     async def send(
         self, target: DeliveryTarget, content: dict[str, Any], ctx: ChannelContext
     ) -> Outcome:
         """One POST to the endpoint, unless the endpoint already has its cap in flight."""
-        endpoint = target.endpoint
+        endpoint = target.endpoint if isinstance(target, WebhookTarget) else None
         if endpoint is None:
             return Outcome(OutcomeKind.FAILED, error="webhook delivery needs an endpoint")
         if not isinstance(content.get("event_type"), str):
@@ -165,7 +222,7 @@ class WebhookChannel:
     async def _post(
         self, target: DeliveryTarget, content: dict[str, Any], ctx: ChannelContext
     ) -> Outcome:
-        assert target.endpoint is not None
+        assert isinstance(target, WebhookTarget) and target.endpoint is not None
         body = orjson.dumps(
             {
                 "type": content.get("event_type"),
@@ -209,6 +266,79 @@ class WebhookChannel:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    # ---- driver methods (app/channels/driver.py)
+
+    def stored_content(self, content: BaseModel) -> dict[str, Any]:
+        """The event as stored: which endpoints it goes to is the deliveries' business."""
+        return content.model_dump(mode="json", exclude={"endpoint_ids"})
+
+    async def expand(
+        self,
+        session: AsyncSession,
+        client_id: str,
+        content: BaseModel,
+        recipients: Sequence[Resolved],
+    ) -> list[PlannedDelivery]:
+        """One delivery per endpoint: those named (each must exist and be enabled), else
+        every enabled endpoint subscribed to the event type; recipients play no part."""
+        assert isinstance(content, WebhookContent)
+        if self._endpoints is None:
+            raise ContentError("webhooks are not available in this process")
+        wanted = content.endpoint_ids
+        if wanted is None:
+            endpoints = await self._endpoints.subscribed(session, client_id, content.event_type)
+        else:
+            wanted = list(dict.fromkeys(wanted))
+            endpoints = await self._endpoints.by_ids(session, client_id, wanted)
+            found = {e.id for e in endpoints}
+            unknown = [e for e in wanted if e not in found]
+            if unknown:
+                raise ContentError(f"unknown endpoint(s): {', '.join(unknown)}")
+            disabled = [e.id for e in endpoints if e.disabled]
+            if disabled:
+                raise ContentError(f"disabled endpoint(s): {', '.join(disabled)}")
+        return [PlannedDelivery({"endpoint_id": e.id}, endpoint_id=e.id) for e in endpoints]
+
+    async def load_targets(
+        self, session: AsyncSession, client_id: str, targets: Sequence[DeliveryTarget]
+    ) -> Mapping[str, DeliveryTarget | Outcome]:
+        """The batch's endpoints with their opened secrets, in one read. An endpoint gone,
+        disabled or whose secret cannot be opened fails its deliveries; the rest go out."""
+        ids = sorted({t.endpoint_id for t in targets if t.endpoint_id})
+        found: Mapping[str, WebhookEndpoint] = {}
+        if ids and self._endpoints is not None:
+            found = await self._endpoints.for_delivery(session, client_id, ids)
+        gone = Outcome(OutcomeKind.FAILED, error="the endpoint was deleted or disabled")
+        out: dict[str, DeliveryTarget | Outcome] = {}
+        for t in targets:
+            endpoint = found.get(t.endpoint_id) if t.endpoint_id else None
+            if t.endpoint_id and endpoint is None:
+                out[t.delivery_id] = gone
+                continue
+            out[t.delivery_id] = WebhookTarget(
+                t.delivery_id, t.client_id, t.user_id, t.recipient, t.endpoint_id, endpoint
+            )
+        return out
+
+    def quota(self, target: DeliveryTarget, limits: TenantLimits) -> Quota | None:
+        """Requests per second per endpoint."""
+        if target.endpoint_id is None:
+            return None
+        return Quota(
+            limits.webhooks_per_second_per_endpoint,
+            "second",
+            (target.client_id, target.endpoint_id),
+            "qw",
+        )
+
+    def reached_target(self, outcome: Outcome) -> bool:
+        """The endpoint's health counts what it did: an answer, or its silence (a timeout,
+        a refused connection: a RETRY without a code). Not our own refusals: a DEFER never
+        went out, and a FAILED without a code (a deleted endpoint, an SSRF refusal) is ours."""
+        if outcome.kind is OutcomeKind.DEFER:
+            return False
+        return outcome.response_code is not None or outcome.kind is OutcomeKind.RETRY
 
 
 async def _read_prefix(response: aiohttp.ClientResponse) -> str | None:
@@ -259,4 +389,5 @@ def create(ctx: ChannelFactoryContext) -> WebhookChannel:
         allow_private=ctx.allow_private_targets,
         timeout=ctx.webhook_timeout_seconds,
         max_in_flight_per_endpoint=ctx.webhook_max_in_flight_per_endpoint,
+        endpoints=cast("WebhookEndpoints | None", ctx.services.get(WebhookEndpoints)),
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from app.channels.base import (
     ChannelContext,
     ChannelFactoryContext,
@@ -13,16 +15,29 @@ from app.channels.base import (
     Outcome,
     OutcomeKind,
 )
+from app.channels.content import WebsocketContent
+from app.channels.driver import BaseChannel
 from app.core.clock import monotonic
 from app.realtime.bus import EventBus
 from app.realtime.events import NOTIFICATION, user_target
 from app.realtime.presence import Presence
 
 
-class WebSocketChannel:
+class WebSocketChannel(BaseChannel):
     """Publishes on the event bus, which reaches the user's connections in every process."""
 
     name = "websocket"
+    content_model = WebsocketContent
+    stores_inbox_item = True  # each delivery is also the user's inbox item (same id)
+    recipient_email = False  # the user's connections, not an address
+
+    def stored_content(self, content: BaseModel) -> dict[str, Any]:
+        """The event and its data, as sent."""
+        return content.model_dump(mode="json")
+
+    def content_event(self, content: BaseModel) -> str | None:
+        """The `event` names it (what `events` preferences match)."""
+        return content.event if isinstance(content, WebsocketContent) else None
 
     def __init__(self, bus: EventBus, presence: Presence) -> None:
         self._bus = bus

@@ -2,7 +2,8 @@
 
 Code calls `utcnow()` (timezone-aware UTC) or `monotonic()`; both read the process's
 installed clock, which is the system clock unless a test installs a `ManualClock` and
-moves it. Expiry, sweeps and retry schedules are then tested without wall-clock sleeps.
+moves it. The clock is a runtime part (`Runtime.clock`): `build_runtime(..., clock=...)`
+takes one and `Runtime.start()` installs it, so the call sites need no runtime at hand. Expiry, sweeps and retry schedules are then tested without wall-clock sleeps.
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ class ManualClock:
 
 
 _clock: Clock = SystemClock()
+
+
+def installed_clock() -> Clock:
+    """The process's clock now (the one `utcnow()` and `monotonic()` read)."""
+    return _clock
 
 
 def install_clock(clock: Clock) -> Clock:

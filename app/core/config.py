@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.channels.host_list import allow_list_entry
+from app.core.host_list import allow_list_entry
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./chatapi.db"
 SUPPORTED_DB_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")

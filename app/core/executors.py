@@ -11,9 +11,10 @@ so it can only ever queue behind its own kind:
 - `broker`: publishing Celery messages (doorbells; network I/O that may stall while the
   broker is unreachable).
 
-Tenant templates do not run in threads at all (app/isolation/pool.py). The runtime
-(app/runtime.py) builds one set per process role, binds it to its event loop (for the
-module-level doorbells, which have no runtime at hand) and shuts it down on stop.
+Tenant templates do not run in threads at all (app/isolation/pool.py). The composition
+root (app/compose.py) builds one set per process; the runtime binds it to its event loop
+(for code without the runtime at hand: hashing key secrets in app/auth/service.py) and
+shuts it down on stop. The doorbell is handed its broker pool when it is built.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any, cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels import base
-from app.channels.email import EmailChannel
+from app.channels.email import EmailChannel, EmailTarget
 from app.channels.smtp_target import SmtpTargetPolicy
 from app.channels.ssrf import TargetRefused, TargetUnresolvable
 from app.core.clock import utcnow
@@ -162,8 +162,10 @@ async def send_test(
         timeout=settings.EMAIL_TEST_TIMEOUT_SECONDS,
         targets=SmtpTargetPolicy.from_settings(settings),
     )
-    target = base.DeliveryTarget(delivery_id=f"test-{new_id()}", client_id=client_id, email=to)
-    ctx = base.ChannelContext(notification_id="test", created_at=utcnow(), email=config)
+    target = EmailTarget(
+        delivery_id=f"test-{new_id()}", client_id=client_id, email=to, config=config
+    )
+    ctx = base.ChannelContext(notification_id="test", created_at=utcnow())
     try:
         outcome = await channel.send(target, {"subject": TEST_SUBJECT, "text": TEST_TEXT}, ctx)
     finally:

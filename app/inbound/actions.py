@@ -197,8 +197,9 @@ async def notify(
                 session,
                 client_id,
                 body,
-                channels=list(runtime.channels),
+                channels=runtime.channels,
                 max_total_bytes=runtime.settings.NOTIFICATION_MAX_TOTAL_BYTES,
+                doorbell=runtime.doorbell,
                 past_send_at_is_now=True,
             )
         except AppError as exc:

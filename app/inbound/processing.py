@@ -5,7 +5,9 @@ the row claimed or finished and does nothing; a worker that dies mid-way leaves 
 that expires, and the sweep rings again. Failures of the input (not JSON, a template
 error, a sandbox refusal, a render past its time or memory limit) and of the action
 (ActionFailed) are permanent and recorded on the event; anything else (a render process
-that died on its own included) is retried on DELIVERY_RETRY_SCHEDULE.
+that died on its own included) is retried on DELIVERY_RETRY_SCHEDULE with the engine's
+jitter (app/leasing/retry.py), exactly as deliveries are: the row is made due later and
+the beat sweep rings it then — no delayed broker message.
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ from typing import Any
 import orjson
 
 from app.core.clock import utcnow
-from app.inbound import actions, repository, templates
+from app.core.doorbell import INBOUND_BATCH, InboundPair
+from app.inbound import actions, repository
 from app.inbound.models import InboundEvent, InboundWebhook
-from app.inbound.renderer import TemplateRenderer
+from app.leasing import retry
+from app.leasing import sweep as leased
 from app.runtime import Runtime
+from app.templating import templates
+from app.templating.renderer import TemplateRenderer
 
 log = logging.getLogger("chatapi.inbound")
 
@@ -35,7 +41,8 @@ class InputFailed(Exception):
 
 @dataclass(frozen=True)
 class Result:
-    """What a processing run did; `retry_in` asks for a doorbell after that many seconds."""
+    """What a processing run did; `retry_in`: the row is due again in that many seconds
+    (the sweep rings it then)."""
 
     status: str
     retry_in: float | None = None
@@ -86,31 +93,34 @@ async def process(runtime: Runtime, client_id: str, event_id: str) -> Result:
         return await _fail(runtime, event, attempts, str(exc))
     except Exception as exc:
         log.warning("inbound event attempt failed", exc_info=True, extra={"event_id": event.id})
-        schedule = runtime.settings.DELIVERY_RETRY_SCHEDULE
-        reason = f"{type(exc).__name__}: {exc}"
-        if attempts > len(schedule):
-            return await _fail(
-                runtime, event, attempts, f"gave up after {attempts} attempts: {reason}"
-            )
-        delay = float(schedule[attempts - 1])
-        async with db.session() as session:
-            await repository.mark_retrying(
-                session,
-                client_id,
-                event.id,
-                attempts=attempts,
-                error=reason,
-                next_attempt_at=utcnow() + timedelta(seconds=delay),
-                now=utcnow(),
-            )
-            await session.commit()
-        return Result("retrying", retry_in=delay)
+        return await _retry(runtime, event, attempts, f"{type(exc).__name__}: {exc}")
     async with db.session() as session:
         await repository.mark_processed(
             session, client_id, event.id, attempts=attempts, outcome=outcome, now=utcnow()
         )
         await session.commit()
     return Result("processed")
+
+
+async def _retry(runtime: Runtime, event: InboundEvent, attempts: int, reason: str) -> Result:
+    """Due again after the shared jittered schedule (the sweep rings it then), or the dead
+    letter once the attempts are spent."""
+    delay = retry.next_delay(runtime.settings.DELIVERY_RETRY_SCHEDULE, attempts)
+    if delay is None:
+        return await _fail(runtime, event, attempts, f"gave up after {attempts} attempts: {reason}")
+    now = utcnow()
+    async with runtime.db.session() as session:
+        await repository.mark_retrying(
+            session,
+            event.client_id,
+            event.id,
+            attempts=attempts,
+            error=reason,
+            next_attempt_at=now + timedelta(seconds=delay),
+            now=now,
+        )
+        await session.commit()
+    return Result("retrying", retry_in=delay)
 
 
 async def _fail(runtime: Runtime, event: InboundEvent, attempts: int, reason: str) -> Result:
@@ -122,10 +132,9 @@ async def _fail(runtime: Runtime, event: InboundEvent, attempts: int, reason: st
     return Result("failed")
 
 
-async def due_for_sweep(runtime: Runtime) -> list[repository.DueEvent]:
-    """Events to ring for: due pending ones and expired leases (bounded per kind)."""
-    now = utcnow()
+async def due_for_sweep(runtime: Runtime) -> list[list[InboundPair]]:
+    """Events to ring for — due pending ones (retries among them) and expired leases,
+    bounded per kind — as batches of (client_id, event_id), one doorbell message each."""
     async with runtime.db.read_session() as session:
-        due = await repository.due_events(session, now=now, limit=SWEEP_BATCH)
-        expired = await repository.expired_leases(session, now=now, limit=SWEEP_BATCH)
-    return due + expired
+        rows = await repository.sweep(session, now=utcnow(), page=SWEEP_BATCH, max_rows=SWEEP_BATCH)
+    return leased.batches(((r.client_id, r.id) for r in rows), INBOUND_BATCH)

@@ -1,17 +1,18 @@
 """Queries on inbound hooks, their events and room keys — always scoped by client id.
 
-Events are a work queue like the relay's deliveries (app/notifications/delivery_repository):
-a task claims a row with one atomic UPDATE … RETURNING under a lease, finishes it fenced
-by the attempt it claimed, and the beat sweep re-rings due rows and expired leases.
-The sweep queries are the only cross-tenant ones.
+Events are a leased-work queue on the same engine as the relay's deliveries (app/leasing):
+a task claims rows with one atomic UPDATE … RETURNING under a lease, finishes each fenced
+by the attempt it claimed, and the beat sweep re-rings due rows (retries included) and
+expired leases. The sweep queries are the only cross-tenant ones.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -24,6 +25,10 @@ from app.inbound.models import (
     InboundEvent,
     InboundWebhook,
 )
+from app.leasing import repository as engine
+from app.leasing import sweep as leased
+from app.leasing.queue import LeasedQueue
+from app.leasing.sweep import Due
 from app.tenants.models import Client
 
 # Fields a PATCH may change; the name (the URL) and secrets do not change this way.
@@ -31,12 +36,11 @@ UPDATABLE = frozenset({"action", "config", "scheme", "signature", "disabled"})
 MAX_ERROR_CHARS = 2000
 
 
-class DueEvent(NamedTuple):
-    """An event the sweep should ring the doorbell for; `at` + `id` is the page cursor."""
+# The events as a leased-work queue (app/leasing): due when pending, leased while processing.
+QUEUE = LeasedQueue(InboundEvent, due_statuses=(PENDING,), leased_status=PROCESSING)
 
-    client_id: str
-    id: str
-    at: datetime
+# An event the sweep should ring the doorbell for; `at` + `id` is the page cursor.
+DueEvent = Due
 
 
 # --- hooks -------------------------------------------------------------------------------
@@ -203,61 +207,51 @@ async def list_events(
     return list((await session.execute(query)).scalars().all())
 
 
-def _claimable(now: datetime) -> ColumnElement[bool]:
-    """Due and unleased, or `processing` with an expired lease (its worker died)."""
-    return or_(
-        and_(
-            col(InboundEvent.status) == PENDING,
-            col(InboundEvent.next_attempt_at) <= now,
-            or_(col(InboundEvent.lease_until).is_(None), col(InboundEvent.lease_until) < now),
-        ),
-        and_(col(InboundEvent.status) == PROCESSING, col(InboundEvent.lease_until) < now),
-    )
-
-
 async def claim(
     session: AsyncSession, client_id: str, event_id: str, *, now: datetime, lease_seconds: float
 ) -> InboundEvent | None:
-    """Take the event for one attempt, or None if it is not due or someone holds it.
+    """Take the event for one attempt, or None if it is not due or someone holds it."""
+    rows = await claim_many(session, client_id, [event_id], now=now, lease_seconds=lease_seconds)
+    return rows[0] if rows else None
 
-    One atomic `UPDATE … WHERE <claimable> RETURNING`, as the relay's delivery claim.
-    """
-    stmt = (
-        update(InboundEvent)
-        .where(
-            col(InboundEvent.client_id) == client_id,
-            col(InboundEvent.id) == event_id,
-            _claimable(now),
-        )
-        .values(
-            status=PROCESSING,
-            lease_until=now + timedelta(seconds=lease_seconds),
-            attempts=col(InboundEvent.attempts) + 1,
-            updated_at=now,
-        )
-        .returning(InboundEvent)
-        .execution_options(synchronize_session=False, populate_existing=True)
+
+async def claim_many(
+    session: AsyncSession,
+    client_id: str,
+    event_ids: Sequence[str],
+    *,
+    now: datetime,
+    lease_seconds: float,
+) -> list[InboundEvent]:
+    """Claim those of the events that are claimable, in one UPDATE; the claimed rows."""
+    return await engine.claim_ids(
+        session, QUEUE, client_id, event_ids, now=now, lease_seconds=lease_seconds
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def claim_due(
+    session: AsyncSession, client_id: str, *, now: datetime, lease_seconds: float, limit: int
+) -> list[InboundEvent]:
+    """Claim up to `limit` of the client's due events, oldest first; concurrent callers get
+    disjoint rows."""
+    return await engine.claim_due(
+        session, QUEUE, now=now, lease_seconds=lease_seconds, limit=limit, client_id=client_id
+    )
 
 
 async def _finish(
     session: AsyncSession, client_id: str, event_id: str, attempts: int, values: dict[str, Any]
 ) -> bool:
     # Fenced: only the claim that made attempt `attempts` may finish the row.
-    result = await session.execute(
-        update(InboundEvent)
-        .where(
-            col(InboundEvent.client_id) == client_id,
-            col(InboundEvent.id) == event_id,
-            col(InboundEvent.status) == PROCESSING,
-            col(InboundEvent.attempts) == attempts,
-        )
-        .values(lease_until=None, **values)
-        .returning(col(InboundEvent.id))
-        .execution_options(synchronize_session=False)
+    return await engine.finish_one(
+        session,
+        QUEUE,
+        client_id,
+        event_id,
+        attempts=attempts,
+        from_statuses=(PROCESSING,),
+        values=values,
     )
-    return result.scalar_one_or_none() is not None
 
 
 async def mark_processed(
@@ -345,31 +339,18 @@ async def due_events(
     session: AsyncSession, *, now: datetime, limit: int, after: tuple[datetime, str] | None = None
 ) -> list[DueEvent]:
     """Pending events due by `now`, oldest first (all clients: the beat sweep)."""
-    due_at = col(InboundEvent.next_attempt_at)
-    query = select(col(InboundEvent.client_id), col(InboundEvent.id), due_at).where(
-        col(InboundEvent.status) == PENDING,
-        due_at <= now,
-        or_(col(InboundEvent.lease_until).is_(None), col(InboundEvent.lease_until) < now),
-    )
-    if after is not None:
-        query = query.where(
-            or_(due_at > after[0], and_(due_at == after[0], col(InboundEvent.id) > after[1]))
-        )
-    rows = (await session.execute(query.order_by(due_at, col(InboundEvent.id)).limit(limit))).all()
-    return [DueEvent(r[0], r[1], r[2]) for r in rows if r[2] is not None]
+    return await leased.due(session, QUEUE, now=now, limit=limit, after=after)
 
 
 async def expired_leases(
     session: AsyncSession, *, now: datetime, limit: int, after: tuple[datetime, str] | None = None
 ) -> list[DueEvent]:
     """`processing` events whose lease ended before `now` (all clients: the beat sweep)."""
-    lease = col(InboundEvent.lease_until)
-    query = select(col(InboundEvent.client_id), col(InboundEvent.id), lease).where(
-        col(InboundEvent.status) == PROCESSING, lease < now
-    )
-    if after is not None:
-        query = query.where(
-            or_(lease > after[0], and_(lease == after[0], col(InboundEvent.id) > after[1]))
-        )
-    rows = (await session.execute(query.order_by(lease, col(InboundEvent.id)).limit(limit))).all()
-    return [DueEvent(r[0], r[1], r[2]) for r in rows if r[2] is not None]
+    return await leased.expired_leases(session, QUEUE, now=now, limit=limit, after=after)
+
+
+async def sweep(
+    session: AsyncSession, *, now: datetime, page: int, max_rows: int
+) -> list[DueEvent]:
+    """Due events then expired leases, up to `max_rows` of each (all clients)."""
+    return await leased.sweep(session, QUEUE, now=now, page=page, max_rows=max_rows)

@@ -13,6 +13,7 @@ from app.api.deps import (
     SecretBoxDep,
     SessionDep,
     SettingsDep,
+    runtime_of,
 )
 from app.core.errors import AppError, NotFound, PayloadTooLarge
 from app.core.openapi import problems
@@ -129,10 +130,12 @@ async def list_events(
     responses=problems(409),
 )
 async def replay_event(
-    hook_id: str, event_id: str, principal: MasterDep, session: SessionDep
+    hook_id: str, event_id: str, principal: MasterDep, session: SessionDep, request: Request
 ) -> EventOut:
     """Process a processed or failed event again (its action acts anew)."""
-    return EventOut.of(await service.replay(session, principal.client_id, hook_id, event_id))
+    doorbell = runtime_of(request).doorbell
+    event = await service.replay(session, principal.client_id, hook_id, event_id, doorbell)
+    return EventOut.of(event)
 
 
 # Any body: the sender's own format. Documented so clients (and fuzzers) know it takes one.
@@ -216,4 +219,5 @@ async def _receive(
         await hit_inbound_unverified(request, hook_id)  # 429 over its budget
         raise
     await hit_inbound(request, hook.id)
-    return await service.store(request.app.state.db, verified, body, headers)
+    doorbell = runtime_of(request).doorbell
+    return await service.store(request.app.state.db, verified, body, headers, doorbell=doorbell)

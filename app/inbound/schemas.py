@@ -9,8 +9,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.core.bounds import Metadata, check_json_value
-from app.inbound import signatures, templates
+from app.inbound import signatures
 from app.inbound.models import InboundEvent, InboundWebhook
+from app.templating import templates
 from app.tenants.schemas import RoomType
 
 HOOK_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"

@@ -22,9 +22,10 @@ from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.crypto import SecretBox, SecretBoxError
 from app.core.db import Database
+from app.core.doorbell import Doorbell
 from app.core.errors import AppError, Conflict, Forbidden, NotFound, Unprocessable
 from app.core.ids import new_id
-from app.inbound import content_marks, doorbell, repository, signatures
+from app.inbound import content_marks, repository, signatures
 from app.inbound.models import InboundEvent, InboundWebhook
 from app.inbound.schemas import (
     Accepted,
@@ -232,7 +233,12 @@ def verify(
 
 
 async def store(
-    db: Database, verified: Verified, body: bytes, headers: Mapping[str, str]
+    db: Database,
+    verified: Verified,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    doorbell: Doorbell,
 ) -> Accepted:
     """Store a verified request; the event, or the first one of its dedupe key or (within
     the hook's `content_dedupe_seconds`) of its signed content, as a duplicate."""
@@ -282,14 +288,14 @@ async def store(
             answer = Accepted(id=first.id, status=first.status, duplicate=True)
             await session.rollback()
             return answer
-    await enqueue(client_id, event.id)
+    await enqueue(doorbell, client_id, event.id)
     return Accepted(id=event.id, status=event.status, duplicate=False)
 
 
-async def enqueue(client_id: str, event_id: str) -> None:
+async def enqueue(doorbell: Doorbell, client_id: str, event_id: str) -> None:
     """Ring the doorbell for a committed event (coalesced; never waits for the broker,
     never raises: a lost doorbell only delays the event until the next sweep)."""
-    doorbell.bell().ring(client_id, event_id)
+    await doorbell.ring_inbound([(client_id, event_id)])
 
 
 async def list_events(
@@ -312,7 +318,7 @@ async def list_events(
 
 
 async def replay(
-    session: AsyncSession, client_id: str, hook_id: str, event_id: str
+    session: AsyncSession, client_id: str, hook_id: str, event_id: str, doorbell: Doorbell
 ) -> InboundEvent:
     """Process a finished event again (a new generation: its action acts anew)."""
     event = await repository.get_event(session, client_id, event_id, hook_id)
@@ -322,5 +328,5 @@ async def replay(
     if requeued is None:
         raise Conflict("The event is still waiting to be processed")
     await session.commit()
-    await enqueue(client_id, event_id)
+    await enqueue(doorbell, client_id, event_id)
     return requeued

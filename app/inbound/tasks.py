@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 
+from app.core.doorbell import InboundPair
 from app.inbound import processing
-from app.inbound.doorbell import PROCESS_EVENTS_TASK
+from app.runtime import Runtime
 from app.worker.celery_app import celery_app
+from app.worker.doorbell import PROCESS_EVENTS_TASK
 from app.worker.runtime import RuntimeTask
 
 log = logging.getLogger("chatapi.inbound")
@@ -14,16 +16,15 @@ log = logging.getLogger("chatapi.inbound")
 
 @celery_app.task(name="inbound.process_event", bind=True)
 def process_inbound_event(self: RuntimeTask, client_id: str, event_id: str) -> str:
-    """Claim and process one inbound event; a retry is a row plus a delayed doorbell."""
+    """Claim and process one inbound event; a retry is the row due later, which the sweep
+    rings then (no delayed message: the broker holds nothing the database does not)."""
     result = self.runtime.run(processing.process(self.runtime, client_id, event_id))
-    if result.retry_in is not None:
-        process_inbound_event.apply_async((client_id, event_id), countdown=result.retry_in)
     return result.status
 
 
 @celery_app.task(name=PROCESS_EVENTS_TASK, bind=True)
 def process_inbound_events(self: RuntimeTask, pairs: list[list[str]]) -> list[str]:
-    """The coalesced doorbell (app/inbound/doorbell.py): each (client_id, event_id) in turn,
+    """The coalesced doorbell (app/worker/doorbell.py): each (client_id, event_id) in turn,
     each its own bounded runtime call, exactly as `inbound.process_event`."""
     statuses = []
     for client_id, event_id in pairs:
@@ -39,11 +40,19 @@ def process_inbound_events(self: RuntimeTask, pairs: list[list[str]]) -> list[st
 
 @celery_app.task(name="inbound.sweep_events", bind=True)
 def sweep_inbound_events(self: RuntimeTask) -> int:
-    """Ring for every due event and expired lease (a lost doorbell only delays work)."""
-    rows = self.runtime.run(processing.due_for_sweep(self.runtime))
-    for row in rows:
-        process_inbound_event.apply_async((row.client_id, row.id))
-    if rows:
+    """Ring for every due event (retries included) and expired lease, one coalesced
+    `inbound.process_events` message per batch (a lost doorbell only delays work)."""
+    batches = self.runtime.run(processing.due_for_sweep(self.runtime))
+    self.runtime.run(_ring(self.runtime, batches))
+    events = sum(len(b) for b in batches)
+    if events:
         # One line for a sweep that rang something; the idle ones (every 5 s) none.
-        log.info("inbound sweep", extra={"events": len(rows)})
-    return len(rows)
+        log.info("inbound sweep", extra={"events": events, "messages": len(batches)})
+    return events
+
+
+async def _ring(rt: Runtime, batches: list[list[InboundPair]]) -> None:
+    # Through the runtime's doorbell (one message per batch), published before returning.
+    for batch in batches:
+        await rt.doorbell.ring_inbound(batch)
+    await rt.doorbell.drain()

@@ -1,6 +1,7 @@
 """Applying users' channel preferences to a send: the deliveries a preference turns off are
 stored `skipped` with the reason and never sent. `critical` sends ignore preferences, and
-webhook deliveries (the tenant's own endpoints) are never subject to them."""
+channels that never reach a user (`Channel.reaches_users` false: webhooks, the tenant's own
+endpoints) are never subject to them."""
 
 from __future__ import annotations
 
@@ -14,9 +15,6 @@ from app.core.errors import Unprocessable
 from app.inbox import repository
 from app.inbox.schemas import Preferences
 from app.notifications.repository import NewDelivery
-
-# Channels that never reach a user, so no user may turn them off.
-NOT_USER_CHANNELS = frozenset({"webhook"})
 
 
 def event_type(metadata: Mapping[str, Any], websocket_event: str | None) -> str | None:
@@ -53,17 +51,17 @@ async def apply(
     *,
     event: str | None,
     critical: bool,
+    exempt: Collection[str] = frozenset(),
 ) -> list[NewDelivery]:
     """`deliveries` with those the recipients' preferences turn off marked skipped (one
-    bulk read of every recipient user's preferences)."""
+    bulk read of every recipient user's preferences); `exempt` channels never reach a
+    user, so no preference applies to them."""
     if critical:
         return list(deliveries)
     user_ids = [
         d.recipient_user_id
         for d in deliveries
-        if d.recipient_user_id is not None
-        and d.skip_reason is None
-        and d.channel not in NOT_USER_CHANNELS
+        if d.recipient_user_id is not None and d.skip_reason is None and d.channel not in exempt
     ]
     if not user_ids:
         return list(deliveries)
@@ -76,7 +74,7 @@ async def apply(
         if (
             doc is not None
             and d.skip_reason is None
-            and d.channel not in NOT_USER_CHANNELS
+            and d.channel not in exempt
             and not wants(doc, d.channel, event)
         ):
             d = dataclasses.replace(d, skip_reason=skip_reason(d.channel, event, doc))
@@ -84,13 +82,14 @@ async def apply(
     return out
 
 
-def check(doc: Preferences, available: Collection[str]) -> None:
-    """Refuse (422) a document naming a channel this service does not have, or `webhook`."""
-    allowed = set(available) - NOT_USER_CHANNELS
+def check(doc: Preferences, user_channels: Collection[str]) -> None:
+    """Refuse (422) a document naming a channel that is not one of `user_channels` (the
+    channels here that reach users: a tenant's endpoints are never subject to preferences)."""
+    allowed = set(user_channels)
     unknown = sorted(doc.named_channels() - allowed)
     if unknown:
         raise Unprocessable(
             f"unknown channel(s) {', '.join(unknown)}; preferences apply to: "
-            f"{', '.join(sorted(allowed))} (webhooks go to the tenant's endpoints, "
-            "never subject to user preferences)"
+            f"{', '.join(sorted(allowed))} (the channels that reach users: a channel to the "
+            "tenant's own endpoints is never subject to user preferences)"
         )

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.channels.names import IN_APP
 from app.core.upsert import dialect_insert
 from app.inbox.models import (
     ACTIVE_WHERE,
@@ -46,7 +47,7 @@ _ITEMS: Table = InboxItem.__table__  # type: ignore[attr-defined]
 # What an item shows: one JSON path into its notification's content (`content #>
 # '{websocket,data}'` on PostgreSQL, `json_extract(content, '$."websocket"."data"')` on
 # SQLite), decoded as JSON on both.
-_DATA = col(Notification.content)[("websocket", "data")]
+_DATA = col(Notification.content)[(IN_APP, "data")]
 
 
 @dataclass(frozen=True, slots=True)

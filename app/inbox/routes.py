@@ -82,8 +82,9 @@ def _user_id(principal: Principal) -> str:
 
 
 def _channel_names(request: Request) -> list[str]:
+    # The channels a user's preferences may name: those that reach users.
     runtime: Runtime = request.app.state.runtime
-    return list(runtime.channels)
+    return [name for name, channel in runtime.channels.items() if channel.reaches_users]
 
 
 @router.get("/me/notifications", response_model=InboxPage)

@@ -32,28 +32,22 @@ from app.channels.base import (
     Channel,
     ChannelContext,
     DeliveryTarget,
-    EmailConfig,
     Outcome,
     OutcomeKind,
-    WebhookEndpoint,
 )
 from app.channels.capacity import Capped
+from app.channels.waiting import CapacityWaiters, Waiting
 from app.core.clock import utcnow
-from app.core.crypto import SecretBoxError
-from app.email import service as email_service
 from app.notifications import deferral_repository as deferrals
 from app.notifications import delivery_repository as deliveries
 from app.notifications import finish_repository as finishing
 from app.notifications import parked_repository as parking
 from app.notifications.delivery_results import AttemptResult, ResultWriter
-from app.notifications.doorbell import ring_soon
 from app.notifications.models import Delivery, Notification
 from app.notifications.quota import over_quota
-from app.notifications.waiting import CapacityWaiters, Waiting
 from app.observability.delivery_metrics import observe
 from app.observability.metrics import DEFERRALS
 from app.runtime import Runtime
-from app.webhooks import service as webhooks
 
 log = logging.getLogger("chatapi.notifications")
 
@@ -68,9 +62,10 @@ ATTEMPT_SHARE_OF_LEASE = 0.9
 @dataclass(slots=True)
 class _Loaded:
     notifications: dict[str, Notification]
-    endpoints: dict[str, WebhookEndpoint]
-    email: EmailConfig | None
-    problems: dict[str, str]  # channel → why its targets could not be loaded
+    # By delivery id: its target as its channel loaded it, or the outcome that stands for
+    # its attempt when it cannot be sent (its endpoint deleted, its configuration sealed
+    # under another key).
+    targets: dict[str, DeliveryTarget | Outcome]
 
 
 async def deliver_batch(rt: Runtime, client_id: str, delivery_ids: Sequence[str]) -> int:
@@ -146,38 +141,29 @@ async def _run(
 
 
 async def _load(rt: Runtime, client_id: str, claimed: list[Delivery]) -> _Loaded:
-    loaded = _Loaded({}, {}, None, {})
+    loaded = _Loaded({}, {})
+    by_channel: dict[str, list[DeliveryTarget]] = defaultdict(list)
+    for d in claimed:
+        by_channel[d.channel].append(_target(d))
     async with rt.db.read_session() as session:
         loaded.notifications = await finishing.get_many(
             session, client_id, (d.notification_id for d in claimed)
         )
-        endpoint_ids = sorted({d.endpoint_id for d in claimed if d.endpoint_id})
-        if endpoint_ids:
-            # Never raises for a secret it cannot open: that endpoint is left out (and its
-            # deliveries fail as "deleted or disabled"), the others still go out.
-            loaded.endpoints = await webhooks.endpoints_for_delivery(
-                session, rt.secret_box, client_id, endpoint_ids
-            )
-        if any(d.channel == "email" for d in claimed):
-            try:
-                loaded.email = await email_service.config_for_delivery(
-                    session, rt.secret_box, client_id
-                )
-            except SecretBoxError as exc:
-                # Sealed under another SECRET_KEY: retrying cannot help until it is fixed.
-                # Only the e-mail deliveries of a mixed batch fail with it.
-                loaded.problems["email"] = str(exc)
+        for name, targets in by_channel.items():
+            channel = rt.channels.get(name)
+            if channel is not None:  # otherwise `_attempt` defers it
+                # One read per channel and batch, whatever the channel needs.
+                loaded.targets.update(await channel.load_targets(session, client_id, targets))
     return loaded
 
 
-def _target(delivery: Delivery, loaded: _Loaded) -> DeliveryTarget:
-    endpoint = loaded.endpoints.get(delivery.endpoint_id) if delivery.endpoint_id else None
+def _target(delivery: Delivery) -> DeliveryTarget:
     return DeliveryTarget(
         delivery_id=delivery.id,
         client_id=delivery.client_id,
         user_id=delivery.recipient_user_id,
-        email=delivery.recipient.get("email"),
-        endpoint=endpoint,
+        recipient=delivery.recipient,
+        endpoint_id=delivery.endpoint_id,
     )
 
 
@@ -206,16 +192,13 @@ async def _attempt(
         # loss. It stays due; a worker that has the channel (the sweep rings it) sends it.
         log.warning("channel %r is not loaded in this worker", delivery.channel)
         return Outcome(OutcomeKind.DEFER, error=f"channel {delivery.channel!r} is not loaded here")
-    if delivery.channel in loaded.problems:
-        return Outcome(OutcomeKind.FAILED, error=loaded.problems[delivery.channel])
-    if delivery.endpoint_id and delivery.endpoint_id not in loaded.endpoints:
-        return Outcome(OutcomeKind.FAILED, error="the endpoint was deleted or disabled")
-    target = _target(delivery, loaded)
+    target = loaded.targets.get(delivery.id) or _target(delivery)
+    if isinstance(target, Outcome):
+        return target
     ctx = ChannelContext(
         notification_id=notification.id,
         created_at=notification.created_at,
         attempt=delivery.attempts,
-        email=loaded.email if delivery.channel == "email" else None,
         metadata=notification.metadata_,
     )
     content: dict[str, Any] = notification.content.get(delivery.channel, {})
@@ -252,7 +235,7 @@ async def _quota_then_send(
     content: dict[str, Any],
     ctx: ChannelContext,
 ) -> Outcome:
-    refused = await over_quota(rt, delivery, utcnow().timestamp())
+    refused = await over_quota(rt, channel, target, utcnow().timestamp())
     if refused is not None:
         return refused
     timeout = rt.settings.DELIVERY_LEASE_SECONDS * ATTEMPT_SHARE_OF_LEASE
@@ -265,12 +248,13 @@ async def _quota_then_send(
         return Outcome(OutcomeKind.RETRY, error=f"{type(exc).__name__}: {exc}")
 
 
-# ---- waiting for a cap's free slot (app/notifications/waiting.py)
+# ---- waiting for a cap's free slot (app/channels/waiting.py)
 
 
 def _waiters(rt: Runtime) -> CapacityWaiters:
     if rt.waiting is None:
         rt.waiting = CapacityWaiters(rt.channels, partial(_wake, rt), rt.shutting_down)
+        rt.on_stop(partial(stop_waiting, rt))
     return rt.waiting
 
 
@@ -334,4 +318,4 @@ async def stop_waiting(rt: Runtime) -> None:
         to_ring[entry.client_id].add(entry.delivery_id)
     for client_id, ids in to_ring.items():
         # Published by the doorbell's drain, right after this (Runtime.stop).
-        await ring_soon(client_id, sorted(ids))
+        await rt.doorbell.ring_deliveries(client_id, sorted(ids))

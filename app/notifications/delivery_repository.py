@@ -7,29 +7,25 @@ message cannot touch another tenant's row. The beat sweeps and the retention pur
 the only cross-tenant queries (they return the client id of each row for the task
 message).
 
-Finishing a delivery is fenced: a finish applies only while the row is still `sending`
-and, when `attempts` is given, only if it is still the claim that attempt made — a worker
-whose lease expired and whose row was re-claimed elsewhere cannot overwrite the newer
-result.
+Claim, lease and fence are the leased-work engine's (app/leasing/repository.py), shared
+with inbound events: a finish applies only while the row is still `sending` and, when
+`attempts` is given, only if it is still the claim that attempt made — a worker whose
+lease expired and whose row was re-claimed elsewhere cannot overwrite the newer result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    and_,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.core.ids import new_id
+from app.leasing import repository as engine
+from app.leasing.queue import LeasedQueue
 from app.notifications.models import (
     ACTIVE_STATUSES,
     CANCELED,
@@ -44,52 +40,23 @@ from app.notifications.models import (
     DeliveryAttempt,
 )
 
-
-def _claimable(now: datetime) -> ColumnElement[bool]:
-    """Due and unleased, or `sending` with an expired lease (its worker died)."""
-    return or_(
-        and_(
-            col(Delivery.status).in_((PENDING, RETRYING)),
-            col(Delivery.next_attempt_at) <= now,
-            or_(col(Delivery.lease_until).is_(None), col(Delivery.lease_until) < now),
-        ),
-        and_(col(Delivery.status) == SENDING, col(Delivery.lease_until) < now),
-    )
+# The deliveries as a leased-work queue (app/leasing): due when pending/retrying, leased
+# while sending. Parked deliveries (pending, no due time) are never due.
+QUEUE = LeasedQueue(Delivery, due_statuses=(PENDING, RETRYING), leased_status=SENDING)
 
 
 def claimed_values(now: datetime, lease_seconds: float) -> dict[str, Any]:
     """What a claim writes: `sending` under a lease, one more attempt."""
-    return {
-        "status": SENDING,
-        "lease_until": now + timedelta(seconds=lease_seconds),
-        "attempts": col(Delivery.attempts) + 1,
-        "updated_at": now,
-    }
+    return engine.claimed_values(QUEUE, now, lease_seconds)
 
 
 async def claim(
     session: AsyncSession, client_id: str, delivery_id: str, *, now: datetime, lease_seconds: float
 ) -> Delivery | None:
-    """Take the delivery for one attempt, or None if it is not due or someone holds it.
-
-    One atomic `UPDATE … WHERE <claimable> RETURNING`: it moves the row to `sending`,
-    leases it until `now + lease_seconds` and counts the attempt. A `sending` row whose
-    lease has expired is claimable too (its worker died mid-attempt), so the sweep's
-    doorbell for an expired lease goes through this same call. On PostgreSQL concurrent
-    claimers block on the row lock and re-check the WHERE after the winner commits.
-    """
-    stmt = (
-        update(Delivery)
-        .where(
-            col(Delivery.client_id) == client_id,
-            col(Delivery.id) == delivery_id,
-            _claimable(now),
-        )
-        .values(claimed_values(now, lease_seconds))
-        .returning(Delivery)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    """Take the delivery for one attempt, or None if it is not due or someone holds it
+    (`claim_many` of one)."""
+    rows = await claim_many(session, client_id, [delivery_id], now=now, lease_seconds=lease_seconds)
+    return rows[0] if rows else None
 
 
 async def claim_many(
@@ -100,26 +67,22 @@ async def claim_many(
     now: datetime,
     lease_seconds: float,
 ) -> list[Delivery]:
-    """`claim` for a batch (one task message): one UPDATE for all of them; the claimed rows.
-
-    Each row is claimed or not exactly as by `claim`; ids not due, held elsewhere or of
-    another client are simply absent from the result (a duplicate doorbell costs one query).
-    """
-    if not delivery_ids:
-        return []
-    stmt = (
-        update(Delivery)
-        .where(
-            col(Delivery.client_id) == client_id,
-            col(Delivery.id).in_(list(delivery_ids)),
-            _claimable(now),
-        )
-        .values(claimed_values(now, lease_seconds))
-        .returning(Delivery)
-        .execution_options(synchronize_session=False, populate_existing=True)
+    """Claim a batch (one task message) in one UPDATE (`leasing.repository.claim_ids`); the
+    claimed rows by id. A `sending` row whose lease expired is claimable too (its worker
+    died), so the sweep's doorbell for an expired lease goes through this same call."""
+    return await engine.claim_ids(
+        session, QUEUE, client_id, delivery_ids, now=now, lease_seconds=lease_seconds
     )
-    rows = list((await session.execute(stmt)).scalars().all())
-    return sorted(rows, key=lambda d: d.id)
+
+
+async def claim_due(
+    session: AsyncSession, client_id: str, *, now: datetime, lease_seconds: float, limit: int
+) -> list[Delivery]:
+    """Claim up to `limit` of the client's due deliveries, oldest first; concurrent callers
+    get disjoint rows (`leasing.repository.claim_due`)."""
+    return await engine.claim_due(
+        session, QUEUE, now=now, lease_seconds=lease_seconds, limit=limit, client_id=client_id
+    )
 
 
 async def get(session: AsyncSession, client_id: str, delivery_id: str) -> Delivery | None:
@@ -139,21 +102,15 @@ async def _finish(
     attempts: int | None,
     values: dict[str, Any],
 ) -> bool:
-    conditions = [
-        col(Delivery.client_id) == client_id,
-        col(Delivery.id) == delivery_id,
-        col(Delivery.status).in_(from_statuses),
-    ]
-    if attempts is not None:
-        conditions.append(col(Delivery.attempts) == attempts)
-    result = await session.execute(
-        update(Delivery)
-        .where(*conditions)
-        .values(lease_until=None, **values)
-        .returning(col(Delivery.id))
-        .execution_options(synchronize_session=False)
+    return await engine.finish_one(
+        session,
+        QUEUE,
+        client_id,
+        delivery_id,
+        attempts=attempts,
+        from_statuses=from_statuses,
+        values=values,
     )
-    return result.scalar_one_or_none() is not None
 
 
 async def mark_delivered(

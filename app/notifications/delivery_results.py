@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,11 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels.base import Outcome, OutcomeKind
 from app.core.clock import utcnow
+from app.core.doorbell import Doorbell
 from app.core.ids import new_id
+from app.leasing import retry
 from app.notifications import deferral_repository as deferrals
 from app.notifications import delivery_repository as deliveries
 from app.notifications import finish_repository as finishing
-from app.notifications.doorbell import ring_flush, ring_soon
 from app.notifications.models import FAILED, Delivery, Notification
 from app.notifications.operational import (
     DeliveryExhaustedData,
@@ -40,8 +40,6 @@ from app.webhooks import service as webhooks
 
 log = logging.getLogger("chatapi.notifications")
 
-JITTER = 0.1
-
 
 @dataclass(frozen=True, slots=True)
 class AttemptResult:
@@ -53,12 +51,9 @@ class AttemptResult:
 
 
 def retry_delay(schedule: Sequence[int], attempts: int, retry_after: float | None) -> float:
-    """Seconds until the next attempt after attempt number `attempts`: the receiver's
-    Retry-After when it gave one, else the schedule's entry with ±10% jitter."""
-    if retry_after is not None:
-        return retry_after
-    base = schedule[min(attempts, len(schedule)) - 1]
-    return base * random.uniform(1 - JITTER, 1 + JITTER)
+    """Seconds until the next attempt after attempt number `attempts`: the leased-work
+    engine's schedule, shared with inbound events (app/leasing/retry.py)."""
+    return retry.retry_delay(schedule, attempts, retry_after)
 
 
 class ResultWriter:
@@ -150,7 +145,7 @@ class ResultWriter:
             self.kinds.add(OutcomeKind.DEFER)
         if given_back and self._on_deferred is not None:
             self._on_deferred(given_back)
-        await _ring_due_now(client_id, given_back, now)
+        await _ring_due_now(rt.doorbell, client_id, given_back, now)
         for result, error in exhausted:
             _log_failed(result, error)
             await _emit_exhausted(rt, result, error)
@@ -172,7 +167,7 @@ class ResultWriter:
             # The user may have connected between the presence check and the park, after
             # the connect's flush looked: look again now that the park is committed.
             if await rt.presence.is_online(client_id, user_id):
-                await ring_flush(client_id, user_id)
+                await rt.doorbell.ring_flush(client_id, user_id)
 
 
 async def _give_back(
@@ -195,7 +190,9 @@ async def _give_back(
     return [r for r in deferred if r.delivery.id in done]
 
 
-async def _ring_due_now(client_id: str, given_back: list[AttemptResult], now: datetime) -> None:
+async def _ring_due_now(
+    doorbell: Doorbell, client_id: str, given_back: list[AttemptResult], now: datetime
+) -> None:
     """Ring for given-back rows that were already due when their give-back committed (a
     quota window that reset meanwhile): the sweep only rings rows that fall due after its
     previous look, which may have come between `now` and the commit. Rows due later are the
@@ -210,7 +207,7 @@ async def _ring_due_now(client_id: str, given_back: list[AttemptResult], now: da
         and now + timedelta(seconds=r.outcome.retry_after) <= utcnow()
     ]
     if ids:
-        await ring_soon(client_id, ids)
+        await doorbell.ring_deliveries(client_id, ids)
 
 
 async def _record_endpoint_outcomes(
@@ -232,7 +229,9 @@ async def _record_endpoint_outcomes(
     in_order: list[AttemptResult] = []
     for result in batch:
         endpoint_id = result.delivery.endpoint_id
-        if not endpoint_id or not _reached_endpoint(result.outcome):
+        channel = rt.channels.get(result.delivery.channel)
+        # The channel classifies: only what the endpoint did counts for its health.
+        if not endpoint_id or channel is None or not channel.reached_target(result.outcome):
             continue
         if result.outcome.delivered:
             if endpoint_id in ended_on_success:
@@ -311,15 +310,6 @@ def _attempt_row(result: AttemptResult, now: datetime) -> dict[str, Any]:
         "error": outcome.error,
         "served_by": outcome.served_by,
     }
-
-
-def _reached_endpoint(outcome: Outcome) -> bool:
-    # The endpoint's health counts what it did: an answer, or its silence (a timeout, a
-    # refused connection: a RETRY without a code). Not our own refusals — a DEFER never
-    # went out, and a FAILED without a code (a deleted endpoint, an SSRF refusal) is ours.
-    if outcome.kind is OutcomeKind.DEFER:
-        return False
-    return outcome.response_code is not None or outcome.kind is OutcomeKind.RETRY
 
 
 def _log_failed(result: AttemptResult, error: str | None) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
+from app.channels.names import IN_APP
 from app.core.clock import utcnow
 from app.core.types import UTCDateTime
 
@@ -29,7 +30,7 @@ DELIVERY_STATUSES = (PENDING, SENDING, DELIVERED, RETRYING, FAILED, CANCELED, SK
 # Statuses a delivery can still leave on its own (work is owed).
 ACTIVE_STATUSES = (PENDING, SENDING, RETRYING)
 # The in-app channel: its deliveries park while their user is offline.
-WEBSOCKET = "websocket"
+WEBSOCKET = IN_APP
 # The longest attempt reply kept (an SMTP reply or a webhook response body), in bytes.
 MAX_REPLY_BYTES = 4096
 

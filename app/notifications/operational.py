@@ -8,11 +8,12 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
+from app.channels.webhook import WebhookChannel
 from app.core.clock import utcnow
 from app.core.db import Database
+from app.core.doorbell import Doorbell
 from app.core.ids import new_id
 from app.notifications import repository
-from app.notifications.doorbell import ring_soon
 from app.notifications.models import Notification
 from app.notifications.repository import NewDelivery
 from app.realtime.bus import EventBus
@@ -20,6 +21,8 @@ from app.realtime.events import DELIVERY_EXHAUSTED, ENDPOINT_DISABLED, client_ta
 from app.webhooks import service as webhooks
 
 OPERATIONAL_EVENTS = frozenset({DELIVERY_EXHAUSTED, ENDPOINT_DISABLED})
+# Operational events go to the tenant's webhook endpoints (API.md): that channel's name.
+WEBHOOK = WebhookChannel.name
 
 
 class DeliveryExhaustedData(BaseModel):
@@ -41,16 +44,17 @@ class EndpointDisabledData(BaseModel):
 
 
 class OperationalParts(Protocol):
-    """What emitting needs (a Runtime has both)."""
+    """What emitting needs (a Runtime has them all)."""
 
     db: Database
     bus: EventBus
+    doorbell: Doorbell
 
 
 def is_operational(notification: Notification) -> bool:
     """Whether the notification carries an operational event to webhook endpoints."""
-    webhook = notification.content.get("webhook") or {}
-    return notification.channels == ["webhook"] and webhook.get("event_type") in OPERATIONAL_EVENTS
+    webhook = notification.content.get(WEBHOOK) or {}
+    return notification.channels == [WEBHOOK] and webhook.get("event_type") in OPERATIONAL_EVENTS
 
 
 async def emit_operational(
@@ -80,14 +84,13 @@ async def emit_operational(
                 notification = Notification(
                     id=new_id(),
                     client_id=client_id,
-                    channels=["webhook"],
-                    content={"webhook": {"event_type": event_type, "payload": data}},
+                    channels=[WEBHOOK],
+                    content={WEBHOOK: {"event_type": event_type, "payload": data}},
                     send_at=now,
                     created_at=now,
                 )
                 new = [
-                    NewDelivery("webhook", {"endpoint_id": e.id}, endpoint_id=e.id)
-                    for e in endpoints
+                    NewDelivery(WEBHOOK, {"endpoint_id": e.id}, endpoint_id=e.id) for e in endpoints
                 ]
                 ids = await repository.create_notification(
                     session, client_id, notification, new, now=now
@@ -95,5 +98,5 @@ async def emit_operational(
                 await session.commit()
                 notification_id, delivery_ids = notification.id, ids or []
     await parts.bus.publish(client_id, client_target(), event_type, data)
-    await ring_soon(client_id, delivery_ids)
+    await parts.doorbell.ring_deliveries(client_id, delivery_ids)
     return notification_id

@@ -55,6 +55,8 @@ class NewDelivery:
     endpoint_id: str | None = None
     # Set: the delivery is stored `skipped` with this reason (nothing will be sent).
     skip_reason: str | None = None
+    # Its channel stores an inbox item per delivery (`Channel.stores_inbox_item`).
+    inbox_item: bool = False
 
 
 async def create_notification(
@@ -70,8 +72,8 @@ async def create_notification(
     """Store the notification, its deliveries, its inbox items and its idempotency record;
     the delivery ids (in the order of `deliveries`).
 
-    With `inbox`, every websocket delivery that will be sent (not skipped, to a user) is
-    also an inbox item (id = the delivery's id, which the `notification` event carries): it
+    With `inbox`, every delivery marked `inbox_item` that will be sent (not skipped, to a
+    user) is also an inbox item (id = the delivery's id, which the `notification` event carries): it
     exists whether the user is online or not. The items hold no copy of the content: they
     show the notification's websocket data, stored once in its row.
 
@@ -86,7 +88,7 @@ async def create_notification(
     items = [
         (delivery_id, d.recipient_user_id)
         for delivery_id, d in zip(ids, deliveries, strict=True)
-        if d.channel == "websocket" and d.skip_reason is None and d.recipient_user_id is not None
+        if d.inbox_item and d.skip_reason is None and d.recipient_user_id is not None
     ]
     if inbox is None:
         items = []

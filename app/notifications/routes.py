@@ -74,8 +74,9 @@ async def send_notification(
             session,
             principal.client_id,
             body,
-            channels=list(runtime.channels),
+            channels=runtime.channels,
             max_total_bytes=runtime.settings.NOTIFICATION_MAX_TOTAL_BYTES,
+            doorbell=runtime.doorbell,
             header_key=idempotency_key,
         )
     return model_response(result.notification, 202 if result.created else 200)
@@ -149,7 +150,8 @@ async def cancel_notification(
 
 @router.post("/{notification_id}/retry", response_model=NotificationOut)
 async def retry_notification(
-    notification_id: str, principal: MasterDep, session: SessionDep
+    notification_id: str, principal: MasterDep, session: SessionDep, request: Request
 ) -> NotificationOut:
     """Re-queue the failed deliveries with a fresh attempt budget (none failed: unchanged)."""
-    return await service.retry(session, principal.client_id, notification_id)
+    doorbell = runtime_of(request).doorbell
+    return await service.retry(session, principal.client_id, notification_id, doorbell)

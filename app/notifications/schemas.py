@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -17,7 +16,12 @@ from pydantic import (
     model_validator,
 )
 
-from app.core.bounds import Metadata, check_json_value
+from app.channels.content import (
+    EmailContent,
+    WebhookContent,
+    WebsocketContent,
+)
+from app.core.bounds import Metadata
 from app.notifications.models import (
     DELIVERY_STATUSES,
     Delivery,
@@ -26,22 +30,12 @@ from app.notifications.models import (
 )
 
 MAX_RECIPIENTS = 10_000
-MAX_ENDPOINT_IDS = 100
 NOTIFICATION_STATUSES = ("pending", "partial", "delivered", "failed", "scheduled", "canceled")
 NotificationStatus = Literal["pending", "partial", "delivered", "failed", "scheduled", "canceled"]
 DeliveryStatus = Literal[
     "pending", "sending", "delivered", "retrying", "failed", "canceled", "skipped"
 ]
 assert set(DeliveryStatus.__args__) == set(DELIVERY_STATUSES)  # type: ignore[attr-defined]
-
-
-def _check_json(value: dict[str, Any]) -> dict[str, Any]:
-    check_json_value(value)
-    return value
-
-
-#: A JSON object carried to a receiver (websocket data, webhook payload, plugin content).
-JsonObject = Annotated[dict[str, Any], AfterValidator(_check_json)]
 
 
 class Recipient(BaseModel):
@@ -60,44 +54,6 @@ class Recipient(BaseModel):
         if len(given) != 1:
             raise ValueError("a recipient has exactly one of user_id, external_id, email")
         return self
-
-
-class WebsocketContent(BaseModel):
-    """The `notification` event's content: `event` names it for the app, `data` carries it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    event: str = Field(min_length=1, max_length=200)
-    data: JsonObject = Field(default_factory=dict)
-
-
-class EmailContent(BaseModel):
-    """An e-mail: subject and html and/or text; `from` overrides the configured sender."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    subject: str = Field(min_length=1, max_length=998)
-    html: str | None = None
-    text: str | None = None
-    from_: str | None = Field(default=None, alias="from", min_length=3, max_length=320)
-
-    @model_validator(mode="after")
-    def _has_body(self) -> EmailContent:
-        if self.html is None and self.text is None:
-            raise ValueError("an e-mail needs html or text")
-        return self
-
-
-class WebhookContent(BaseModel):
-    """A webhook event; without `endpoint_ids`, every enabled endpoint subscribed to it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    event_type: str = Field(min_length=1, max_length=200)
-    endpoint_ids: list[Annotated[str, Field(min_length=1, max_length=26)]] | None = Field(
-        default=None, min_length=1, max_length=MAX_ENDPOINT_IDS
-    )
-    payload: JsonObject = Field(default_factory=dict)
 
 
 class SendRequest(BaseModel):

@@ -3,16 +3,18 @@ cancel, retry. Delivering is app/notifications/delivery.py (the worker side)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.bounds import check_json_value
+from app.channels.base import Channel, ContentError, RecipientUser, Resolved
 from app.core.clock import utcnow
 from app.core.db import autocommit
+from app.core.doorbell import Doorbell
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.ids import new_id
 from app.events import service as event_catalog
@@ -23,7 +25,6 @@ from app.inbox.repository import InboxContent
 from app.notifications import delivery_repository as deliveries_repo
 from app.notifications import idempotency_repository as idempotency
 from app.notifications import repository, size_bound
-from app.notifications.doorbell import ring_soon
 from app.notifications.models import DeliveryAttempt, Notification
 from app.notifications.repository import NewDelivery
 from app.notifications.scheduling import resolve_send_at
@@ -31,10 +32,6 @@ from app.notifications.schemas import DeliveryOut, NotificationOut, SendRequest
 from app.realtime.bus import EventBus
 from app.users import service as users
 from app.users.repository import UserContact
-from app.webhooks import service as webhooks
-
-WEBSOCKET, EMAIL, WEBHOOK = "websocket", "email", "webhook"
-BUILT_IN = (WEBSOCKET, EMAIL, WEBHOOK)
 
 
 class IdempotencyMismatch(Unprocessable):
@@ -54,37 +51,44 @@ def _problem(detail: str) -> Unprocessable:
     return Unprocessable(detail)
 
 
-def _check_content(body: SendRequest, loaded: Collection[str]) -> dict[str, dict[str, Any]]:
-    """Each requested channel exists here and has its content; the content by channel."""
+@dataclass(frozen=True, slots=True)
+class _Content:
+    """A send's content, validated by each channel's model: the models (for expansion) and
+    what the notification stores, by channel."""
+
+    models: dict[str, BaseModel]
+    stored: dict[str, dict[str, Any]]
+
+
+def _check_content(body: SendRequest, loaded: Mapping[str, Channel]) -> _Content:
+    """Each requested channel exists here and its content object fits the channel's
+    content model (the channel's driver says what it is)."""
     unknown = [c for c in body.channels if c not in loaded]
     if unknown:
         raise _problem(
             f"unknown channel(s) {', '.join(unknown)}; available: {', '.join(sorted(loaded))}"
         )
     extra = body.plugin_content()
-    stray = [k for k in extra if k in BUILT_IN or k not in body.channels]
+    stray = [k for k in extra if k not in body.channels]
     if stray:
         raise _problem(f"unknown field(s) {', '.join(sorted(stray))}")
-    content: dict[str, dict[str, Any]] = {}
-    for channel in body.channels:
-        if channel == WEBSOCKET and body.websocket is not None:
-            content[channel] = body.websocket.model_dump(mode="json")
-        elif channel == EMAIL and body.email is not None:
-            content[channel] = body.email.model_dump(mode="json", by_alias=True, exclude_none=True)
-        elif channel == WEBHOOK and body.webhook is not None:
-            content[channel] = body.webhook.model_dump(mode="json", exclude={"endpoint_ids"})
-        elif channel not in BUILT_IN and isinstance(extra.get(channel), dict):
-            try:
-                check_json_value(extra[channel])
-            except ValueError as exc:
-                raise _problem(f"{channel}: {exc}") from None
-            content[channel] = extra[channel]
-        else:
-            raise _problem(f"channel {channel!r} needs its content object {channel!r}")
-    needs_recipients = [c for c in body.channels if c != WEBHOOK]
+    models: dict[str, BaseModel] = {}
+    stored: dict[str, dict[str, Any]] = {}
+    for name in body.channels:
+        channel = loaded[name]
+        # A built-in's content is a declared field of the request (typed in the OpenAPI
+        # document, validated on parsing); a plug-in's is the top-level object of its name.
+        raw = getattr(body, name) if name in SendRequest.model_fields else extra.get(name)
+        try:
+            model = channel.validate_content(raw)
+        except ContentError as exc:
+            raise _problem(str(exc)) from None
+        models[name] = model
+        stored[name] = channel.stored_content(model)
+    needs_recipients = [c for c in body.channels if loaded[c].needs_recipients]
     if needs_recipients and not body.recipients:
         raise _problem(f"channel(s) {', '.join(needs_recipients)} need at least one recipient")
-    return content
+    return _Content(models, stored)
 
 
 async def _resolve_users(
@@ -105,73 +109,56 @@ async def _resolve_users(
     return by_id, by_external
 
 
-def _user_recipient(user: UserContact) -> dict[str, Any]:
-    return {"user_id": user.id, "external_id": user.external_id}
-
-
-def _recipient_deliveries(
+def _resolved(
     body: SendRequest, by_id: dict[str, UserContact], by_external: dict[str, UserContact]
-) -> list[NewDelivery]:
-    """One delivery per (channel, distinct recipient); what cannot be sent is `skipped`."""
-    # Resolve once, dedupe (a user named by id and by external id is one recipient).
-    resolved: list[UserContact | str] = []
+) -> list[Resolved]:
+    """The send's distinct recipients (a user named by id and by external id is one)."""
+    resolved: list[Resolved] = []
     seen: set[str] = set()
     for r in body.recipients:
         if r.email is not None:
-            key, item = "email:" + r.email.lower(), r.email
+            key = "address:" + r.email.lower()
             if key not in seen:
                 seen.add(key)
-                resolved.append(item)
+                resolved.append(r.email)
             continue
         user = by_id[r.user_id] if r.user_id is not None else by_external[str(r.external_id)]
         if "user:" + user.id not in seen:
             seen.add("user:" + user.id)
-            resolved.append(user)
-    out: list[NewDelivery] = []
-    for channel in body.channels:
-        if channel == WEBHOOK:
-            continue
-        for target in resolved:
-            if isinstance(target, str):
-                skip = "an e-mail address receives only the email channel"
-                out.append(
-                    NewDelivery(
-                        channel, {"email": target}, skip_reason=None if channel == EMAIL else skip
-                    )
-                )
-                continue
-            recipient = _user_recipient(target)
-            skip_reason = None
-            if channel == EMAIL:
-                if target.email:
-                    recipient["email"] = target.email
-                else:
-                    skip_reason = "the user has no e-mail address"
-            elif channel != WEBSOCKET and target.email:
-                recipient["email"] = target.email  # plug-in channels may want it
-            out.append(NewDelivery(channel, recipient, target.id, skip_reason=skip_reason))
-    return out
+            resolved.append(RecipientUser(user.id, user.external_id, user.email))
+    return resolved
 
 
-async def _webhook_deliveries(
-    session: AsyncSession, client_id: str, body: SendRequest
+async def _expand(
+    session: AsyncSession,
+    client_id: str,
+    body: SendRequest,
+    loaded: Mapping[str, Channel],
+    content: _Content,
+    recipients: list[Resolved],
 ) -> list[NewDelivery]:
-    if WEBHOOK not in body.channels or body.webhook is None:
-        return []
-    wanted = body.webhook.endpoint_ids
-    if wanted is None:
-        endpoints = await webhooks.subscribed_endpoints(session, client_id, body.webhook.event_type)
-    else:
-        wanted = list(dict.fromkeys(wanted))
-        endpoints = await webhooks.endpoints_by_ids(session, client_id, wanted)
-        found = {e.id for e in endpoints}
-        unknown = [e for e in wanted if e not in found]
-        if unknown:
-            raise _problem(f"unknown endpoint(s): {', '.join(unknown)}")
-        disabled = [e.id for e in endpoints if e.disabled]
-        if disabled:
-            raise _problem(f"disabled endpoint(s): {', '.join(disabled)}")
-    return [NewDelivery(WEBHOOK, {"endpoint_id": e.id}, endpoint_id=e.id) for e in endpoints]
+    """Each channel's deliveries of the send, as its driver expands the recipients; what
+    cannot be sent is `skipped`."""
+    out: list[NewDelivery] = []
+    for name in body.channels:
+        channel = loaded[name]
+        try:
+            planned = await channel.expand(session, client_id, content.models[name], recipients)
+        except ContentError as exc:
+            raise _problem(str(exc)) from None
+        inbox_item = channel.stores_inbox_item
+        out += [
+            NewDelivery(
+                name,
+                p.recipient,
+                p.user_id,
+                endpoint_id=p.endpoint_id,
+                skip_reason=p.skip_reason,
+                inbox_item=inbox_item,
+            )
+            for p in planned
+        ]
+    return out
 
 
 async def _replay(
@@ -193,8 +180,9 @@ async def send(
     client_id: str,
     body: SendRequest,
     *,
-    channels: Collection[str],
+    channels: Mapping[str, Channel],
     max_total_bytes: int,
+    doorbell: Doorbell,
     header_key: str | None = None,
     past_send_at_is_now: bool = False,
 ) -> SendResult:
@@ -210,7 +198,8 @@ async def send(
     if header_key is not None and body.idempotency_key not in (None, header_key):
         raise _problem("the Idempotency-Key header and idempotency_key differ")
     key = header_key or body.idempotency_key
-    content = _check_content(body, channels)
+    checked = _check_content(body, channels)
+    content = checked.stored
     now = utcnow()
     request_hash = ""
     if key is None:
@@ -229,16 +218,16 @@ async def send(
             session, client_id, body.webhook.event_type, body.webhook.payload
         )
     by_id, by_external = await _resolve_users(session, client_id, body)
-    new = _recipient_deliveries(body, by_id, by_external)
-    event = body.websocket.event if body.websocket is not None else None
+    recipients = _resolved(body, by_id, by_external)
+    new = await _expand(session, client_id, body, channels, checked, recipients)
     new = await preferences.apply(
         session,
         client_id,
         new,
-        event=preferences.event_type(body.metadata, event),
+        event=preferences.event_type(body.metadata, _content_event(channels, checked)),
         critical=body.critical,
+        exempt=frozenset(c for c in body.channels if not channels[c].reaches_users),
     )
-    new += await _webhook_deliveries(session, client_id, body)
     size_bound.check_total(content, new, limit=max_total_bytes)
     notification = Notification(
         id=new_id(),
@@ -256,7 +245,12 @@ async def send(
     if not any(d.skip_reason is None for d in new):
         notification.status = repository.derive_status({}, scheduled=False)
     ids = await repository.create_notification(
-        session, client_id, notification, new, now=now, inbox=_inbox_content(notification)
+        session,
+        client_id,
+        notification,
+        new,
+        now=now,
+        inbox=_inbox_content(checked, channels, send_at),
     )
     if ids is None:
         # A concurrent send holds the key: it committed (we waited on it), or still runs.
@@ -271,7 +265,7 @@ async def send(
     await session.commit()
     if send_at <= now:
         due = [i for i, d in zip(ids, new, strict=True) if not d.skip_reason]
-        await ring_soon(client_id, due)
+        await doorbell.ring_deliveries(client_id, due)
     return SendResult(_sent(notification, ids, new), created=True)
 
 
@@ -304,12 +298,25 @@ def _sent(notification: Notification, ids: list[str], new: list[NewDelivery]) ->
     )
 
 
-def _inbox_content(notification: Notification) -> InboxContent | None:
-    # Visible from send_at, so a scheduled one waits.
-    content = notification.content.get(WEBSOCKET)
-    if content is None:
-        return None
-    return InboxContent(event=content["event"], visible_at=notification.send_at)
+def _content_event(loaded: Mapping[str, Channel], content: _Content) -> str | None:
+    """The event the content names (the first channel whose content names one)."""
+    for name, model in content.models.items():
+        event = loaded[name].content_event(model)
+        if event is not None:
+            return event
+    return None
+
+
+def _inbox_content(
+    content: _Content, loaded: Mapping[str, Channel], send_at: datetime
+) -> InboxContent | None:
+    # The items of a channel that stores them; visible from send_at, so a scheduled one waits.
+    for name, model in content.models.items():
+        channel = loaded[name]
+        event = channel.content_event(model)
+        if channel.stores_inbox_item and event is not None:
+            return InboxContent(event=event, visible_at=send_at)
+    return None
 
 
 async def get_notification(
@@ -366,7 +373,9 @@ async def cancel(
     return await get_notification(session, client_id, notification_id)
 
 
-async def retry(session: AsyncSession, client_id: str, notification_id: str) -> NotificationOut:
+async def retry(
+    session: AsyncSession, client_id: str, notification_id: str, doorbell: Doorbell
+) -> NotificationOut:
     """Make the notification's failed deliveries due now with a fresh attempt budget, and
     ring for them. None failed is not an error: the answer shows the state."""
     if await repository.lock(session, client_id, notification_id) is None:
@@ -375,7 +384,7 @@ async def retry(session: AsyncSession, client_id: str, notification_id: str) -> 
     ids = await deliveries_repo.requeue_failed(session, client_id, notification_id, now=now)
     await repository.refresh_status(session, client_id, notification_id, now=now)
     await session.commit()
-    await ring_soon(client_id, ids)
+    await doorbell.ring_deliveries(client_id, ids)
     return await get_notification(session, client_id, notification_id)
 
 

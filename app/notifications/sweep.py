@@ -15,16 +15,13 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from weakref import WeakKeyDictionary
 
 from app.core.clock import utcnow
-from app.core.executors import run_in
 from app.inbox import service as inbox_service
 from app.notifications import idempotency_repository as idempotency
 from app.notifications import parked_repository as parking
 from app.notifications import repository
 from app.notifications import sweep_repository as sweeps
-from app.notifications.doorbell import ring
 from app.runtime import Runtime
 
 log = logging.getLogger("chatapi.notifications")
@@ -34,9 +31,6 @@ PAGE = 1000
 SWEEP_MAX = 20_000
 PURGE_BATCH = 1000
 PURGE_MAX_BATCHES = 100
-
-# When each runtime (process) last swept: rows that fell due after it are new to it.
-_previous_sweep: WeakKeyDictionary[Runtime, datetime] = WeakKeyDictionary()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +48,7 @@ async def sweep_due(rt: Runtime) -> SweepReport:
     now = utcnow()
     # A process's first sweep takes what fell due in the last two intervals as new.
     first = now - timedelta(seconds=2 * rt.settings.DELIVERY_SWEEP_INTERVAL_SECONDS)
-    since = min(_previous_sweep.get(rt, first), now)
+    since = min(rt.swept_at or first, now)
     lease = rt.settings.DELIVERY_LEASE_SECONDS
     by_client: dict[str, list[str]] = defaultdict(list)
     due = leases = 0
@@ -79,9 +73,11 @@ async def sweep_due(rt: Runtime) -> SweepReport:
                 break
             after = (expired[-1].at, expired[-1].id)
     for client_id, ids in by_client.items():
-        await run_in(rt.executors.broker, ring, client_id, ids)
+        await rt.doorbell.ring_deliveries(client_id, ids)
+    await rt.doorbell.drain()
+    # When this process (runtime) last swept: rows that fell due after it are new to it.
     # max: of two sweeps overlapping on one process, the later one's time stands.
-    _previous_sweep[rt] = max(now, _previous_sweep.get(rt, now))
+    rt.swept_at = max(now, rt.swept_at or now)
     parked = await _expire_parked(rt)
     if due or leases or parked:
         # One line for a sweep that did something; the idle ones (every few seconds) none.

@@ -1,4 +1,5 @@
-"""The relay's sweep queries: due deliveries, expired leases and the attempt purge.
+"""The relay's sweep queries: due deliveries, expired leases (the leased-work engine's
+sweep, app/leasing/sweep.py, on the deliveries) and the attempt purge.
 
 The only delivery queries across every client (beat runs them for all tenants); each row
 they return carries its client id, and everything done with it afterwards is scoped.
@@ -9,27 +10,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import Table, and_, delete, or_, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.notifications.models import (
-    PENDING,
-    RETRYING,
-    SENDING,
-    Delivery,
-    DeliveryAttempt,
-)
+from app.leasing import sweep as leased
+from app.leasing.sweep import Due
+from app.notifications.delivery_repository import QUEUE
+from app.notifications.models import Delivery, DeliveryAttempt
 
 _ATTEMPTS: Table = DeliveryAttempt.__table__  # type: ignore[attr-defined]
 
 
-class DueDelivery(NamedTuple):
-    """A delivery the sweep should ring the doorbell for; `at` + `id` is the page cursor."""
-
-    client_id: str
-    id: str
-    at: datetime
+# A delivery the sweep should ring the doorbell for; `at` + `id` is the page cursor.
+DueDelivery = Due
 
 
 async def due_deliveries(
@@ -44,19 +38,7 @@ async def due_deliveries(
     All clients (the beat sweep). Page with `after=(last.at, last.id)`: ringing the
     doorbell does not change a row, so the cursor is what moves the sweep forward.
     """
-    due_at = col(Delivery.next_attempt_at)
-    query = select(col(Delivery.client_id), col(Delivery.id), due_at).where(
-        col(Delivery.status).in_((PENDING, RETRYING)),
-        due_at <= now,
-        or_(col(Delivery.lease_until).is_(None), col(Delivery.lease_until) < now),
-    )
-    if after is not None:
-        query = query.where(
-            or_(due_at > after[0], and_(due_at == after[0], col(Delivery.id) > after[1]))
-        )
-    query = query.order_by(due_at, col(Delivery.id)).limit(limit)
-    rows = (await session.execute(query)).all()
-    return [DueDelivery(r[0], r[1], r[2]) for r in rows if r[2] is not None]
+    return await leased.due(session, QUEUE, now=now, limit=limit, after=after)
 
 
 class SweepRow(NamedTuple):
@@ -77,27 +59,15 @@ async def due_for_sweep(
     after: tuple[datetime, str] | None = None,
 ) -> list[SweepRow]:
     """`due_deliveries` with what the sweep needs to decide whether to ring each row."""
-    due_at = col(Delivery.next_attempt_at)
-    query = select(
-        col(Delivery.client_id),
-        col(Delivery.id),
-        due_at,
-        col(Delivery.attempts),
-        col(Delivery.created_at),
-    ).where(
-        col(Delivery.status).in_((PENDING, RETRYING)),
-        due_at <= now,
-        or_(col(Delivery.lease_until).is_(None), col(Delivery.lease_until) < now),
+    rows = await leased.due_rows(
+        session,
+        QUEUE,
+        now=now,
+        limit=limit,
+        after=after,
+        extra=(col(Delivery.attempts), col(Delivery.created_at)),
     )
-    if after is not None:
-        query = query.where(
-            or_(due_at > after[0], and_(due_at == after[0], col(Delivery.id) > after[1]))
-        )
-    query = query.order_by(due_at, col(Delivery.id)).limit(limit)
-    rows = (await session.execute(query)).all()
-    return [
-        SweepRow(r[0], r[1], r[2], r[3] == 0 and r[2] <= r[4]) for r in rows if r[2] is not None
-    ]
+    return [SweepRow(r[0], r[1], r[2], r[3] == 0 and r[2] <= r[4]) for r in rows]
 
 
 async def expired_leases(
@@ -111,17 +81,7 @@ async def expired_leases(
 
     All clients (the beat sweep); `at` is the lease end; page like `due_deliveries`.
     """
-    lease = col(Delivery.lease_until)
-    query = select(col(Delivery.client_id), col(Delivery.id), lease).where(
-        col(Delivery.status) == SENDING, lease < now
-    )
-    if after is not None:
-        query = query.where(
-            or_(lease > after[0], and_(lease == after[0], col(Delivery.id) > after[1]))
-        )
-    query = query.order_by(lease, col(Delivery.id)).limit(limit)
-    rows = (await session.execute(query)).all()
-    return [DueDelivery(r[0], r[1], r[2]) for r in rows if r[2] is not None]
+    return await leased.expired_leases(session, QUEUE, now=now, limit=limit, after=after)
 
 
 async def purge_attempts(session: AsyncSession, *, before: datetime, limit: int) -> int:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from app.notifications import delivery, sweep
-from app.notifications.doorbell import DELIVER_TASK, FLUSH_PARKED_TASK
 from app.worker.celery_app import celery_app
+from app.worker.doorbell import DELIVER_TASK, FLUSH_PARKED_TASK
 from app.worker.runtime import RuntimeTask
 
 

@@ -1,37 +1,27 @@
-"""Prometheus metrics (API.md §8): `GET /metrics` in the text exposition format.
+"""Prometheus metrics (API.md §8): the series every part counts in; `GET /metrics`
+(app/observability/exposition.py) serves them in the text exposition format.
 
 Multiprocess-safe: `chatapi serve` and `chatapi worker` point PROMETHEUS_MULTIPROC_DIR at a
 directory before prometheus-client is imported (app/observability/multiproc.py), so every
 uvicorn worker and Celery process writes its series there and `/metrics` merges them
 (prometheus-client's MultiProcessCollector). Without the variable (tests, a bare
-`uvicorn app.main:create_app`) the process's own registry is served.
-
-The delivery queue's depth and the oldest due delivery's age are read from the database
-when scraped (the database is the queue's truth, DESIGN.md §1.1), not kept in a process.
+`uvicorn app.main:create_app`) the process's own registry is served. Which one is the
+runtime's choice (`Runtime.metrics`, app/compose.py).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 
-from fastapi import APIRouter, Request
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HTTP_REQUESTS = Counter(
@@ -89,8 +79,6 @@ RATE_LIMIT_FAIL_OPEN = Counter(
     "demo_login, channel_quota: let through uncounted; wrong_secret: counted in the process).",
     ["limit"],
 )
-
-router = APIRouter(tags=["health"])
 
 
 def observe_delivery(
@@ -158,24 +146,6 @@ class HttpMetricsMiddleware:
             HTTP_LATENCY.labels(method, template).observe(time.perf_counter() - started)
 
 
-class _QueueCollector(Collector):
-    def __init__(self, depth: int, oldest_age: float) -> None:
-        self._depth = depth
-        self._age = oldest_age
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        yield GaugeMetricFamily(
-            "chatapi_delivery_queue_depth",
-            "Deliveries due now and not yet taken by a worker.",
-            value=self._depth,
-        )
-        yield GaugeMetricFamily(
-            "chatapi_delivery_oldest_due_age_seconds",
-            "How long the oldest due delivery has waited (0 when none is due).",
-            value=self._age,
-        )
-
-
 def multiproc_registry() -> CollectorRegistry | None:
     """A registry merging every process's series, in multiprocess mode (else None)."""
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -183,26 +153,3 @@ def multiproc_registry() -> CollectorRegistry | None:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return registry
-
-
-def exposition() -> bytes:
-    """This deployment's metrics (every process's, in multiprocess mode)."""
-    return generate_latest(multiproc_registry() or REGISTRY)
-
-
-@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-async def metrics(request: Request) -> Response:
-    """Prometheus text format: HTTP, connections, events, deliveries, queue, inbound."""
-    from app.notifications.queue import queue_stats
-
-    state: Any = request.app.state
-    body = exposition()
-    try:
-        stats = await queue_stats(state.db)
-    except Exception:  # a scrape without the queue beats no scrape while the DB is down
-        stats = None
-    if stats is not None:
-        queue = CollectorRegistry(auto_describe=False)
-        queue.register(_QueueCollector(stats.depth, stats.oldest_due_age_seconds))
-        body += generate_latest(queue)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -23,6 +23,7 @@ import orjson
 from fastapi import Request
 from limits import (
     RateLimitItem,
+    RateLimitItemPerDay,
     RateLimitItemPerHour,
     RateLimitItemPerMinute,
     RateLimitItemPerSecond,
@@ -32,6 +33,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from app.auth.principal import KeyKind, Principal
+from app.channels.base import Quota
 from app.core.broadcast import Broadcast
 from app.core.clock import monotonic
 from app.core.config import Settings
@@ -274,21 +276,26 @@ class RateLimitPolicies:
         return _scoped(await self._hit("demo_login", item, address), "per address")
 
     async def hit_channel(
-        self, client_id: str, channel: str, endpoint_id: str | None
+        self, client_id: str, quota: Callable[[ClientLimits], Quota | None]
     ) -> WindowStats | None:
-        """Count one send on a quota'd channel: e-mails per hour per client, webhooks per
-        second per endpoint. None for channels without a quota (or limits off)."""
+        """Count one send against the quota its channel names for the client's limits
+        (`Channel.quota`: e-mails per hour per client, webhooks per second per endpoint,
+        a plug-in's own). None for a delivery without a quota (or limits off)."""
         if not self.enabled:
             return None
-        if channel == "email":
-            limits = await self.limits_for(client_id)
-            per_hour = RateLimitItemPerHour(limits.emails_per_hour, 1, "qe")
-            return await self._hit("channel_quota", per_hour, client_id)
-        if channel == "webhook" and endpoint_id:
-            limits = await self.limits_for(client_id)
-            item = RateLimitItemPerSecond(limits.webhooks_per_second_per_endpoint, 1, "qw")
-            return await self._hit("channel_quota", item, client_id, endpoint_id)
-        return None
+        q = quota(await self.limits_for(client_id))
+        if q is None:
+            return None
+        item = _QUOTA_ITEMS[q.per](q.limit, 1, q.namespace)
+        return await self._hit("channel_quota", item, *q.key)
+
+
+_QUOTA_ITEMS: dict[str, type[RateLimitItem]] = {
+    "second": RateLimitItemPerSecond,
+    "minute": RateLimitItemPerMinute,
+    "hour": RateLimitItemPerHour,
+    "day": RateLimitItemPerDay,
+}
 
 
 def _scoped(stats: WindowStats | None, scope: str) -> WindowStats | None:

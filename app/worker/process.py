@@ -7,14 +7,16 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import sentry_sdk
 from celery import signals
+from prometheus_client import start_http_server
 
 from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.observability.sentry import init_sentry
-from app.runtime import build_runtime
+from app.runtime import Runtime
 from app.worker.celery_app import CONSUMED_QUEUES, configure_celery
 from app.worker.runtime import BackgroundLoop, bind_runtime
 
@@ -24,22 +26,25 @@ LIFECYCLE_TIMEOUT_SECONDS = 30.0
 RESTART_DELAY_SECONDS = 2.0
 
 
-def run_worker(settings: Settings, *, concurrency: int, loglevel: str) -> None:
+def run_worker(
+    settings: Settings, build: Callable[[], Runtime], *, concurrency: int, loglevel: str
+) -> None:
     """Consume tasks with a thread pool sharing one event loop; blocks until shutdown.
 
-    The runtime is built from `settings` (what the CLI validated), started on the worker's
-    own loop — its Redis bus and presence live — and bound to the Celery app for tasks.
+    The runtime is made by `build` (the CLI's: the composition root for `settings`, what it
+    validated) once logging and Celery are set up, started on the worker's own loop — its
+    Redis bus and presence live — and bound to the Celery app for tasks.
     A worker that stops without being asked (Celery's "Unrecoverable error", e.g. kombu
     tripping over a Redis connection that went away) is replaced by a fresh process.
     """
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     init_sentry(settings, "worker")
     app = configure_celery(settings)
-    if settings.WORKER_METRICS_PORT:
-        _serve_metrics(settings.WORKER_METRICS_PORT)
     asked_to_stop = threading.Event()
     loop = BackgroundLoop()
-    runtime = build_runtime(settings, role="worker")
+    runtime = build()
+    if settings.WORKER_METRICS_PORT:
+        _serve_metrics(runtime, settings.WORKER_METRICS_PORT)
 
     def shutting_down(**_: object) -> None:
         asked_to_stop.set()
@@ -96,14 +101,10 @@ def _replace_this_process() -> None:
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
-def _serve_metrics(port: int) -> None:
+def _serve_metrics(runtime: Runtime, port: int) -> None:
     # The worker has no HTTP API: its deliveries, retries and dead letters are scraped here
     # (or by the API's /metrics when both share PROMETHEUS_MULTIPROC_DIR on one host).
-    from prometheus_client import REGISTRY, start_http_server
-
-    from app.observability.metrics import multiproc_registry
-
-    start_http_server(port, registry=multiproc_registry() or REGISTRY)
+    start_http_server(port, registry=runtime.metrics)
     log.info("worker metrics on port %s", port)
 
 

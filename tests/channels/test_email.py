@@ -13,8 +13,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
 
-from app.channels.base import DeliveryTarget, EmailConfig, Outcome, OutcomeKind, SmtpServer
-from app.channels.email import EmailChannel
+from app.channels.base import EmailConfig, Outcome, OutcomeKind, SmtpServer
+from app.channels.email import EmailChannel, EmailTarget
 from app.channels.smtp_target import SmtpTargetPolicy
 from app.core.ids import new_id
 from tests.channels.conftest import context
@@ -109,8 +109,9 @@ async def send(
     delivery_id: str | None = None,
     content: dict[str, Any] | None = None,
 ) -> Outcome:
-    target = DeliveryTarget(delivery_id or new_id(), new_id(), email="ann@example.org")
-    ctx = context(email=EmailConfig(primary, fallback))
+    config = EmailConfig(primary, fallback)
+    target = EmailTarget(delivery_id or new_id(), new_id(), email="ann@example.org", config=config)
+    ctx = context()
     return await channel.send(target, content or CONTENT, ctx)
 
 
@@ -242,7 +243,7 @@ async def test_dropped_pooled_connection_is_replaced(
 
 
 async def test_missing_configuration_or_content_fails_permanently(channel: EmailChannel) -> None:
-    target = DeliveryTarget(new_id(), new_id(), email="ann@example.org")
+    target = EmailTarget(new_id(), new_id(), email="ann@example.org")
     no_config = await channel.send(target, CONTENT, context())
     no_body = await send(channel, down_server(), content={"subject": "s"})
     assert no_config.kind is OutcomeKind.FAILED

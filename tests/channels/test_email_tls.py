@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from app.channels.base import DeliveryTarget, EmailConfig, Outcome, OutcomeKind, SmtpServer
-from app.channels.email import EmailChannel
+from app.channels.base import EmailConfig, Outcome, OutcomeKind, SmtpServer
+from app.channels.email import EmailChannel, EmailTarget
 from app.channels.smtp_target import SmtpTargetPolicy
 from app.core.ids import new_id
 from tests.channels.conftest import context
@@ -94,8 +94,8 @@ def server(port: int, security: str, host: str = "127.0.0.1") -> SmtpServer:
 
 
 async def send(channel: EmailChannel, smtp: SmtpServer) -> Outcome:
-    target = DeliveryTarget(new_id(), new_id(), email="ann@example.org")
-    return await channel.send(target, CONTENT, context(email=EmailConfig(smtp)))
+    target = EmailTarget(new_id(), new_id(), email="ann@example.org", config=EmailConfig(smtp))
+    return await channel.send(target, CONTENT, context())
 
 
 async def test_starttls_upgrades_before_sending(

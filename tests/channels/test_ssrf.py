@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.channels.base import DeliveryTarget, OutcomeKind, WebhookEndpoint
+from app.channels.base import OutcomeKind, WebhookEndpoint
 from app.channels.ssrf import TargetRefused, check_url
-from app.channels.webhook import WebhookChannel
+from app.channels.webhook import WebhookChannel, WebhookTarget
 from app.core.ids import new_id
 from tests.channels.conftest import context
 from tests.channels.receiver import Receiver, running_receiver
@@ -194,7 +194,7 @@ async def test_connection_goes_to_the_checked_address_not_a_second_answer(
     )
     try:
         outcome = await channel.send(
-            DeliveryTarget(new_id(), new_id(), endpoint=endpoint),
+            WebhookTarget(new_id(), new_id(), endpoint=endpoint),
             {"event_type": "t", "payload": {}},
             context(),
         )
@@ -217,7 +217,7 @@ async def test_webhook_to_a_name_resolving_to_loopback_fails_without_connecting(
     endpoint = WebhookEndpoint(new_id(), receiver.url("/blocked", host="evil.example"), (SECRET,))
     try:
         outcome = await channel.send(
-            DeliveryTarget(new_id(), new_id(), endpoint=endpoint),
+            WebhookTarget(new_id(), new_id(), endpoint=endpoint),
             {"event_type": "t", "payload": {}},
             context(),
         )
@@ -238,7 +238,7 @@ async def test_ip_literal_target_is_checked_too(receiver: Receiver) -> None:
     endpoint = WebhookEndpoint(new_id(), receiver.url("/literal"), (SECRET,))
     try:
         outcome = await channel.send(
-            DeliveryTarget(new_id(), new_id(), endpoint=endpoint),
+            WebhookTarget(new_id(), new_id(), endpoint=endpoint),
             {"event_type": "t", "payload": {}},
             context(),
         )
@@ -247,7 +247,7 @@ async def test_ip_literal_target_is_checked_too(receiver: Receiver) -> None:
         sentinel = WebhookEndpoint(new_id(), receiver.url("/literal-sentinel"), (SECRET,))
         try:
             await allowed.send(
-                DeliveryTarget(new_id(), new_id(), endpoint=sentinel),
+                WebhookTarget(new_id(), new_id(), endpoint=sentinel),
                 {"event_type": "t", "payload": {}},
                 context(),
             )
@@ -268,7 +268,7 @@ async def test_metadata_literal_is_refused_before_connecting_even_with_private_a
     endpoint = WebhookEndpoint(new_id(), "http://169.254.169.254/latest/meta-data/", (SECRET,))
     try:
         outcome = await channel.send(
-            DeliveryTarget(new_id(), new_id(), endpoint=endpoint),
+            WebhookTarget(new_id(), new_id(), endpoint=endpoint),
             {"event_type": "t", "payload": {}},
             context(),
         )

@@ -13,8 +13,8 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from app.channels.base import MAX_REPLY_BYTES, DeliveryTarget, Outcome, OutcomeKind, WebhookEndpoint
-from app.channels.webhook import WebhookChannel
+from app.channels.base import MAX_REPLY_BYTES, Outcome, OutcomeKind, WebhookEndpoint
+from app.channels.webhook import WebhookChannel, WebhookTarget
 from app.core.clock import ManualClock
 from app.core.ids import new_id
 from tests.channels.conftest import context
@@ -50,7 +50,7 @@ async def post(
     delivery_id: str | None = None,
 ) -> Outcome:
     endpoint = WebhookEndpoint(endpoint_id or new_id(), url, secrets_ or (new_secret(),))
-    target = DeliveryTarget(delivery_id or new_id(), new_id(), endpoint=endpoint)
+    target = WebhookTarget(delivery_id or new_id(), new_id(), endpoint=endpoint)
     return await channel.send(target, CONTENT, context())
 
 
@@ -98,7 +98,7 @@ async def test_retries_of_one_delivery_keep_webhook_id_and_body(
     receiver: Receiver, channel: WebhookChannel
 ) -> None:
     endpoint = WebhookEndpoint(new_id(), receiver.url("/ok"), (new_secret(),))
-    target = DeliveryTarget(new_id(), new_id(), endpoint=endpoint)
+    target = WebhookTarget(new_id(), new_id(), endpoint=endpoint)
     ctx = context()
     await channel.send(target, CONTENT, ctx)
     await channel.send(

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from app.channels.base import DeliveryTarget, OutcomeKind, WebhookEndpoint
-from app.channels.webhook import WebhookChannel
+from app.channels.base import OutcomeKind, WebhookEndpoint
+from app.channels.webhook import WebhookChannel, WebhookTarget
 from app.core.ids import new_id
 from app.main import create_app
 from app.notifications.operational import DeliveryExhaustedData, EndpointDisabledData
@@ -60,7 +60,7 @@ async def _deliver(
     channel = WebhookChannel(allow_private=True, timeout=5.0)
     try:
         endpoint = WebhookEndpoint(new_id(), receiver.url("/docs"), (new_secret(),))
-        target = DeliveryTarget(new_id(), new_id(), endpoint=endpoint)
+        target = WebhookTarget(new_id(), new_id(), endpoint=endpoint)
         content = {"event_type": event_type, "payload": payload}
         outcome = await channel.send(target, content, context())
     finally:

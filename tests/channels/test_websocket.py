@@ -97,7 +97,7 @@ async def test_user_online_in_another_tenant_does_not_count(bus: EventBus) -> No
 
 async def test_delivery_without_user_fails_permanently(bus: EventBus) -> None:
     outcome = await WebSocketChannel(bus, MemoryPresence()).send(
-        DeliveryTarget(new_id(), new_id(), email="a@b.c"), {"event": "a"}, context()
+        DeliveryTarget(new_id(), new_id(), recipient={"email": "a@b.c"}), {"event": "a"}, context()
     )
     assert outcome.kind is OutcomeKind.FAILED
     assert outcome.error is not None

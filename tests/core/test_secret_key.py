@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from app.compose import build_runtime
 from app.core.crypto import SecretBox
 from app.core.secret_key import load_secret_box
-from app.runtime import build_runtime
 from tests.conftest import make_settings
 
 

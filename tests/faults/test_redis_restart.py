@@ -89,7 +89,7 @@ async def test_a_send_while_redis_is_down_is_accepted_and_delivered_after(
             assert got.status_code == 200 and got.json()["status"] == "pending"
         finally:
             await asyncio.to_thread(stack.redis.start_again)
-        # The doorbell publishes off the request (app/notifications/doorbell.py): whether its
+        # The doorbell publishes off the request (app/worker/doorbell.py): whether its
         # publish fails and is logged, or kombu's retry gets through once Redis is back, is
         # timing; what is promised is the 202 above and the delivery below.
         await stack.wait_all_delivered(tenant.id, 2, timeout=60)

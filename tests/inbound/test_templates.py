@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.inbound import templates
-from app.inbound.templates import TemplateFailed, check, render
+from app.templating import templates
+from app.templating.templates import TemplateFailed, check, render
 
 BODY = {"issue": {"id": 42, "title": "Crash", "labels": [{"name": "bug"}, {"name": "p1"}]}}
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from standardwebhooks import Webhook
 
+from tests.channels.conftest import example_plugin_installed
 from tests.channels.receiver import Receiver, running_receiver
 from tests.channels.test_email import Recorder, SmtpHost
-from tests.channels.test_registry import example_plugin_installed
 from tests.notifications.relay import (
     Relay,
     add_endpoint,
@@ -274,14 +274,17 @@ async def test_a_pip_installed_channel_delivers_through_send(
             {
                 "channels": ["file"],
                 "recipients": [{"user_id": user["id"]}],
-                "file": {"line": "hello"},
+                "file": {"event": "greeting", "text": "hello"},
             },
         )
         done = await wait_for_status(api, tenant, sent["id"], {"delivered", "failed"})
         assert done["status"] == "delivered"
         [line] = [json.loads(x) for x in out.read_text().splitlines()]
         assert line["notification_id"] == sent["id"]
-        assert line["user_id"] == user["id"] and line["content"] == {"line": "hello"}
+        assert line["user_id"] == user["id"] and line["content"] == {
+            "event": "greeting",
+            "text": "hello",
+        }
 
 
 async def test_a_scheduled_send_goes_out_at_send_at(relay: Relay, receiver: Receiver) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from app.core.clock import ManualClock, utcnow
 from app.main import create_app
-from app.notifications import doorbell
+from app.worker.doorbell import CeleryDoorbell, Message
 from tests.conftest import app_client, make_settings
 from tests.notifications.relay import add_endpoint, notification, send
 from tests.support.api import Api, Tenant
@@ -265,18 +265,20 @@ async def test_unknown_notification_is_404_everywhere(api: Api) -> None:
 async def test_send_answers_202_without_waiting_for_a_hung_broker_and_rings_once_it_answers(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The broker is stood in for at the one call that talks to it: `ring` blocks until
-    # the gate opens (a broker that does not answer), then publishes for real.
+    # The broker is stood in for at the one call that talks to it: the runtime's doorbell's
+    # `send` blocks until the gate opens (a broker that does not answer), then publishes.
+    assert api.app is not None
+    bell: CeleryDoorbell = api.app.state.runtime.doorbell
     gate = threading.Event()
     rung: list[str] = []
-    real_ring = doorbell.ring
+    real_send = bell.send
 
-    def hung_ring(client_id: str, ids: Sequence[str], chunk: int = doorbell.RING_CHUNK) -> int:
+    def hung_send(messages: Sequence[Message]) -> None:
         gate.wait(60)
-        rung.extend(ids)
-        return real_ring(client_id, ids, chunk)
+        rung.extend(i for _, args, _ in messages for i in args[1])
+        real_send(messages)
 
-    monkeypatch.setattr(doorbell, "ring", hung_ring)
+    monkeypatch.setattr(bell, "send", hung_send)
     tenant = await api.tenant()
     user = await api.user(tenant)
     try:
@@ -287,5 +289,5 @@ async def test_send_answers_202_without_waiting_for_a_hung_broker_and_rings_once
         assert rung == []  # answered while the broker still hung
     finally:
         gate.set()
-    await asyncio.wait_for(doorbell.drain(), 30)
+    await asyncio.wait_for(bell.drain(), 30)
     assert rung == [d["id"] for d in r.json()["deliveries"]]

@@ -1,4 +1,4 @@
-"""The in-process wait for a channel's in-flight cap (app/notifications/waiting.py): whom a
+"""The in-process wait for a channel's in-flight cap (app/channels/waiting.py): whom a
 released slot wakes, in what order, and what a stopping worker hands over."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 from app.channels.base import DeliveryTarget
 from app.channels.capacity import InFlightCap
-from app.notifications.waiting import CapacityWaiters, Waiting
+from app.channels.waiting import CapacityWaiters, Waiting
 
 
 class _Capped:

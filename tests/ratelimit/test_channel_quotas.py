@@ -3,12 +3,17 @@ failed, and every deferred delivery completes later."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 import pytest
 
+from app.channels.base import DeliveryTarget, Quota
+from app.channels.driver import BaseChannel
+from app.channels.email import EmailChannel
 from app.core.clock import ManualClock
 from app.core.config import Settings
+from app.core.ids import new_id
 from app.observability.metrics import DEFERRALS
 from app.ratelimit.policies import ClientLimits
 from tests.channels.receiver import Receiver, running_receiver
@@ -60,6 +65,11 @@ async def test_webhooks_over_the_endpoint_quota_are_deferred_and_all_delivered_l
     assert _deferrals("webhook") > before
 
 
+def _email_quota(client_id: str) -> Callable[[ClientLimits], Quota | None]:
+    """The e-mail channel's quota for a delivery of `client_id` (the driver names it)."""
+    return partial(EmailChannel().quota, DeliveryTarget(new_id(), client_id))
+
+
 def _settings() -> Settings:
     return make_settings("sqlite+aiosqlite:///:memory:")
 
@@ -81,15 +91,16 @@ async def test_the_email_quota_is_per_client_per_hour_and_reopens_on_the_hour(
     policies._cache["c1"] = (ClientLimits.from_stored(settings, stored), float("inf"))
     policies._cache["c2"] = (ClientLimits.from_stored(settings, stored), float("inf"))
     try:
-        verdicts = [await policies.hit_channel("c1", "email", None) for _ in range(3)]
+        verdicts = [await policies.hit_channel("c1", _email_quota("c1")) for _ in range(3)]
         assert [v.allowed for v in verdicts if v] == [True, True, False]
-        other = await policies.hit_channel("c2", "email", None)
+        other = await policies.hit_channel("c2", _email_quota("c2"))
         assert other is not None and other.allowed  # another client's budget is its own
-        assert await policies.hit_channel("c1", "websocket", None) is None  # no quota
+        no_quota = partial(BaseChannel().quota, DeliveryTarget(new_id(), "c1"))
+        assert await policies.hit_channel("c1", no_quota) is None  # a channel without one
         refused = verdicts[2]
         assert refused is not None and refused.reset_at % 3600 == 0
         clock.advance(refused.reset_in())
-        reopened = await policies.hit_channel("c1", "email", None)
+        reopened = await policies.hit_channel("c1", _email_quota("c1"))
         assert reopened is not None and reopened.allowed
     finally:
         await db.dispose()

@@ -11,8 +11,9 @@ import httpx
 import pytest
 from celery import Celery
 
+from app.compose import build_runtime
 from app.main import create_app
-from app.runtime import RuntimeCallTimeout, build_runtime
+from app.runtime import RuntimeCallTimeout
 from app.system.tasks import heartbeat
 from app.worker.celery_app import configure_celery
 from app.worker.runtime import RuntimeNotBuilt, runtime_of

@@ -1,4 +1,9 @@
-"""A ChatAPI channel that appends every delivery to a JSON-lines file."""
+"""A ChatAPI channel that appends every delivery to a JSON-lines file.
+
+It shows the driver interface (docs/channels.md): a typed content model (the send's `file`
+object, validated with a 422 when it does not fit and shown in the OpenAPI document), the
+default recipient expansion (one delivery per user), and a quota per tenant.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +14,38 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from app.channels.base import (
     ChannelContext,
     ChannelFactoryContext,
     DeliveryTarget,
     Outcome,
     OutcomeKind,
+    Quota,
+    TenantLimits,
 )
+from app.channels.driver import BaseChannel
 
 
-class FileChannel:
-    """Appends one JSON line per delivery."""
+class FileContent(BaseModel):
+    """The send's `file` object: a line's event name and its text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: str = Field(min_length=1, max_length=200)
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+class FileChannel(BaseChannel):
+    """Appends one JSON line per delivery; at most `per_minute` lines per tenant a minute."""
 
     name = "file"
+    content_model = FileContent
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, per_minute: int = 600) -> None:
         self.path = path
+        self.per_minute = per_minute
 
     async def send(
         self, target: DeliveryTarget, content: dict[str, Any], ctx: ChannelContext
@@ -50,10 +71,15 @@ class FileChannel:
         with self.path.open("a", encoding="utf-8") as f:
             f.write(line + "\n")
 
-    async def aclose(self) -> None:
-        return None
+    def quota(self, target: DeliveryTarget, limits: TenantLimits) -> Quota | None:
+        """Each tenant's own budget of lines per minute; over it a delivery waits (it is
+        deferred to the window's reset, never failed)."""
+        return Quota(self.per_minute, "minute", (target.client_id,), "q-file")
 
 
 def create(ctx: ChannelFactoryContext) -> FileChannel:
-    """The entry point: where to write comes from the environment."""
-    return FileChannel(Path(os.environ.get("CHATAPI_FILE_CHANNEL_PATH", "notifications.jsonl")))
+    """The entry point: where to write and the quota come from the environment."""
+    return FileChannel(
+        Path(os.environ.get("CHATAPI_FILE_CHANNEL_PATH", "notifications.jsonl")),
+        per_minute=int(os.environ.get("CHATAPI_FILE_CHANNEL_PER_MINUTE", "600")),
+    )

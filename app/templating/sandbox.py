@@ -10,7 +10,7 @@ Every violation is a SecurityError; the renderer reports it as the event's failu
 
 These make abuse fail fast and with a reason. They cannot bound every C-level operation
 (comparing big lists, sorting big strings in a loop), so renders also run in a child
-process with CPU, memory and wall-clock limits (app/inbound/renderer.py): the sandbox is
+process with CPU, memory and wall-clock limits (app/templating/renderer.py): the sandbox is
 the first line, the process the backstop.
 """
 

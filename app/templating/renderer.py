@@ -1,6 +1,6 @@
 """Rendering tenant templates where a runaway render can be killed.
 
-The sandbox (app/inbound/sandbox.py) refuses what amplifies; what it cannot bound (long
+The sandbox (app/templating/sandbox.py) refuses what amplifies; what it cannot bound (long
 C-level work, memory held through many small values) is stopped by the process the render
 runs in: a worker of a LimitedPool (app/isolation/pool.py) with
 TEMPLATE_RENDER_TIMEOUT_SECONDS of wall-clock time (and one second more of CPU) and
@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.core.config import Settings
-from app.inbound.templates import TemplateFailed
 from app.isolation.pool import (
     JobOutOfMemory,
     JobRaised,
@@ -22,8 +21,9 @@ from app.isolation.pool import (
     LimitedPool,
     PoolLimits,
 )
+from app.templating.templates import TemplateFailed
 
-RENDER = "app.inbound.templates:render"
+RENDER = "app.templating.templates:render"
 
 
 class TemplateRenderer:
@@ -38,7 +38,7 @@ class TemplateRenderer:
                 timeout_seconds=self.timeout_seconds, memory_bytes=self.memory_mb << 20
             ),
             # The worker processes start with the template code loaded.
-            preload=("app.inbound.templates",),
+            preload=("app.templating.templates",),
             name="chatapi-template-render",
         )
 

@@ -5,11 +5,11 @@ parsed request body) and `headers`. A leaf that is exactly one `{{ expression }}
 expression's JSON type (a number, list or object); any other leaf renders to a string.
 
 The body is data, never template source. The template is written by the tenant, so the
-sandbox (app/inbound/sandbox.py) is the guard against it: no attribute outside the
+sandbox (app/templating/sandbox.py) is the guard against it: no attribute outside the
 sandbox, no mutation, and bounds on what a render may build and do; here, the template's
 size and nesting and the output's size (streamed). Every violation and every error is a
 TemplateFailed whose message is the event's recorded failure. Renders run in a child
-process with hard limits (app/inbound/renderer.py), never in the service's own.
+process with hard limits (app/templating/renderer.py), never in the service's own.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from jinja2 import TemplateError, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Undefined
 
-from app.inbound.sandbox import MAX_OUTPUT_BYTES, SandboxEnvironment, check_size, transform
+from app.templating.sandbox import MAX_OUTPUT_BYTES, SandboxEnvironment, check_size, transform
 
 MAX_TEMPLATE_BYTES = 16_384
 MAX_DEPTH = 20

@@ -1,0 +1,1 @@
+"""Tenant templates: the Jinja sandbox, and rendering in limited worker processes."""
