@@ -23,6 +23,8 @@ from app.events import repository
 from app.events.models import EventType
 from app.events.schemas import EventTypeCreate, EventTypePatch
 
+# The channel whose event types the catalog declares.
+CHECKED_CHANNEL = "webhook"
 # Emitted by the service (app/notifications/operational.py), never declared by a tenant.
 OPERATIONAL_EVENT_TYPES = frozenset({"delivery.exhausted", "endpoint.disabled"})
 

@@ -13,9 +13,9 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
+from app.core.doorbell import Doorbell
 from app.notifications import recovery_repository as repository
 from app.notifications import repository as notifications
-from app.notifications.doorbell import ring_soon
 from app.notifications.recovery_repository import FailedFilter
 from app.webhooks import service as webhooks
 
@@ -24,7 +24,12 @@ RECOVER_BATCH = 500
 
 
 async def requeue_failed(
-    session: AsyncSession, client_id: str, where: FailedFilter, *, batch: int = RECOVER_BATCH
+    session: AsyncSession,
+    client_id: str,
+    where: FailedFilter,
+    doorbell: Doorbell,
+    *,
+    batch: int = RECOVER_BATCH,
 ) -> tuple[int, bool]:
     """Re-queue up to `batch` failed deliveries matching `where` (fresh attempt budget, due
     now) and ring for them; returns (how many, whether more matched)."""
@@ -39,15 +44,15 @@ async def requeue_failed(
     for notification_id in sorted({n for _, n in requeued}):
         await notifications.refresh_status(session, client_id, notification_id, now=now)
     await session.commit()
-    await ring_soon(client_id, [d for d, _ in requeued])
+    await doorbell.ring_deliveries(client_id, [d for d, _ in requeued])
     return len(requeued), has_more
 
 
 async def recover_endpoint(
-    session: AsyncSession, client_id: str, endpoint_id: str, since: datetime
+    session: AsyncSession, client_id: str, endpoint_id: str, since: datetime, doorbell: Doorbell
 ) -> tuple[int, bool]:
     """Re-queue the endpoint's deliveries that failed, created since `since`; 404 for an
     endpoint the client does not have."""
     await webhooks.get_endpoint(session, client_id, endpoint_id)
     where = FailedFilter(channel="webhook", endpoint_id=endpoint_id, created_after=since)
-    return await requeue_failed(session, client_id, where)
+    return await requeue_failed(session, client_id, where, doorbell)

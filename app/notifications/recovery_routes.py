@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from app.api.deps import MasterDep, SessionDep
+from app.api.deps import MasterDep, SessionDep, runtime_of
 from app.core.openapi import problems
 from app.notifications import recovery
 from app.notifications.recovery_repository import FailedFilter
@@ -55,13 +55,19 @@ class Requeued(BaseModel):
     tags=["webhooks"],
 )
 async def recover_endpoint(
-    endpoint_id: str, body: RecoverRequest, principal: MasterDep, session: SessionDep
+    endpoint_id: str,
+    body: RecoverRequest,
+    principal: MasterDep,
+    session: SessionDep,
+    request: Request,
 ) -> Requeued:
     """Re-queue every failed delivery to this endpoint since `since` with a fresh attempt
     budget (at most a batch per call: `has_more` says call again). Idempotent: a second call
     finds nothing failed and re-queues nothing."""
     since: datetime = body.since
-    count, more = await recovery.recover_endpoint(session, principal.client_id, endpoint_id, since)
+    count, more = await recovery.recover_endpoint(
+        session, principal.client_id, endpoint_id, since, runtime_of(request).doorbell
+    )
     return Requeued(requeued=count, has_more=more)
 
 
@@ -71,7 +77,9 @@ async def recover_endpoint(
     responses=problems(422),
     tags=["notifications"],
 )
-async def retry_failed(body: RetryFilter, principal: MasterDep, session: SessionDep) -> Requeued:
+async def retry_failed(
+    body: RetryFilter, principal: MasterDep, session: SessionDep, request: Request
+) -> Requeued:
     """Re-queue the tenant's failed deliveries matching the filters (fresh attempt budget),
     oldest first, at most a batch per call (`has_more`: call again)."""
     where = FailedFilter(
@@ -80,5 +88,7 @@ async def retry_failed(body: RetryFilter, principal: MasterDep, session: Session
         created_after=body.created_after,
         created_before=body.created_before,
     )
-    count, more = await recovery.requeue_failed(session, principal.client_id, where)
+    count, more = await recovery.requeue_failed(
+        session, principal.client_id, where, runtime_of(request).doorbell
+    )
     return Requeued(requeued=count, has_more=more)

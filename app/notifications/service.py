@@ -212,7 +212,7 @@ async def send(
         if replay is not None:
             return SendResult(replay, created=False)
     send_at = resolve_send_at(body.send_at, now, past_is_now=past_send_at_is_now)
-    if WEBHOOK in body.channels and body.webhook is not None:
+    if event_catalog.CHECKED_CHANNEL in body.channels and body.webhook is not None:
         # With a catalog, unknown event types and payloads off their schema are 422.
         await event_catalog.check_send(
             session, client_id, body.webhook.event_type, body.webhook.payload

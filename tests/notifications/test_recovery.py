@@ -111,11 +111,19 @@ async def test_retry_by_filter_is_bounded_and_respects_filters(
     # re-queued ones fail again later; only the count per call matters here.
     async with relay.app.state.db.session() as session:
         first = await recovery.requeue_failed(
-            session, tenant.id, FailedFilter(endpoint_id=down_id), batch=2
+            session,
+            tenant.id,
+            FailedFilter(endpoint_id=down_id),
+            relay.app.state.runtime.doorbell,
+            batch=2,
         )
     assert first == (2, True)
     async with relay.app.state.db.session() as session:
         rest = await recovery.requeue_failed(
-            session, tenant.id, FailedFilter(endpoint_id=down_id), batch=2
+            session,
+            tenant.id,
+            FailedFilter(endpoint_id=down_id),
+            relay.app.state.runtime.doorbell,
+            batch=2,
         )
     assert rest == (1, False)
