@@ -1,8 +1,9 @@
 """Every table model, imported so SQLModel.metadata (and Alembic) sees the whole schema."""
 
 from app.analytics.models import DeliveryRollup, LatencyRollup, RollupState
-from app.auth.models import ApiKey
+from app.auth.models import ApiKey, ConnectToken
 from app.email.models import EmailConfig
+from app.events.models import EventType
 from app.inbound.models import (
     InboundContentMark,
     InboundEvent,
@@ -21,10 +22,12 @@ from app.webhooks.models import WebhookEndpoint
 __all__ = [
     "ApiKey",
     "Client",
+    "ConnectToken",
     "Delivery",
     "DeliveryAttempt",
     "DeliveryRollup",
     "EmailConfig",
+    "EventType",
     "Heartbeat",
     "IdempotencyRecord",
     "InboundContentMark",

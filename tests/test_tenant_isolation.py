@@ -28,6 +28,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/messages/{message_id}"): {"content": "intrusion"},
     ("POST", "/read"): {"seq": 1},
     ("PUT", "/preferences"): {"channels": {"email": False}},
+    ("POST", "/recover"): {"since": "2020-01-01T00:00:00Z"},
 }
 # Routes about the caller's own user: a master key is refused (403, it has no user); a user
 # key of another tenant must get 404.
@@ -75,7 +76,13 @@ async def _objects_of(api: Api, owner: Tenant) -> dict[str, str]:
     event = await post(api, hook["url"], body, signing.github(hook["secret"], body))
     assert event.status_code == 202, event.text
     [websocket_delivery] = sent.json()["deliveries"]
+    # Last: a catalog would make later webhook sends of this tenant checked.
+    event_type = await api.http.post(
+        "/api/v1/event-types", json={"name": "owned.event"}, headers=owner.auth
+    )
+    assert event_type.status_code == 201, event_type.text
     return {
+        "name": event_type.json()["name"],
         # The user's inbox item of the notification (it shares the delivery's id).
         "item_id": websocket_delivery["id"],
         "endpoint_id": endpoint.json()["id"],
@@ -147,5 +154,6 @@ async def test_another_tenants_ids_are_404_on_every_route(api: Api) -> None:
         f"/api/v1/webhook-endpoints/{objects['endpoint_id']}",
         f"/api/v1/users/{objects['user_id']}/notifications",
         f"/api/v1/users/{objects['user_id']}/preferences",
+        f"/api/v1/event-types/{objects['name']}",
     ):
         assert (await api.http.get(path, headers=owner.auth)).status_code == 200, path

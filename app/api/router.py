@@ -5,10 +5,12 @@ from fastapi import APIRouter
 from app.analytics.routes import router as analytics_router
 from app.auth.routes import router as auth_router
 from app.email.routes import router as email_config_router
+from app.events.routes import router as event_types_router
 from app.inbound.routes import public_router as inbound_public_router
 from app.inbound.routes import router as inbound_router
 from app.inbox.routes import router as inbox_router
 from app.messages.routes import router as messages_router
+from app.notifications.recovery_routes import router as recovery_router
 from app.notifications.routes import router as notifications_router
 from app.observability.health import live
 from app.realtime.gateway_websocket import router as websocket_router
@@ -35,7 +37,9 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     messages_router,
     websocket_router,
     webhook_endpoints_router,
+    event_types_router,
     email_config_router,
+    recovery_router,
     notifications_router,
     inbound_router,
     inbound_public_router,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import logging
 import math
@@ -22,7 +23,7 @@ from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter, RateLimiter
 
-from app.auth import repository
+from app.auth import connect_tokens, repository
 from app.auth.principal import ALL_SCOPES, KeyKind, Principal
 from app.auth.secrets import fingerprint, parse_key, verify_secret
 from app.core.broadcast import Broadcast
@@ -132,6 +133,11 @@ class Authenticator:
         """The caller behind `presented`, or Unauthorized / RateLimited."""
         if self._admin_key and hmac.compare_digest(presented.encode(), self._admin_key.encode()):
             return Principal(kind=KeyKind.admin, key_id="admin")
+        if connect_tokens.is_connect_token(presented):
+            raise Unauthorized(
+                'A connect token only opens a socket (Socket.IO auth={"token"}, WebSocket '
+                "?token=); send an API key here"
+            )
         fp = fingerprint(presented)
         cached = self.cache.get(fp)
         now = utcnow()
@@ -159,6 +165,18 @@ class Authenticator:
         self.cache.put(fp, principal)
         self._last_used[principal.key_id] = now
         return principal
+
+    async def redeem_connect_token(self, token: str) -> Principal:
+        """The principal a socket presenting a connect token runs as; uses the token up.
+        Refused when the key that minted it has been revoked or has expired since."""
+        async with self._db.session() as session:
+            principal = await connect_tokens.redeem(session, token)
+        state = (await self.key_states([principal.key_id])).get(principal.key_id)
+        if state is None or state.revoked_at is not None:
+            raise Unauthorized("The key that minted this connect token has been revoked")
+        if state.expires_at is not None and state.expires_at <= utcnow():
+            raise Unauthorized("The key that minted this connect token has expired")
+        return dataclasses.replace(principal, expires_at=state.expires_at)
 
     def remember_issued(self, presented: str, principal: Principal) -> None:
         """Believe a key this process has just issued without hashing its secret again.

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
@@ -110,6 +110,47 @@ async def revoke_user_keys(
         .returning(col(ApiKey.id))
     )
     return list(result.scalars().all())
+
+
+async def revoke_device_keys(
+    session: AsyncSession, client_id: str, user_id: str, device_ids: Sequence[str], now: datetime
+) -> list[str]:
+    """Revoke every live key of the user on these devices; return their ids."""
+    if not device_ids:
+        return []
+    result = await session.execute(
+        update(ApiKey)
+        .where(
+            col(ApiKey.client_id) == client_id,
+            col(ApiKey.user_id) == user_id,
+            col(ApiKey.device_id).in_(list(device_ids)),
+            col(ApiKey.revoked_at).is_(None),
+        )
+        .values(revoked_at=now)
+        .returning(col(ApiKey.id))
+        .execution_options(synchronize_session=False)
+    )
+    return list(result.scalars().all())
+
+
+async def live_devices(
+    session: AsyncSession, client_id: str, user_id: str, now: datetime
+) -> list[str]:
+    """The user's devices holding a working key, least recently used first (last use,
+    else issue time, of the device's newest key)."""
+    used = func.max(func.coalesce(col(ApiKey.last_used_at), col(ApiKey.created_at)))
+    result = await session.execute(
+        select(col(ApiKey.device_id))
+        .where(
+            col(ApiKey.client_id) == client_id,
+            col(ApiKey.user_id) == user_id,
+            col(ApiKey.device_id).is_not(None),
+            _active(now),
+        )
+        .group_by(col(ApiKey.device_id))
+        .order_by(used, col(ApiKey.device_id))
+    )
+    return [str(d) for d in result.scalars().all()]
 
 
 async def revoke(session: AsyncSession, client_id: str, key_id: str, now: datetime) -> bool:

@@ -15,10 +15,18 @@ from app.api.deps import (
     SettingsDep,
     UserDep,
 )
+from app.auth import connect_tokens, service
 from app.auth import login as login_service
-from app.auth import service
 from app.auth.models import ApiKey
-from app.auth.schemas import KeyOut, KeyPage, LoginRequest, LoginResponse, WhoAmI
+from app.auth.schemas import (
+    ConnectTokenOut,
+    ConnectTokenRequest,
+    KeyOut,
+    KeyPage,
+    LoginRequest,
+    LoginResponse,
+    WhoAmI,
+)
 from app.core.openapi import problems
 from app.core.pagination import PageParams, make_page, page_params
 from app.users.schemas import UserOut
@@ -34,7 +42,9 @@ async def login(
     settings: SettingsDep,
     authenticator: AuthenticatorDep,
 ) -> LoginResponse:
-    """A new user key; every earlier key of the user stops working at once, everywhere."""
+    """A new user key; every earlier key of the user on that device stops working at once,
+    everywhere (and the least recently used device's past `MAX_DEVICES_PER_USER`)."""
+    device_id = body.device_id or login_service.DEFAULT_DEVICE
     presented, user, scopes, expires_at, revoked = await login_service.login(
         session,
         principal.client_id,
@@ -43,6 +53,8 @@ async def login(
         scopes=[s.value for s in body.scopes] if body.scopes else None,
         ttl_seconds=body.ttl_seconds,
         rounds=settings.BCRYPT_ROUNDS,
+        device_id=device_id,
+        max_devices=settings.MAX_DEVICES_PER_USER,
     )
     await authenticator.logged_in(
         presented,
@@ -53,8 +65,30 @@ async def login(
         revoked=revoked,
     )
     return LoginResponse(
-        api_key=presented, user=UserOut.of(user), scopes=scopes, expires_at=expires_at
+        api_key=presented,
+        user=UserOut.of(user),
+        scopes=scopes,
+        expires_at=expires_at,
+        device_id=device_id,
     )
+
+
+@router.post("/auth/connect-token", response_model=ConnectTokenOut, responses=problems(403, 404))
+async def connect_token(
+    principal: ClientKeyDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    body: ConnectTokenRequest | None = None,
+) -> ConnectTokenOut:
+    """A short-lived, single-use token that opens one socket (never a REST call) as the
+    calling key (user key: itself; master key: `user_id`, or a master socket without it)."""
+    token, expires_at = await connect_tokens.mint(
+        session,
+        principal,
+        body.user_id if body is not None else None,
+        settings.CONNECT_TOKEN_TTL_SECONDS,
+    )
+    return ConnectTokenOut(token=token, expires_at=expires_at)
 
 
 @router.post("/auth/logout", status_code=204)
@@ -90,6 +124,7 @@ def _key_out(row: ApiKey, authenticator: AuthenticatorDep) -> KeyOut:
         last_used_at=authenticator.pending_last_used(row.id) or row.last_used_at,
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
+        device_id=row.device_id,
     )
 
 

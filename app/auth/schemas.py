@@ -10,6 +10,7 @@ from app.auth.principal import Scope
 from app.users.schemas import UserOut
 
 MAX_TTL_SECONDS = 365 * 86_400
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 
 
 class LoginRequest(BaseModel):
@@ -35,6 +36,12 @@ class LoginRequest(BaseModel):
     external_id: str | None = Field(default=None, max_length=200)
     scopes: list[Scope] | None = Field(default=None, min_length=1)
     ttl_seconds: int | None = Field(default=None, strict=True, ge=1, le=MAX_TTL_SECONDS)
+    device_id: str | None = Field(
+        default=None,
+        pattern=DEVICE_ID_PATTERN,
+        description="The device (browser, app install) the key is for: login rotates this "
+        "device's key only. Absent: the device `default`.",
+    )
 
     @model_validator(mode="after")
     def _one_identity(self) -> LoginRequest:
@@ -44,12 +51,29 @@ class LoginRequest(BaseModel):
 
 
 class LoginResponse(BaseModel):
-    """The new user key (shown once); every earlier key of the user stopped working."""
+    """The new user key (shown once); every earlier key of the user on that device stopped
+    working."""
 
     api_key: str
     user: UserOut
     scopes: list[str]
     expires_at: datetime | None
+    device_id: str
+
+
+class ConnectTokenRequest(BaseModel):
+    """`POST /auth/connect-token`: a master key names the user; a user key mints for itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str | None = Field(default=None, max_length=26)
+
+
+class ConnectTokenOut(BaseModel):
+    """A single-use token that only opens a socket, until `expires_at`."""
+
+    token: str
+    expires_at: datetime
 
 
 class KeyOut(BaseModel):
@@ -63,6 +87,7 @@ class KeyOut(BaseModel):
     last_used_at: datetime | None
     expires_at: datetime | None
     revoked_at: datetime | None
+    device_id: str | None
 
 
 class KeyPage(BaseModel):

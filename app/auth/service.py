@@ -51,6 +51,7 @@ def issue_key(
     user_id: str | None = None,
     scopes: Sequence[str] = (),
     expires_at: datetime | None = None,
+    device_id: str | None = None,
 ) -> ApiKey:
     """Stage the row of a key hashed beforehand (`new_hashed_key`)."""
     row = ApiKey(
@@ -61,6 +62,7 @@ def issue_key(
         scopes=sorted(scopes),
         secret_hash=key.secret_hash,
         expires_at=expires_at,
+        device_id=device_id,
     )
     repository.add(session, row)
     return row
@@ -69,6 +71,22 @@ def issue_key(
 async def revoke_user_keys(session: AsyncSession, client_id: str, user_id: str) -> list[str]:
     """Revoke every live key of a user (login rotation, user deletion); return their ids."""
     return await repository.revoke_user_keys(session, client_id, user_id, utcnow())
+
+
+async def rotate_device(
+    session: AsyncSession, client_id: str, user_id: str, device_id: str, max_devices: int
+) -> list[str]:
+    """Revoke the user's keys on `device_id`, and the least recently used other devices'
+    keys past `max_devices - 1` (room for this device's new key); return the ids."""
+    now = utcnow()
+    revoked = await repository.revoke_device_keys(session, client_id, user_id, [device_id], now)
+    others = await repository.live_devices(session, client_id, user_id, now)
+    excess = len(others) + 1 - max_devices
+    if excess > 0:
+        revoked += await repository.revoke_device_keys(
+            session, client_id, user_id, others[:excess], now
+        )
+    return revoked
 
 
 async def revoke_key(session: AsyncSession, client_id: str, key_id: str) -> None:

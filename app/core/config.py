@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     ROOM_SWEEP_BATCH_SIZE: int = Field(default=1000, gt=0)
     HEARTBEAT_INTERVAL_SECONDS: float = Field(default=30, gt=0)
     BCRYPT_ROUNDS: int = Field(default=12, ge=4, le=16)
+    # Devices a user may hold keys on at once; a login on one more revokes the least
+    # recently used device's keys.
+    MAX_DEVICES_PER_USER: int = Field(default=10, ge=1, le=1000)
+    # How long a connect token (POST /auth/connect-token) may open its one socket.
+    CONNECT_TOKEN_TTL_SECONDS: int = Field(default=300, ge=1, le=86_400)
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # auto: readable lines when stderr is a terminal, JSON otherwise (pipes, files, docker).
     LOG_FORMAT: Literal["auto", "json", "text"] = "auto"

@@ -34,6 +34,7 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     # auth and keys
     ("POST", f"{_V1}/auth/login"): "auth.login",
     ("POST", f"{_V1}/auth/logout"): "auth.logout",
+    ("POST", f"{_V1}/auth/connect-token"): "auth.connect_token.create",
     ("GET", f"{_V1}/auth/me"): "auth.me.get",
     ("GET", f"{_V1}/keys"): "keys.list",
     ("DELETE", f"{_V1}/keys/{{key_id}}"): "keys.revoke",
@@ -69,6 +70,14 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
         "POST",
         f"{_V1}/webhook-endpoints/{{endpoint_id}}/rotate-secret",
     ): "webhook_endpoints.rotate_secret",
+    ("POST", f"{_V1}/webhook-endpoints/{{endpoint_id}}/recover"): "webhook_endpoints.recover",
+    # the event catalog
+    ("POST", f"{_V1}/event-types"): "event_types.create",
+    ("GET", f"{_V1}/event-types"): "event_types.list",
+    ("GET", f"{_V1}/event-types/openapi.json"): "event_types.openapi",
+    ("GET", f"{_V1}/event-types/{{name}}"): "event_types.get",
+    ("PATCH", f"{_V1}/event-types/{{name}}"): "event_types.update",
+    ("DELETE", f"{_V1}/event-types/{{name}}"): "event_types.delete",
     # e-mail configuration
     ("GET", f"{_V1}/email-config"): "email_config.get",
     ("PUT", f"{_V1}/email-config"): "email_config.replace",
@@ -81,6 +90,7 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("GET", f"{_V1}/notifications/{{notification_id}}/attempts"): "notifications.attempts.list",
     ("POST", f"{_V1}/notifications/{{notification_id}}/cancel"): "notifications.cancel",
     ("POST", f"{_V1}/notifications/{{notification_id}}/retry"): "notifications.retry",
+    ("POST", f"{_V1}/notifications/retry"): "notifications.retry_failed",
     # inbound webhooks
     ("POST", f"{_V1}/inbound-webhooks"): "inbound_webhooks.create",
     ("GET", f"{_V1}/inbound-webhooks"): "inbound_webhooks.list",
@@ -128,6 +138,10 @@ OPENAPI_TAGS: list[dict[str, Any]] = [
         "name": "webhooks",
         "description": "Outbound webhook endpoints: where the relay POSTs signed events (the "
         "payloads are described under `webhooks`).",
+    },
+    {
+        "name": "event-types",
+        "description": "The tenant's event catalog: webhook event types with payload schemas.",
     },
     {"name": "email", "description": "The tenant's SMTP server (and its fallback)."},
     {

@@ -18,6 +18,7 @@ from app.core.db import autocommit
 from app.core.doorbell import Doorbell
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.ids import new_id
+from app.events import service as event_catalog
 from app.inbox import preferences
 from app.inbox import repository as inbox
 from app.inbox import service as inbox_service
@@ -218,6 +219,11 @@ async def send(
         if replay is not None:
             return SendResult(replay, created=False)
     send_at = resolve_send_at(body.send_at, now, past_is_now=past_send_at_is_now)
+    if event_catalog.CHECKED_CHANNEL in body.channels and body.webhook is not None:
+        # With a catalog, unknown event types and payloads off their schema are 422.
+        await event_catalog.check_send(
+            session, client_id, body.webhook.event_type, body.webhook.payload
+        )
     by_id, by_external = await _resolve_users(session, client_id, body)
     recipients = _resolved(body, by_id, by_external)
     new = await _expand(session, client_id, body, channels, checked, recipients)

@@ -78,7 +78,8 @@ _WEBSOCKET_DESCRIPTION = (
 )
 _SOCKETIO_DESCRIPTION = (
     "Socket.IO (protocol v5, Engine.IO 4) at path `/sockets`, default namespace; connect "
-    'with `auth={"api_key": "<key>"}` (or the query/headers below). An event\'s name is '
+    'with `auth={"api_key": "<key>"}` (or the query/headers below), or with a connect '
+    'token (`POST /auth/connect-token`, single use): `auth={"token": "<token>"}`. An event\'s name is '
     "the Socket.IO event; client events are acknowledged through Socket.IO's callback with "
     'the result, or `{"error": <problem>}`.'
 )
@@ -221,6 +222,12 @@ def _document_body(version: str) -> dict[str, Any]:
             "messages": messages,
             "securitySchemes": {
                 "apiKeyQuery": {"type": "httpApiKey", "name": "api_key", "in": "query"},
+                "connectTokenQuery": {
+                    "type": "httpApiKey",
+                    "name": "token",
+                    "in": "query",
+                    "description": "A single-use connect token from POST /auth/connect-token.",
+                },
                 "apiKeyHeader": {"type": "httpApiKey", "name": "X-API-Key", "in": "header"},
                 "bearer": {"type": "http", "scheme": "bearer"},
             },
@@ -232,6 +239,7 @@ def asyncapi_document(host: str, secure: bool, version: str) -> dict[str, Any]:
     """The document, its servers at `host` (ws:// or, when `secure`, wss://)."""
     security = [
         {"$ref": "#/components/securitySchemes/apiKeyQuery"},
+        {"$ref": "#/components/securitySchemes/connectTokenQuery"},
         {"$ref": "#/components/securitySchemes/apiKeyHeader"},
         {"$ref": "#/components/securitySchemes/bearer"},
     ]

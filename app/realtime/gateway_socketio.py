@@ -125,14 +125,18 @@ def bind_handlers(sio: socketio.AsyncServer, state: Any) -> None:
     @sio.event
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         key = auth.get("api_key") if isinstance(auth, dict) else None
-        if not key:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if not key and not token:
             key = _from_environ(environ)
-        if not key:
+        if not key and not token:
             raise socketio.exceptions.ConnectionRefusedError(
-                'Send an API key: auth={"api_key": ...}'
+                'Send an API key: auth={"api_key": ...} (or a connect token: auth={"token": ...})'
             )
         try:
-            principal = await state.authenticator.authenticate(key)
+            if token:
+                principal = await state.authenticator.redeem_connect_token(str(token))
+            else:
+                principal = await state.authenticator.authenticate(key)
         except AppError as exc:
             raise socketio.exceptions.ConnectionRefusedError(exc.detail) from None
         if principal.client_id == "":

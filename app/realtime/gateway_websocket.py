@@ -72,10 +72,17 @@ async def websocket_open(websocket: WebSocket) -> None:
     handler: ClientEvents = state.client_events
     max_frame = state.settings.MAX_WS_FRAME_BYTES
     key = _presented_key(websocket)
+    token = websocket.query_params.get("token")
     try:
-        if not key:
-            raise AppError("Send an API key: ?api_key=, Authorization or X-API-Key")
-        principal = await state.authenticator.authenticate(key)
+        if token:
+            principal = await state.authenticator.redeem_connect_token(token)
+        elif not key:
+            raise AppError(
+                "Send an API key (?api_key=, Authorization or X-API-Key) or a connect token "
+                "(?token=)"
+            )
+        else:
+            principal = await state.authenticator.authenticate(key)
         if principal.client_id == "":
             raise AppError("The admin key cannot open connections")
     except AppError as exc:

@@ -145,7 +145,9 @@ async def test_keys_list_never_shows_secrets_and_revocation_works(api: Api) -> N
         "last_used_at",
         "expires_at",
         "revoked_at",
+        "device_id",
     }
+    assert user_key["device_id"] == "default"
     assert (
         await api.http.delete(f"/api/v1/keys/{user_key['id']}", headers=tenant.auth)
     ).status_code == 204

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
 
 from tests.conftest import child_env, make_settings
 from tests.support.api import bearer
@@ -65,3 +68,30 @@ def test_a_key_revoked_in_one_process_is_refused_by_the_other_within_1s(
         key_id = second.split("_")[1]
         assert http.delete(f"{a}/api/v1/keys/{key_id}", headers=bearer(master)).status_code == 204
         assert _poll_until_status(http, f"{b}/api/v1/auth/me", second, 401, 1.0) < 1.0
+
+        # A device's relogin through A reaches B; B keeps the other device's key.
+        def device_login(device: str) -> str:
+            r = http.post(
+                f"{a}/api/v1/auth/login",
+                json={"user_id": user["id"], "device_id": device},
+                headers=bearer(master),
+            )
+            return str(r.json()["api_key"])
+
+        phone, laptop = device_login("phone"), device_login("laptop")
+        for key in (phone, laptop):
+            assert http.get(f"{b}/api/v1/auth/me", headers=bearer(key)).status_code == 200
+        device_login("phone")
+        assert _poll_until_status(http, f"{b}/api/v1/auth/me", phone, 401, 1.0) < 1.0
+        assert http.get(f"{b}/api/v1/auth/me", headers=bearer(laptop)).status_code == 200
+
+        # A connect token minted through A opens one socket, on B; A then refuses it.
+        token = http.post(f"{a}/api/v1/auth/connect-token", headers=bearer(laptop)).json()["token"]
+        with ws_connect(f"{b.replace('http', 'ws')}/api/v1/websocket/open?token={token}") as ws:
+            assert json.loads(ws.recv(timeout=5))["event"] == "connected"
+            with ws_connect(
+                f"{a.replace('http', 'ws')}/api/v1/websocket/open?token={token}"
+            ) as again:
+                with pytest.raises(ConnectionClosed):
+                    again.recv(timeout=5)
+                assert again.close_code == 4401
