@@ -5,8 +5,8 @@ device a user had, so they become `default` (the device a login without `device_
 `connect_tokens`: single-use socket tokens, stored as SHA-256 of the random token; consumed by
 one conditional UPDATE, which holds across processes. `event_types`: the tenant's catalog.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-07 12:00:00
 """
 
@@ -17,8 +17,8 @@ from alembic import op
 
 import app.core.types
 
-revision: str = "0012"
-down_revision: str | None = "0011"
+revision: str = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
