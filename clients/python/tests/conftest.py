@@ -20,6 +20,8 @@ REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from tests.support.processes import chatapi_process, serve_process  # noqa: E402
+
 from tests.conftest import (  # noqa: E402
     ADMIN_KEY,
     RUN_ID,
@@ -28,7 +30,6 @@ from tests.conftest import (  # noqa: E402
     drop_pg_database,
     make_settings,
 )
-from tests.support.processes import chatapi_process, serve_process  # noqa: E402
 
 
 @dataclass
@@ -74,7 +75,9 @@ def chatapi_server(workdir: Path, name: str, worker: bool, **overrides: Any) -> 
     try:
         with serve_process(env, workdir, f"{name}-serve") as api:
             if worker:
-                with chatapi_process(["worker", "--concurrency", "2"], env, workdir, f"{name}-worker"):
+                with chatapi_process(
+                    ["worker", "--concurrency", "2"], env, workdir, f"{name}-worker"
+                ):
                     yield Server(api.base, ADMIN_KEY)
             else:
                 yield Server(api.base, ADMIN_KEY)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from chatapi_client import AsyncChatAPI, ChatAPI
 from conftest import Server
+
+from chatapi_client import AsyncChatAPI, ChatAPI
 
 
 async def test_a_1050_item_list_iterates_with_for_and_async_for(

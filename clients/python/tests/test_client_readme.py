@@ -9,14 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import Server
 
 PACKAGE = Path(__file__).resolve().parents[1]
 
 
 def test_the_readme_quick_start_runs_verbatim(
-    server: Server, master_key: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    server: Server,
+    master_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     readme = (PACKAGE / "README.md").read_text()
     block = re.search(r"## Quick start.*?```python\n(.*?)```", readme, re.S)

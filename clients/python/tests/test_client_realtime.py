@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-
-from chatapi_client import AsyncChatAPI, ChatAPI
 from conftest import Server
 from proxy import CuttingProxy
+
+from chatapi_client import AsyncChatAPI, ChatAPI
 
 
 @pytest.fixture
@@ -30,7 +30,9 @@ async def _user_room(server: Server, master_key: str) -> tuple[str, str]:
     return key, room.id
 
 
-async def _send_200_cutting(server: Server, master_key: str, room_id: str, proxy: CuttingProxy) -> None:
+async def _send_200_cutting(
+    server: Server, master_key: str, room_id: str, proxy: CuttingProxy
+) -> None:
     async with AsyncChatAPI(server.base, master_key) as sender:
         for i in range(200):
             if i in (40, 90, 150):

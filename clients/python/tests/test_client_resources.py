@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from conftest import Server
 
 from chatapi_client import (
     AsyncChatAPI,
@@ -15,7 +16,6 @@ from chatapi_client import (
     NotFoundError,
     ValidationError,
 )
-from conftest import Server
 
 KIT = "server side lands with kit-server"
 

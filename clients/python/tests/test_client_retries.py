@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-
-from chatapi_client import ChatAPI, RateLimitError
 from conftest import Server, chatapi_server
 from proxy import CuttingProxy
+
+from chatapi_client import ChatAPI, RateLimitError
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +31,12 @@ def proxy(server: Server) -> Iterator[CuttingProxy]:
 
 def test_a_429_with_retry_after_is_waited_out(limited_server: Server) -> None:
     key = limited_server.tenant()
-    with ChatAPI(limited_server.base, key, max_retries=0) as impatient:
-        with pytest.raises(RateLimitError) as refused:
-            for _ in range(4):
-                impatient.clients.me()
+    with (
+        ChatAPI(limited_server.base, key, max_retries=0) as impatient,
+        pytest.raises(RateLimitError) as refused,
+    ):
+        for _ in range(4):
+            impatient.clients.me()
     assert refused.value.status == 429 and refused.value.problem["status"] == 429
     retry_after = refused.value.retry_after
     assert retry_after is not None and 0 < retry_after <= 60

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from conftest import Server
 
 from chatapi_client import ChatAPI, WebhookVerificationError, verify_webhook
-from conftest import Server
 
 Received = list[tuple[bytes, dict[str, str]]]
 
