@@ -20,7 +20,16 @@ REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.support.processes import chatapi_process, serve_process  # noqa: E402
+from tests.support.processes import (  # noqa: E402
+    ChildProcess,
+    chatapi_process,
+    free_port,
+    wait_until,
+)
+
+# tests/support's serve_process gives a server 30 s; on a loaded 2-core CI box (other suites
+# running beside this one) migrating and starting can take longer.
+START_TIMEOUT = 120.0
 
 from tests.conftest import (  # noqa: E402
     ADMIN_KEY,
@@ -59,6 +68,28 @@ def _env(name: str) -> str:
 
 
 @contextmanager
+def serving(env: dict[str, str], workdir: Path, name: str) -> Iterator[str]:
+    """`chatapi serve` on a free port until the block ends; its base URL once ready."""
+    port = free_port()
+    child = ChildProcess(["serve", "--port", str(port)], env, workdir, workdir / f"{name}.log")
+    base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if child.proc.poll() is not None:
+            raise AssertionError(f"server exited early:\n{child.output()}")
+        try:
+            return httpx.get(f"{base}/health/ready", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(ready, START_TIMEOUT, f"{name} to be ready", interval=0.2)
+        yield base
+    finally:
+        child.stop()
+
+
+@contextmanager
 def chatapi_server(workdir: Path, name: str, worker: bool, **overrides: Any) -> Iterator[Server]:
     """`chatapi serve` (and a worker) on a database of its own and a Redis prefix of its own."""
     pg, redis = _env("TEST_DATABASE_URL"), _env("TEST_REDIS_URL")
@@ -73,14 +104,14 @@ def chatapi_server(workdir: Path, name: str, worker: bool, **overrides: Any) -> 
     )
     env = child_env(settings)
     try:
-        with serve_process(env, workdir, f"{name}-serve") as api:
+        with serving(env, workdir, f"{name}-serve") as base:
             if worker:
                 with chatapi_process(
                     ["worker", "--concurrency", "2"], env, workdir, f"{name}-worker"
                 ):
-                    yield Server(api.base, ADMIN_KEY)
+                    yield Server(base, ADMIN_KEY)
             else:
-                yield Server(api.base, ADMIN_KEY)
+                yield Server(base, ADMIN_KEY)
     finally:
         asyncio.run(drop_pg_database(pg, database))
 
