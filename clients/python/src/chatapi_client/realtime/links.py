@@ -14,6 +14,10 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 Incoming = tuple[str, Any] | None  # None: the link closed
+# WebSocket close codes of a refused or revoked key (4429, rate limited, is worth retrying).
+REFUSED_CLOSE_CODES = frozenset({4401, 4403})
+# Socket.IO refusals that are worth retrying (the server's own words).
+TRANSIENT_REFUSALS = ("try again", "Too many")
 
 
 class LinkRefused(Exception):
@@ -82,7 +86,7 @@ class WebSocketLink:
                 if not waiter.done():
                     waiter.set_exception(ConnectionError("connection lost"))
             self._pending.clear()
-            if code is not None and 4400 <= code < 4500:
+            if code in REFUSED_CLOSE_CODES:
                 self.incoming.put_nowait(
                     ("refused", {"code": code, "reason": self._ws.close_reason})
                 )
@@ -119,8 +123,14 @@ class SocketIOLink:
         self._sio = socketio.AsyncClient(reconnection=False)
         self._sio.on("*", self._on_event)
         self._sio.on("disconnect", self._on_disconnect)
+        self._sio.on("connect_error", self._on_refused)
         self.incoming: asyncio.Queue[Incoming] = asyncio.Queue()
         self._closed = False
+        self._refusal: str | None = None
+
+    async def _on_refused(self, data: Any = None) -> None:
+        message = data.get("message") if isinstance(data, dict) else data
+        self._refusal = str(message)
 
     async def _on_event(self, event: str, data: Any = None) -> None:
         self.incoming.put_nowait((event, data))
@@ -141,9 +151,12 @@ class SocketIOLink:
                 wait_timeout=self._open_timeout,
             )
         except socketio.exceptions.ConnectionError as exc:
-            text = str(exc)
-            if any(mark in text for mark in ("401", "403", "nauthori", "orbidden")):
-                raise LinkRefused(text) from exc
+            # The server refused the namespace (its connect handler said why), as opposed to
+            # a transport failure: a refused key stays refused.
+            refusal = self._refusal
+            refused = "namespaces failed to connect" in str(exc) and refusal is not None
+            if refused and not any(mark in str(refusal) for mark in TRANSIENT_REFUSALS):
+                raise LinkRefused(str(refusal)) from exc
             raise
 
     async def request(self, event: str, data: dict[str, Any], timeout: float) -> Any:
