@@ -65,9 +65,14 @@ class ChatAPI(ChatAPIBase):
         """A started realtime connection running in a background thread; see
         `AsyncChatAPI.connect`. Iterate it with `for event in conn`."""
         positions = dict(after_seq) if after_seq is not None else self._positions(user_id)
-        # The token is minted with a REST call of its own from the connection's thread.
-        async_api = AsyncChatAPI(self.base_url, self.api_key, retry=self.transport.retry)
-        credential = async_api._credential(connect_token, user_id)
+        api_key = self.api_key or ""
+
+        async def credential() -> dict[str, str]:
+            if connect_token:
+                # Minted on the connection's own thread (a blocking call would stall its loop).
+                async with AsyncChatAPI(self.base_url, api_key) as minting:
+                    return {"token": (await minting.auth.connect_token(user_id)).token}
+            return {"api_key": api_key}
 
         def factory() -> RealtimeConnection:
             return RealtimeConnection(

@@ -264,4 +264,3 @@ class InboundEvent(Model):
 
     id: str
     status: str | None = None
-    duplicate: bool | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import TypeVar
 
 import httpx
 
@@ -23,6 +24,8 @@ from chatapi_client._async.resources_relay import (
 )
 from chatapi_client._async.transport import AsyncTransport
 from chatapi_client._retry import RetryPolicy
+
+Self = TypeVar("Self", bound="AsyncChatAPIBase")
 
 
 class AsyncChatAPIBase:
@@ -74,7 +77,7 @@ class AsyncChatAPIBase:
         """Close the HTTP client (unless it was passed in)."""
         await self.transport.close()
 
-    async def __aenter__(self) -> AsyncChatAPIBase:
+    async def __aenter__(self: Self) -> Self:
         return self
 
     async def __aexit__(

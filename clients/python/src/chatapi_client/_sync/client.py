@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import TypeVar
 
 import httpx
 
@@ -24,6 +25,8 @@ from chatapi_client._sync.resources_relay import (
 )
 from chatapi_client._sync.transport import Transport
 from chatapi_client._retry import RetryPolicy
+
+Self = TypeVar("Self", bound="ChatAPIBase")
 
 
 class ChatAPIBase:
@@ -75,7 +78,7 @@ class ChatAPIBase:
         """Close the HTTP client (unless it was passed in)."""
         self.transport.close()
 
-    def __enter__(self) -> ChatAPIBase:
+    def __enter__(self: Self) -> Self:
         return self
 
     def __exit__(
