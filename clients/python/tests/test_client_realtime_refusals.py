@@ -69,3 +69,48 @@ def test_room_order_asks_again_when_a_gap_remains_after_sync() -> None:
     order.synced("r", [_msg(3), _msg(4)])
     assert order.flush("r") is False
     assert out == [2, 3, 4, 5]
+
+
+async def test_a_connect_token_is_single_use_and_connect_mints_one_per_reconnect(
+    server: Server, master_key: str
+) -> None:
+    from urllib.parse import urlsplit
+
+    from proxy import CuttingProxy
+
+    from chatapi_client import ChatAPIError, RealtimeConnection
+
+    async with AsyncChatAPI(server.base, master_key) as chat:
+        user = await chat.users.upsert("token-holder")
+        room = await chat.rooms.create(name="tokens", member_ids=[user.id])
+        try:
+            token = (await chat.auth.connect_token(user.id)).token
+        except ChatAPIError as exc:
+            if exc.status == 404:
+                pytest.xfail("server side lands with kit-server")
+            raise
+
+        async def same_token() -> dict[str, str]:
+            return {"token": token}
+
+        first = await RealtimeConnection(server.base, same_token).start()
+        await first.close()
+        with pytest.raises(RealtimeError):
+            await RealtimeConnection(server.base, same_token).start()
+
+        proxy = CuttingProxy(int(urlsplit(server.base).port or 80))
+        try:
+            async with AsyncChatAPI(proxy.base, master_key) as via_proxy:
+                conn = await via_proxy.connect(
+                    "socketio", connect_token=True, user_id=user.id, after_seq={room.id: 0}
+                )
+                proxy.cut(refuse_for=0.2)
+                await chat.messages.send(room.id, "after the cut")
+                async for event in conn:
+                    if event.name == "message.created":
+                        assert event.data["seq"] == 1
+                        break
+                assert conn.reconnects >= 1
+                await conn.close()
+        finally:
+            proxy.close()

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from chatapi_client.errors import ChatAPIError
 from chatapi_client.models import Message
 from chatapi_client.realtime.links import Link, LinkRefused, LinkRequestError, make_link
 from chatapi_client.realtime.ordering import RoomOrder
@@ -148,6 +149,13 @@ class RealtimeConnection:
                 except LinkRefused as exc:
                     self.error = exc
                     return
+                except ChatAPIError as exc:
+                    # Minting a connect token was refused (bad key, no such user): final.
+                    self.error = exc
+                    if 400 <= exc.status < 500 and exc.status != 429:
+                        return
+                    await asyncio.sleep(self._backoff[1])
+                    continue
                 except Exception as exc:
                     self.error = exc
                     delay = random.uniform(0.5, 1.0) * min(
