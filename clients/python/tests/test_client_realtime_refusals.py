@@ -114,3 +114,29 @@ async def test_a_connect_token_is_single_use_and_connect_mints_one_per_reconnect
                 await conn.close()
         finally:
             proxy.close()
+
+
+@pytest.mark.parametrize("transport", ["websocket", "socketio"])
+async def test_client_events_are_acknowledged_and_refusals_raise(
+    server: Server, master_key: str, transport: str
+) -> None:
+    from chatapi_client.realtime.links import LinkRequestError
+
+    async with AsyncChatAPI(server.base, master_key) as chat:
+        user = await chat.users.upsert("speaker")
+        room = await chat.rooms.create(name="talk", member_ids=[user.id])
+        key = (await chat.auth.login(user_id=user.id)).api_key
+    async with AsyncChatAPI(server.base, key) as as_user:
+        conn = await as_user.connect(transport)
+        try:
+            ack = await conn.request("message.send", {"room_id": room.id, "content": "hey"})
+            assert ack["seq"] == 1 and ack["content"] == "hey"
+            with pytest.raises(LinkRequestError) as refused:
+                await conn.request("sync", {"room_id": "01NOPE", "after_seq": 0})
+            assert refused.value.problem["status"] == 404
+            async for event in conn:
+                if event.name == "message.created":
+                    assert event.message is not None and event.message.seq == 1
+                    break
+        finally:
+            await conn.close()

@@ -115,9 +115,11 @@ class RealtimeConnection:
     async def request(self, event: str, data: dict[str, Any]) -> Any:
         """Send a client event (`message.send`, `typing`, `read`, …) on the live connection,
         waiting for one if it is down; its acknowledgement."""
-        await self._connected.wait()
-        assert self._link is not None
-        return await self._link.request(event, data, self._request_timeout)
+        while True:
+            await self._connected.wait()
+            link = self._link
+            if link is not None:
+                return await link.request(event, data, self._request_timeout)
 
     async def subscribe(self, room_id: str, after_seq: int | None = None) -> None:
         """Follow a room (master-key connections); kept across reconnects."""
@@ -169,6 +171,8 @@ class RealtimeConnection:
                 self.error = None
                 try:
                     await self._pump(link)
+                except Exception as exc:  # e.g. a resubscribe on a link that just died
+                    log.info("realtime link lost while handling an event: %r", exc)
                 finally:
                     self._connected.clear()
                     self._link = None
