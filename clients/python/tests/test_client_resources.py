@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
 from conftest import Server
 
@@ -127,3 +128,33 @@ async def test_a_connect_token_opens_a_socket(server: Server, master_key: str) -
                     break
         finally:
             await conn.close()
+
+
+def test_an_injected_httpx_client_carries_every_request(server: Server, master_key: str) -> None:
+    seen: list[str] = []
+
+    def record(request: httpx.Request) -> None:
+        seen.append(f"{request.method} {request.url.path}")
+
+    with httpx.Client(base_url=server.base, event_hooks={"request": [record]}) as http:
+        chat = ChatAPI(api_key=master_key, http=http)
+        assert chat.clients.me().slug
+        chat.close()  # not ours to close: the caller's client stays usable
+        assert http.get("/health/live").status_code == 200
+    assert seen == ["GET /api/v1/clients/me", "GET /health/live"]
+
+
+async def test_an_injected_async_httpx_client_carries_every_request(
+    server: Server, master_key: str
+) -> None:
+    seen: list[str] = []
+
+    async def record(request: httpx.Request) -> None:
+        seen.append(f"{request.method} {request.url.path}")
+
+    async with httpx.AsyncClient(event_hooks={"request": [record]}) as http:
+        chat = AsyncChatAPI(server.base, master_key, http=http)
+        assert [u async for u in chat.users.list()] == []
+        await chat.close()
+        assert not http.is_closed
+    assert seen == ["GET /api/v1/users"]
