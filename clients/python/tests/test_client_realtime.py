@@ -4,7 +4,7 @@ connection is cut (through a TCP proxy) as 200 messages are sent, on both transp
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -31,11 +31,20 @@ async def _user_room(server: Server, master_key: str) -> tuple[str, str]:
 
 
 async def _send_200_cutting(
-    server: Server, master_key: str, room_id: str, proxy: CuttingProxy
+    server: Server,
+    master_key: str,
+    room_id: str,
+    proxy: CuttingProxy,
+    connected: Callable[[], bool],
 ) -> None:
     async with AsyncChatAPI(server.base, master_key) as sender:
         for i in range(200):
             if i in (40, 90, 150):
+                # Cut a live connection each time (not one still reconnecting from the last).
+                deadline = asyncio.get_running_loop().time() + 20
+                while not connected():
+                    assert asyncio.get_running_loop().time() < deadline, "never reconnected"
+                    await asyncio.sleep(0.02)
                 proxy.cut(refuse_for=0.4)
             await sender.messages.send(room_id, f"n{i}")
 
@@ -57,7 +66,7 @@ async def test_200_messages_arrive_once_and_in_order_across_cuts(
                         return
 
         collector = asyncio.create_task(collect())
-        await _send_200_cutting(server, master_key, room_id, proxy)
+        await _send_200_cutting(server, master_key, room_id, proxy, lambda: conn.is_connected)
         await asyncio.wait_for(collector, 60)
         await conn.close()
     # Seq 1 was sent before connecting: the connection starts after it.
@@ -70,7 +79,7 @@ async def test_the_sync_client_recovers_too(
 ) -> None:
     key, room_id = await _user_room(server, master_key)
     with ChatAPI(proxy.base, key) as chat, chat.connect("websocket") as conn:
-        await _send_200_cutting(server, master_key, room_id, proxy)
+        await _send_200_cutting(server, master_key, room_id, proxy, lambda: conn.is_connected)
         seqs: list[int] = []
         while len(seqs) < 200:
             event = await asyncio.to_thread(conn.get, 30)

@@ -82,6 +82,11 @@ class RealtimeConnection:
         self.error: BaseException | None = None
 
     @property
+    def is_connected(self) -> bool:
+        """Whether a socket is up and its `connected` event was handled."""
+        return self._connected.is_set()
+
+    @property
     def positions(self) -> dict[str, int]:
         """The last delivered `seq` per room (persist it to resume after a restart)."""
         return dict(self._order.last)

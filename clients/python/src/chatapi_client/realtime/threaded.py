@@ -56,6 +56,11 @@ class SyncRealtimeConnection:
         return self._conn.positions
 
     @property
+    def is_connected(self) -> bool:
+        """Whether a socket is up right now."""
+        return self._conn.is_connected
+
+    @property
     def reconnects(self) -> int:
         """How many times the connection was re-established."""
         return self._conn.reconnects
