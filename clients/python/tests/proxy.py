@@ -22,6 +22,8 @@ class CuttingProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._refuse_until = 0.0
         self.drop_answers = 0
+        # Answer this many requests with a 503 ourselves, as an overloaded gateway would.
+        self.unavailable = 0
         self.dropped = 0
         self.cuts = 0
         ready = threading.Event()
@@ -40,6 +42,19 @@ class CuttingProxy:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if time.monotonic() < self._refuse_until:
+            writer.close()
+            return
+        if self.unavailable > 0:
+            self.unavailable -= 1
+            await reader.readuntil(b"\r\n\r\n")
+            body = b'{"title":"Service Unavailable","status":503,"detail":"gateway busy"}'
+            writer.write(
+                b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+                b"Content-Type: application/problem+json\r\nConnection: close\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
             writer.close()
             return
         try:

@@ -82,3 +82,46 @@ def test_a_post_that_is_not_idempotent_is_not_retried_after_it_may_have_run(
         with pytest.raises(APIConnectionError):
             chat.webhook_endpoints.create("http://127.0.0.1:9/hook")
         assert [e.url for e in chat.webhook_endpoints.list()] == ["http://127.0.0.1:9/hook"]
+
+
+def test_a_503_is_retried_for_reads_and_sends_but_not_for_other_posts(
+    server: Server, master_key: str, proxy: CuttingProxy
+) -> None:
+    from chatapi_client import ServerError
+
+    # A fresh client for each step: the proxy answers 503 on new connections only.
+    with ChatAPI(proxy.base, master_key) as chat:
+        proxy.unavailable = 1
+        started = time.monotonic()
+        assert chat.clients.me().slug
+        assert time.monotonic() - started >= 0.9  # its Retry-After: 1
+    with ChatAPI(proxy.base, master_key) as chat:
+        proxy.unavailable = 1
+        with pytest.raises(ServerError) as failed:
+            chat.rooms.create(name="maybe")  # it may have run: the caller decides
+        assert failed.value.status == 503 and failed.value.problem["detail"] == "gateway busy"
+    with ChatAPI(proxy.base, master_key) as chat:
+        proxy.unavailable = 2
+        sent = chat.notifications.send(
+            channels=["webhook"], webhook={"event_type": "x", "payload": {}}
+        )
+        assert proxy.unavailable == 0
+        assert [n.id for n in chat.notifications.list()] == [sent.id]
+        assert [r.name for r in chat.rooms.list()] == []
+
+
+def test_connection_failures_are_retried_with_backoff_then_raised(
+    server: Server, master_key: str, proxy: CuttingProxy
+) -> None:
+    from tests.support.processes import free_port
+
+    from chatapi_client import APIConnectionError
+
+    with ChatAPI(proxy.base, master_key, max_retries=6) as chat:
+        proxy.cut(refuse_for=0.5)  # connections closed before any answer, for 0.5 s
+        assert chat.clients.me().slug
+    nobody = f"http://127.0.0.1:{free_port()}"
+    with ChatAPI(nobody, master_key, max_retries=2) as chat:
+        with pytest.raises(APIConnectionError) as failed:
+            chat.clients.me()
+        assert failed.value.status == 0 and "ConnectError" in failed.value.detail
