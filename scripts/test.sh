@@ -25,6 +25,14 @@ if [[ ! -f "$STAMP" || pyproject.toml -nt "$STAMP" ]]; then
     touch "$STAMP"
 fi
 
+# The Python client (clients/python, its own package) is tested against a real server too.
+CLIENT_STAMP="$VENV/.chatapi-client-installed"
+if [[ ! -f "$CLIENT_STAMP" || clients/python/pyproject.toml -nt "$CLIENT_STAMP" ]]; then
+    echo "test.sh: installing clients/python into $VENV" >&2
+    "$PY" -m pip install -q -e clients/python
+    touch "$CLIENT_STAMP"
+fi
+
 # hadolint and the Docker Compose CLI check the deploy files (tests/test_deploy_files.py);
 # without them those tests skip, except under CI=true where they fail.
 bash scripts/deploy_tools.sh "$VENV" ||
@@ -70,6 +78,15 @@ if [[ "$workers" != 0 ]]; then
     xdist=(-n "$workers" --dist loadfile)
 fi
 
+# No arguments: the main suite, then the client's (its own pytest config in
+# clients/python/pyproject.toml); arguments under clients/python: only the client's.
 status=0
-"$PY" -m pytest "${xdist[@]}" "$@" || status=$?
+if [[ $# -eq 0 || "$1" != clients/python* ]]; then
+    "$PY" -m pytest "${xdist[@]}" "$@" || status=$?
+fi
+if [[ $# -eq 0 ]]; then
+    "$PY" -m pytest "${xdist[@]}" clients/python/tests || status=$?
+elif [[ "$1" == clients/python* ]]; then
+    "$PY" -m pytest "${xdist[@]}" "$@" || status=$?
+fi
 exit "$status"
