@@ -1,4 +1,6 @@
-"""The TypeScript client's own suite (`clients/js`, Node's test runner) on real servers.
+"""The TypeScript client's own suite, and examples/browser-chat (the demo on the client).
+
+The first test: the TypeScript client's own suite (`clients/js`, Node's test runner) on real servers.
 
 `npm ci && npm run build && node --test` runs in clients/js with the environment of a
 `chatapi serve` on this run's PostgreSQL database and Redis (a key prefix of its own): the
@@ -8,19 +10,28 @@ virtualenv's entry point. Without Node the test skips, except under CI=true wher
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
+from playwright.async_api import async_playwright
 
-from tests.conftest import child_env, make_settings
+from tests.conftest import ADMIN_KEY, child_env, make_settings
+from tests.demo.test_browser_chat import CHROMIUM_FLAGS, DemoServer, _conversation, chromium
+from tests.support.api import bearer
+from tests.support.processes import serve_process
 
 pytestmark = pytest.mark.slow
 
-JS_DIR = Path(__file__).resolve().parents[2] / "clients" / "js"
+ROOT = Path(__file__).resolve().parents[2]
+JS_DIR = ROOT / "clients" / "js"
+EXAMPLE_DIR = ROOT / "examples" / "browser-chat"
+__all__ = ["chromium"]  # the demo test's fixture: Debian's Chromium, else skip (fail in CI)
 
 
 def _tool(name: str) -> str:
@@ -58,3 +69,42 @@ def test_typescript_client_suite(pg_url: str, redis_server_url: str, redis_prefi
     _run([npm, "ci", "--no-audit", "--no-fund"], env, 300)
     _run([npm, "run", "build"], env, 120)
     _run([node, "--test", "--test-concurrency=4", "test/"], env, 300)
+
+
+def test_browser_chat_example_on_the_client(chromium: str, tmp_path: Path) -> None:
+    """examples/browser-chat (the demo page rewritten on @chatapi/client, served through
+    DEMO_DIR) passes the demo's own browser conversation (tests/demo/test_browser_chat.py)."""
+    settings = make_settings(
+        f"sqlite+aiosqlite:///{tmp_path}/chatapi.db", DEMO_ENABLED=True, DEMO_DIR=str(EXAMPLE_DIR)
+    )
+    with serve_process(child_env(settings), tmp_path, "example") as child:
+        created = httpx.post(
+            f"{child.base}/api/v1/clients",
+            json={"name": "Demo", "slug": settings.DEMO_CLIENT_SLUG},
+            headers=bearer(ADMIN_KEY),
+            timeout=30,
+        )
+        assert created.status_code == 201, created.text
+        # The page served is the example's, which loads the vendored client.
+        assert "@chatapi/client" in httpx.get(f"{child.base}/demo", timeout=30).text
+        server = DemoServer(child, created.json()["master_key"])
+        problems: list[str] = []
+        asyncio.run(_in_chromium(chromium, server, problems, tmp_path / "example.png"))
+        assert problems == [], problems
+
+
+async def _in_chromium(chromium: str, server: DemoServer, problems: list[str], shot: Path) -> None:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            await _conversation(browser, server, problems, shot)
+        except Exception as exc:
+            raise AssertionError(
+                f"{exc}\n--- page errors:\n"
+                + "\n".join(problems)
+                + f"\n--- server output:\n{server.child.output()[-4000:]}"
+            ) from exc
+        finally:
+            await browser.close()
