@@ -229,7 +229,11 @@ export class RealtimeClient {
         // A dropped connection ends the sync; the reconnect runs it again.
         if (this.transport) this.emitLocal("error", error);
       })
-      .finally(() => this.syncing.delete(room));
+      .finally(() => {
+        this.syncing.delete(room);
+        // Asked again while this run was failing (a reconnect): run on the new connection.
+        if (this.resync.delete(room) && this.transport) void this.recover(room);
+      });
     this.syncing.set(room, run);
     return run;
   }

@@ -14,6 +14,8 @@ export async function defaultIo(): Promise<IoFactory> {
 export class SocketIOTransport implements Transport {
   private socket: Socket | undefined;
   private closeCode: number | undefined;
+  // Answers still awaited: a dropped connection fails them at once, not at their timeout.
+  private readonly waiting = new Set<(error: Error) => void>();
 
   constructor(
     private readonly origin: string,
@@ -49,6 +51,8 @@ export class SocketIOTransport implements Transport {
         this.closeCode = data?.code;
       });
       socket.on("disconnect", (reason: string) => {
+        for (const fail of this.waiting) fail(new Error(`connection closed (${reason})`));
+        this.waiting.clear();
         if (opened) this.handlers.closed(this.closeCode, reason);
       });
       socket.onAny((event: string, data: unknown) => {
@@ -61,7 +65,9 @@ export class SocketIOTransport implements Transport {
     const socket = this.socket;
     if (!socket?.connected) return Promise.reject(new Error("not connected"));
     return new Promise((resolve, reject) => {
+      this.waiting.add(reject);
       socket.timeout(timeoutMs).emit(event, data, (err: Error | null, answer: unknown) => {
+        if (!this.waiting.delete(reject)) return; // already failed by the disconnect
         if (err) return reject(new Error(`${event}: no answer in ${timeoutMs} ms`));
         const problem = (answer as { error?: Problem } | null)?.error;
         if (problem) reject(new ChatAPIError(problem.status ?? 400, problem));

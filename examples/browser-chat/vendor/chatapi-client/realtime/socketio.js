@@ -13,6 +13,8 @@ export class SocketIOTransport {
     handlers;
     socket;
     closeCode;
+    // Answers still awaited: a dropped connection fails them at once, not at their timeout.
+    waiting = new Set();
     constructor(origin, auth, io, handlers) {
         this.origin = origin;
         this.auth = auth;
@@ -46,6 +48,9 @@ export class SocketIOTransport {
                 this.closeCode = data?.code;
             });
             socket.on("disconnect", (reason) => {
+                for (const fail of this.waiting)
+                    fail(new Error(`connection closed (${reason})`));
+                this.waiting.clear();
                 if (opened)
                     this.handlers.closed(this.closeCode, reason);
             });
@@ -60,7 +65,10 @@ export class SocketIOTransport {
         if (!socket?.connected)
             return Promise.reject(new Error("not connected"));
         return new Promise((resolve, reject) => {
+            this.waiting.add(reject);
             socket.timeout(timeoutMs).emit(event, data, (err, answer) => {
+                if (!this.waiting.delete(reject))
+                    return; // already failed by the disconnect
                 if (err)
                     return reject(new Error(`${event}: no answer in ${timeoutMs} ms`));
                 const problem = answer?.error;
