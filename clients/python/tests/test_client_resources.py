@@ -13,12 +13,9 @@ from chatapi_client import (
     AsyncChatAPI,
     AuthenticationError,
     ChatAPI,
-    ChatAPIError,
     NotFoundError,
     ValidationError,
 )
-
-KIT = "server side lands with kit-server"
 
 
 def test_errors_are_exceptions_carrying_the_problem(server: Server, master_key: str) -> None:
@@ -90,21 +87,10 @@ def test_endpoints_hooks_and_notification_controls(server: Server, master_key: s
             chat.email_config.get()
 
 
-def _needs_kit_server(exc: ChatAPIError) -> None:
-    if exc.status == 404 and "auth/connect-token" in str(exc.response.url if exc.response else ""):
-        pytest.xfail(KIT)
-    raise exc
-
-
 def test_login_on_two_devices_keeps_both(server: Server, master_key: str) -> None:
     with ChatAPI(server.base, master_key) as chat:
         user = chat.users.upsert("two-devices")
-        try:
-            phone = chat.auth.login(user_id=user.id, device_id="phone")
-        except ValidationError as exc:
-            if "device_id" in str(exc):  # today's server refuses the field
-                pytest.xfail(KIT)
-            raise
+        phone = chat.auth.login(user_id=user.id, device_id="phone")
         laptop = chat.auth.login(user_id=user.id, device_id="laptop")
     with ChatAPI(server.base, phone.api_key) as a, ChatAPI(server.base, laptop.api_key) as b:
         assert a.auth.me().kind == b.auth.me().kind == "user"
@@ -113,10 +99,7 @@ def test_login_on_two_devices_keeps_both(server: Server, master_key: str) -> Non
 async def test_a_connect_token_opens_a_socket(server: Server, master_key: str) -> None:
     async with AsyncChatAPI(server.base, master_key) as chat:
         user = await chat.users.upsert("token-user")
-        try:
-            token = await chat.auth.connect_token(user.id)
-        except ChatAPIError as exc:
-            _needs_kit_server(exc)
+        token = await chat.auth.connect_token(user.id)
         assert token.token
         room = await chat.rooms.create(name="t", member_ids=[user.id])
         conn = await chat.connect("websocket", connect_token=True, user_id=user.id)
