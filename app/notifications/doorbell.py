@@ -23,6 +23,10 @@ RING_CHUNK = 100
 # A publish stuck on an unreachable broker must not stall every later ring of this loop:
 # past this the batcher moves on (the thread finishes or fails alone; the sweep re-rings).
 RING_TIMEOUT_SECONDS = 5.0
+# Nobody reads a doorbell's result. `send_task` does not consult task_ignore_result: without
+# this it subscribed to the result channel on Redis for every message (a round trip and a
+# pubsub registration, then an unsubscribe when the AsyncResult was collected).
+NO_RESULT = True
 
 
 def ring(client_id: str, delivery_ids: Sequence[str], chunk: int = RING_CHUNK) -> int:
@@ -33,6 +37,7 @@ def ring(client_id: str, delivery_ids: Sequence[str], chunk: int = RING_CHUNK) -
             DELIVER_TASK,
             args=(client_id, list(delivery_ids[start : start + chunk])),
             queue=DELIVERY_QUEUE,
+            ignore_result=NO_RESULT,
         )
         messages += 1
     return messages
@@ -108,6 +113,7 @@ async def ring_flush(client_id: str, user_id: str) -> None:
             FLUSH_PARKED_TASK,
             args=(client_id, user_id),
             queue=DELIVERY_QUEUE,
+            ignore_result=NO_RESULT,
         )
     except Exception:
         log.warning("enqueueing a parked flush failed", exc_info=True)
