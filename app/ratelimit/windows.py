@@ -10,10 +10,12 @@ service's also lets tests move quotas' windows with the `clock` fixture.
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from limits import RateLimitItem
-from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage.redis.redispy import RedispyBridge
 
 from app.core.clock import utcnow
 
@@ -74,6 +76,43 @@ class LocalCounts:
             self._counts.pop(key, None)
 
 
+# `limits`' incr_expire.lua for several keys at once: a request's per-key and per-client
+# counters in one EVALSHA instead of two (each its own round trip, pooled connection and
+# task), which profiled at a sixth of a notification send's CPU.
+_INCR_EXPIRE_MANY = """
+local out = {}
+for i, key in ipairs(KEYS) do
+    local amount = tonumber(ARGV[2 * i])
+    local current = redis.call("incrby", key, amount)
+    if tonumber(current) == amount then
+        redis.call("expire", key, ARGV[2 * i - 1])
+    end
+    out[i] = current
+end
+return out
+"""
+
+IncrMany = Callable[[Sequence[str], Sequence[int], int], Awaitable[list[int]]]
+
+
+def _redis_incr_many(storage: Storage) -> IncrMany | None:
+    """One round trip incrementing several counters of a Redis `storage` (None otherwise:
+    the caller increments them one by one)."""
+    bridge = getattr(storage, "bridge", None)
+    if not isinstance(storage, RedisStorage) or not isinstance(bridge, RedispyBridge):
+        return None
+    script = bridge.get_connection().register_script(_INCR_EXPIRE_MANY.encode())
+
+    async def incr_many(keys: Sequence[str], expiries: Sequence[int], cost: int) -> list[int]:
+        args: list[int] = []
+        for expiry in expiries:
+            args += [expiry, cost]
+        counts = await script([bridge.prefixed_key(k) for k in keys], args)
+        return [int(c) for c in counts]
+
+    return incr_many
+
+
 class WindowCounter:
     """Counts hits per (limit, identifiers) in fixed windows aligned to the service clock."""
 
@@ -81,23 +120,44 @@ class WindowCounter:
         self.storage = storage
         # In memory (embedded mode) the counts need no storage round trip nor its upkeep.
         self._local = LocalCounts() if isinstance(storage, MemoryStorage) else None
+        self._incr_many = _redis_incr_many(storage)
 
     async def hit(self, item: RateLimitItem, *ids: str, cost: int = 1) -> WindowStats:
         """Count `cost` against `item` for `ids`; over the limit the hit is refused (and
         still counted: a client hammering past its limit does not get a fresh one sooner)."""
-        period = item.get_expiry()
+        return (await self.hit_many([(item, ids)], cost=cost))[0]
+
+    async def hit_many(
+        self, hits: Sequence[tuple[RateLimitItem, Sequence[str]]], *, cost: int = 1
+    ) -> list[WindowStats]:
+        """`hit` for each (item, ids), in one storage round trip; the verdicts in order."""
         now = utcnow().timestamp()
-        window = int(now // period)
-        key = item.key_for(*ids, str(window))
+        windows = [(item, int(now // item.get_expiry())) for item, _ in hits]
+        keys = [
+            item.key_for(*ids, str(window))
+            for (item, window), (_, ids) in zip(windows, hits, strict=True)
+        ]
         # Expiry: a little over the window, so a late reader never sees a counter vanish.
+        expiries = [item.get_expiry() + 1 for item, _ in windows]
         if self._local is not None:
-            count = self._local.incr(key, now + period + 1, cost, now)
+            counts = [
+                self._local.incr(key, now + expiry, cost, now)
+                for key, expiry in zip(keys, expiries, strict=True)
+            ]
+        elif self._incr_many is not None and len(keys) > 1:
+            counts = await self._incr_many(keys, expiries, cost)
         else:
-            count = await self.storage.incr(key, period + 1, cost)
-        return WindowStats(
-            limit=item.amount,
-            remaining=max(0, item.amount - count),
-            reset_at=float((window + 1) * period),
-            allowed=count <= item.amount,
-            period=int(period),
-        )
+            counts = [
+                await self.storage.incr(key, expiry, cost)
+                for key, expiry in zip(keys, expiries, strict=True)
+            ]
+        return [
+            WindowStats(
+                limit=item.amount,
+                remaining=max(0, item.amount - count),
+                reset_at=float((window + 1) * item.get_expiry()),
+                allowed=count <= item.amount,
+                period=int(item.get_expiry()),
+            )
+            for (item, window), count in zip(windows, counts, strict=True)
+        ]
