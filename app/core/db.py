@@ -246,24 +246,47 @@ def session_query(session: AsyncSession) -> NativeQuery:
     SQLAlchemy passes the statement to the driver without compiling it."""
 
     async def query(sql: str, args: Sequence[Any]) -> Sequence[Sequence[Any]]:
-        conn = await session.connection()
-        sync = conn.sync_connection
-        if (
-            sync is not None
-            and sync.get_execution_options().get("isolation_level") == AUTOCOMMIT
-            and conn.dialect.name == "postgresql"
-        ):
+        driver = await _autocommit_driver(session)
+        if driver is not None:
             # Outside a transaction there is none to keep in step: the statement goes to
             # asyncpg itself, past SQLAlchemy's execution layer (cursor adapter, result
             # objects, greenlet hop), which profiled at four times asyncpg's own cost.
             # Driver errors then come as asyncpg's exceptions, not DBAPIError.
-            driver: Any = sync.connection.driver_connection
             rows: Sequence[Sequence[Any]] = await driver.fetch(sql, *args)
             return rows
+        conn = await session.connection()
         result = await conn.exec_driver_sql(sql, tuple(args))
         return result.all() if result.returns_rows else []
 
     return query
+
+
+# session.info key: (the session transaction, its asyncpg connection, or None when the
+# connection is not an AUTOCOMMIT PostgreSQL one).
+_AUTOCOMMIT_DRIVER = "chatapi_autocommit_driver"
+
+
+async def _autocommit_driver(session: AsyncSession) -> Any:
+    """The asyncpg connection of `session` when it runs AUTOCOMMIT on PostgreSQL, else None.
+
+    Remembered for the session's transaction: each `session.connection()` is a greenlet
+    hop, and a send runs three statements. A commit or close ends the transaction (its
+    connection goes back to the pool), so the memo is only trusted for the same one."""
+    transaction = session.sync_session.get_transaction()
+    memo = session.info.get(_AUTOCOMMIT_DRIVER)
+    if transaction is not None and memo is not None and memo[0] is transaction:
+        return memo[1]
+    conn = await session.connection()
+    sync = conn.sync_connection
+    driver = None
+    if (
+        sync is not None
+        and conn.dialect.name == "postgresql"
+        and sync.get_execution_options().get("isolation_level") == AUTOCOMMIT
+    ):
+        driver = sync.connection.driver_connection
+    session.info[_AUTOCOMMIT_DRIVER] = (session.sync_session.get_transaction(), driver)
+    return driver
 
 
 async def autocommit(session: AsyncSession) -> None:
