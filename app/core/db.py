@@ -296,7 +296,11 @@ async def autocommit(session: AsyncSession) -> None:
     the write lock when it begins). The caller still commits, which then has nothing to do.
     """
     if session.get_bind().dialect.name == "postgresql":
-        await session.connection(execution_options={"isolation_level": AUTOCOMMIT})
+        conn = await session.connection(execution_options={"isolation_level": AUTOCOMMIT})
+        # The first statement finds its driver connection here, without another hop.
+        if conn.sync_connection is not None:
+            driver = conn.sync_connection.connection.driver_connection
+            session.info[_AUTOCOMMIT_DRIVER] = (session.sync_session.get_transaction(), driver)
 
 
 def _driver_closed(driver: Any) -> bool:
