@@ -246,7 +246,7 @@ def session_query(session: AsyncSession) -> NativeQuery:
     SQLAlchemy passes the statement to the driver without compiling it."""
 
     async def query(sql: str, args: Sequence[Any]) -> Sequence[Sequence[Any]]:
-        driver = await _autocommit_driver(session)
+        driver = _autocommit_driver(session)
         if driver is not None:
             # Outside a transaction there is none to keep in step: the statement goes to
             # asyncpg itself, past SQLAlchemy's execution layer (cursor adapter, result
@@ -261,32 +261,21 @@ def session_query(session: AsyncSession) -> NativeQuery:
     return query
 
 
-# session.info key: (the session transaction, its asyncpg connection, or None when the
-# connection is not an AUTOCOMMIT PostgreSQL one).
+# session.info key: (the session transaction `autocommit` began, its asyncpg connection).
 _AUTOCOMMIT_DRIVER = "chatapi_autocommit_driver"
 
 
-async def _autocommit_driver(session: AsyncSession) -> Any:
-    """The asyncpg connection of `session` when it runs AUTOCOMMIT on PostgreSQL, else None.
+def _autocommit_driver(session: AsyncSession) -> Any:
+    """The asyncpg connection `autocommit` gave `session`, while that transaction lasts;
+    else None (a session in a transaction, or on SQLite).
 
-    Remembered for the session's transaction: each `session.connection()` is a greenlet
-    hop, and a send runs three statements. A commit or close ends the transaction (its
-    connection goes back to the pool), so the memo is only trusted for the same one."""
-    transaction = session.sync_session.get_transaction()
+    Remembered rather than asked for: each `session.connection()` is a greenlet hop, and a
+    send runs three statements. A commit or close ends the transaction (its connection
+    goes back to the pool), so the memo is only trusted for the same one."""
     memo = session.info.get(_AUTOCOMMIT_DRIVER)
-    if transaction is not None and memo is not None and memo[0] is transaction:
+    if memo is not None and memo[0] is session.sync_session.get_transaction():
         return memo[1]
-    conn = await session.connection()
-    sync = conn.sync_connection
-    driver = None
-    if (
-        sync is not None
-        and conn.dialect.name == "postgresql"
-        and sync.get_execution_options().get("isolation_level") == AUTOCOMMIT
-    ):
-        driver = sync.connection.driver_connection
-    session.info[_AUTOCOMMIT_DRIVER] = (session.sync_session.get_transaction(), driver)
-    return driver
+    return None
 
 
 async def autocommit(session: AsyncSession) -> None:
@@ -297,7 +286,6 @@ async def autocommit(session: AsyncSession) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         conn = await session.connection(execution_options={"isolation_level": AUTOCOMMIT})
-        # The first statement finds its driver connection here, without another hop.
         if conn.sync_connection is not None:
             driver = conn.sync_connection.connection.driver_connection
             session.info[_AUTOCOMMIT_DRIVER] = (session.sync_session.get_transaction(), driver)
