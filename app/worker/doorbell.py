@@ -110,7 +110,7 @@ class CeleryDoorbell:
     def send(self, messages: Sequence[Message]) -> None:
         """Publish `messages` (blocking: runs in the broker pool)."""
         for name, args, queue in messages:
-            self._celery.send_task(name, args=args, queue=queue)
+            self._celery.send_task(name, args=args, queue=queue, ignore_result=True)
 
     async def _publish_deliveries(self, batch: list[tuple[str, str]]) -> None:
         by_client: dict[str, list[str]] = {}
