@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BeforeValidator
 
 from app.api.deps import BusDep, MasterDep, ReadSessionDep, SessionDep, runtime_of
-from app.api.responses import model_response
 from app.core.openapi import problems
 from app.core.pagination import PageParams, make_page, page_params
 from app.notifications import service
@@ -81,7 +80,9 @@ async def send_notification(
             header_key=idempotency_key,
             push=runtime.part(InAppPush),
         )
-    return model_response(result.notification, 202 if result.created else 200)
+    return Response(
+        result.json(), status_code=202 if result.created else 200, media_type="application/json"
+    )
 
 
 @router.get("", response_model=NotificationPage)
