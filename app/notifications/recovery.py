@@ -54,5 +54,6 @@ async def recover_endpoint(
     """Re-queue the endpoint's deliveries that failed, created since `since`; 404 for an
     endpoint the client does not have."""
     await webhooks.get_endpoint(session, client_id, endpoint_id)
-    where = FailedFilter(channel="webhook", endpoint_id=endpoint_id, created_after=since)
+    # Only the endpoint's own deliveries carry its id: no channel filter is needed.
+    where = FailedFilter(endpoint_id=endpoint_id, created_after=since)
     return await requeue_failed(session, client_id, where, doorbell)
