@@ -1,8 +1,9 @@
 """One live client connection, whichever transport carries it.
 
-Outbound events are queued without waiting, in a bounded queue (ours, drained by one writer
-task, or Engine.IO's own for Socket.IO), so a consumer that falls behind is disconnected
-with a clear reason instead of growing the server's memory.
+Outbound events are queued without waiting, in a bounded queue drained by one writer task
+per connection (for Socket.IO too, once its session is on a websocket: Engine.IO's own
+queue only while it is long-polling or has packets of its own unsent), so a consumer that
+falls behind is disconnected with a clear reason instead of growing the server's memory.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Frame:
     """One outbound event, encoded at most once per wire format however many connections
     receive it (fan-out to a room of N costs one encoding, not N)."""
 
-    __slots__ = ("_eio", "_sio", "_ws", "data", "event")
+    __slots__ = ("_eio", "_eio_text", "_sio", "_ws", "data", "event")
 
     def __init__(self, event: str, data: dict[str, Any]) -> None:
         self.event = event
@@ -46,6 +47,7 @@ class Frame:
         self._ws: str | None = None
         self._sio: str | None = None
         self._eio: eio_packet.Packet | None = None
+        self._eio_text: str | None = None
 
     def websocket_text(self) -> str:
         """`{"event","data"}` as JSON text."""
@@ -58,6 +60,13 @@ class Frame:
         if self._sio is None:
             self._sio = "2" + orjson.dumps([self.event, self.data]).decode()
         return self._sio
+
+    def engineio_text(self) -> str:
+        """That Socket.IO packet as Engine.IO MESSAGE text (`42["event",data]`): what goes
+        on a Socket.IO websocket, the same string for every connection."""
+        if self._eio_text is None:
+            self._eio_text = str(self.engineio_message().encode())
+        return self._eio_text
 
     def engineio_message(self) -> eio_packet.Packet:
         """That Socket.IO packet as an Engine.IO MESSAGE packet, which caches its own wire
