@@ -71,3 +71,12 @@ def test_a_packet_sends_the_very_string_it_encoded_first() -> None:
     first = pkt.encode()
     assert first == '42["e",{}]'
     assert pkt.encode() is first
+
+
+def test_socketio_sends_the_connect_before_calling_the_managers_connect() -> None:
+    # gateway_socketio._HandshakeManager starts a connection's writer from manager.connect;
+    # before 5.18 python-socketio called it ahead of the connect handler, so `connected`
+    # never went out (every Socket.IO test failed on 5.11, scripts/check_engineio_bounds.sh).
+    source = inspect.getsource(socketio.AsyncServer._handle_connect)
+    assert "self.manager.pre_connect(" in source
+    assert source.index("packet.CONNECT, {'sid': sid}") < source.index("self.manager.connect(")
