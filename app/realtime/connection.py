@@ -1,8 +1,9 @@
 """One live client connection, whichever transport carries it.
 
-Outbound events are queued without waiting, in a bounded queue (ours, drained by one writer
-task, or Engine.IO's own for Socket.IO), so a consumer that falls behind is disconnected
-with a clear reason instead of growing the server's memory.
+Outbound events are queued without waiting, in a bounded queue drained by one writer task
+per connection (for Socket.IO too, once its session is on a websocket: Engine.IO's own
+queue only while it is long-polling or has packets of its own unsent), so a consumer that
+falls behind is disconnected with a clear reason instead of growing the server's memory.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Coroutine
 from typing import Any
 
 import orjson
@@ -38,7 +40,7 @@ class Frame:
     """One outbound event, encoded at most once per wire format however many connections
     receive it (fan-out to a room of N costs one encoding, not N)."""
 
-    __slots__ = ("_eio", "_sio", "_ws", "data", "event")
+    __slots__ = ("_eio", "_eio_text", "_sio", "_ws", "data", "event")
 
     def __init__(self, event: str, data: dict[str, Any]) -> None:
         self.event = event
@@ -46,6 +48,7 @@ class Frame:
         self._ws: str | None = None
         self._sio: str | None = None
         self._eio: eio_packet.Packet | None = None
+        self._eio_text: str | None = None
 
     def websocket_text(self) -> str:
         """`{"event","data"}` as JSON text."""
@@ -58,6 +61,13 @@ class Frame:
         if self._sio is None:
             self._sio = "2" + orjson.dumps([self.event, self.data]).decode()
         return self._sio
+
+    def engineio_text(self) -> str:
+        """That Socket.IO packet as Engine.IO MESSAGE text (`42["event",data]`): what goes
+        on a Socket.IO websocket, the same string for every connection."""
+        if self._eio_text is None:
+            self._eio_text = str(self.engineio_message().encode())
+        return self._eio_text
 
     def engineio_message(self) -> eio_packet.Packet:
         """That Socket.IO packet as an Engine.IO MESSAGE packet, which caches its own wire
@@ -163,7 +173,9 @@ class QueuedConnection(Connection):
     task (a transport with no send queue of its own: the plain WebSocket).
 
     A list and a future made only while the writer waits, not an asyncio.Queue (four
-    deques and an Event): this is per idle connection, by the ten thousand.
+    deques and an Event): this is per idle connection, by the ten thousand. An event for
+    an idle writer is written on the spot instead (`_write_now`): at fan-out, a task
+    switch per connection per event was most of the cost.
     """
 
     def __init__(self, principal: Principal) -> None:
@@ -171,6 +183,9 @@ class QueuedConnection(Connection):
         self._frames: list[Frame] = []
         self._wakeup: asyncio.Future[None] | None = None
         self._writer: asyncio.Task[None] | None = None
+        # A write begun by `_write_now` that had to wait (transport paused): the writer
+        # finishes it before anything else.
+        self._unfinished: tuple[Coroutine[Any, Any, None], Any] | None = None
 
     def start(self) -> None:
         """Start the writer task."""
@@ -178,16 +193,42 @@ class QueuedConnection(Connection):
             self._writer = asyncio.create_task(self._drain(), name=f"conn-writer-{self.id}")
 
     def enqueue_frame(self, frame: Frame) -> None:
-        """Queue a frame; SEND_QUEUE_SIZE unsent ones mean the consumer is too slow."""
+        """Queue a frame (or write it now if the writer is idle); SEND_QUEUE_SIZE unsent
+        ones mean the consumer is too slow."""
         if self.closed:
+            return
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done() and not self._frames:
+            self._write_now(frame, wakeup)
             return
         if len(self._frames) >= SEND_QUEUE_SIZE:
             self._too_slow()
             return
         self._frames.append(frame)
-        wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
+
+    def _write_now(self, frame: Frame, wakeup: asyncio.Future[None]) -> None:
+        # Run the write coroutine in the caller's turn of the loop: a transport that takes
+        # the bytes at once (the usual case) finishes it without suspending. One that must
+        # wait (its buffer is full) leaves it to the writer, which everything after it
+        # queues behind, so the order holds.
+        write = self._write(frame)
+        try:
+            waiting_on = write.send(None)
+        except StopIteration:
+            return
+        except Exception:
+            if self._closing is None:  # as `_drain` does, once
+                log.warning(
+                    "connection writer failed", exc_info=True, extra={"connection": self.id}
+                )
+                self._closing = asyncio.get_running_loop().create_task(
+                    self.close(CLOSE_INTERNAL_ERROR, "server error while sending")
+                )
+            return
+        self._unfinished = (write, waiting_on)
+        wakeup.set_result(None)
 
     async def stop_writer(self) -> None:
         """Cancel the writer task (the transport is gone or closing)."""
@@ -197,14 +238,21 @@ class QueuedConnection(Connection):
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await writer
+        unfinished, self._unfinished = self._unfinished, None
+        if unfinished is not None:
+            unfinished[0].close()
 
-    async def _next_frame(self) -> Frame:
-        while not self._frames:
+    async def _next_frame(self) -> Frame | None:
+        """The next queued frame; None when a write begun by `_write_now` is to be finished
+        first."""
+        while not self._frames and self._unfinished is None:
             self._wakeup = asyncio.get_running_loop().create_future()
             try:
                 await self._wakeup
             finally:
                 self._wakeup = None
+        if self._unfinished is not None:
+            return None
         return self._frames.pop(0)  # at most SEND_QUEUE_SIZE long
 
     async def _drain(self) -> None:
@@ -213,7 +261,12 @@ class QueuedConnection(Connection):
             if greeting is not None:
                 await self._write(greeting)
             while True:
-                await self._write(await self._next_frame())
+                frame = await self._next_frame()
+                if frame is not None:
+                    await self._write(frame)
+                elif self._unfinished is not None:
+                    (write, waiting_on), self._unfinished = self._unfinished, None
+                    await _finish(write, waiting_on)
         except Exception:
             # Usually the peer went away. Say so and close: a connection whose writer is
             # gone would otherwise look alive while dropping every event.
@@ -223,3 +276,21 @@ class QueuedConnection(Connection):
     @abstractmethod
     async def _write(self, frame: Frame) -> None:
         """Send one event frame."""
+
+
+async def _finish(write: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+    """Drive a write coroutine that `_write_now` started and that suspended on
+    `waiting_on` (what a Task would do with it: wait for that future, then resume)."""
+    try:
+        while True:
+            if waiting_on is None:  # a bare yield: one turn of the loop
+                await asyncio.sleep(0)
+            else:
+                waiting_on._asyncio_future_blocking = False
+                await asyncio.wait((waiting_on,))
+            try:
+                waiting_on = write.send(None)
+            except StopIteration:
+                return
+    finally:
+        write.close()  # a no-op once finished; on cancellation, unwinds the write

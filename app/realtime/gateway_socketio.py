@@ -8,6 +8,7 @@ Client events are acknowledged through Socket.IO's callback: the result on succe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -18,24 +19,27 @@ import socketio
 from app.auth.principal import Principal
 from app.core.errors import AppError
 from app.realtime.client_events import ClientEvents, problem_of
-from app.realtime.connection import Connection, Frame
+from app.realtime.connection import Frame, QueuedConnection
+from app.realtime.engineio_direct import direct_websocket, queued, record_websockets
 from app.realtime.events import CLIENT_EVENTS
 from app.realtime.hub import Hub
 
 log = logging.getLogger("chatapi.realtime")
 SOCKETIO_PATH = "sockets"
-# Engine.IO buffers outgoing packets in an unbounded queue; past this many the client
-# is not reading and is disconnected like a slow WebSocket consumer (SEND_QUEUE_SIZE).
+# Engine.IO buffers outgoing packets in an unbounded queue; past this many (while our
+# events go through it) the client is not reading and is disconnected like a slow
+# WebSocket consumer (SEND_QUEUE_SIZE).
 ENGINEIO_QUEUE_LIMIT = 256
 
 
-class SocketIOConnection(Connection):
+class SocketIOConnection(QueuedConnection):
     """A connection over one Socket.IO session.
 
-    Events go straight into Engine.IO's send queue for the session, which Engine.IO's own
-    writer drains to the websocket (or to the next long-poll): no queue and writer task of
-    ours in between, so a delivery costs one queue hop, as python-socketio's own emit does,
-    and an idle connection holds no task of ours.
+    Events wait in our bounded queue and our writer writes each straight to the session's
+    websocket (`engineio_direct`), as the plain WebSocket gateway does: Engine.IO's queue
+    and writer only carry its own packets, and ours while the session is long-polling or
+    Engine.IO still holds something of ours or its own unsent (so nothing overtakes the
+    CONNECT).
     """
 
     transport = "socketio"
@@ -45,42 +49,24 @@ class SocketIOConnection(Connection):
         self.sio = sio
         self.sid = sid
         self.eio_sid: str | None = sio.manager.eio_sid_from_sid(sid, "/")
-        # Events for the session before its CONNECT packet is out (see `start`).
-        self._pending: list[Frame] | None = []
 
-    def start(self) -> None:
-        """Send the greeting, then what was queued during the connect (called once
-        python-socketio has queued the CONNECT packet, so nothing can go out before it)."""
-        pending, self._pending = self._pending, None
-        greeting, self._greeting = self._greeting, None
-        if pending is None or self.closed:
-            return
-        for frame in [greeting, *pending] if greeting is not None else pending:
-            self._put(frame)
-
-    def enqueue_frame(self, frame: Frame) -> None:
-        """Queue a frame on the session (or until `start`); a backlog of more than
-        ENGINEIO_QUEUE_LIMIT unsent packets means the client is not reading."""
-        if self.closed:
-            return
-        if self._pending is None:
-            self._put(frame)
-        elif len(self._pending) < ENGINEIO_QUEUE_LIMIT:
-            self._pending.append(frame)
-        else:
-            self._too_slow()
-
-    def _put(self, frame: Frame) -> None:
+    async def _write(self, frame: Frame) -> None:
         socket = self.sio.eio.sockets.get(self.eio_sid) if self.eio_sid else None
         if socket is None or socket.closing or socket.closed:
             return  # the session is ending; its disconnect handler unregisters us
+        ws = direct_websocket(socket)
+        if ws is not None:
+            # A peer gone mid-write: Engine.IO's reader sees it and disconnects us.
+            with contextlib.suppress(OSError):
+                await ws.write(frame.engineio_text())
+            return
         queue = socket.queue
         if queue.qsize() >= ENGINEIO_QUEUE_LIMIT:
             self._too_slow()
             return
-        # What engineio's AsyncSocket.send does, minus a coroutine and a log call per
-        # packet (its ping-timeout check runs on its own pings anyway).
+        text = frame.engineio_text()
         queue.put_nowait(frame.engineio_message())
+        queued(socket, text)
 
     async def _close_transport(self, code: int, reason: str) -> None:
         await self.sio.emit("disconnect_reason", {"code": code, "reason": reason}, to=self.sid)
@@ -109,13 +95,15 @@ class _HandshakeManager(socketio.AsyncManager):  # type: ignore[misc]
 
 def create_socketio_server(max_frame_bytes: int) -> socketio.AsyncServer:
     """The Socket.IO server; handlers are bound in `bind_handlers` once the app state exists."""
-    return socketio.AsyncServer(
+    sio = socketio.AsyncServer(
         async_mode="asgi",
         client_manager=_HandshakeManager(),
         cors_allowed_origins="*",
         max_http_buffer_size=max_frame_bytes,
         transports=["websocket", "polling"],
     )
+    record_websockets(sio)
+    return sio
 
 
 def bind_handlers(sio: socketio.AsyncServer, state: Any) -> None:

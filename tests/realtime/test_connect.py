@@ -13,12 +13,14 @@ import orjson
 import pytest
 import socketio
 import websockets
+from engineio import packet as eio_packet
 from fastapi import FastAPI
 
 from app.core.redis import create_redis
 from app.main import create_app
 from app.realtime.bus import EventBus
 from app.realtime.connection import CLOSE_SLOW_CONSUMER, Connection
+from app.realtime.engineio_direct import direct_websocket
 from app.realtime.events import room_target
 from app.realtime.hub import Hub
 from app.realtime.presence import RedisPresence
@@ -117,7 +119,7 @@ async def test_a_socketio_client_that_stops_reading_is_disconnected_as_a_slow_co
     bus: EventBus = app.state.bus
     url = base.replace("http://", "ws://") + "/sockets/?EIO=4&transport=websocket"
     # No compression and a one-message client buffer: once the socket buffers are full,
-    # the server's writes stall and Engine.IO's send queue for the session grows.
+    # the server's writes stall and the connection's bounded send queue fills up.
     async with websockets.connect(url, compression=None, max_queue=1) as raw:
         assert str(await raw.recv()).startswith("0{")
         await raw.send("40" + orjson.dumps({"api_key": scene.keys[0]}).decode())
@@ -197,3 +199,71 @@ async def test_a_binary_frame_gets_an_error_reply_and_the_connection_lives_on(
     # The server finishes its cleanup after the close handshake.
     await until(lambda: hub.connection_count == 0, "the server to forget the connection")
     assert hub.listener_count == 0
+
+
+async def _raw_socketio(base: str, key: str) -> websockets.ClientConnection:
+    """A raw Engine.IO websocket, connected to the default namespace and past `connected`."""
+    url = base.replace("http://", "ws://") + "/sockets/?EIO=4&transport=websocket"
+    raw = await websockets.connect(url, compression=None)
+    assert str(await raw.recv()).startswith("0{")
+    await raw.send("40" + orjson.dumps({"api_key": key}).decode())
+    while not str(await asyncio.wait_for(raw.recv(), 5)).startswith('42["connected"'):
+        pass
+    return raw
+
+
+async def test_socketio_events_written_directly_keep_their_order_among_engineio_packets(
+    live: tuple[FastAPI, str], http: httpx.AsyncClient
+) -> None:
+    app, base = live
+    scene, client_id = await _scene_with_client_id(http, base)
+    bus: EventBus = app.state.bus
+    target = room_target(scene.room["id"])
+    raw = await _raw_socketio(base, scene.keys[0])
+    try:
+        count = 300
+        for i in range(count):
+            if i % 25 == 0:
+                # A client `ping` with an ack: Engine.IO's queue gets a `pong` and an ACK
+                # in the middle of our events.
+                await raw.send("42" + str(i) + '["ping",{}]')
+            await bus.publish(client_id, target, "message.created", {"i": i})
+            if i % 7 == 0:
+                await asyncio.sleep(0)
+        seen: list[int] = []
+        while len(seen) < count:
+            packet = str(await asyncio.wait_for(raw.recv(), 10))
+            if packet.startswith('42["message.created"'):
+                seen.append(orjson.loads(packet[2:])[1]["i"])
+        assert seen == list(range(count))
+        # The direct path was taken: nothing of ours is left waiting on Engine.IO.
+        sio = app.state.sio
+        (socket,) = sio.eio.sockets.values()
+        assert direct_websocket(socket) is not None
+    finally:
+        await raw.close()
+
+
+async def test_socketio_event_frames_are_the_ones_engineio_would_send(
+    live: tuple[FastAPI, str], http: httpx.AsyncClient
+) -> None:
+    app, base = live
+    scene, client_id = await _scene_with_client_id(http, base)
+    bus: EventBus = app.state.bus
+    raw = await _raw_socketio(base, scene.keys[0])
+    try:
+        data = {"content": 'héllo \u2603 "quoted"', "n": [1, 2.5, None, True]}
+        for _ in range(3):  # the first may go through Engine.IO's queue, the rest directly
+            await bus.publish(client_id, room_target(scene.room["id"]), "message.created", data)
+        # What python-engineio's own send of that Socket.IO packet puts on the wire.
+        expected = eio_packet.Packet(
+            eio_packet.MESSAGE, data="2" + orjson.dumps(["message.created", data]).decode()
+        ).encode()
+        frames: list[str] = []
+        while len(frames) < 3:
+            packet = str(await asyncio.wait_for(raw.recv(), 5))
+            if not packet.startswith('42["presence"'):  # its own online announcement
+                frames.append(packet)
+        assert frames == [expected] * 3
+    finally:
+        await raw.close()

@@ -117,3 +117,69 @@ async def test_a_full_send_queue_schedules_exactly_one_close(
     assert len([r for r in caplog.records if "slow consumer" in r.getMessage()]) == 1
     await until(lambda: bool(conn.closed_with), "the slow consumer to be closed")
     assert [code for code, _ in conn.closed_with] == [4408]
+
+
+class PausedTransport(RecordingConnection):
+    """A transport whose buffer is full for frames marked `wait` until `resume()`."""
+
+    def __init__(self, principal: Principal) -> None:
+        super().__init__(principal)
+        self.gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def _write(self, frame: Frame) -> None:
+        if frame.data.get("wait"):
+            await self.gate
+        await super()._write(frame)
+
+
+async def _idle(conn: RecordingConnection) -> None:
+    """Let a started connection's writer reach its wait for frames."""
+    conn.greet("connected", {})
+    conn.start()
+    await until(lambda: conn.received == [("connected", {})], "the greeting")
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+async def test_an_idle_writer_gets_the_frame_written_in_the_same_turn_and_order_holds() -> None:
+    conn = PausedTransport(_principal())
+    await _idle(conn)
+    conn.enqueue("e0", {})
+    # No await since: written by the caller, not by a task switch to the writer.
+    assert conn.received[-1] == ("e0", {})
+    conn.enqueue("e1", {"wait": True})  # the transport makes this write wait
+    conn.enqueue("e2", {})
+    conn.enqueue("e3", {})
+    assert [e for e, _ in conn.received] == ["connected", "e0"]
+    conn.gate.set_result(None)
+    await until(lambda: len(conn.received) == 5, "the rest")
+    assert [e for e, _ in conn.received] == ["connected", "e0", "e1", "e2", "e3"]
+    conn.enqueue("e4", {})  # idle again: in the same turn once more
+    assert conn.received[-1] == ("e4", {})
+    await conn.close(1000, "bye")
+
+
+async def test_a_write_waiting_when_the_connection_closes_is_dropped() -> None:
+    conn = PausedTransport(_principal())
+    await _idle(conn)
+    conn.enqueue("e1", {"wait": True})
+    await conn.close(1000, "bye")
+    conn.gate.set_result(None)
+    await asyncio.sleep(0)
+    assert [e for e, _ in conn.received] == ["connected"]
+    assert conn.closed_with == [(1000, "bye")]
+
+
+async def test_a_dead_peer_found_by_an_immediate_write_is_logged_and_closed_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    conn = DeadPeer(_principal())
+    conn.start()
+    for _ in range(3):
+        await asyncio.sleep(0)  # the writer waits for frames
+    with caplog.at_level(logging.WARNING, logger="chatapi.realtime"):
+        conn.enqueue("first", {})
+        conn.enqueue("second", {})
+        await until(lambda: bool(conn.closed_with), "the connection to close")
+    assert [code for code, _ in conn.closed_with] == [1011]
+    assert len([r for r in caplog.records if "writer failed" in r.getMessage()]) == 1
