@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from app.notifications.models import DELIVERED, WEBSOCKET, Delivery, Notification
@@ -54,7 +54,12 @@ def _rows(result: Iterable[Any]) -> list[OwedPush]:
 
 
 async def owed_for_user(
-    session: AsyncSession, client_id: str, user_id: str, *, limit: int, after: str | None = None
+    session: AsyncSession | AsyncConnection,
+    client_id: str,
+    user_id: str,
+    *,
+    limit: int,
+    after: str | None = None,
 ) -> list[OwedPush]:
     """The user's owed pushes, oldest first (by id), after the cursor id."""
     query = select(*_COLUMNS).where(

@@ -23,6 +23,7 @@ from app.realtime import events
 from app.realtime.bus import Event, EventBus
 from app.realtime.connection import CLOSE_REVOKED, Connection, Frame
 from app.realtime.presence import Presence
+from app.realtime.room_cache import RoomsOfUserCache
 from app.rooms import service as rooms
 
 log = logging.getLogger("chatapi.realtime")
@@ -51,6 +52,8 @@ class Hub:
         self._db = db
         self._bus = bus
         self._presence = presence
+        # A reconnecting user's rooms without a read (dropped through the broadcast).
+        self.rooms_cache = RoomsOfUserCache(bus.broadcast)
         self._listeners: dict[tuple[str, str], set[Connection]] = defaultdict(set)
         self._connections: dict[str, Connection] = {}
         self._connect_hooks: list[ConnectHook] = []
@@ -65,6 +68,7 @@ class Hub:
 
     async def start(self) -> None:
         """Start refreshing presence and closing expired keys' connections."""
+        await self.rooms_cache.start()
         self._housekeeper = asyncio.create_task(self._housekeeping(), name="realtime-housekeeping")
         self._rechecker = asyncio.create_task(self._rechecking(), name="realtime-key-recheck")
 
@@ -77,6 +81,7 @@ class Hub:
                     await task
         for conn in list(self._connections.values()):
             await conn.close(1001, "server shutting down")
+        await self.rooms_cache.stop()
 
     def on_connect(self, hook: ConnectHook) -> None:
         """Run `hook(connection)` after a user connection is set up (the offline inbox)."""
@@ -149,13 +154,19 @@ class Hub:
         return [room_id for room_id, hears_presence in found if hears_presence]
 
     async def _rooms_of(self, conn: Connection) -> list[tuple[str, bool]]:
-        """The user's rooms, each with whether it hears the user's presence: one statement,
-        outside any transaction (the connect path's only read of rooms)."""
+        """The user's rooms, each with whether it hears the user's presence: cached, or one
+        statement outside any transaction (the connect path's only read of rooms)."""
         assert conn.user_id is not None
+        cached = self.rooms_cache.get(conn.client_id, conn.user_id)
+        if cached is not None:
+            return cached
+        generation = self.rooms_cache.generation
         async with self._db.read_connection() as db:
-            return await rooms.rooms_of_user(
+            found = await rooms.rooms_of_user(
                 db, conn.client_id, conn.user_id, self._presence_max_members
             )
+        self.rooms_cache.put(conn.client_id, conn.user_id, found, generation)
+        return found
 
     @property
     def listener_count(self) -> int:

@@ -133,9 +133,11 @@ async def patch_room(
 
 
 @router.delete("/{room_id}", status_code=204)
-async def delete_room(room_id: str, principal: RoomsWrite, session: SessionDep) -> Response:
+async def delete_room(
+    room_id: str, principal: RoomsWrite, session: SessionDep, bus: BusDep
+) -> Response:
     """Delete a room, its members and its messages."""
-    await service.delete_room(session, principal, room_id)
+    await service.delete_room(session, bus, principal, room_id)
     return Response(status_code=204)
 
 

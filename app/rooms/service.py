@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from app.auth.principal import Principal
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.ids import new_id
-from app.realtime import events
+from app.realtime import events, room_cache
 from app.realtime.bus import EventBus
 from app.rooms import repository
 from app.rooms.models import Room, RoomMember
@@ -97,6 +97,9 @@ async def create_room(
             raise
         return await _out(session, existing, member_ids_max), False
     small = len(members) <= member_ids_max
+    await room_cache.rooms_changed(
+        bus.broadcast, principal.client_id, user_ids=members, room_ids=[room.id]
+    )
     await _announce_joins(bus, principal.client_id, room.id, members, to_room=small)
     return RoomOut.of(room, members if small else None, len(members)), True
 
@@ -192,11 +195,14 @@ async def update_room(
     return RoomOut.of(room, members, count)
 
 
-async def delete_room(session: AsyncSession, principal: Principal, room_id: str) -> None:
+async def delete_room(
+    session: AsyncSession, bus: EventBus, principal: Principal, room_id: str
+) -> None:
     """Delete a room with its members and messages."""
     await accessible_room(session, principal, room_id)
     await repository.delete_room(session, principal.client_id, room_id)
     await session.commit()
+    await room_cache.rooms_changed(bus.broadcast, principal.client_id, room_ids=[room_id])
 
 
 async def add_members(
@@ -231,6 +237,9 @@ async def add_members(
     await session.flush()
     members, count = await _members_shown(session, room, member_ids_max)
     await session.commit()
+    await room_cache.rooms_changed(
+        bus.broadcast, principal.client_id, user_ids=new, room_ids=[room_id]
+    )
     await _announce_joins(bus, principal.client_id, room_id, new, to_room=count <= member_ids_max)
     return RoomOut.of(room, members, count)
 
@@ -258,6 +267,9 @@ async def remove_member(
     if not await repository.remove_member(session, principal.client_id, room_id, user_id):
         raise NotFound("That user is not a member of this room")
     await session.commit()
+    await room_cache.rooms_changed(
+        bus.broadcast, principal.client_id, user_ids=[user_id], room_ids=[room_id]
+    )
     await _publish_membership(bus, principal.client_id, room_id, user_id, joined=False)
 
 

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from app.api.deps import AuthenticatorDep, MasterDep, ReadSessionDep, SessionDep
+from app.api.deps import AuthenticatorDep, BusDep, MasterDep, ReadSessionDep, SessionDep
 from app.core.pagination import PageParams, make_page, page_params
+from app.realtime import room_cache
 from app.users import service
 from app.users.schemas import UserOut, UserPage, UserPatch, UserUpsert
 
@@ -57,9 +58,15 @@ async def patch_user(
 
 @router.delete("/{user_id}", status_code=204)
 async def delete_user(
-    user_id: str, principal: MasterDep, session: SessionDep, authenticator: AuthenticatorDep
+    user_id: str,
+    principal: MasterDep,
+    session: SessionDep,
+    authenticator: AuthenticatorDep,
+    bus: BusDep,
 ) -> Response:
     """Delete the user; its keys stop working at once."""
     revoked = await service.delete_user(session, principal.client_id, user_id)
     await authenticator.announce_revoked(revoked)
+    # Its rooms lost a member (whether they hear presence may change): not read here.
+    await room_cache.rooms_changed(bus.broadcast, principal.client_id, everyone=True)
     return Response(status_code=204)

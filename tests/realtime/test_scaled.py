@@ -317,3 +317,52 @@ async def test_slow_socketio_consumer_is_disconnected_and_memory_stays_bounded(
         assert healthy.sio.connected, "the healthy client was not touched"
         await healthy.close()
         stalled.close()
+
+
+def _connected_rooms(client: SioClient) -> list[str]:
+    [data] = [d for e, d in client.events if e == "connected"]
+    return sorted(data["room_ids"])
+
+
+async def test_a_membership_changed_through_one_process_is_followed_at_once_by_a_connect_on_the_other(
+    cluster: tuple[str, str], http: httpx.AsyncClient
+) -> None:
+    # B caches a user's rooms on connect; joins, leaves and deletes made through A drop
+    # that entry (the broadcast), so B's next connect reads them again.
+    a, b = cluster
+    scene = await make_scene(http, a, ADMIN_KEY)
+    user, key, master = scene.users[0]["id"], scene.keys[0], scene.master_auth
+    first = await SioClient.open(b, key)
+    assert _connected_rooms(first) == [scene.room["id"]]
+    await first.close()
+    r = await http.post(
+        f"{a}/api/v1/rooms", json={"member_ids": [scene.users[1]["id"]]}, headers=master
+    )
+    other_room = r.json()["id"]
+    r = await http.post(
+        f"{a}/api/v1/rooms/{other_room}/members", json={"user_ids": [user]}, headers=master
+    )
+    assert r.status_code == 200
+    joined = await SioClient.open(b, key)
+    try:
+        assert _connected_rooms(joined) == sorted([scene.room["id"], other_room])
+        r = await http.post(
+            f"{a}/api/v1/rooms/{other_room}/messages", json={"content": "hi"}, headers=master
+        )
+        assert r.status_code == 201
+        await wait_for(
+            joined.events,
+            lambda e: e[0] == "message.created" and e[1]["room_id"] == other_room,
+        )
+    finally:
+        await joined.close()
+    r = await http.delete(f"{a}/api/v1/rooms/{other_room}/members/{user}", headers=master)
+    assert r.status_code == 204
+    left = await SioClient.open(b, key)
+    await left.close()
+    assert _connected_rooms(left) == [scene.room["id"]]
+    r = await http.delete(f"{a}/api/v1/rooms/{scene.room['id']}", headers=master)
+    assert r.status_code == 204
+    deleted = await SioClient.open(b, key)
+    await deleted.close()
+    assert _connected_rooms(deleted) == []
