@@ -28,6 +28,8 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.channels.base import (
     BatchSender,
     Channel,
@@ -77,17 +79,18 @@ async def deliver_batch(rt: Runtime, client_id: str, delivery_ids: Sequence[str]
             now=utcnow(),
             lease_seconds=rt.settings.DELIVERY_LEASE_SECONDS,
         )
+        # Read in the claim's transaction: no transaction of its own (two round trips).
+        loaded = await _load(rt, session, client_id, claimed)
         await session.commit()
-    await _run(rt, client_id, claimed, DELIVERY_CONCURRENCY)
+    await _run(rt, client_id, claimed, loaded, DELIVERY_CONCURRENCY)
     return len(claimed)
 
 
 async def _run(
-    rt: Runtime, client_id: str, claimed: list[Delivery], concurrency: int
+    rt: Runtime, client_id: str, claimed: list[Delivery], loaded: _Loaded, concurrency: int
 ) -> set[OutcomeKind]:
     if not claimed:
         return set()
-    loaded = await _load(rt, client_id, claimed)
     finisher = ResultWriter(
         rt, client_id, len(claimed), on_deferred=lambda given_back: _wait(rt, given_back)
     )
@@ -143,20 +146,23 @@ def _sends_batches(channel: Channel) -> bool:
     return isinstance(channel, BatchSender) and not isinstance(channel, Capped)
 
 
-async def _load(rt: Runtime, client_id: str, claimed: list[Delivery]) -> _Loaded:
+async def _load(
+    rt: Runtime, session: AsyncSession, client_id: str, claimed: list[Delivery]
+) -> _Loaded:
     loaded = _Loaded({}, {})
+    if not claimed:
+        return loaded
     by_channel: dict[str, list[DeliveryTarget]] = defaultdict(list)
     for d in claimed:
         by_channel[d.channel].append(_target(d))
-    async with rt.db.read_session() as session:
-        loaded.notifications = await finishing.get_many(
-            session, client_id, (d.notification_id for d in claimed)
-        )
-        for name, targets in by_channel.items():
-            channel = rt.channels.get(name)
-            if channel is not None:  # otherwise `_attempt` defers it
-                # One read per channel and batch, whatever the channel needs.
-                loaded.targets.update(await channel.load_targets(session, client_id, targets))
+    loaded.notifications = await finishing.get_many(
+        session, client_id, (d.notification_id for d in claimed)
+    )
+    for name, targets in by_channel.items():
+        channel = rt.channels.get(name)
+        if channel is not None:  # otherwise `_attempt` defers it
+            # One read per channel and batch, whatever the channel needs.
+            loaded.targets.update(await channel.load_targets(session, client_id, targets))
     return loaded
 
 
@@ -357,10 +363,11 @@ async def _wake(rt: Runtime, entry: Waiting) -> asyncio.Task[set[OutcomeKind]] |
             now=utcnow(),
             lease_seconds=rt.settings.DELIVERY_LEASE_SECONDS,
         )
+        loaded = await _load(rt, session, entry.client_id, claimed)
         await session.commit()
     if not claimed:
         return None
-    return asyncio.get_running_loop().create_task(_run(rt, entry.client_id, claimed, 1))
+    return asyncio.get_running_loop().create_task(_run(rt, entry.client_id, claimed, loaded, 1))
 
 
 async def stop_waiting(rt: Runtime) -> None:

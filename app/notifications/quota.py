@@ -9,16 +9,14 @@ when the window opens and it is sent then. Quotas are counted in the shared `lim
 storage (app/ratelimit/policies.py), so every worker process draws on one budget.
 
 Counting is set-based: a batch sent together counts in one storage round trip
-(`over_quota_many`), and deliveries sent one by one that reach their quota in the same
-turn of the event loop (a batch's concurrent sends start together) are counted together
-too (`QuotaCounts`), each still counted just before its own send.
+(`over_quota_many`); deliveries sent one by one (capped channels: each takes its cap's slot
+first) are counted just before their own sends, and the counter shares one round trip
+among the hits of an event loop that wait at once (app/ratelimit/windows.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Sequence
 from functools import partial
 
@@ -29,15 +27,13 @@ from app.runtime import Runtime
 
 log = logging.getLogger("chatapi.notifications")
 
-_Pending = tuple[Channel, DeliveryTarget, float, "asyncio.Future[Outcome | None]"]
-
 
 async def over_quota(
     rt: Runtime, channel: Channel, target: DeliveryTarget, now: float
 ) -> Outcome | None:
     """Count the delivery against its channel's quota; over it, the DEFER that puts it back
     until the window resets (`now`: Unix seconds), else None (send it)."""
-    return await _counts(rt).over_quota(channel, target, now)
+    return (await over_quota_many(rt, channel, [target], now))[0]
 
 
 async def over_quota_many(
@@ -66,56 +62,3 @@ def _deferral(channel: Channel, stats: WindowStats | None, now: float) -> Outcom
         retry_after=max(stats.reset_at - now, 0.0),
         error=f"over the {channel.name} quota until its window resets",
     )
-
-
-class QuotaCounts:
-    """Quota hits of deliveries in flight, gathered for one turn of the event loop and
-    counted per (client, channel) with `over_quota_many`: one round trip for the many
-    concurrent sends of a batch instead of one each."""
-
-    def __init__(self, rt: Runtime) -> None:
-        self._rt = rt
-        self._pending: list[_Pending] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def over_quota(
-        self, channel: Channel, target: DeliveryTarget, now: float
-    ) -> Outcome | None:
-        """`over_quota`, counted with whatever else asks in this turn of the loop."""
-        loop = asyncio.get_running_loop()
-        verdict: asyncio.Future[Outcome | None] = loop.create_future()
-        self._pending.append((channel, target, now, verdict))
-        if len(self._pending) == 1:
-            # After the deliveries started in this turn have asked too.
-            loop.call_soon(self._flush)
-        return await verdict
-
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        task = asyncio.get_running_loop().create_task(self._count(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _count(self, batch: list[_Pending]) -> None:
-        groups: dict[tuple[str, str], list[_Pending]] = defaultdict(list)
-        for entry in batch:
-            groups[(entry[1].client_id, entry[0].name)].append(entry)
-        for entries in groups.values():
-            try:
-                verdicts = await over_quota_many(
-                    self._rt, entries[0][0], [e[1] for e in entries], entries[0][2]
-                )
-            except BaseException:  # cancelled with the loop: so are its senders
-                for *_, future in entries:
-                    future.cancel()
-                raise
-            for (*_, future), verdict in zip(entries, verdicts, strict=True):
-                if not future.done():  # its sender may have been cancelled meanwhile
-                    future.set_result(verdict)
-
-
-def _counts(rt: Runtime) -> QuotaCounts:
-    counts = rt.parts.get(QuotaCounts)
-    if counts is None:
-        counts = rt.parts[QuotaCounts] = QuotaCounts(rt)
-    return counts  # type: ignore[no-any-return]

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.storage.redis.redispy import RedispyBridge
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import BlockingConnectionPool
 
@@ -20,21 +17,6 @@ from app.core.config import Settings
 # or 32 connections, ~300 µs with 100).
 MAX_CONNECTIONS = 32
 POOL_TIMEOUT_SECONDS = 5.0
-
-# `limits`' incr_expire.lua for many counters: each counter is created with its expiry (the
-# same keys and values one `incr` per counter writes), all in one round trip.
-_INCR_MANY = """
-local out = {}
-for i, key in ipairs(KEYS) do
-    local amount = tonumber(ARGV[2 * i - 1])
-    local current = redis.call("incrby", key, amount)
-    if tonumber(current) == amount then
-        redis.call("expire", key, ARGV[2 * i])
-    end
-    out[i] = current
-end
-return out
-"""
 
 
 def create_storage(settings: Settings) -> Storage:
@@ -58,23 +40,3 @@ def create_storage(settings: Settings) -> Storage:
 def create_limiter(settings: Settings, storage: Storage | None = None) -> MovingWindowRateLimiter:
     """A moving-window limiter on this deployment's storage."""
     return MovingWindowRateLimiter(storage or create_storage(settings))
-
-
-async def incr_many(storage: Storage, costs: Mapping[str, tuple[int, int]]) -> dict[str, int]:
-    """Add to several counters (key → (amount, expiry seconds)) at once; their new counts.
-    On Redis one script call (one round trip), elsewhere one `incr` per counter."""
-    if not costs:
-        return {}
-    bridge = storage.bridge if isinstance(storage, RedisStorage) else None
-    if isinstance(bridge, RedispyBridge):
-        script = getattr(bridge, "chatapi_incr_many", None)
-        if script is None:
-            script = bridge.get_connection().register_script(_INCR_MANY.encode())
-            bridge.chatapi_incr_many = script  # type: ignore[attr-defined]
-        keys = list(costs)
-        args: list[int] = []
-        for key in keys:
-            args.extend(costs[key])
-        counts = await script([bridge.prefixed_key(k) for k in keys], args)
-        return {key: int(count) for key, count in zip(keys, counts, strict=True)}
-    return {key: await storage.incr(key, expiry, n) for key, (n, expiry) in costs.items()}
