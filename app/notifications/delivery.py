@@ -1,7 +1,9 @@
 """Delivering (the worker side of the relay, DESIGN.md §4): claim, send, record, finish.
 
 A task message carries up to a hundred delivery ids of one client. They are claimed in one
-statement, sent concurrently (bounded), and each result is written as soon as it is known:
+statement (their notifications and targets read in the same transaction) and sent: a
+channel that sends batches (`BatchSender`, uncapped) in one call after one quota count for
+the batch, the others concurrently (bounded). Each result is written as soon as it is known:
 a writer (`delivery_results.ResultWriter`) collects whatever results have arrived and
 writes them in one transaction (the attempt row, the fenced status change, the endpoint's
 bookkeeping), so a slow endpoint holds up only its own deliveries while a burst of fast
