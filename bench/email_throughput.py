@@ -204,10 +204,10 @@ async def run_ours(
     conn: asyncpg.Connection,
 ) -> dict[str, Any]:
     from app.core.config import Settings
-    from app.notifications.doorbell import ring
     from app.worker.celery_app import configure_celery
+    from app.worker.doorbell import delivery_messages
 
-    configure_celery(
+    celery = configure_celery(
         Settings(
             _env_file=None,  # type: ignore[call-arg]
             DATABASE_URL=env["DATABASE_URL"],
@@ -235,7 +235,8 @@ async def run_ours(
                 await asyncio.sleep(1.0)
             cpu0, scpu0 = worker.cpu_seconds(), sink.cpu_seconds()
             t0 = time.time()
-            await asyncio.to_thread(ring, client_id, ids)
+            for name, task_args, queue in delivery_messages(client_id, ids):
+                await asyncio.to_thread(celery.send_task, name, args=task_args, queue=queue)
             deadline = time.monotonic() + args.timeout
             while True:
                 stats = await sink_stats(http)

@@ -12,12 +12,14 @@ Two figures, in this one process (its CPU is the process's, from time.process_ti
 Usage:
     python bench/inapp_throughput.py [--deliveries 5000]
     BENCH_APP_ROOT=/work/main python bench/inapp_throughput.py   # another checkout (before)
+    python bench/inapp_throughput.py --profile /tmp/inapp.prof     # cProfile of the worker path
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import os
 import secrets
 import sys
@@ -82,10 +84,22 @@ async def _client(rt: object) -> str:
     return client_id
 
 
+def _push_part(rt: object) -> object | None:
+    try:
+        from app.notifications.push import InAppPush
+    except ImportError:
+        return None
+    return rt.parts.get(InAppPush)  # type: ignore[attr-defined,no-any-return]
+
+
 async def run(args: argparse.Namespace) -> None:
     from app.core.config import Settings
     from app.notifications import delivery
-    from app.runtime import build_runtime
+
+    try:
+        from app.compose import build_runtime
+    except ImportError:  # an older checkout (BENCH_APP_ROOT)
+        from app.runtime import build_runtime  # type: ignore[attr-defined,no-redef]
 
     pg_name, url = await create_pg_database(args.pg_server)
     prefix = f"chatapi-bench-{secrets.token_hex(4)}:"
@@ -112,11 +126,17 @@ async def run(args: argparse.Namespace) -> None:
             async with gate:
                 return await delivery.deliver_batch(rt, client_id, chunk)
 
+        profiler = cProfile.Profile() if args.profile else None
         load = os.getloadavg()
         cpu0, t0 = time.process_time(), time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
         done = await asyncio.gather(
             *(task(ids[i : i + TASK_IDS]) for i in range(0, len(ids), TASK_IDS))
         )
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         lines.append(
             f"worker path: {sum(done)} in-app deliveries in {wall:.2f} s = "
@@ -124,7 +144,7 @@ async def run(args: argparse.Namespace) -> None:
             f"= {sum(done) / max(cpu, 1e-9):,.0f}/s per CPU-second (goal >= 5,000/s; load "
             f"{load[0]:.1f})"
         )
-        push = getattr(rt, "in_app", None)
+        push = getattr(rt, "in_app", None) or _push_part(rt)
         if push is not None:
             from app.notifications.push_repository import OwedPush
 
@@ -156,6 +176,7 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=5000)
     parser.add_argument("--pg-server", default=DEFAULT_PG_SERVER)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS)
+    parser.add_argument("--profile", help="cProfile stats of the worker path to this file")
     asyncio.run(run(parser.parse_args()))
 
 

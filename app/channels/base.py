@@ -236,6 +236,24 @@ class Channel(Protocol):
         ...
 
 
+@runtime_checkable
+class BatchSender(Protocol):
+    """A channel that sends a batch of deliveries in one call (the driver interface's "send,
+    batch where the service allows it"). The delivery engine uses it, when the channel has
+    no in-flight cap, instead of one `send` per delivery; it counts the batch's quota
+    first and hands over only what the quota allows."""
+
+    async def send_batch(
+        self,
+        targets: Sequence[DeliveryTarget],
+        contents: Sequence[dict[str, Any]],
+        ctxs: Sequence[ChannelContext],
+    ) -> list[Outcome]:
+        """One attempt for each target (with the content and context at the same position);
+        the outcomes, in order. Raising fails the batch's attempts as `send` raising would."""
+        ...
+
+
 @dataclass(slots=True)
 class ChannelFactoryContext:
     """What a channel factory may use: the process's settings and real-time runtime.

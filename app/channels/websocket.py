@@ -10,6 +10,7 @@ in-app deliveries after recording them, and the push sweep covers what that miss
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -24,6 +25,9 @@ from app.channels.base import (
 )
 from app.channels.content import WebsocketContent
 from app.channels.driver import BaseChannel
+
+_DELIVERED = Outcome(OutcomeKind.DELIVERED, duration_ms=0.0)
+_NO_USER = Outcome(OutcomeKind.FAILED, error="websocket delivery needs a user_id")
 
 
 class WebSocketChannel(BaseChannel):
@@ -46,9 +50,16 @@ class WebSocketChannel(BaseChannel):
         self, target: DeliveryTarget, content: dict[str, Any], ctx: ChannelContext
     ) -> Outcome:
         """Delivered: no per-delivery presence read or publish (the batch pushes)."""
-        if target.user_id is None:
-            return Outcome(OutcomeKind.FAILED, error="websocket delivery needs a user_id")
-        return Outcome(OutcomeKind.DELIVERED, duration_ms=0.0)
+        return _DELIVERED if target.user_id is not None else _NO_USER
+
+    async def send_batch(
+        self,
+        targets: Sequence[DeliveryTarget],
+        contents: Sequence[dict[str, Any]],
+        ctxs: Sequence[ChannelContext],
+    ) -> list[Outcome]:
+        """`send` for a batch, without a coroutine per delivery (app/channels/base.py)."""
+        return [_DELIVERED if t.user_id is not None else _NO_USER for t in targets]
 
     async def aclose(self) -> None:
         """Nothing pooled."""

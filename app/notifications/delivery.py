@@ -1,7 +1,9 @@
 """Delivering (the worker side of the relay, DESIGN.md §4): claim, send, record, finish.
 
 A task message carries up to a hundred delivery ids of one client. They are claimed in one
-statement, sent concurrently (bounded), and each result is written as soon as it is known:
+statement (their notifications and targets read in the same transaction) and sent: a
+channel that sends batches (`BatchSender`, uncapped) in one call after one quota count for
+the batch, the others concurrently (bounded). Each result is written as soon as it is known:
 a writer (`delivery_results.ResultWriter`) collects whatever results have arrived and
 writes them in one transaction (the attempt row, the fenced status change, the endpoint's
 bookkeeping), so a slow endpoint holds up only its own deliveries while a burst of fast
@@ -28,7 +30,10 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.channels.base import (
+    BatchSender,
     Channel,
     ChannelContext,
     DeliveryTarget,
@@ -45,9 +50,8 @@ from app.notifications.delivery_results import AttemptResult, ResultWriter
 from app.notifications.in_app_batch import push_delivered
 from app.notifications.models import Delivery, Notification
 from app.notifications.push import InAppPush
-from app.notifications.quota import over_quota
-from app.observability.delivery_metrics import observe
-from app.observability.metrics import DEFERRALS
+from app.notifications.quota import over_quota, over_quota_many
+from app.observability.delivery_metrics import observe_many
 from app.runtime import Runtime
 
 log = logging.getLogger("chatapi.notifications")
@@ -77,22 +81,39 @@ async def deliver_batch(rt: Runtime, client_id: str, delivery_ids: Sequence[str]
             now=utcnow(),
             lease_seconds=rt.settings.DELIVERY_LEASE_SECONDS,
         )
+        # Read in the claim's transaction: no transaction of its own (two round trips).
+        loaded = await _load(rt, session, client_id, claimed)
         await session.commit()
-    await _run(rt, client_id, claimed, DELIVERY_CONCURRENCY)
+    await _run(rt, client_id, claimed, loaded, DELIVERY_CONCURRENCY)
     return len(claimed)
 
 
 async def _run(
-    rt: Runtime, client_id: str, claimed: list[Delivery], concurrency: int
+    rt: Runtime, client_id: str, claimed: list[Delivery], loaded: _Loaded, concurrency: int
 ) -> set[OutcomeKind]:
     if not claimed:
         return set()
-    loaded = await _load(rt, client_id, claimed)
     finisher = ResultWriter(
         rt, client_id, len(claimed), on_deferred=lambda given_back: _wait(rt, given_back)
     )
     limit = asyncio.Semaphore(concurrency)
     in_app: list[AttemptResult] = []
+    batched: dict[str, list[Delivery]] = defaultdict(list)
+    one_by_one: list[Delivery] = []
+    batch_senders = {name for name, channel in rt.channels.items() if _sends_batches(channel)}
+    for d in claimed:
+        (batched[d.channel] if d.channel in batch_senders else one_by_one).append(d)
+
+    def record(results: list[AttemptResult]) -> None:
+        observe_many(results, rt.settings.delivery_attempt_limit)
+        for result in results:
+            if result.outcome.kind is OutcomeKind.DELIVERED:
+                channel = rt.channels.get(result.delivery.channel)
+                if channel is not None and channel.stores_inbox_item:
+                    # An inbox item's delivery (in-app): pushed to live connections after
+                    # the batch.
+                    in_app.append(result)
+        finisher.put_many(results)
 
     async def one(delivery: Delivery) -> None:
         notification = loaded.notifications.get(delivery.notification_id)
@@ -101,23 +122,16 @@ async def _run(
             return
         async with limit:
             outcome = await _attempt(rt, delivery, notification, loaded)
-        if outcome.kind is OutcomeKind.DEFER:
-            DEFERRALS.labels(delivery.channel).inc()
-        else:
-            observe(delivery, notification, outcome, rt.settings.delivery_attempt_limit)
-        result = AttemptResult(delivery, notification, outcome)
-        channel = rt.channels.get(delivery.channel)
-        if (
-            outcome.kind is OutcomeKind.DELIVERED
-            and channel is not None
-            and channel.stores_inbox_item
-        ):
-            # An inbox item's delivery (in-app): pushed to live connections after the batch.
-            in_app.append(result)
-        finisher.put(result)
+        record([AttemptResult(delivery, notification, outcome)])
+
+    async def batch(name: str, deliveries: list[Delivery]) -> None:
+        record(await _attempt_batch(rt, rt.channels[name], deliveries, loaded, finisher))
 
     results = await asyncio.gather(
-        finisher.run(), *(one(d) for d in claimed), return_exceptions=True
+        finisher.run(),
+        *(batch(name, ds) for name, ds in batched.items()),
+        *(one(d) for d in one_by_one),
+        return_exceptions=True,
     )
     for result in results:
         if isinstance(result, BaseException):
@@ -128,20 +142,29 @@ async def _run(
     return finisher.kinds
 
 
-async def _load(rt: Runtime, client_id: str, claimed: list[Delivery]) -> _Loaded:
+def _sends_batches(channel: Channel) -> bool:
+    # A cap's slot is taken per delivery before its quota is counted: capped channels
+    # send one by one.
+    return isinstance(channel, BatchSender) and not isinstance(channel, Capped)
+
+
+async def _load(
+    rt: Runtime, session: AsyncSession, client_id: str, claimed: list[Delivery]
+) -> _Loaded:
     loaded = _Loaded({}, {})
+    if not claimed:
+        return loaded
     by_channel: dict[str, list[DeliveryTarget]] = defaultdict(list)
     for d in claimed:
         by_channel[d.channel].append(_target(d))
-    async with rt.db.read_session() as session:
-        loaded.notifications = await finishing.get_many(
-            session, client_id, (d.notification_id for d in claimed)
-        )
-        for name, targets in by_channel.items():
-            channel = rt.channels.get(name)
-            if channel is not None:  # otherwise `_attempt` defers it
-                # One read per channel and batch, whatever the channel needs.
-                loaded.targets.update(await channel.load_targets(session, client_id, targets))
+    loaded.notifications = await finishing.get_many(
+        session, client_id, (d.notification_id for d in claimed)
+    )
+    for name, targets in by_channel.items():
+        channel = rt.channels.get(name)
+        if channel is not None:  # otherwise `_attempt` defers it
+            # One read per channel and batch, whatever the channel needs.
+            loaded.targets.update(await channel.load_targets(session, client_id, targets))
     return loaded
 
 
@@ -155,11 +178,11 @@ def _target(delivery: Delivery) -> DeliveryTarget:
     )
 
 
-async def _attempt(
+def _ready(
     rt: Runtime, delivery: Delivery, notification: Notification, loaded: _Loaded
-) -> Outcome:
-    """One attempt through the delivery's channel, unless one of our limits defers it
-    first; never raises."""
+) -> tuple[Channel, DeliveryTarget, ChannelContext] | Outcome:
+    """What an attempt needs, or the outcome that stands for it when it cannot be made
+    (one of our limits defers it, or it cannot be sent)."""
     if rt.shutting_down.is_set():
         # Due again for another worker's next sweep (or this one's after a restart): one
         # interval ahead, so the row is due only after this give-back has committed — a
@@ -189,6 +212,74 @@ async def _attempt(
         attempt=delivery.attempts,
         metadata=notification.metadata_,
     )
+    return channel, target, ctx
+
+
+async def _attempt_batch(
+    rt: Runtime,
+    channel: Channel,
+    batch: list[Delivery],
+    loaded: _Loaded,
+    finisher: ResultWriter,
+) -> list[AttemptResult]:
+    """`_attempt` for a batch of one channel's deliveries (a `BatchSender`): one quota
+    round trip, one `send_batch` call; never raises."""
+    results: list[AttemptResult] = []
+    sending: list[tuple[Delivery, Notification, DeliveryTarget, ChannelContext]] = []
+    for d in batch:
+        notification = loaded.notifications.get(d.notification_id)
+        if notification is None:  # deleted with its client meanwhile: nothing to record
+            finisher.skip()
+            continue
+        ready = _ready(rt, d, notification, loaded)
+        if isinstance(ready, Outcome):
+            results.append(AttemptResult(d, notification, ready))
+        else:
+            sending.append((d, notification, ready[1], ready[2]))
+    refusals = await over_quota_many(rt, channel, [s[2] for s in sending], utcnow().timestamp())
+    allowed = []
+    for entry, refused in zip(sending, refusals, strict=True):
+        if refused is not None:
+            results.append(AttemptResult(entry[0], entry[1], refused))
+        else:
+            allowed.append(entry)
+    if not allowed:
+        return results
+    timeout = rt.settings.DELIVERY_LEASE_SECONDS * ATTEMPT_SHARE_OF_LEASE
+    sender: BatchSender = channel  # type: ignore[assignment]
+    try:
+        outcomes = await asyncio.wait_for(
+            sender.send_batch(
+                [a[2] for a in allowed],
+                [a[1].content.get(channel.name, {}) for a in allowed],
+                [a[3] for a in allowed],
+            ),
+            timeout,
+        )
+        if len(outcomes) != len(allowed):
+            raise ValueError(f"send_batch answered {len(outcomes)} outcomes for {len(allowed)}")
+    except asyncio.TimeoutError:
+        error = f"timeout: the attempt took over {timeout:.0f}s"
+        outcomes = [Outcome(OutcomeKind.RETRY, error=error)] * len(allowed)
+    except Exception as exc:
+        log.exception("channel %r raised", channel.name)
+        outcomes = [Outcome(OutcomeKind.RETRY, error=f"{type(exc).__name__}: {exc}")] * len(allowed)
+    results.extend(
+        AttemptResult(d, notification, outcome)
+        for (d, notification, _, _), outcome in zip(allowed, outcomes, strict=True)
+    )
+    return results
+
+
+async def _attempt(
+    rt: Runtime, delivery: Delivery, notification: Notification, loaded: _Loaded
+) -> Outcome:
+    """One attempt through the delivery's channel, unless one of our limits defers it
+    first; never raises."""
+    ready = _ready(rt, delivery, notification, loaded)
+    if isinstance(ready, Outcome):
+        return ready
+    channel, target, ctx = ready
     content: dict[str, Any] = notification.content.get(delivery.channel, {})
     if not isinstance(channel, Capped) or (key := channel.capacity_key(target)) is None:
         return await _quota_then_send(rt, delivery, channel, target, content, ctx)
@@ -274,10 +365,11 @@ async def _wake(rt: Runtime, entry: Waiting) -> asyncio.Task[set[OutcomeKind]] |
             now=utcnow(),
             lease_seconds=rt.settings.DELIVERY_LEASE_SECONDS,
         )
+        loaded = await _load(rt, session, entry.client_id, claimed)
         await session.commit()
     if not claimed:
         return None
-    return asyncio.get_running_loop().create_task(_run(rt, entry.client_id, claimed, 1))
+    return asyncio.get_running_loop().create_task(_run(rt, entry.client_id, claimed, loaded, 1))
 
 
 async def stop_waiting(rt: Runtime) -> None:

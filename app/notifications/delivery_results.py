@@ -82,6 +82,12 @@ class ResultWriter:
         self._pending.append(result)
         self._wake.set()
 
+    def put_many(self, results: Sequence[AttemptResult]) -> None:
+        """Hand over several results at once (written together unless a write is under
+        way)."""
+        self._pending.extend(results)
+        self._wake.set()
+
     def skip(self) -> None:
         """Count an attempt that left nothing to write (its claim was lost)."""
         self._left -= 1

@@ -13,15 +13,16 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, select, tuple_, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.leasing import repository as engine
+from app.notifications.delivery_repository import QUEUE
 from app.notifications.models import (
     DELIVERED,
     MAX_REPLY_BYTES,
     SENDING,
-    Delivery,
     DeliveryAttempt,
     Notification,
 )
@@ -87,24 +88,16 @@ async def mark_delivered_many(
     now: datetime,
 ) -> set[str]:
     """`sending` → `delivered` for each (delivery id, attempts) claim in one UPDATE, each
-    row fenced on its own claim like `mark_delivered(..., attempts=)`; the ids finished."""
-    if not claims:
-        return set()
-    result = await session.execute(
-        update(Delivery)
-        .where(
-            col(Delivery.client_id) == client_id,
-            col(Delivery.id).in_(sorted(c[0] for c in claims)),
-            tuple_(col(Delivery.id), col(Delivery.attempts)).in_(list(claims)),
-            col(Delivery.status) == SENDING,
-        )
-        .values(
-            status=DELIVERED, delivered_at=now, updated_at=now, last_error=None, lease_until=None
-        )
-        .returning(col(Delivery.id))
-        .execution_options(synchronize_session=False)
+    row fenced on its own claim like `mark_delivered(..., attempts=)` (the leased-work
+    engine's `finish_many`); the ids finished."""
+    return await engine.finish_many(
+        session,
+        QUEUE,
+        client_id,
+        claims,
+        from_statuses=(SENDING,),
+        values={"status": DELIVERED, "delivered_at": now, "updated_at": now, "last_error": None},
     )
-    return set(result.scalars().all())
 
 
 async def refresh_statuses(

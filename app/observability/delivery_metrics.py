@@ -1,11 +1,25 @@
-"""The delivery metrics of one attempt (kept out of the delivery loop's module)."""
+"""The delivery metrics of attempts (kept out of the delivery loop's module)."""
 
 from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from app.channels.base import Outcome, OutcomeKind
 from app.core.clock import utcnow
 from app.notifications.models import Delivery, Notification
-from app.observability.metrics import observe_delivery
+from app.observability.metrics import (
+    DEAD_LETTERS,
+    DEFERRALS,
+    DELIVERIES,
+    DELIVERY_LATENCY,
+    DELIVERY_RETRIES,
+    observe_delivery,
+)
+
+if TYPE_CHECKING:
+    from app.notifications.delivery_results import AttemptResult
 
 
 def observe(delivery: Delivery, notification: Notification, outcome: Outcome, limit: int) -> None:
@@ -19,3 +33,34 @@ def observe(delivery: Delivery, notification: Notification, outcome: Outcome, li
         now=utcnow(),
         final=final,
     )
+
+
+def observe_many(results: Sequence[AttemptResult], limit: int) -> None:
+    """`observe` for a batch of results (a DEFER counts as a deferral, not an attempt):
+    each counter incremented once per label, the latencies against one reading of the
+    clock."""
+    counts: Counter[tuple[str, OutcomeKind, bool]] = Counter()
+    now = utcnow()
+    latency: dict[str, list[float]] = {}
+    for result in results:
+        channel, kind = result.delivery.channel, result.outcome.kind
+        final = kind is OutcomeKind.FAILED or (
+            kind is OutcomeKind.RETRY and result.delivery.attempts >= limit
+        )
+        counts[(channel, kind, final)] += 1
+        if kind is OutcomeKind.DELIVERED:
+            seconds = (now - result.notification.created_at).total_seconds()
+            latency.setdefault(channel, []).append(max(0.0, seconds))
+    for (channel, kind, final), n in counts.items():
+        if kind is OutcomeKind.DEFER:
+            DEFERRALS.labels(channel).inc(n)
+            continue
+        DELIVERIES.labels(channel, kind.value).inc(n)
+        if kind is OutcomeKind.RETRY and not final:
+            DELIVERY_RETRIES.labels(channel).inc(n)
+        if final:
+            DEAD_LETTERS.labels(channel).inc(n)
+    for channel, values in latency.items():
+        histogram = DELIVERY_LATENCY.labels(channel)
+        for value in values:
+            histogram.observe(value)

@@ -281,11 +281,11 @@ class RateLimitPolicies:
         q = quota(await self.limits_for(client_id))
         if q is None:
             return None
-        item = _QUOTA_ITEMS[q.per](q.limit, 1, q.namespace)
+        item = QUOTA_ITEMS[q.per](q.limit, 1, q.namespace)
         return await self._hit("channel_quota", item, *q.key)
 
 
-_QUOTA_ITEMS: dict[str, type[RateLimitItem]] = {
+QUOTA_ITEMS: dict[str, type[RateLimitItem]] = {
     "second": RateLimitItemPerSecond,
     "minute": RateLimitItemPerMinute,
     "hour": RateLimitItemPerHour,
