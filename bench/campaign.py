@@ -188,9 +188,7 @@ async def campaign(args: argparse.Namespace) -> None:
         await clear_redis(args.redis_url, prefix)
     received = report.last - t0 if report.delivered >= args.connected else None
     print(machine_line())
-    print(
-        f"app: {APP_ROOT}; load average at the send {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
-    )
+    print(f"app: {APP_ROOT}; load average at the send {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(
         f"campaign: {args.recipients} recipients, {args.connected} connected (Redis mode, PostgreSQL)"
     )
