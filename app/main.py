@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, WebSocket
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api.router import API_PREFIX, API_ROUTERS
+from app.api.router import API_PREFIX, MATCH_ORDER, documented_paths
 from app.channels.webhook_docs import install_webhook_docs
 from app.compose import build_runtime
 from app.core.config import Settings, get_settings
@@ -139,7 +139,7 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
         # Exact paths: `/rooms/` is a problem+json 404 naming `/rooms`, not a bodyless 307.
         redirect_slashes=False,
     )
-    install_openapi(app)
+    install_openapi(app, documented_paths)
     install_webhook_docs(app.webhooks)
     install_asyncapi(app)
     install_docs(app, f"{API_PREFIX}/openapi.json")
@@ -147,7 +147,7 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(exposition.router)
-    for router in API_ROUTERS:
+    for router in MATCH_ORDER:
         app.include_router(router, prefix=API_PREFIX)
     sio = create_socketio_server(settings.MAX_WS_FRAME_BYTES)
     bind_handlers(sio, app.state)

@@ -28,6 +28,8 @@ READ_ONLY = "chatapi_read_only"
 # Execution option marking a connection that runs one read-only statement and no more: on
 # SQLite it gets no BEGIN (one statement is its own consistent snapshot).
 SINGLE_READ = "chatapi_single_read"
+# PostgreSQL's isolation level where each statement commits on its own (`autocommit`).
+AUTOCOMMIT = "AUTOCOMMIT"
 
 
 #: Connections of a SQLite database's read pool (its write pool has exactly one).
@@ -244,11 +246,36 @@ def session_query(session: AsyncSession) -> NativeQuery:
     SQLAlchemy passes the statement to the driver without compiling it."""
 
     async def query(sql: str, args: Sequence[Any]) -> Sequence[Sequence[Any]]:
+        driver = _autocommit_driver(session)
+        if driver is not None:
+            # Outside a transaction there is none to keep in step: the statement goes to
+            # asyncpg itself, past SQLAlchemy's execution layer (cursor adapter, result
+            # objects, greenlet hop), which profiled at four times asyncpg's own cost.
+            # Driver errors then come as asyncpg's exceptions, not DBAPIError.
+            rows: Sequence[Sequence[Any]] = await driver.fetch(sql, *args)
+            return rows
         conn = await session.connection()
         result = await conn.exec_driver_sql(sql, tuple(args))
         return result.all() if result.returns_rows else []
 
     return query
+
+
+# session.info key: (the session transaction `autocommit` began, its asyncpg connection).
+_AUTOCOMMIT_DRIVER = "chatapi_autocommit_driver"
+
+
+def _autocommit_driver(session: AsyncSession) -> Any:
+    """The asyncpg connection `autocommit` gave `session`, while that transaction lasts;
+    else None (a session in a transaction, or on SQLite).
+
+    Remembered rather than asked for: each `session.connection()` is a greenlet hop, and a
+    send runs three statements. A commit or close ends the transaction (its connection
+    goes back to the pool), so the memo is only trusted for the same one."""
+    memo = session.info.get(_AUTOCOMMIT_DRIVER)
+    if memo is not None and memo[0] is session.sync_session.get_transaction():
+        return memo[1]
+    return None
 
 
 async def autocommit(session: AsyncSession) -> None:
@@ -258,7 +285,10 @@ async def autocommit(session: AsyncSession) -> None:
     the write lock when it begins). The caller still commits, which then has nothing to do.
     """
     if session.get_bind().dialect.name == "postgresql":
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        conn = await session.connection(execution_options={"isolation_level": AUTOCOMMIT})
+        if conn.sync_connection is not None:
+            driver = conn.sync_connection.connection.driver_connection
+            session.info[_AUTOCOMMIT_DRIVER] = (session.sync_session.get_transaction(), driver)
 
 
 def _driver_closed(driver: Any) -> bool:

@@ -11,6 +11,7 @@ routes declare only what is particular to them (`responses=problems(409)`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -197,16 +198,29 @@ def restore_examples(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def install_openapi(app: FastAPI) -> None:
-    """Serve the rewritten document at the app's openapi_url (built once, then cached)."""
+def install_openapi(app: FastAPI, path_order: Callable[[], Sequence[str]] | None = None) -> None:
+    """Serve the rewritten document at the app's openapi_url (built once, then cached);
+    `path_order` gives the order of the paths it names (routers may be included in another
+    order, the one requests are matched in)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = restore_examples(rewrite_responses(generate()))
+            spec = restore_examples(rewrite_responses(generate()))
+            if path_order is not None:
+                spec["paths"] = _in_order(spec.get("paths", {}), path_order())
+            app.openapi_schema = spec
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _in_order(paths: dict[str, Any], order: Sequence[str]) -> dict[str, Any]:
+    # The named paths fill the slots named paths had, in `order`; the others stay put.
+    rank = {path: i for i, path in enumerate(dict.fromkeys(order))}
+    named = iter(sorted((p for p in paths if p in rank), key=rank.__getitem__))
+    keys = [next(named) if p in rank else p for p in paths]
+    return {key: paths[key] for key in keys}
 
 
 @dataclass

@@ -218,14 +218,9 @@ class RateLimitPolicies:
         per_key = RateLimitItemPerMinute(limits.requests_per_minute, 1, "rk")
         per_client = RateLimitItemPerMinute(limits.client_requests_per_minute, 1, "rc")
         try:
-            if self._concurrent:
-                key_stats, client_stats = await asyncio.gather(
-                    self.counter.hit(per_key, principal.key_id),
-                    self.counter.hit(per_client, principal.client_id),
-                )
-            else:
-                key_stats = await self.counter.hit(per_key, principal.key_id)
-                client_stats = await self.counter.hit(per_client, principal.client_id)
+            key_stats, client_stats = await self.counter.hit_many(
+                [(per_key, (principal.key_id,)), (per_client, (principal.client_id,))]
+            )
         except Exception as exc:  # fail open, as in _hit: one request uncounted
             self.fail_open.failed("requests", exc)
             return None

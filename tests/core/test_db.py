@@ -95,3 +95,28 @@ async def test_a_session_the_server_ends_mid_statement_reads_as_unavailable_then
     finally:
         await other.close()
         await db.dispose()
+
+
+async def test_driver_statements_after_an_autocommit_transaction_join_the_next_one(
+    pg_url: str,
+) -> None:
+    # AUTOCOMMIT statements go to asyncpg itself, its connection remembered for the
+    # session's transaction; once that ends (commit), the next statement must run in the
+    # new transaction on whatever connection it has, never on the one given back.
+    from app.core.db import autocommit, session_query
+
+    db = Database(pg_url)
+    marker = f"test-{asyncio.get_running_loop().time()}"
+    try:
+        async with db.session() as session:
+            await autocommit(session)
+            query = session_query(session)
+            await query("UPDATE heartbeats SET count = count + 1 WHERE false", [])
+            assert (await query("SELECT $1::text", [marker]))[0][0] == marker
+            await session.commit()
+            await query("CREATE TEMP TABLE p1_probe (v text) ON COMMIT DROP", [])
+            await query("INSERT INTO p1_probe VALUES ($1)", [marker])
+            assert (await query("SELECT v FROM p1_probe", []))[0][0] == marker
+            await session.rollback()
+    finally:
+        await db.dispose()
