@@ -46,6 +46,25 @@ _NOTIFICATION_COLUMNS = [
 ]
 
 
+@dataclass(slots=True)
+class NewNotification:
+    """A notification to create, as `create_notification` reads it: a `Notification`'s
+    columns without the model (building the SQLModel row validated and instrumented it,
+    a tenth of a send's CPU, for attributes only read)."""
+
+    id: str
+    client_id: str
+    status: str
+    channels: list[str]
+    content: dict[str, Any]
+    metadata_: dict[str, Any]
+    critical: bool
+    send_at: datetime
+    created_at: datetime
+    idempotency_key: str | None
+    request_hash: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class NewDelivery:
     """A delivery to create: one channel and one resolved recipient."""
@@ -63,7 +82,7 @@ class NewDelivery:
 async def create_notification(
     session: AsyncSession,
     client_id: str,
-    notification: Notification,
+    notification: Notification | NewNotification,
     deliveries: Sequence[NewDelivery],
     *,
     now: datetime,
@@ -176,7 +195,7 @@ SELECT 1
 
 
 def _create_pg_args(
-    n: Notification,
+    n: Notification | NewNotification,
     ids: list[str],
     deliveries: Sequence[NewDelivery],
     inbox: InboxContent | None,
