@@ -167,15 +167,15 @@ async def _expand(
 async def _replay(
     session: AsyncSession, client_id: str, key: str, request_hash: str, now: datetime
 ) -> NotificationOut | None:
-    found = await idempotency.find(session, client_id, key, now=now)
+    found = await idempotency.held(session, client_id, key, now=now)
     if found is None:
         return None
-    record, notification = found
-    if record.request_hash != request_hash:
+    held_hash, notification_id = found
+    if held_hash != request_hash:
         raise IdempotencyMismatch(
             "This idempotency key was already used for a different request (within 24 h)"
         )
-    return await get_notification(session, client_id, notification.id)
+    return await get_notification(session, client_id, notification_id)
 
 
 async def send(
@@ -204,9 +204,9 @@ async def send(
     In-app deliveries are stored `delivered` (their inbox items are); after the commit
     `push` sends their `notification` event to the online recipients in the background.
 
-    With `db` (PostgreSQL), a send without a key runs its statements on one of the
-    database's hot driver connections rather than one the session checks out."""
-    if db is not None and (header_key or body.idempotency_key) is None:
+    With `db` (PostgreSQL), the send runs its statements on one of the database's hot
+    driver connections rather than one the session checks out."""
+    if db is not None:
         async with db.hot_driver() as driver:
             try:
                 return await _send(
@@ -243,11 +243,10 @@ async def _send(
     content = checked.stored
     now = utcnow()
     request_hash = ""
-    if key is None:
-        # Without a key the writes are one statement (the repository), atomic alone: no
-        # transaction, so no BEGIN and COMMIT round trips.
-        await autocommit(session, driver)
-    else:
+    # The writes are one statement (the repository; with a key, its reservation gates the
+    # rest), atomic alone: no transaction on PostgreSQL, so no BEGIN and COMMIT round trips.
+    await autocommit(session, driver)
+    if key is not None:
         request_hash = body.request_hash()
         replay = await _replay(session, client_id, key, request_hash, now)
         if replay is not None:
