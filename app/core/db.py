@@ -210,7 +210,8 @@ class Database:
         A send's statements cost less than the pool's checkout and return around them
         (events, a greenlet hop each way, the reset's rollback): these connections skip
         both. Nothing is left open on them between uses (no transaction), so no reset is
-        owed; one whose use failed is closed, never reused.
+        owed; one left in a transaction or cut mid-statement (a cancelled request) is
+        closed, never reused.
         """
         if self.dialect_name != "postgresql" or (
             not self._hot and self._hot_out >= HOT_CONNECTIONS
@@ -230,7 +231,7 @@ class Database:
             reusable = True
         except Exception:
             # A refused request (422, a failed statement) leaves the connection as it was;
-            # a cancelled one may be mid-statement and goes back through the pool's reset.
+            # a cancelled one may be mid-statement.
             reusable = True
             raise
         finally:
@@ -238,9 +239,9 @@ class Database:
             if reusable and not _driver_closed(driver) and not driver.is_in_transaction():
                 self._hot.append(pooled)
             else:
-                if _driver_closed(driver):
-                    pooled.invalidate()
-                await greenlet_spawn(pooled.close)
+                # The pool's reset would not end a transaction begun on the driver itself,
+                # nor a statement cut mid-way: such a connection is closed, not pooled.
+                await greenlet_spawn(_discard, pooled)
 
     @asynccontextmanager
     async def read_connection(self) -> AsyncIterator[AsyncConnection]:
@@ -351,6 +352,12 @@ def forget_driver(session: AsyncSession) -> None:
     """Stop running `session`'s driver statements on the connection `autocommit` gave it
     (that connection goes back to `Database.hot_driver`)."""
     session.info.pop(_AUTOCOMMIT_DRIVER, None)
+
+
+def _discard(pooled: Any) -> None:
+    # Inside SQLAlchemy's greenlet: closing the driver connection awaits it.
+    pooled.invalidate()
+    pooled.close()
 
 
 def _driver_closed(driver: Any) -> bool:

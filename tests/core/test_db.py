@@ -138,10 +138,11 @@ async def test_hot_driver_connections_are_kept_out_and_reused_only_when_clean(
         async with db.hot_driver() as after_error:
             assert await after_error.fetchval("SELECT pg_backend_pid()") == pid
         async with db.hot_driver() as left_open:
-            await left_open.execute("BEGIN")  # a transaction left open is never reused
+            await left_open.execute("BEGIN")
+        # A transaction left open is closed with its connection, never handed out again.
         async with db.hot_driver() as fresh:
-            assert await fresh.fetchval("SELECT pg_backend_pid()") != pid
             assert not fresh.is_in_transaction()
+            assert await fresh.fetchval("SELECT pg_backend_pid()") != pid
     finally:
         await db.dispose()
     lite = Database(sqlite_url)
