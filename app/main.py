@@ -16,6 +16,7 @@ from app.compose import build_runtime
 from app.core.config import Settings, get_settings
 from app.core.docs import install_docs
 from app.core.errors import install_error_handlers
+from app.core.heap import freeze_startup_heap
 from app.core.logging import configure_logging
 from app.core.middleware import (
     BodyLimitMiddleware,
@@ -110,6 +111,8 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
             # The in-process worker's tasks run on this loop with these very parts.
             embedded = EmbeddedWorker(runtime)
             embedded.start()
+        # Startup's long-lived objects out of every later full collection (app/core/heap.py).
+        freeze_startup_heap()
         log.info(
             "chatapi started",
             extra={"embedded": settings.embedded, "database": settings.DATABASE_URL.split(":")[0]},

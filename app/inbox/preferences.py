@@ -7,14 +7,28 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Unprocessable
 from app.inbox import repository
 from app.inbox.schemas import Preferences
-from app.notifications.repository import NewDelivery
+
+
+class Planned(Protocol):
+    """A delivery about to be stored (the relay's `NewDelivery`, a dataclass): what a
+    preference decides on. A protocol, so the inbox does not import the relay back."""
+
+    @property
+    def channel(self) -> str: ...
+    @property
+    def recipient_user_id(self) -> str | None: ...
+    @property
+    def skip_reason(self) -> str | None: ...
+
+
+D = TypeVar("D", bound=Planned)
 
 
 def event_type(metadata: Mapping[str, Any], websocket_event: str | None) -> str | None:
@@ -47,12 +61,12 @@ def skip_reason(channel: str, event: str | None, doc: Mapping[str, Any]) -> str:
 async def apply(
     session: AsyncSession,
     client_id: str,
-    deliveries: Sequence[NewDelivery],
+    deliveries: Sequence[D],
     *,
     event: str | None,
     critical: bool,
     exempt: Collection[str] = frozenset(),
-) -> list[NewDelivery]:
+) -> list[D]:
     """`deliveries` with those the recipients' preferences turn off marked skipped (one
     bulk read of every recipient user's preferences); `exempt` channels never reach a
     user, so no preference applies to them."""
@@ -68,7 +82,7 @@ async def apply(
     docs = await repository.preferences_of(session, client_id, user_ids)
     if not docs:
         return list(deliveries)
-    out: list[NewDelivery] = []
+    out: list[D] = []
     for d in deliveries:
         doc = docs.get(d.recipient_user_id or "")
         if (
@@ -77,7 +91,8 @@ async def apply(
             and d.channel not in exempt
             and not wants(doc, d.channel, event)
         ):
-            d = dataclasses.replace(d, skip_reason=skip_reason(d.channel, event, doc))
+            reason = skip_reason(d.channel, event, doc)
+            d = cast(D, dataclasses.replace(cast(Any, d), skip_reason=reason))
         out.append(d)
     return out
 

@@ -15,14 +15,17 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     Select,
     Table,
     and_,
+    column,
     delete,
     func,
     insert,
     select,
+    table,
     text,
     update,
 )
@@ -39,7 +42,10 @@ from app.inbox.models import (
     InboxItem,
     NotificationPreference,
 )
-from app.notifications.models import Notification
+
+# The relay's notifications table, as far as an item reads it (its content): a table clause
+# rather than the relay's model, so the inbox does not import the relay that imports it.
+_NOTIFICATIONS = table("notifications", column("id"), column("client_id"), column("content", JSON))
 
 # Rows per INSERT of a fan-out (the relay's chunk size: under asyncpg's parameter limit).
 INSERT_CHUNK = 1000
@@ -49,7 +55,7 @@ _ITEMS: Table = InboxItem.__table__  # type: ignore[attr-defined]
 # What an item shows: one JSON path into its notification's content (`content #>
 # '{websocket,data}'` on PostgreSQL, `json_extract(content, '$."websocket"."data"')` on
 # SQLite), decoded as JSON on both.
-_DATA = col(Notification.content)[(IN_APP, "data")]
+_DATA = _NOTIFICATIONS.c.content[(IN_APP, "data")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,10 +150,10 @@ def _mine(client_id: str, user_id: str, now: datetime) -> list[ColumnElement[boo
 def _with_content() -> Select[tuple[InboxItem, Any]]:
     # Inner join on the notification's primary key (and its client, belt and braces).
     return select(InboxItem, _DATA).join(
-        Notification,
+        _NOTIFICATIONS,
         and_(
-            col(Notification.id) == col(InboxItem.notification_id),
-            col(Notification.client_id) == col(InboxItem.client_id),
+            _NOTIFICATIONS.c.id == col(InboxItem.notification_id),
+            _NOTIFICATIONS.c.client_id == col(InboxItem.client_id),
         ),
     )
 
@@ -184,13 +190,13 @@ async def list_page(
     query = _with_content().where(*_mine(client_id, user_id, now))
     if after:
         query = query.where(col(InboxItem.id) < after)
-    for column, wanted in (
+    for stamp, wanted in (
         (InboxItem.read_at, read),
         (InboxItem.seen_at, seen),
         (InboxItem.archived_at, archived),
     ):
         if wanted is not None:
-            query = query.where(col(column).is_not(None) if wanted else col(column).is_(None))
+            query = query.where(col(stamp).is_not(None) if wanted else col(stamp).is_(None))
     if event is not None:
         query = query.where(col(InboxItem.event) == event)
     query = query.order_by(col(InboxItem.id).desc()).limit(limit + 1)

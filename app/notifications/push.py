@@ -71,7 +71,7 @@ class InAppPush:
         self._presence = presence
         self._running: set[asyncio.Task[int]] = set()
         # Fast-path pushes not yet taken by a task, and their notifications' contents.
-        self._pending: list[OwedPush] = []
+        self._pending: list[tuple[str, str, Sequence[tuple[str, str]]]] = []
         self._contents: dict[str, dict[str, Any]] = {}
         self._starting = False
         # Off: sends leave their pushes to the sweep (tests simulate a crash after commit).
@@ -92,7 +92,7 @@ class InAppPush:
         pays per batch of sends, not per send."""
         if not items or not self.fast_path:
             return
-        self._pending += [OwedPush(d, client_id, u, notification_id) for d, u in items]
+        self._pending.append((client_id, notification_id, items))
         self._contents[notification_id] = content
         if len(self._running) < FAST_PATH_CONCURRENCY and not self._starting:
             self._starting = True
@@ -107,8 +107,15 @@ class InAppPush:
                 # The first pass starts on the next loop turn: sends answering meanwhile
                 # join this batch; later ones may start another task (up to the bound).
                 self._starting = False
-                pushes, contents = self._pending, self._contents
+                batch, contents = self._pending, self._contents
                 self._pending, self._contents = [], {}
+                # Built here, not in after_commit: a campaign's 10,000 objects (and the
+                # collection they may trigger) are no part of the 202's time.
+                pushes = [
+                    OwedPush(d, client_id, u, notification_id)
+                    for client_id, notification_id, items in batch
+                    for d, u in items
+                ]
                 try:
                     total += await self.push_online(pushes, contents)
                 except Exception:

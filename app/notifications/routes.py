@@ -17,7 +17,6 @@ from app.api.deps import (
     runtime_of,
 )
 from app.api.direct_route import direct_route
-from app.api.responses import model_response
 from app.core.openapi import problems
 from app.core.pagination import PageParams, make_page, page_params
 from app.notifications import service
@@ -78,7 +77,9 @@ async def send_notification(
             push=runtime.part(InAppPush),
             db=runtime.db,
         )
-    return model_response(result.notification, 202 if result.created else 200)
+    return Response(
+        result.json(), status_code=202 if result.created else 200, media_type="application/json"
+    )
 
 
 async def _send_direct(request: Request, body: Any, headers: dict[str, str | None]) -> Response:

@@ -31,7 +31,8 @@ from app.notifications.models import DELIVERED, PENDING, DeliveryAttempt, Notifi
 from app.notifications.push import InAppPush
 from app.notifications.repository import NewDelivery, NewNotification
 from app.notifications.scheduling import resolve_send_at
-from app.notifications.schemas import DeliveryOut, NotificationOut, SendRequest
+from app.notifications.schemas import NotificationOut, SendRequest
+from app.notifications.send_answer import SendResult, sent_answer
 from app.realtime.bus import EventBus
 from app.users import service as users
 from app.users.repository import UserContact
@@ -39,14 +40,6 @@ from app.users.repository import UserContact
 
 class IdempotencyMismatch(Unprocessable):
     """The idempotency key was used for a different request."""
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    """The stored notification, and whether this call created it (False: idempotent replay)."""
-
-    notification: NotificationOut
-    created: bool
 
 
 def _problem(detail: str) -> Unprocessable:
@@ -286,7 +279,7 @@ async def _send(
     statuses = initial_statuses(new, inbox is not None, send_at > now)
     notification.status = repository.derive_status(Counter(statuses), scheduled=send_at > now)
     ids = await repository.create_notification(
-        session, client_id, notification, new, now=now, inbox=inbox
+        session, client_id, notification, new, now=now, inbox=inbox, statuses=statuses
     )
     if ids is None:
         # A concurrent send holds the key: it committed (we waited on it), or still runs.
@@ -313,38 +306,7 @@ async def _send(
             pushed = next((n for n in content if channels[n].stores_inbox_item), None)
             if in_app and pushed is not None:
                 push.after_commit(client_id, notification.id, content[pushed], in_app)
-    return SendResult(_sent(notification, ids, new, statuses), created=True)
-
-
-def _sent(
-    notification: NewNotification, ids: list[str], new: list[NewDelivery], statuses: list[str]
-) -> NotificationOut:
-    """The answer for a notification just stored (its deliveries as `create_notification`
-    wrote them)."""
-    send_at = notification.send_at
-    return NotificationOut(
-        id=notification.id,
-        status=notification.status,  # type: ignore[arg-type]
-        channels=notification.channels,
-        created_at=notification.created_at,
-        send_at=send_at,
-        idempotency_key=notification.idempotency_key,
-        metadata=notification.metadata_,
-        deliveries=[
-            DeliveryOut(
-                id=delivery_id,
-                channel=d.channel,
-                recipient=d.recipient,
-                status=status,  # type: ignore[arg-type]
-                attempts=0,
-                last_error=None,
-                skip_reason=d.skip_reason,
-                delivered_at=notification.created_at if status == DELIVERED else None,
-                next_attempt_at=send_at if status == PENDING else None,
-            )
-            for delivery_id, d, status in zip(ids, new, statuses, strict=True)
-        ],
-    )
+    return SendResult(answer=sent_answer(notification, ids, new, statuses), created=True)
 
 
 def _content_event(loaded: Mapping[str, Channel], content: _Content) -> str | None:
