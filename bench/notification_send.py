@@ -76,7 +76,10 @@ local path = '{PATH}'
 local auth = '{AUTH}'
 local body = '{BODY}'
 local idem = {IDEM}
-local prefix = '{PREFIX}'
+-- Each wrk run (warm-up, every round) gets keys of its own: with the same prefix the
+-- counter restarts and later runs' keys were replays (200s) of earlier ones.
+math.randomseed(os.time())
+local prefix = '{PREFIX}' .. '-' .. os.time() .. '-' .. math.random(1, 1000000000)
 local i = 0
 local threads = {}
 setup = function(thread)
