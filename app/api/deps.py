@@ -139,6 +139,12 @@ async def require_master(
     return principal
 
 
+async def master_of(request: Request) -> Principal:
+    """`require_master` called directly (app/api/direct_route.py): the same schemes, in
+    the same order, and the same checks."""
+    return await require_master(request, await _bearer(request), await _header(request))
+
+
 async def require_client_key(
     request: Request, bearer: BearerDep, header_key: HeaderKeyDep
 ) -> Principal:

@@ -32,6 +32,9 @@ SINGLE_READ = "chatapi_single_read"
 AUTOCOMMIT = "AUTOCOMMIT"
 
 
+#: PostgreSQL connections `Database.hot_driver` keeps out of the pool (of its 30).
+HOT_CONNECTIONS = 16
+
 #: Connections of a SQLite database's read pool (its write pool has exactly one).
 SQLITE_READERS = 5
 
@@ -153,6 +156,9 @@ class Database:
         if not url.startswith("sqlite"):
             single_read["isolation_level"] = "AUTOCOMMIT"
         self._single_read_engine = self.read_engine.execution_options(**single_read)
+        # PostgreSQL: pooled connections kept checked out for autocommit statements.
+        self._hot: list[Any] = []
+        self._hot_out = 0
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -196,6 +202,48 @@ class Database:
             await greenlet_spawn(pooled.close)
 
     @asynccontextmanager
+    async def hot_driver(self) -> AsyncIterator[Any]:
+        """An asyncpg connection for autocommit statements (each commits on its own), kept
+        checked out of the pool between uses; None on SQLite or when HOT_CONNECTIONS are
+        all in use (the caller then takes the usual way).
+
+        A send's statements cost less than the pool's checkout and return around them
+        (events, a greenlet hop each way, the reset's rollback): these connections skip
+        both. Nothing is left open on them between uses (no transaction), so no reset is
+        owed; one left in a transaction or cut mid-statement (a cancelled request) is
+        closed, never reused.
+        """
+        if self.dialect_name != "postgresql" or (
+            not self._hot and self._hot_out >= HOT_CONNECTIONS
+        ):
+            yield None
+            return
+        self._hot_out += 1
+        try:
+            pooled = self._hot.pop() if self._hot else await self.engine.raw_connection()
+        except BaseException:
+            self._hot_out -= 1
+            raise
+        driver: Any = pooled.driver_connection
+        reusable = False
+        try:
+            yield driver
+            reusable = True
+        except Exception:
+            # A refused request (422, a failed statement) leaves the connection as it was;
+            # a cancelled one may be mid-statement.
+            reusable = True
+            raise
+        finally:
+            self._hot_out -= 1
+            if reusable and not _driver_closed(driver) and not driver.is_in_transaction():
+                self._hot.append(pooled)
+            else:
+                # The pool's reset would not end a transaction begun on the driver itself,
+                # nor a statement cut mid-way: such a connection is closed, not pooled.
+                await greenlet_spawn(_discard, pooled)
+
+    @asynccontextmanager
     async def read_connection(self) -> AsyncIterator[AsyncConnection]:
         """A Core connection for ONE read-only statement, outside any transaction.
 
@@ -219,6 +267,9 @@ class Database:
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
+        hot, self._hot = self._hot, []
+        for pooled in hot:
+            await greenlet_spawn(pooled.close)
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
@@ -278,17 +329,35 @@ def _autocommit_driver(session: AsyncSession) -> Any:
     return None
 
 
-async def autocommit(session: AsyncSession) -> None:
+async def autocommit(session: AsyncSession, driver: Any = None) -> None:
     """From here on each statement of `session` commits on its own, on PostgreSQL; call it
     before the session's first statement, for work whose writes are one statement (atomic
     alone): no BEGIN and COMMIT round trips. SQLite keeps its transaction (its writers take
     the write lock when it begins). The caller still commits, which then has nothing to do.
+
+    `driver` (from `Database.hot_driver`): the driver statements run on it, and the session
+    checks out no connection of its own for them.
     """
+    if driver is not None:
+        session.info[_AUTOCOMMIT_DRIVER] = (session.sync_session.get_transaction(), driver)
+        return
     if session.get_bind().dialect.name == "postgresql":
         conn = await session.connection(execution_options={"isolation_level": AUTOCOMMIT})
         if conn.sync_connection is not None:
             driver = conn.sync_connection.connection.driver_connection
             session.info[_AUTOCOMMIT_DRIVER] = (session.sync_session.get_transaction(), driver)
+
+
+def forget_driver(session: AsyncSession) -> None:
+    """Stop running `session`'s driver statements on the connection `autocommit` gave it
+    (that connection goes back to `Database.hot_driver`)."""
+    session.info.pop(_AUTOCOMMIT_DRIVER, None)
+
+
+def _discard(pooled: Any) -> None:
+    # Inside SQLAlchemy's greenlet: closing the driver connection awaits it.
+    pooled.invalidate()
+    pooled.close()
 
 
 def _driver_closed(driver: Any) -> bool:

@@ -11,6 +11,7 @@ from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.core.db import session_query
 from app.core.upsert import dialect_insert
 from app.notifications.models import IdempotencyRecord, Notification
 
@@ -70,6 +71,25 @@ async def find(
     )
     row = (await session.execute(query)).first()
     return (row[0], row[1]) if row is not None else None
+
+
+_HELD_PG = """
+SELECT r.request_hash, r.notification_id FROM idempotency_records r
+JOIN notifications n ON n.id = r.notification_id AND n.client_id = $1
+WHERE r.client_id = $1 AND r.key = $2 AND r.expires_at > $3
+""".strip()
+
+
+async def held(
+    session: AsyncSession, client_id: str, key: str, *, now: datetime
+) -> tuple[str, str] | None:
+    """`find`'s answer as (request hash, notification id): on PostgreSQL one driver
+    statement, without building the ORM query and objects (a keyed send's hot path)."""
+    if session.get_bind().dialect.name != "postgresql":
+        found = await find(session, client_id, key, now=now)
+        return (found[0].request_hash, found[1].id) if found is not None else None
+    rows = await session_query(session)(_HELD_PG, [client_id, key, now])
+    return (str(rows[0][0]), str(rows[0][1])) if rows else None
 
 
 async def purge_expired(session: AsyncSession, *, now: datetime, limit: int) -> int:

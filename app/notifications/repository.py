@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -47,6 +47,25 @@ _NOTIFICATION_COLUMNS = [
 ]
 
 
+@dataclass(slots=True)
+class NewNotification:
+    """A notification to create, as `create_notification` reads it: a `Notification`'s
+    columns without the model (building the SQLModel row validated and instrumented it,
+    a tenth of a send's CPU, for attributes only read)."""
+
+    id: str
+    client_id: str
+    status: str
+    channels: list[str]
+    content: dict[str, Any]
+    metadata_: dict[str, Any]
+    critical: bool
+    send_at: datetime
+    created_at: datetime
+    idempotency_key: str | None
+    request_hash: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class NewDelivery:
     """A delivery to create: one channel and one resolved recipient."""
@@ -64,7 +83,7 @@ class NewDelivery:
 async def create_notification(
     session: AsyncSession,
     client_id: str,
-    notification: Notification,
+    notification: Notification | NewNotification,
     deliveries: Sequence[NewDelivery],
     *,
     now: datetime,
@@ -80,8 +99,8 @@ async def create_notification(
     exists whether the user is online or not. The items hold no copy of the content: they
     show the notification's websocket data, stored once in its row.
 
-    Runs inside the caller's transaction (or, on PostgreSQL without an idempotency key, as
-    one statement that needs none). Returns None when `notification.idempotency_key` is
+    Runs inside the caller's transaction, or on PostgreSQL as one statement that needs
+    none (with an idempotency key its reservation gates every insert of the statement). Returns None when `notification.idempotency_key` is
     held by a live record (a concurrent or earlier send): the caller rolls back and answers
     with `idempotency_repository.find`. A delivery starts `pending`, due at `send_at`, or
     `skipped`, or — in-app with an inbox item, not scheduled — `delivered` at `now`
@@ -104,7 +123,14 @@ async def create_notification(
         # Notification, deliveries and inbox items in one statement: one round trip
         # instead of three (the send's hot path).
         args = _create_pg_args(notification, ids, deliveries, statuses, inbox, items, now)
-        await session_query(session)(_CREATE_PG, args)
+        if notification.idempotency_key is None:
+            await session_query(session)(_CREATE_PG, args)
+            return ids
+        # The key's reservation in the same statement, gating every insert: a live record
+        # holding the key means nothing is written (no transaction to roll back).
+        args += [now + timedelta(seconds=idempotency_ttl_seconds)]
+        rows = await session_query(session)(_CREATE_KEYED_PG, args)
+        return ids if rows and rows[0][0] else None
     else:
         # A Core INSERT, not session.add + flush: the unit of work costs more than the
         # statement, and nothing later in the request needs the object to be persistent.
@@ -174,8 +200,39 @@ SELECT 1
 """.strip()
 
 
+# `_CREATE_PG` behind the key's reservation: the upsert takes the key (or replaces an
+# expired record) and every insert reads its RETURNING, so they happen only if it did.
+_CREATE_KEYED_PG = (
+    """
+WITH idem AS (
+    INSERT INTO idempotency_records (client_id, key, request_hash, notification_id,
+        created_at, expires_at)
+    VALUES ($2, $10::varchar, $11::varchar, $1, $9, $25)
+    ON CONFLICT (client_id, key) DO UPDATE SET request_hash = excluded.request_hash,
+        notification_id = excluded.notification_id, created_at = excluded.created_at,
+        expires_at = excluded.expires_at
+    WHERE idempotency_records.expires_at <= $9
+    RETURNING 1
+), """
+    + _CREATE_PG.removeprefix("WITH ")
+    .removesuffix("SELECT 1")
+    .replace("VALUES ($1, $2, $3, $4::json, $5::json, $6::json, $7, $8, $9, $10::varchar, "
+             "$11::varchar)",
+             "SELECT $1, $2, $3, $4::json, $5::json, $6::json, $7, $8, $9, $10::varchar, "
+             "$11::varchar WHERE EXISTS (TABLE idem)")
+    .replace("AS d(id, channel, recipient, recipient_user_id, endpoint_id, status, next_attempt_at,\n"
+             "            skip_reason, delivered_at)",
+             "AS d(id, channel, recipient, recipient_user_id, endpoint_id, status, next_attempt_at,\n"
+             "            skip_reason, delivered_at)\n    WHERE EXISTS (TABLE idem)")
+    .replace("FROM unnest($22::varchar[], $23::varchar[]) AS i(id, user_id)",
+             "FROM unnest($22::varchar[], $23::varchar[]) AS i(id, user_id)\n"
+             "    WHERE EXISTS (TABLE idem)")
+    + "SELECT count(*) FROM idem"
+)  # fmt: skip
+
+
 def _create_pg_args(
-    n: Notification,
+    n: Notification | NewNotification,
     ids: list[str],
     deliveries: Sequence[NewDelivery],
     statuses: Sequence[str],

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from app.notifications.models import DELIVERED, PENDING, Notification
-from app.notifications.repository import NewDelivery
+from app.notifications.repository import NewDelivery, NewNotification
 from app.notifications.schemas import NotificationOut
 
 
@@ -54,7 +54,7 @@ class SendResult:
 
 
 def sent_answer(
-    notification: Notification,
+    notification: Notification | NewNotification,
     ids: Sequence[str],
     new: Sequence[NewDelivery],
     statuses: Sequence[str],

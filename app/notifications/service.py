@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels.base import Channel, ContentError, RecipientUser, Resolved
 from app.core.clock import utcnow
-from app.core.db import autocommit
+from app.core.db import Database, autocommit, forget_driver
 from app.core.doorbell import Doorbell
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.ids import new_id
@@ -29,7 +29,7 @@ from app.notifications import repository, size_bound
 from app.notifications.initial_status import initial_statuses
 from app.notifications.models import DELIVERED, PENDING, DeliveryAttempt, Notification
 from app.notifications.push import InAppPush
-from app.notifications.repository import NewDelivery
+from app.notifications.repository import NewDelivery, NewNotification
 from app.notifications.scheduling import resolve_send_at
 from app.notifications.schemas import NotificationOut, SendRequest
 from app.notifications.send_answer import SendResult, sent_answer
@@ -160,15 +160,15 @@ async def _expand(
 async def _replay(
     session: AsyncSession, client_id: str, key: str, request_hash: str, now: datetime
 ) -> NotificationOut | None:
-    found = await idempotency.find(session, client_id, key, now=now)
+    found = await idempotency.held(session, client_id, key, now=now)
     if found is None:
         return None
-    record, notification = found
-    if record.request_hash != request_hash:
+    held_hash, notification_id = found
+    if held_hash != request_hash:
         raise IdempotencyMismatch(
             "This idempotency key was already used for a different request (within 24 h)"
         )
-    return await get_notification(session, client_id, notification.id)
+    return await get_notification(session, client_id, notification_id)
 
 
 async def send(
@@ -182,6 +182,7 @@ async def send(
     header_key: str | None = None,
     past_send_at_is_now: bool = False,
     push: InAppPush | None = None,
+    db: Database | None = None,
 ) -> SendResult:
     """Validate, resolve recipients, store notification + deliveries + idempotency record in
     one transaction, commit, then ring the doorbell for what is due now.
@@ -194,7 +195,40 @@ async def send(
     age. `past_send_at_is_now` sends any past time at once (work done after the request).
 
     In-app deliveries are stored `delivered` (their inbox items are); after the commit
-    `push` sends their `notification` event to the online recipients in the background."""
+    `push` sends their `notification` event to the online recipients in the background.
+
+    With `db` (PostgreSQL), the send runs its statements on one of the database's hot
+    driver connections rather than one the session checks out."""
+    if db is not None:
+        async with db.hot_driver() as driver:
+            try:
+                return await _send(
+                    session, client_id, body, channels=channels, max_total_bytes=max_total_bytes,
+                    doorbell=doorbell, header_key=header_key,
+                    past_send_at_is_now=past_send_at_is_now, push=push, driver=driver,
+                )  # fmt: skip
+            finally:
+                forget_driver(session)
+    return await _send(
+        session, client_id, body, channels=channels, max_total_bytes=max_total_bytes,
+        doorbell=doorbell, header_key=header_key, past_send_at_is_now=past_send_at_is_now,
+        push=push, driver=None,
+    )  # fmt: skip
+
+
+async def _send(
+    session: AsyncSession,
+    client_id: str,
+    body: SendRequest,
+    *,
+    channels: Mapping[str, Channel],
+    max_total_bytes: int,
+    doorbell: Doorbell,
+    header_key: str | None,
+    past_send_at_is_now: bool,
+    push: InAppPush | None,
+    driver: Any,
+) -> SendResult:
     if header_key is not None and body.idempotency_key not in (None, header_key):
         raise _problem("the Idempotency-Key header and idempotency_key differ")
     key = header_key or body.idempotency_key
@@ -202,11 +236,10 @@ async def send(
     content = checked.stored
     now = utcnow()
     request_hash = ""
-    if key is None:
-        # Without a key the writes are one statement (the repository), atomic alone: no
-        # transaction, so no BEGIN and COMMIT round trips.
-        await autocommit(session)
-    else:
+    # The writes are one statement (the repository; with a key, its reservation gates the
+    # rest), atomic alone: no transaction on PostgreSQL, so no BEGIN and COMMIT round trips.
+    await autocommit(session, driver)
+    if key is not None:
         request_hash = body.request_hash()
         replay = await _replay(session, client_id, key, request_hash, now)
         if replay is not None:
@@ -229,7 +262,7 @@ async def send(
         exempt=frozenset(c for c in body.channels if not channels[c].reaches_users),
     )
     size_bound.check_total(content, new, limit=max_total_bytes)
-    notification = Notification(
+    notification = NewNotification(
         id=new_id(),
         client_id=client_id,
         status="scheduled" if send_at > now else "pending",
@@ -258,7 +291,8 @@ async def send(
                 "A request with this idempotency key is in progress", headers={"Retry-After": "1"}
             )
         return SendResult(replay, created=False)
-    await session.commit()
+    if session.in_transaction():  # autocommit: nothing to commit unless the ORM read
+        await session.commit()
     if send_at <= now:
         due = [i for i, st in zip(ids, statuses, strict=True) if st == PENDING]
         await doorbell.ring_deliveries(client_id, due)

@@ -109,6 +109,8 @@ class CeleryDoorbell:
 
     def send(self, messages: Sequence[Message]) -> None:
         """Publish `messages` (blocking: runs in the broker pool)."""
+        # Nobody reads a doorbell's result. `send_task` does not consult task_ignore_result:
+        # without ignore_result it subscribed to the result channel on Redis per message.
         for name, args, queue in messages:
             self._celery.send_task(name, args=args, queue=queue, ignore_result=True)
 

@@ -120,3 +120,34 @@ async def test_driver_statements_after_an_autocommit_transaction_join_the_next_o
             await session.rollback()
     finally:
         await db.dispose()
+
+
+async def test_hot_driver_connections_are_kept_out_and_reused_only_when_clean(
+    pg_url: str, sqlite_url: str
+) -> None:
+    db = Database(pg_url)
+    try:
+        async with db.hot_driver() as first:
+            pid = await first.fetchval("SELECT pg_backend_pid()")
+        async with db.hot_driver() as again:
+            # The same connection, without going back through the pool in between.
+            assert await again.fetchval("SELECT pg_backend_pid()") == pid
+        with pytest.raises(asyncpg.PostgresError):
+            async with db.hot_driver() as failing:
+                await failing.fetchval("SELECT 1/0")
+        async with db.hot_driver() as after_error:
+            assert await after_error.fetchval("SELECT pg_backend_pid()") == pid
+        async with db.hot_driver() as left_open:
+            await left_open.execute("BEGIN")
+        # A transaction left open is closed with its connection, never handed out again.
+        async with db.hot_driver() as fresh:
+            assert not fresh.is_in_transaction()
+            assert await fresh.fetchval("SELECT pg_backend_pid()") != pid
+    finally:
+        await db.dispose()
+    lite = Database(sqlite_url)
+    try:
+        async with lite.hot_driver() as none:
+            assert none is None  # SQLite keeps its sessions
+    finally:
+        await lite.dispose()

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from app.core.clock import ManualClock
-from app.core.db import Database
+from app.core.db import Database, autocommit, forget_driver
 from app.core.ids import new_id
 from app.notifications import delivery_repository as deliveries
 from app.notifications import idempotency_repository as idempotency
@@ -110,6 +110,35 @@ async def test_the_same_idempotency_key_returns_the_first_notification_until_it_
     async with db.read_session() as session:
         found = await idempotency.find(session, client_id, "order-1", now=clock.now())
     assert found is not None and found[1].id == third.id
+
+
+async def test_a_held_key_writes_nothing_even_outside_a_transaction(
+    pg_url: str, clock: ManualClock
+) -> None:
+    # The send runs its statements in autocommit on PostgreSQL: the key's reservation must
+    # gate the notification's inserts within the one statement, nothing to roll back.
+    db = Database(pg_url)
+    try:
+        client_id = await create_client(db)
+        item = [NewDelivery(channel="email", recipient={"email": "a@b.c"})]
+        first = _notification(client_id, clock.now(), key="gate")
+        second = _notification(client_id, clock.now(), key="gate")
+        for n, stored in ((first, True), (second, False)):
+            async with db.session() as session, db.hot_driver() as driver:
+                await autocommit(session, driver)
+                ids = await notifications.create_notification(
+                    session, client_id, n, item, now=clock.now()
+                )
+                assert (ids is not None) is stored
+                forget_driver(session)
+        async with db.read_session() as session:
+            assert await notifications.get(session, client_id, second.id) is None
+            count = select(func.count()).where(col(Delivery.client_id) == client_id)
+            assert (await session.execute(count)).scalar_one() == 1
+            held = await idempotency.held(session, client_id, "gate", now=clock.now())
+        assert held == ("h" * 64, first.id)
+    finally:
+        await db.dispose()
 
 
 async def test_concurrent_sends_with_one_idempotency_key_store_one_notification(
