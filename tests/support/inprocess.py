@@ -13,12 +13,24 @@ from fastapi import FastAPI
 
 from tests.support.processes import free_port
 
+# Longer than httpx keeps an idle connection for reuse (5 s): with both at uvicorn's default
+# 5 s, a request sent after ~5 s idle could meet the server's keep-alive close and fail
+# with httpx.ReadError (tests/core/test_inprocess_keep_alive.py).
+IDLE_CONNECTION_SECONDS = 30
+
 
 @asynccontextmanager
 async def serve_in_process(app: FastAPI) -> AsyncIterator[str]:
     """Serve `app` (lifespan included) on a free port; yield its base URL."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_keep_alive=IDLE_CONNECTION_SECONDS,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(), name="uvicorn-in-process")
     try:

@@ -138,7 +138,9 @@ async def test_a_worker_that_stops_on_an_unrecoverable_error_is_replaced(
     ):
         probe_id = await probe_tasks.create_probe(db, fail_times=0)
         await asyncio.to_thread(probe.delay, probe_id)
-        assert await _wait_probe_done(db, probe_id, timeout=30) == 1
+        # Two cold starts of `chatapi worker` (the one that crashes and its replacement) plus
+        # the restart delay: ~1.5 CPU s each, 10-15 s of wall time each on a loaded 2-core box.
+        assert await _wait_probe_done(db, probe_id, timeout=90) == 1
         # The process that crashed is the one that ran the probe: replaced in place.
         assert marker.read_text() == str(worker.proc.pid)
         log = worker.output()
