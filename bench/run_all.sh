@@ -91,6 +91,9 @@ run "#15 row 3" 240 connect_1000.py --clients "$FANOUT_CLIENTS" --targets bare,n
 run "P6" 900 idle_memory.py --connections "$P6_CONNECTIONS" --procs 2 \
   --targets bare,chatapi,chatapi-ws
 run "#15 row 7" 360 scaleout.py --clients "$FANOUT_CLIENTS" --messages "$FANOUT_MESSAGES"
+# #25 "Also measure": churn on one process; Redis restarted under it with two processes.
+run "#25 churn" 300 churn.py --clients "$FANOUT_CLIENTS"
+run "#25 broker restart" 420 broker_restart.py --clients "$FANOUT_CLIENTS"
 
 "$PY" - "$BENCH_DB_PREFIX" <<'PY'
 import asyncio, sys
