@@ -15,6 +15,12 @@ API_PREFIX = "/api/v1"
 USER_AGENT = "chatapi-client-python/0.1.0"
 
 
+# The server (uvicorn) closes an idle connection after 5 s, httpx reuses one for 5 s by
+# default: a request sent on a connection idle for about 5 s can meet the close and fail.
+# Dropping idle connections a second earlier than the server keeps them avoids that race.
+_LIMITS = httpx.Limits(keepalive_expiry=4.0)
+
+
 class AsyncTransport:
     """Sends requests under `/api/v1` with the key, retrying what is safe to retry."""
 
@@ -32,7 +38,7 @@ class AsyncTransport:
             raise ValueError("base_url is required (or set CHATAPI_URL)")
         self.base_url = (base_url or str(http.base_url if http else "")).rstrip("/")
         self._owns_http = http is None
-        self.http = http or httpx.AsyncClient(timeout=timeout)
+        self.http = http or httpx.AsyncClient(timeout=timeout, limits=_LIMITS)
         self.retry = retry
 
     def url(self, path: str) -> str:
