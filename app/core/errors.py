@@ -178,6 +178,10 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unhandled(request: Request, exc: Exception) -> Response:
+    if database_unavailable(exc):
+        # The driver's own errors (statements on a kept asyncpg connection, app/core/db.py
+        # hot_driver) are not SQLAlchemy's: an outage is still a 503.
+        return _unavailable(request, exc)
     # Starlette re-raises after this response, so Sentry and the server log still see it.
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(
@@ -198,12 +202,37 @@ def database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, sa_exc.DBAPIError):
         # No statement: it failed while connecting. Invalidated: the connection broke.
         return exc.statement is None or exc.connection_invalidated
-    return False
+    return _driver_unavailable(exc)
+
+
+def _driver_unavailable(exc: BaseException) -> bool:
+    """asyncpg's own errors that mean the server is gone or refusing connections."""
+    try:
+        from asyncpg import exceptions as pg
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        return False
+    if isinstance(
+        exc,
+        (
+            pg.ConnectionDoesNotExistError,  # closed in the middle of an operation
+            pg.PostgresConnectionError,  # SQLSTATE class 08
+            pg.CannotConnectNowError,  # 57P03: starting up or shutting down
+            pg.AdminShutdownError,  # 57P01
+            pg.CrashShutdownError,  # 57P02
+        ),
+    ):
+        return True
+    # A statement on a connection the server already closed.
+    return isinstance(exc, pg.InterfaceError) and "connection is closed" in str(exc)
 
 
 async def _database_error(request: Request, exc: Exception) -> Response:
     if not database_unavailable(exc):
         return await _unhandled(request, exc)
+    return _unavailable(request, exc)
+
+
+def _unavailable(request: Request, exc: Exception) -> Response:
     # An outage is the operator's to fix and the client's to retry: 503, not a 500 bug.
     log.warning(
         "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__

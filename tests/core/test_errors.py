@@ -209,3 +209,19 @@ async def test_an_unreachable_database_is_a_503_problem_with_retry_after() -> No
         assert response.headers["content-type"] == "application/problem+json"
         assert response.headers["retry-after"] == "2"
         assert response.json()["type"].endswith("/database-unavailable")
+
+
+def test_asyncpgs_own_outage_errors_count_as_the_database_unavailable() -> None:
+    # Statements on a kept asyncpg connection (hot_driver) raise the driver's errors, not
+    # SQLAlchemy's: an outage among them is a 503, a wrong statement stays a 500.
+    from asyncpg import exceptions as pg
+
+    from app.core.errors import database_unavailable
+
+    assert database_unavailable(pg.ConnectionDoesNotExistError("closed mid-operation"))
+    assert database_unavailable(pg.AdminShutdownError("terminating connection"))
+    assert database_unavailable(pg.CannotConnectNowError("the database system is starting up"))
+    assert database_unavailable(pg.InterfaceError("cannot perform operation: connection is closed"))
+    assert not database_unavailable(pg.UniqueViolationError("duplicate key"))
+    assert not database_unavailable(pg.InterfaceError("another operation is in progress"))
+    assert not database_unavailable(ValueError("a bug"))
