@@ -4,6 +4,7 @@ a sweep that found nothing). Embedded relay, real HTTP receiver."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -30,6 +31,14 @@ def lines(caplog: pytest.LogCaptureFixture, message: str) -> list[logging.LogRec
     return [r for r in caplog.records if r.getMessage() == message]
 
 
+async def _logged(caplog: pytest.LogCaptureFixture, message: str, timeout: float = 5.0) -> None:
+    """Wait until a line with `message` has been logged (or fail after `timeout`)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not lines(caplog, message):
+        assert asyncio.get_running_loop().time() < deadline, f"{message!r} was never logged"
+        await asyncio.sleep(0.02)
+
+
 async def test_a_failed_delivery_and_the_endpoint_it_disabled_are_logged_at_info(
     relay: Relay, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -41,6 +50,9 @@ async def test_a_failed_delivery_and_the_endpoint_it_disabled_are_logged_at_info
     done = await wait_for_status(relay.api, tenant, sent["id"], {"delivered", "failed"})
     assert done["status"] == "failed"
     [delivery] = done["deliveries"]
+    # Both lines are written after the result's commit, so the status can be seen first.
+    await _logged(caplog, "delivery failed")
+    await _logged(caplog, "webhook endpoint disabled")
     [failed] = lines(caplog, "delivery failed")
     assert failed.levelno == logging.INFO
     expected = {
