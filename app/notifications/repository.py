@@ -5,13 +5,11 @@ The per-delivery work queue (claim, finish, sweeps) is in `delivery_repository`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from sqlalchemy import Table, exists, func, insert, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +20,7 @@ from app.core.ids import new_ids
 from app.inbox import repository as inbox_repository
 from app.inbox.repository import InboxContent
 from app.notifications import idempotency_repository as idempotency
+from app.notifications.create_statement import CREATE_KEYED_PG, CREATE_PG, create_pg_args
 from app.notifications.idempotency_repository import IDEMPOTENCY_TTL_SECONDS
 from app.notifications.initial_status import initial_statuses
 from app.notifications.models import (
@@ -122,14 +121,14 @@ async def create_notification(
     if session.get_bind().dialect.name == "postgresql":
         # Notification, deliveries and inbox items in one statement: one round trip
         # instead of three (the send's hot path).
-        args = _create_pg_args(notification, ids, deliveries, statuses, inbox, items, now)
+        args = create_pg_args(notification, ids, deliveries, statuses, inbox, items, now)
         if notification.idempotency_key is None:
-            await session_query(session)(_CREATE_PG, args)
+            await session_query(session)(CREATE_PG, args)
             return ids
         # The key's reservation in the same statement, gating every insert: a live record
         # holding the key means nothing is written (no transaction to roll back).
         args += [now + timedelta(seconds=idempotency_ttl_seconds)]
-        rows = await session_query(session)(_CREATE_KEYED_PG, args)
+        rows = await session_query(session)(CREATE_KEYED_PG, args)
         return ids if rows and rows[0][0] else None
     else:
         # A Core INSERT, not session.add + flush: the unit of work costs more than the
@@ -171,103 +170,6 @@ async def create_notification(
         if not reserved:
             return None
     return ids
-
-
-# Data-modifying CTEs: the three INSERTs run as one statement (the foreign keys from
-# deliveries to the notification are checked at its end); rows travel as arrays.
-_CREATE_PG = """
-WITH notification AS (
-    INSERT INTO notifications (id, client_id, status, channels, content, metadata, critical,
-        send_at, created_at, idempotency_key, request_hash)
-    VALUES ($1, $2, $3, $4::json, $5::json, $6::json, $7, $8, $9, $10::varchar, $11::varchar)
-), deliveries AS (
-    INSERT INTO deliveries (id, client_id, notification_id, channel, recipient,
-        recipient_user_id, endpoint_id, status, attempts, next_attempt_at, lease_until,
-        last_error, delivered_at, skip_reason, created_at, updated_at)
-    SELECT d.id, $2, $1, d.channel, d.recipient::json, d.recipient_user_id, d.endpoint_id,
-        d.status, 0, d.next_attempt_at, NULL, NULL, d.delivered_at, d.skip_reason, $9, $9
-    FROM unnest($12::varchar[], $13::varchar[], $14::text[], $15::varchar[], $16::varchar[],
-        $17::varchar[], $18::timestamptz[], $19::varchar[], $24::timestamptz[])
-        AS d(id, channel, recipient, recipient_user_id, endpoint_id, status, next_attempt_at,
-            skip_reason, delivered_at)
-), items AS (
-    INSERT INTO inbox_items (id, client_id, user_id, notification_id, event, created_at,
-        read_at, seen_at, archived_at)
-    SELECT i.id, $2, i.user_id, $1, $20::varchar, $21::timestamptz, NULL, NULL, NULL
-    FROM unnest($22::varchar[], $23::varchar[]) AS i(id, user_id)
-)
-SELECT 1
-""".strip()
-
-
-# `_CREATE_PG` behind the key's reservation: the upsert takes the key (or replaces an
-# expired record) and every insert reads its RETURNING, so they happen only if it did.
-_CREATE_KEYED_PG = (
-    """
-WITH idem AS (
-    INSERT INTO idempotency_records (client_id, key, request_hash, notification_id,
-        created_at, expires_at)
-    VALUES ($2, $10::varchar, $11::varchar, $1, $9, $25)
-    ON CONFLICT (client_id, key) DO UPDATE SET request_hash = excluded.request_hash,
-        notification_id = excluded.notification_id, created_at = excluded.created_at,
-        expires_at = excluded.expires_at
-    WHERE idempotency_records.expires_at <= $9
-    RETURNING 1
-), """
-    + _CREATE_PG.removeprefix("WITH ")
-    .removesuffix("SELECT 1")
-    .replace("VALUES ($1, $2, $3, $4::json, $5::json, $6::json, $7, $8, $9, $10::varchar, "
-             "$11::varchar)",
-             "SELECT $1, $2, $3, $4::json, $5::json, $6::json, $7, $8, $9, $10::varchar, "
-             "$11::varchar WHERE EXISTS (TABLE idem)")
-    .replace("AS d(id, channel, recipient, recipient_user_id, endpoint_id, status, next_attempt_at,\n"
-             "            skip_reason, delivered_at)",
-             "AS d(id, channel, recipient, recipient_user_id, endpoint_id, status, next_attempt_at,\n"
-             "            skip_reason, delivered_at)\n    WHERE EXISTS (TABLE idem)")
-    .replace("FROM unnest($22::varchar[], $23::varchar[]) AS i(id, user_id)",
-             "FROM unnest($22::varchar[], $23::varchar[]) AS i(id, user_id)\n"
-             "    WHERE EXISTS (TABLE idem)")
-    + "SELECT count(*) FROM idem"
-)  # fmt: skip
-
-
-def _create_pg_args(
-    n: Notification | NewNotification,
-    ids: list[str],
-    deliveries: Sequence[NewDelivery],
-    statuses: Sequence[str],
-    inbox: InboxContent | None,
-    items: list[tuple[str, str]],
-    now: datetime,
-) -> list[Any]:
-    # JSON as text, as SQLAlchemy's JSON type gives it to the driver; the recipients' by
-    # orjson (compact: the same JSON, a tenth of json.dumps's cost at 10,000 recipients).
-    return [
-        n.id,
-        n.client_id,
-        n.status,
-        json.dumps(n.channels),
-        json.dumps(n.content),
-        json.dumps(n.metadata_),
-        n.critical,
-        n.send_at,
-        n.created_at,
-        n.idempotency_key,
-        n.request_hash,
-        ids,
-        [d.channel for d in deliveries],
-        [orjson.dumps(d.recipient).decode() for d in deliveries],
-        [d.recipient_user_id for d in deliveries],
-        [d.endpoint_id for d in deliveries],
-        statuses,
-        [n.send_at if s == PENDING else None for s in statuses],
-        [d.skip_reason for d in deliveries],
-        inbox.event if inbox else None,
-        inbox.visible_at if inbox else now,
-        [item_id for item_id, _ in items],
-        [user_id for _, user_id in items],
-        [now if s == DELIVERED else None for s in statuses],
-    ]
 
 
 async def insert_deliveries(
