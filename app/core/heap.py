@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import gc
 
-_frozen = False
-
 
 def freeze_startup_heap() -> bool:
-    """Move every object allocated so far out of the collector's reach, once per process
-    (a second app in the same process, as in tests, leaves it as it is); whether it did."""
-    global _frozen
-    if _frozen:
+    """Move every object allocated so far out of the collector's reach, unless something
+    already is frozen (a second app in the same process, as in tests); whether it did."""
+    # The collector's own count, not a module flag: whoever unfroze (a test that froze
+    # and unfroze around a timing loop) has handed the heap back to the collector.
+    if gc.get_freeze_count():
         return False
     # Collect first: garbage frozen now would never be collected.
     gc.collect()
     gc.freeze()
-    _frozen = True
     return True
