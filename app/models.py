@@ -13,6 +13,13 @@ from app.inbound.models import (
 from app.inbox.models import InboxItem, NotificationPreference
 from app.messages.models import Message
 from app.notifications.models import Delivery, DeliveryAttempt, IdempotencyRecord, Notification
+from app.providers.models import (
+    Provider,
+    ProviderEventRecord,
+    ProviderRoute,
+    PushSubscription,
+    Suppression,
+)
 from app.rooms.models import Room, RoomMember
 from app.system.models import Heartbeat
 from app.tenants.models import Client
@@ -39,9 +46,14 @@ __all__ = [
     "Message",
     "Notification",
     "NotificationPreference",
+    "Provider",
+    "ProviderEventRecord",
+    "ProviderRoute",
+    "PushSubscription",
     "RollupState",
     "Room",
     "RoomMember",
+    "Suppression",
     "User",
     "WebhookEndpoint",
 ]

@@ -23,6 +23,8 @@ class User(SQLModel, table=True):
     external_id: str = Field(max_length=200)
     display_name: str | None = Field(default=None, max_length=200)
     email: str | None = Field(default=None, max_length=320)
+    # E.164 (`+14155550100`), validated by the API; the `sms` channel delivers to it.
+    phone: str | None = Field(default=None, max_length=20)
     metadata_: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column("metadata", JSON, nullable=False)
     )
