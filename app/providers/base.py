@@ -12,12 +12,13 @@ accounts (`ProviderAccount`) and messages, and it answers one `ProviderOutcome` 
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -166,7 +167,7 @@ class ProviderType(Protocol):
     type: str
     #: The channel it delivers for: `email`, `sms` or `push`.
     channel: str
-    settings_model: type[ProviderSettings]
+    settings_model: builtins.type[ProviderSettings]
     #: Messages one `send` call may carry (Mailgun: 1,000 recipients per API call).
     max_batch: int
 
@@ -198,10 +199,12 @@ class ProviderType(Protocol):
 class BaseProviderType:
     """Defaults for a provider type: no events, nothing pooled."""
 
-    type: ClassVar[str]
-    channel: ClassVar[str]
-    settings_model: ClassVar[type[ProviderSettings]]
-    max_batch: ClassVar[int] = 1
+    # Set by each subclass (class attributes); plain annotations so a subclass instance
+    # satisfies the ProviderType protocol's members.
+    type: str
+    channel: str
+    settings_model: builtins.type[ProviderSettings]
+    max_batch: int = 1
 
     def verify_events(
         self, account: ProviderAccount, request: SignedRequest
