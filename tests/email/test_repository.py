@@ -82,12 +82,12 @@ async def test_a_put_without_fallback_takes_it_out_of_the_route(
 ) -> None:
     fallback = {**_config(), "password_sealed": "sealed-fb"}
     async with db.session() as session:
-        await email_configs.upsert(session, client_id, now=clock.now(), **_config(fallback=fallback))
+        await email_configs.upsert(
+            session, client_id, now=clock.now(), **_config(fallback=fallback)
+        )
         await email_configs.upsert(session, client_id, now=clock.now(), **_config())
         await session.commit()
     async with db.read_session() as session:
         route = await providers.get_route(session, client_id, "email")
         assert route is not None and route.providers == ["smtp"]
-        assert [p.name for p in await providers.of_channel(session, client_id, "email")] == [
-            "smtp"
-        ]
+        assert [p.name for p in await providers.of_channel(session, client_id, "email")] == ["smtp"]
