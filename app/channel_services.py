@@ -8,11 +8,14 @@ from collections.abc import Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.channels.base import EmailConfig, WebhookEndpoint
-from app.channels.email import EmailConfigs
+from app.channels.base import WebhookEndpoint
+from app.channels.email import RecipientCounts
 from app.channels.webhook import EndpointRef, WebhookEndpoints
 from app.core.crypto import SecretBox
-from app.email import service as email_service
+from app.notifications import recipient_counts
+from app.providers import routing
+from app.providers.base import ProviderType
+from app.providers.failover import ProviderRoutes, Route
 from app.webhooks import service as webhooks
 
 
@@ -41,19 +44,35 @@ class _Endpoints:
         return await webhooks.endpoints_for_delivery(session, self._box, client_id, endpoint_ids)
 
 
-class _EmailConfigs:
-    """A tenant's SMTP configuration (app/email)."""
+class _ProviderRoutes:
+    """A tenant's routing of a channel with its accounts opened (app/providers): the route
+    and its providers, two queries per batch."""
 
-    def __init__(self, box: SecretBox) -> None:
+    def __init__(self, box: SecretBox, types: Mapping[str, ProviderType]) -> None:
         self._box = box
+        self._types = types
 
-    async def config_for_delivery(
-        self, session: AsyncSession, client_id: str
-    ) -> EmailConfig | None:
-        """The client's configuration with opened passwords, or None."""
-        return await email_service.config_for_delivery(session, self._box, client_id)
+    async def route(self, session: AsyncSession, client_id: str, channel: str) -> Route:
+        """The route, enabled accounts only, secrets opened (SecretBoxError if one cannot)."""
+        return await routing.route_for_delivery(session, self._box, self._types, client_id, channel)
 
 
-def channel_services(box: SecretBox) -> dict[type, object]:
+class _RecipientCounts:
+    """Recipients per notification on a channel (app/notifications)."""
+
+    async def per_delivery(
+        self, session: AsyncSession, client_id: str, channel: str, delivery_ids: Sequence[str]
+    ) -> Mapping[str, int]:
+        """For each delivery, its notification's number of deliveries on `channel`."""
+        return await recipient_counts.per_delivery(session, client_id, channel, delivery_ids)
+
+
+def channel_services(
+    box: SecretBox, provider_types: Mapping[str, ProviderType] | None = None
+) -> dict[type, object]:
     """The services for `ChannelFactoryContext.services`."""
-    return {WebhookEndpoints: _Endpoints(box), EmailConfigs: _EmailConfigs(box)}
+    return {
+        WebhookEndpoints: _Endpoints(box),
+        ProviderRoutes: _ProviderRoutes(box, provider_types or {}),
+        RecipientCounts: _RecipientCounts(),
+    }

@@ -23,6 +23,7 @@ from app.core.redis import create_redis
 from app.core.secret_key import load_secret_box
 from app.notifications.push import InAppPush
 from app.observability.metrics import multiproc_registry
+from app.providers.base import ProviderFactoryContext, load_provider_types
 from app.ratelimit.fail_open import FailOpen
 from app.ratelimit.policies import RateLimitPolicies
 from app.ratelimit.storage import create_limiter, create_storage
@@ -63,6 +64,8 @@ def build_runtime(settings: Settings, role: Role, *, clock: Clock | None = None)
     )
     bus = EventBus(broadcast)
     secret_box = load_secret_box(settings)
+    # Built once per process: each type pools its connections (SMTP sessions, HTTP clients).
+    provider_types = load_provider_types(ProviderFactoryContext.from_settings(settings, clock))
     runtime = Runtime(
         settings=settings,
         role=role,
@@ -79,9 +82,14 @@ def build_runtime(settings: Settings, role: Role, *, clock: Clock | None = None)
         doorbell=celery_doorbell(pools.broker),
         clock=clock or installed_clock(),
         metrics=multiproc_registry() or REGISTRY,
+        provider_types=provider_types,
         channels=load_channels(
             ChannelFactoryContext.from_settings(
-                settings, bus, presence, services=channel_services(secret_box)
+                settings,
+                bus,
+                presence,
+                services=channel_services(secret_box, provider_types),
+                provider_types=provider_types,
             )
         ),
     )

@@ -2,7 +2,6 @@
 
 from app.analytics.models import DeliveryRollup, LatencyRollup, RollupState
 from app.auth.models import ApiKey, ConnectToken
-from app.email.models import EmailConfig
 from app.events.models import EventType
 from app.inbound.models import (
     InboundContentMark,
@@ -33,7 +32,6 @@ __all__ = [
     "Delivery",
     "DeliveryAttempt",
     "DeliveryRollup",
-    "EmailConfig",
     "EventType",
     "Heartbeat",
     "IdempotencyRecord",

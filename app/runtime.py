@@ -35,6 +35,7 @@ from app.core.crypto import SecretBox
 from app.core.db import Database
 from app.core.doorbell import Doorbell
 from app.core.executors import Executors
+from app.providers.base import ProviderType
 from app.ratelimit.policies import RateLimitPolicies
 from app.realtime.bus import EventBus
 from app.realtime.presence import Presence
@@ -93,6 +94,9 @@ class Runtime:
     metrics: CollectorRegistry
     # The delivery channels by name, loaded once per process from the entry points.
     channels: dict[str, Channel] = field(default_factory=dict)
+    # The provider types by name (app/providers), loaded once per process from the entry
+    # points; the channels that deliver through providers share them (closed at stop).
+    provider_types: dict[str, ProviderType] = field(default_factory=dict)
     # Set when the process is asked to stop (SIGTERM, the API's shutdown): work claimed from
     # then on is given back unspent instead of started (DESIGN.md §4).
     shutting_down: threading.Event = field(default_factory=threading.Event)
@@ -165,6 +169,11 @@ class Runtime:
                     await channel.aclose()
                 except Exception:
                     log.exception("closing channel %r failed", channel.name)
+            for provider_type in self.provider_types.values():
+                try:
+                    await provider_type.aclose()
+                except Exception:
+                    log.exception("closing provider type %r failed", provider_type.type)
             await self.limits.stop()
             await self.authenticator.stop()
             await self.broadcast.stop()

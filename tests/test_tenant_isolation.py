@@ -17,7 +17,8 @@ from tests.inbound.conftest import make_hook, post
 from tests.support.api import Api, Tenant
 
 # Routes addressed by something other than a tenant-owned id.
-NOT_TENANT_OBJECTS = {"/api/v1/webhooks/{client_slug}/{name}"}
+# `/routing/{channel}` is addressed by a channel name: each tenant reads and sets its own.
+NOT_TENANT_OBJECTS = {"/api/v1/webhooks/{client_slug}/{name}", "/api/v1/routing/{channel}"}
 
 ObjectMaker = Callable[[Api, Tenant], Awaitable[dict[str, str]]]
 
@@ -61,6 +62,16 @@ async def _objects_of(api: Api, owner: Tenant) -> dict[str, str]:
         "/api/v1/webhook-endpoints", json={"url": "https://93.184.215.14/hook"}, headers=owner.auth
     )
     assert endpoint.status_code == 201, endpoint.text
+    provider = await api.http.post(
+        "/api/v1/providers",
+        json={
+            "name": "owned",
+            "type": "smtp",
+            "settings": {"host": "93.184.215.14", "port": 587, "from_email": "a@b.example"},
+        },
+        headers=owner.auth,
+    )
+    assert provider.status_code == 201, provider.text
     sent = await api.http.post(
         "/api/v1/notifications/send",
         json={
@@ -86,6 +97,7 @@ async def _objects_of(api: Api, owner: Tenant) -> dict[str, str]:
         # The user's inbox item of the notification (it shares the delivery's id).
         "item_id": websocket_delivery["id"],
         "endpoint_id": endpoint.json()["id"],
+        "provider_id": provider.json()["id"],
         "notification_id": sent.json()["id"],
         "hook_id": hook["id"],
         "event_id": event.json()["id"],
@@ -152,6 +164,7 @@ async def test_another_tenants_ids_are_404_on_every_route(api: Api) -> None:
         f"/api/v1/rooms/{objects['room_id']}",
         f"/api/v1/rooms/{objects['room_id']}/messages",
         f"/api/v1/webhook-endpoints/{objects['endpoint_id']}",
+        f"/api/v1/providers/{objects['provider_id']}",
         f"/api/v1/users/{objects['user_id']}/notifications",
         f"/api/v1/users/{objects['user_id']}/preferences",
         f"/api/v1/event-types/{objects['name']}",

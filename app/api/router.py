@@ -13,6 +13,8 @@ from app.messages.routes import router as messages_router
 from app.notifications.recovery_routes import router as recovery_router
 from app.notifications.routes import router as notifications_router
 from app.observability.health import live
+from app.providers.routes import router as providers_router
+from app.providers.routes import routing_router
 from app.realtime.gateway_websocket import router as websocket_router
 from app.rooms.routes import router as rooms_router
 from app.tenants.routes import router as clients_router
@@ -39,6 +41,8 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     webhook_endpoints_router,
     event_types_router,
     email_config_router,
+    providers_router,
+    routing_router,
     recovery_router,
     notifications_router,
     inbound_router,

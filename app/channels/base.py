@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from app.core.config import Settings
+    from app.providers.base import ProviderType
     from app.realtime.bus import EventBus
     from app.realtime.presence import Presence
 
@@ -276,6 +277,9 @@ class ChannelFactoryContext:
     # composition root (app/runtime.py) registers the adapters.
     # A factory reads its own: `cast("Kind | None", ctx.services.get(Kind))`.
     services: Mapping[type, object] = field(default_factory=dict)
+    # The process's provider types by name (app/providers), built once by the composition
+    # root and closed by the runtime: the channels that deliver through providers share them.
+    provider_types: Mapping[str, ProviderType] = field(default_factory=dict)
 
     @classmethod
     def from_settings(
@@ -284,6 +288,7 @@ class ChannelFactoryContext:
         bus: EventBus | None = None,
         presence: Presence | None = None,
         services: Mapping[type, object] | None = None,
+        provider_types: Mapping[str, ProviderType] | None = None,
     ) -> ChannelFactoryContext:
         """The context for a process running with `settings`."""
         return cls(
@@ -291,6 +296,7 @@ class ChannelFactoryContext:
             bus=bus,
             presence=presence,
             services=dict(services or {}),
+            provider_types=dict(provider_types or {}),
             allow_private_targets=settings.WEBHOOK_ALLOW_PRIVATE_TARGETS,
             webhook_timeout_seconds=settings.WEBHOOK_TIMEOUT_SECONDS,
             webhook_max_in_flight_per_endpoint=settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT,

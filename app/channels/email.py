@@ -1,23 +1,25 @@
-"""The e-mail channel: one message per delivery through the client's SMTP server (aiosmtplib).
+"""The e-mail channel: each delivery goes through the tenant's e-mail providers.
 
-SMTP 2xx delivers, 4xx and a refused/timed-out connection retry, 5xx and a configuration that
-cannot work fail for good (app/channels/smtp_errors.py). When the primary refuses the
-connection, times out or answers 4xx and a fallback server is configured, the same attempt
-goes through the fallback; `Outcome.served_by` says which one answered. Every new connection
-goes to an address the SMTP target policy checked (app/channels/smtp_target.py). Connections
-are pooled per server configuration within the worker's event loop (app/channels/smtp_pool.py),
-so a burst of e-mails does not pay a TCP + TLS + AUTH handshake each, and a message's
-common part is rendered once per content (app/channels/smtp_message.py).
+The tenant's routing of the `email` channel (`PUT /routing/email`, app/providers) is read
+once per batch (`load_targets`): an ordered failover chain of providers, and a bulk chain for
+notifications with at least `min_recipients` e-mail deliveries. `send_batch` groups the
+batch's messages by chain and hands each group to `send_through` (app/providers/failover.py):
+a message the first provider fails by its own fault (refused, timed out, 4xx, a session that
+cannot be opened) goes to the next within the same attempt; `Outcome.served_by` names the
+provider that answered. The `smtp` provider type (app/providers/builtin/smtp.py) speaks SMTP.
+
+How many recipients a notification has on this channel (the bulk threshold) is counted once
+per batch, and only when the route has a bulk chain: one grouped count on the deliveries'
+(notification, channel) index.
 """
 
 from __future__ import annotations
 
-import ssl
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-import aiosmtplib
 from pydantic import BaseModel
 
 from app.channels.base import (
@@ -32,45 +34,82 @@ from app.channels.base import (
     Resolved,
     SmtpServer,
     TenantLimits,
-    truncate_reply,
 )
 from app.channels.content import EmailContent
 from app.channels.driver import BaseChannel
-from app.channels.smtp_errors import SMTP_FAILURES, classify
 from app.channels.smtp_message import MessageCache, build_message  # noqa: F401 (re-exported)
-from app.channels.smtp_pool import MAX_CONNECTIONS_PER_SERVER, PoolBusy, SmtpPool
+from app.channels.smtp_pool import MAX_CONNECTIONS_PER_SERVER
 from app.channels.smtp_target import SmtpTargetPolicy
 from app.core.clock import monotonic
 from app.core.crypto import SecretBoxError
+from app.providers.base import ProviderAccount, ProviderMessage, ProviderType
+from app.providers.builtin.smtp import (
+    POOL_BUSY_RETRY_SECONDS,  # noqa: F401 (re-exported)
+    SmtpProviderType,
+    SmtpSettings,
+)
+from app.providers.failover import ProviderRoutes, Route, send_through
 
 if TYPE_CHECKING:
+    import ssl
+
     from sqlalchemy.ext.asyncio import AsyncSession
 
-# A send that found every pooled session busy is deferred (ours, no attempt) for this long.
-POOL_BUSY_RETRY_SECONDS = 5.0
+NO_PROVIDER = "no e-mail provider is configured"
 
 
-class EmailConfigs(Protocol):
-    """Where the channel reads a tenant's SMTP configuration (registered by the runtime)."""
+class RecipientCounts(Protocol):
+    """How many deliveries a batch's notifications have on a channel (registered by the
+    composition root; the bulk chain's threshold)."""
 
-    async def config_for_delivery(
-        self, session: AsyncSession, client_id: str
-    ) -> EmailConfig | None:
-        """The client's configuration with opened passwords, or None; SecretBoxError when
-        it cannot be opened (sealed under another SECRET_KEY)."""
+    async def per_delivery(
+        self, session: AsyncSession, client_id: str, channel: str, delivery_ids: Sequence[str]
+    ) -> Mapping[str, int]:
+        """For each delivery id, the number of `channel` deliveries of its notification."""
         ...
 
 
 @dataclass(frozen=True, slots=True)
 class EmailTarget(DeliveryTarget):
-    """An e-mail delivery's address and its tenant's SMTP configuration."""
+    """An e-mail delivery's address and the providers it goes through (`chain`).
+
+    `config` is the older shape, an explicit primary/fallback pair of SMTP servers (the
+    `/email-config/test` path and the channel's tests): it stands for a chain of two `smtp`
+    accounts named `primary` and `fallback`.
+    """
 
     email: str | None = None
     config: EmailConfig | None = None
+    chain: tuple[ProviderAccount, ...] = ()
+
+
+def smtp_account(client_id: str, name: str, server: SmtpServer) -> ProviderAccount:
+    """An `smtp` account for an explicit server (not stored; `name` is what `served_by`
+    shows)."""
+    settings = SmtpSettings.model_validate(
+        {
+            "host": server.host,
+            "port": server.port,
+            "username": server.username,
+            "password": server.password,
+            "security": server.security,
+            "from_email": server.from_email,
+            "from_name": server.from_name,
+        }
+    )
+    return ProviderAccount(f"{name}:{client_id}", client_id, name, "smtp", "email", settings)
+
+
+def config_chain(client_id: str, config: EmailConfig) -> tuple[ProviderAccount, ...]:
+    """An explicit primary/fallback pair as a chain of two `smtp` accounts."""
+    chain = [smtp_account(client_id, "primary", config.primary)]
+    if config.fallback is not None:
+        chain.append(smtp_account(client_id, "fallback", config.fallback))
+    return tuple(chain)
 
 
 class EmailChannel(BaseChannel):
-    """Sends through the tenant's configuration (`EmailTarget.config`), primary first."""
+    """Sends each delivery through its chain of e-mail providers, first to last."""
 
     name = "email"
     content_model = EmailContent
@@ -83,102 +122,65 @@ class EmailChannel(BaseChannel):
         targets: SmtpTargetPolicy | None = None,
         max_connections: int = MAX_CONNECTIONS_PER_SERVER,
         pool_wait_seconds: float | None = None,
-        configs: EmailConfigs | None = None,
+        provider_types: Mapping[str, ProviderType] | None = None,
+        routes: ProviderRoutes | None = None,
+        counts: RecipientCounts | None = None,
     ) -> None:
-        self._configs = configs
-        # No policy given: the default one, which refuses private targets.
-        self._pool = SmtpPool(
-            timeout=timeout,
-            targets=targets or SmtpTargetPolicy(),
-            tls_context=tls_context,
-            max_connections=max_connections,
-            wait_seconds=pool_wait_seconds,
-        )
-        self._messages = MessageCache()
+        self._routes = routes
+        self._counts = counts
+        types = dict(provider_types or {})
+        # The process's provider types are built (and closed) by the runtime; a channel made
+        # without them (tests, /email-config/test) builds and closes its own `smtp` type.
+        self._own: ProviderType | None = None
+        if "smtp" not in types:
+            self._own = types["smtp"] = SmtpProviderType(
+                timeout=timeout,
+                targets=targets,
+                tls_context=tls_context,
+                max_connections=max_connections,
+                pool_wait_seconds=pool_wait_seconds,
+            )
+        self._types: Mapping[str, ProviderType] = types
 
     async def send(
         self, target: DeliveryTarget, content: dict[str, Any], ctx: ChannelContext
     ) -> Outcome:
-        """One attempt: primary, then the fallback when the primary is unavailable."""
-        started = monotonic()
-        config = target.config if isinstance(target, EmailTarget) else None
-        if config is None:
-            return Outcome(OutcomeKind.FAILED, error="the client has no e-mail configuration")
-        assert isinstance(target, EmailTarget)
-        if not target.email:
-            return Outcome(OutcomeKind.FAILED, error="e-mail delivery needs an address")
-        if content.get("text") is None and content.get("html") is None:
-            return Outcome(OutcomeKind.FAILED, error="e-mail content needs text or html")
-        outcome, try_fallback = await self._send_via(config.primary, target, content)
-        outcome = replace(outcome, served_by="primary")
-        if try_fallback and config.fallback is not None:
-            first = outcome
-            outcome, _ = await self._send_via(config.fallback, target, content)
-            error = outcome.error
-            if not outcome.delivered:
-                error = f"{error}; primary: {first.error}"
-            outcome = replace(outcome, served_by="fallback", error=error)
-        return replace(outcome, duration_ms=(monotonic() - started) * 1000)
+        """One attempt through the target's chain."""
+        [outcome] = await self.send_batch([target], [content], [ctx])
+        return outcome
 
-    async def _send_via(
-        self, server: SmtpServer, target: EmailTarget, content: dict[str, Any]
-    ) -> tuple[Outcome, bool]:
-        assert target.email is not None
-        domain = server.from_email.rpartition("@")[2] or "chatapi.invalid"
-        # Stable across retries, so a receiving system can recognise a re-sent message.
-        try:
-            message = self._messages.prepare(
-                server, target.email, content, f"<{target.delivery_id}@{domain}>"
-            )
-        except (ValueError, TypeError) as exc:
-            # E.g. a line break in a header (header injection): the content can never be sent.
-            return Outcome(OutcomeKind.FAILED, error=f"invalid e-mail content: {exc}"), False
-        try:
-            smtp, reused = await self._pool.acquire(server)
-        except PoolBusy as exc:
-            # Our own limit: given back unspent, not tried on the fallback.
-            return Outcome(
-                OutcomeKind.DEFER, retry_after=POOL_BUSY_RETRY_SECONDS, error=str(exc)
-            ), False
-        except SMTP_FAILURES as exc:
-            return classify(exc)
-        try:
-            try:
-                reply = await message.send(smtp)
-            except SMTP_FAILURES as exc:
-                if not (reused and _stale(exc)):
-                    raise
-                # A pooled session the server had dropped: our pool's fault, so a fresh
-                # session, once, within the same attempt.
-                smtp = await self._pool.reopen(server, smtp)
-                reply = await message.send(smtp)
-        except SMTP_FAILURES as exc:
-            self._after_refusal(server, smtp, exc)
-            return classify(exc)
-        except BaseException:
-            # Cancelled (the attempt's time ran out) or a bug: the slot must come back.
-            self._pool.discard(server, smtp)
-            raise
-        self._pool.release(server, smtp)
-        # aiosmtplib returns the DATA reply's text; its code is 250 or it would have raised.
-        return Outcome(OutcomeKind.DELIVERED, response_code=250, reply=truncate_reply(reply)), False
-
-    def _after_refusal(self, server: SmtpServer, smtp: aiosmtplib.SMTP, exc: BaseException) -> None:
-        """Keep a session that refused one message (a bad recipient must not cost the next
-        message a handshake; aiosmtplib has already sent RSET); anything else is closed."""
-        refused = isinstance(exc, aiosmtplib.SMTPRecipientsRefused) or (
-            isinstance(exc, aiosmtplib.SMTPResponseException)
-            and 400 <= exc.code <= 599
-            and exc.code != 421  # "closing the channel"
-        )
-        if refused and smtp.is_connected:
-            self._pool.release(server, smtp)
-        else:
-            self._pool.discard(server, smtp)
+    async def send_batch(
+        self,
+        targets: Sequence[DeliveryTarget],
+        contents: Sequence[dict[str, Any]],
+        ctxs: Sequence[ChannelContext],
+    ) -> list[Outcome]:
+        """One attempt per delivery; the deliveries sharing a chain go through it together."""
+        outcomes: list[Outcome | None] = [None] * len(targets)
+        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        chains: dict[tuple[int, ...], tuple[ProviderAccount, ...]] = {}
+        for i, (target, content) in enumerate(zip(targets, contents, strict=True)):
+            chain = _chain(target)
+            refused = _refusal(target, content, chain)
+            if refused is not None:
+                outcomes[i] = refused
+                continue
+            key = tuple(id(a) for a in chain)
+            chains[key] = chain
+            groups[key].append(i)
+        for key, indexes in groups.items():
+            started = monotonic()
+            messages = [_message(targets[i], contents[i], ctxs[i]) for i in indexes]
+            answers = await send_through(chains[key], self._types, messages)
+            took = (monotonic() - started) * 1000
+            for i, answer in zip(indexes, answers, strict=True):
+                outcomes[i] = replace(answer.outcome, duration_ms=took)
+        return [o for o in outcomes if o is not None]
 
     async def aclose(self) -> None:
-        """Close pooled connections."""
-        await self._pool.aclose()
+        """Close the pooled connections of the `smtp` type this channel built itself."""
+        if self._own is not None:
+            await self._own.aclose()
 
     # ---- driver methods (app/channels/driver.py)
 
@@ -212,15 +214,21 @@ class EmailChannel(BaseChannel):
     async def load_targets(
         self, session: AsyncSession, client_id: str, targets: Sequence[DeliveryTarget]
     ) -> Mapping[str, DeliveryTarget | Outcome]:
-        """The tenant's SMTP configuration, read once for the batch, on every target."""
-        config: EmailConfig | None = None
-        if self._configs is not None:
+        """The tenant's e-mail route, read once for the batch; each target's chain (the bulk
+        one for a notification with enough e-mail recipients)."""
+        route = Route()
+        if self._routes is not None:
             try:
-                config = await self._configs.config_for_delivery(session, client_id)
+                route = await self._routes.route(session, client_id, self.name)
             except SecretBoxError as exc:
                 # Sealed under another SECRET_KEY: retrying cannot help until it is fixed.
                 failed = Outcome(OutcomeKind.FAILED, error=str(exc))
                 return {t.delivery_id: failed for t in targets}
+        counts: Mapping[str, int] = {}
+        if route.bulk and route.bulk_min_recipients is not None and self._counts is not None:
+            counts = await self._counts.per_delivery(
+                session, client_id, self.name, [t.delivery_id for t in targets]
+            )
         return {
             t.delivery_id: EmailTarget(
                 t.delivery_id,
@@ -229,7 +237,7 @@ class EmailChannel(BaseChannel):
                 t.recipient,
                 t.endpoint_id,
                 email=t.recipient.get("email"),
-                config=config,
+                chain=route.chain_for(counts.get(t.delivery_id, 1)),
             )
             for t in targets
         }
@@ -240,19 +248,53 @@ class EmailChannel(BaseChannel):
 
 
 def create(ctx: ChannelFactoryContext) -> EmailChannel:
-    """Entry point `email`."""
+    """Entry point `email`: the process's provider types and the tenant routing service."""
     targets = SmtpTargetPolicy(
         allow_private=ctx.smtp_allow_private_targets, allowed_hosts=ctx.smtp_allowed_hosts
     )
     return EmailChannel(
         timeout=ctx.smtp_timeout_seconds,
         targets=targets,
-        configs=cast("EmailConfigs | None", ctx.services.get(EmailConfigs)),
+        provider_types=ctx.provider_types,
+        routes=cast("ProviderRoutes | None", ctx.services.get(ProviderRoutes)),
+        counts=cast("RecipientCounts | None", ctx.services.get(RecipientCounts)),
     )
 
 
-def _stale(exc: BaseException) -> bool:
-    """Whether a failure on a reused session says only that the session was gone."""
-    if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return exc.code == 421  # the server closed it (idle timeout) and said so
-    return isinstance(exc, (aiosmtplib.SMTPServerDisconnected, ConnectionError))
+def _chain(target: DeliveryTarget) -> tuple[ProviderAccount, ...]:
+    if not isinstance(target, EmailTarget):
+        return ()
+    if not target.chain and target.config is not None:
+        return config_chain(target.client_id, target.config)
+    return target.chain
+
+
+def _refusal(
+    target: DeliveryTarget, content: dict[str, Any], chain: tuple[ProviderAccount, ...]
+) -> Outcome | None:
+    """The permanent failure of a delivery that cannot be sent at all, if it is one."""
+    if not chain:
+        return Outcome(OutcomeKind.FAILED, error=NO_PROVIDER)
+    assert isinstance(target, EmailTarget)
+    if not target.email:
+        return Outcome(OutcomeKind.FAILED, error="e-mail delivery needs an address")
+    if content.get("text") is None and content.get("html") is None:
+        return Outcome(OutcomeKind.FAILED, error="e-mail content needs text or html")
+    return None
+
+
+def _message(
+    target: DeliveryTarget, content: dict[str, Any], ctx: ChannelContext
+) -> ProviderMessage:
+    assert isinstance(target, EmailTarget) and target.email is not None
+    return ProviderMessage(
+        delivery_id=target.delivery_id,
+        notification_id=ctx.notification_id,
+        client_id=target.client_id,
+        address=target.email,
+        content=content,
+        created_at=ctx.created_at,
+        attempt=ctx.attempt,
+        user_id=target.user_id,
+        metadata=ctx.metadata,
+    )

@@ -83,6 +83,15 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("PUT", f"{_V1}/email-config"): "email_config.replace",
     ("DELETE", f"{_V1}/email-config"): "email_config.delete",
     ("POST", f"{_V1}/email-config/test"): "email_config.test",
+    # providers and routing
+    ("POST", f"{_V1}/providers"): "providers.create",
+    ("GET", f"{_V1}/providers"): "providers.list",
+    ("GET", f"{_V1}/providers/{{provider_id}}"): "providers.get",
+    ("PATCH", f"{_V1}/providers/{{provider_id}}"): "providers.update",
+    ("DELETE", f"{_V1}/providers/{{provider_id}}"): "providers.delete",
+    ("POST", f"{_V1}/providers/{{provider_id}}/test"): "providers.test",
+    ("GET", f"{_V1}/routing/{{channel}}"): "routing.get",
+    ("PUT", f"{_V1}/routing/{{channel}}"): "routing.replace",
     # notifications (the relay)
     ("POST", f"{_V1}/notifications/send"): "notifications.send",
     ("GET", f"{_V1}/notifications"): "notifications.list",
@@ -143,7 +152,16 @@ OPENAPI_TAGS: list[dict[str, Any]] = [
         "name": "event-types",
         "description": "The tenant's event catalog: webhook event types with payload schemas.",
     },
-    {"name": "email", "description": "The tenant's SMTP server (and its fallback)."},
+    {
+        "name": "email",
+        "description": "The tenant's SMTP server (and its fallback): a view of its `smtp` "
+        "providers.",
+    },
+    {
+        "name": "providers",
+        "description": "The delivery services behind the email, sms and push channels, and "
+        "the order (routing) they are tried in.",
+    },
     {
         "name": "notifications",
         "description": "The relay: one call, many channels and recipients, each delivery "

@@ -226,6 +226,18 @@ class ProviderFactoryContext:
     allow_private_targets: bool = False
     http_timeout_seconds: float = 15.0
 
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, clock: Clock | None = None
+    ) -> ProviderFactoryContext:
+        """The context for a process running with `settings`."""
+        return cls(
+            settings=settings,
+            clock=clock,
+            allow_private_targets=settings.WEBHOOK_ALLOW_PRIVATE_TARGETS,
+            http_timeout_seconds=settings.WEBHOOK_TIMEOUT_SECONDS,
+        )
+
 
 class ProviderFactory(Protocol):
     """What a `chatapi.providers` entry point names: `create(ctx) -> ProviderType`."""

@@ -78,16 +78,28 @@ async def test_starttls_against_a_server_without_starttls_fails_at_once_with_the
 ) -> None:
     # A local catcher such as Mailpit on :1025 offers no STARTTLS; `starttls` is the default.
     host = start(smtp_hosts)
-    fallback = start(smtp_hosts)
-    outcome = await send(channel, config(host.port, security="starttls"), config(fallback.port))
+    outcome = await send(channel, config(host.port, security="starttls"))
 
     assert outcome.kind is OutcomeKind.FAILED, outcome
     assert outcome.error is not None
     assert "STARTTLS" in outcome.error and '"none"' in outcome.error
     assert (outcome.served_by, outcome.response_code) == ("primary", None)
-    # A configuration error is the primary's, not an outage: the fallback is not used for it.
-    assert host.recorder.messages == [] and fallback.recorder.messages == []
-    assert (await send(channel, config(fallback.port))).kind is OutcomeKind.DELIVERED  # sentinel
+    assert host.recorder.messages == []
+
+
+async def test_a_misconfigured_primary_fails_over_to_the_fallback(
+    channel: EmailChannel, smtp_hosts: list[SmtpHost]
+) -> None:
+    # A configuration error is the server's fault, not the message's (issue 22: auth/config
+    # errors fail over): the fallback delivers in the same attempt, the primary's reason kept.
+    host = start(smtp_hosts)
+    fallback = start(smtp_hosts)
+    outcome = await send(channel, config(host.port, security="starttls"), config(fallback.port))
+
+    assert (outcome.kind, outcome.served_by) == (OutcomeKind.DELIVERED, "fallback"), outcome
+    assert outcome.error is not None and outcome.error.startswith("primary:")
+    assert "STARTTLS" in outcome.error
+    assert host.recorder.messages == [] and len(fallback.recorder.messages) == 1
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")

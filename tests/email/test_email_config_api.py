@@ -3,6 +3,7 @@ message through aiosmtpd, and the opened configuration the e-mail deliveries use
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -90,21 +91,24 @@ async def test_passwords_are_never_returned_nor_stored_in_clear(api: Api) -> Non
         assert body["host"] == PUBLIC_HOST and body["fallback"]["port"] == 465
     assert PRIMARY_PASSWORD not in got.text and FALLBACK_PASSWORD not in got.text
 
+    # Stored as the tenant's `smtp` providers, each password sealed under `secrets_sealed`.
     db: Database = _runtime(api).db
     async with db.session() as session:
-        row = dict(
-            (
+        rows = {
+            r["name"]: dict(r)
+            for r in (
                 await session.execute(
-                    text("SELECT * FROM email_configs WHERE client_id = :c"), {"c": tenant.id}
+                    text("SELECT * FROM providers WHERE client_id = :c"), {"c": tenant.id}
                 )
-            )
-            .one()
-            ._mapping
-        )
-    raw = repr(row)
+            ).mappings()
+        }
+    raw = repr(rows)
     assert PRIMARY_PASSWORD not in raw and FALLBACK_PASSWORD not in raw
+    assert sorted(rows) == ["smtp", "smtp-fallback"]
     box: SecretBox = _runtime(api).secret_box
-    assert box.open(row["password_sealed"]) == PRIMARY_PASSWORD
+    sealed = rows["smtp"]["secrets_sealed"]
+    sealed = json.loads(sealed) if isinstance(sealed, str) else sealed
+    assert box.open(sealed["password"]) == PRIMARY_PASSWORD
 
     async with db.session() as session:
         opened = await config_for_delivery(session, box, tenant.id)

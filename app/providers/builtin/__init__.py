@@ -1,0 +1,1 @@
+"""The built-in provider types, registered as `chatapi.providers` entry points like plug-ins."""
