@@ -56,7 +56,7 @@ class Outcome:
     reply: str | None = None  # response body or SMTP reply text, at most MAX_REPLY_BYTES
     duration_ms: float = 0.0
     error: str | None = None  # why it did not succeed, for humans
-    served_by: str | None = None  # which server answered ("primary"/"fallback" for e-mail)
+    served_by: str | None = None  # which provider answered (its name in /providers)
     disable_endpoint: bool = False  # the receiver asked never to be called again (HTTP 410)
     # DEFER only: the in-flight cap's key that refused it (app/channels/capacity.py); the
     # delivery comes back when that key has a free slot. `retry_after` (DEFER): when it

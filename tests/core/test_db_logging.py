@@ -3,6 +3,7 @@ hashes. Statements may be logged (they are what a person debugging wants); value
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -61,12 +62,17 @@ async def test_debug_logs_never_show_sealed_secrets_or_key_hashes(
     db = Database(db_url)
     try:
         async with db.read_session() as session:
-            sealed = (
+            # /email-config saves the `smtp` provider; its password is sealed in its secrets.
+            stored = (
                 await session.execute(
-                    text("SELECT password_sealed FROM email_configs WHERE client_id = :c"),
+                    text(
+                        "SELECT secrets_sealed FROM providers"
+                        " WHERE client_id = :c AND name = 'smtp'"
+                    ),
                     {"c": tenant.id},
                 )
             ).scalar_one()
+            sealed = (json.loads(stored) if isinstance(stored, str) else stored)["password"]
             hashes = (
                 await session.execute(
                     text("SELECT secret_hash FROM api_keys WHERE client_id = :c"), {"c": tenant.id}

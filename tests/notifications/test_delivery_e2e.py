@@ -102,7 +102,7 @@ async def test_all_three_channels_deliver(relay: Relay, receiver: Receiver, smtp
         by_channel = {a["channel"]: a for a in recorded}
         assert by_channel["webhook"]["response_code"] == 204
         assert by_channel["email"]["response_code"] == 250
-        assert by_channel["email"]["served_by"] == "primary"
+        assert by_channel["email"]["served_by"] == "smtp"  # the provider /email-config saves
     finally:
         await socket.close()
 

@@ -158,7 +158,8 @@ async def test_mail_goes_through_the_fallback_when_the_primary_is_stopped(
         [mail] = fallback.recorder.messages
         assert mail["To"] == "ops@example.com" and fallback.logins == ["backup"]
         [attempt] = await attempts(api, tenant, sent["id"])
-        assert (attempt["served_by"], attempt["response_code"]) == ("fallback", 250)
+        # /email-config saves its fallback as the provider `smtp-fallback`.
+        assert (attempt["served_by"], attempt["response_code"]) == ("smtp-fallback", 250)
 
         # Neither password is in any answer, nor in clear in the database.
         answers = [
@@ -172,7 +173,7 @@ async def test_mail_goes_through_the_fallback_when_the_primary_is_stopped(
         shown = answers[0].json()
         assert shown["password_set"] is True and shown["fallback"]["password_set"] is True
         async with relay.app.state.runtime.db.session() as session:
-            for table in ("email_configs", "deliveries", "delivery_attempts", "notifications"):
+            for table in ("providers", "deliveries", "delivery_attempts", "notifications"):
                 rows = (await session.execute(text(f"SELECT * FROM {table}"))).all()
                 dumped = repr([tuple(r) for r in rows])
                 assert PRIMARY_PASSWORD not in dumped and FALLBACK_PASSWORD not in dumped, table

@@ -138,5 +138,7 @@ def downgrade() -> None:
     op.drop_table("suppressions")
     op.drop_table("provider_routes")
     op.drop_table("providers")
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("phone")
+    # Not batch mode: on SQLite that rebuilds `users`, and dropping the old table with
+    # foreign keys on cascades to every row that references a user (inbox items, keys…).
+    # SQLite 3.35+ drops a column in place.
+    op.drop_column("users", "phone")
