@@ -10,12 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels.base import WebhookEndpoint
 from app.channels.email import RecipientCounts
+from app.channels.push import PushDevice, PushSubscriptions
 from app.channels.webhook import EndpointRef, WebhookEndpoints
 from app.core.crypto import SecretBox
+from app.core.db import Database
 from app.notifications import recipient_counts
 from app.providers import routing
 from app.providers.base import ProviderType
 from app.providers.failover import ProviderRoutes, Route
+from app.push import service as push_service
 from app.webhooks import service as webhooks
 
 
@@ -57,6 +60,37 @@ class _ProviderRoutes:
         return await routing.route_for_delivery(session, self._box, self._types, client_id, channel)
 
 
+class _PushSubscriptions:
+    """Users' push subscriptions (app/push)."""
+
+    def __init__(self, box: SecretBox, db: Database) -> None:
+        self._box = box
+        self._db = db
+
+    async def users_with_subscriptions(
+        self, session: AsyncSession, client_id: str, user_ids: Sequence[str]
+    ) -> set[str]:
+        """Which of `user_ids` have a subscription."""
+        return await push_service.users_with_subscriptions(session, client_id, user_ids)
+
+    async def for_delivery(
+        self, session: AsyncSession, client_id: str, user_ids: Sequence[str]
+    ) -> Mapping[str, Sequence[PushDevice]]:
+        """Their subscriptions, auth secrets opened, by user."""
+        found = await push_service.for_delivery(session, self._box, client_id, user_ids)
+        return {
+            user_id: [
+                PushDevice(s.id, s.user_id, s.kind, s.endpoint, s.p256dh, s.auth) for s in subs
+            ]
+            for user_id, subs in found.items()
+        }
+
+    async def remove_gone(self, client_id: str, subscription_ids: Sequence[str]) -> int:
+        """Remove them, in a session of its own (the attempt holds none)."""
+        async with self._db.session() as session:
+            return await push_service.remove_gone(session, client_id, subscription_ids)
+
+
 class _RecipientCounts:
     """Recipients per notification on a channel (app/notifications)."""
 
@@ -68,11 +102,12 @@ class _RecipientCounts:
 
 
 def channel_services(
-    box: SecretBox, provider_types: Mapping[str, ProviderType] | None = None
+    box: SecretBox, db: Database, provider_types: Mapping[str, ProviderType] | None = None
 ) -> dict[type, object]:
     """The services for `ChannelFactoryContext.services`."""
     return {
         WebhookEndpoints: _Endpoints(box),
         ProviderRoutes: _ProviderRoutes(box, provider_types or {}),
         RecipientCounts: _RecipientCounts(),
+        PushSubscriptions: _PushSubscriptions(box, db),
     }

@@ -88,7 +88,7 @@ def build_runtime(settings: Settings, role: Role, *, clock: Clock | None = None)
                 settings,
                 bus,
                 presence,
-                services=channel_services(secret_box, provider_types),
+                services=channel_services(secret_box, db, provider_types),
                 provider_types=provider_types,
             )
         ),

@@ -53,7 +53,7 @@ def _body_for(method: str, path: str, intruder_user: str) -> dict[str, Any]:
 async def _objects_of(api: Api, owner: Tenant) -> dict[str, str]:
     """One object of each kind owned by `owner`, by path parameter name."""
     user = await api.user(owner)
-    await api.login(owner, user["id"])
+    user_key_value = await api.login(owner, user["id"])
     keys = (await api.http.get("/api/v1/keys", headers=owner.auth)).json()["data"]
     user_key = next(k for k in keys if k["kind"] == "user")
     room = await api.room(owner, member_ids=[user["id"]])
@@ -87,6 +87,12 @@ async def _objects_of(api: Api, owner: Tenant) -> dict[str, str]:
     event = await post(api, hook["url"], body, signing.github(hook["secret"], body))
     assert event.status_code == 202, event.text
     [websocket_delivery] = sent.json()["deliveries"]
+    subscription = await api.http.post(
+        "/api/v1/me/push-subscriptions",
+        json={"fcm_token": "owned-device"},
+        headers={"Authorization": f"Bearer {user_key_value}"},
+    )
+    assert subscription.status_code == 201, subscription.text
     # Last: a catalog would make later webhook sends of this tenant checked.
     event_type = await api.http.post(
         "/api/v1/event-types", json={"name": "owned.event"}, headers=owner.auth
@@ -106,6 +112,7 @@ async def _objects_of(api: Api, owner: Tenant) -> dict[str, str]:
         "room_id": room["id"],
         "message_id": message["id"],
         "client_id": owner.id,
+        "subscription_id": subscription.json()["id"],
     }
 
 

@@ -15,6 +15,7 @@ from app.notifications.routes import router as notifications_router
 from app.observability.health import live
 from app.providers.routes import router as providers_router
 from app.providers.routes import routing_router
+from app.push.routes import router as push_subscriptions_router
 from app.realtime.gateway_websocket import router as websocket_router
 from app.rooms.routes import router as rooms_router
 from app.tenants.routes import router as clients_router
@@ -48,6 +49,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     inbound_router,
     inbound_public_router,
     inbox_router,
+    push_subscriptions_router,
     analytics_router,
 )
 

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     ROOM_SWEEP_INTERVAL_SECONDS: float = Field(default=300, gt=0)
     DELIVERY_RETRY_SCHEDULE: Annotated[list[int], NoDecode] = [5, 30, 120, 600, 1800, 3600, 10800]
     WEBHOOK_ALLOW_PRIVATE_TARGETS: bool = False
+    # A PEM file of extra CA certificates trusted (beside certifi's roots) for HTTPS to push
+    # services and the FCM API: a self-hosted push service or a TLS-inspecting proxy.
+    PROVIDER_CA_FILE: str | None = None
     # An endpoint failing every attempt this long, with at least this many failures, is disabled.
     WEBHOOK_DISABLE_AFTER_SECONDS: float = Field(default=432_000, gt=0)
     WEBHOOK_DISABLE_MIN_FAILURES: int = Field(default=5, ge=1)

@@ -128,6 +128,10 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("PUT", f"{_V1}/me/preferences"): "me.preferences.replace",
     ("GET", f"{_V1}/users/{{user_id}}/preferences"): "users.preferences.get",
     ("PUT", f"{_V1}/users/{{user_id}}/preferences"): "users.preferences.replace",
+    # push subscriptions (the `push` channel's targets)
+    ("POST", f"{_V1}/me/push-subscriptions"): "me.push_subscriptions.create",
+    ("GET", f"{_V1}/me/push-subscriptions"): "me.push_subscriptions.list",
+    ("DELETE", f"{_V1}/me/push-subscriptions/{{subscription_id}}"): "me.push_subscriptions.delete",
     # analytics
     ("GET", f"{_V1}/analytics/summary"): "analytics.summary",
 }
@@ -172,6 +176,10 @@ OPENAPI_TAGS: list[dict[str, Any]] = [
         "description": "Signed events from external systems, stored, deduplicated and acted on.",
     },
     {"name": "inbox", "description": "A user's in-app notifications and channel preferences."},
+    {
+        "name": "push",
+        "description": "A user's Web Push subscriptions and FCM tokens (the `push` channel).",
+    },
     {"name": "analytics", "description": "Counts and latencies of a tenant's traffic."},
 ]
 
