@@ -12,7 +12,8 @@ from sqlmodel import col
 from app.analytics import rollup
 from app.analytics.models import DeliveryRollup, LatencyRollup, RollupState
 from app.messages.models import Message
-from app.notifications.models import DELIVERED, Delivery, Notification
+from app.notifications.models import DELIVERED, Delivery, DeliveryAttempt, Notification
+from app.providers.models import Provider, ProviderEventRecord
 from app.rooms.models import Room
 
 
@@ -68,6 +69,50 @@ async def deliveries_by_channel_status(
         .group_by(col(Delivery.channel), col(Delivery.status))
     )
     return [(r[0], r[1], int(r[2])) for r in (await session.execute(query)).all()]
+
+
+async def provider_attempts(
+    session: AsyncSession, client_id: str, since: datetime, until: datetime
+) -> list[tuple[str, str, int]]:
+    """(provider name, outcome, count) of the period's attempts through a provider
+    (ix_delivery_attempts_provider)."""
+    query = (
+        select(col(DeliveryAttempt.served_by), col(DeliveryAttempt.outcome), func.count())
+        .where(
+            col(DeliveryAttempt.client_id) == client_id,
+            col(DeliveryAttempt.attempted_at) >= since,
+            col(DeliveryAttempt.attempted_at) < until,
+            col(DeliveryAttempt.served_by).is_not(None),
+        )
+        .group_by(col(DeliveryAttempt.served_by), col(DeliveryAttempt.outcome))
+    )
+    return [(str(r[0]), r[1], int(r[2])) for r in (await session.execute(query)).all()]
+
+
+async def provider_event_counts(
+    session: AsyncSession, client_id: str, since: datetime, until: datetime
+) -> list[tuple[str, str, int]]:
+    """(provider name, event kind, count) of the delivery events the client's providers
+    reported in the period (ix_provider_events_client_received)."""
+    query = (
+        select(col(Provider.name), col(ProviderEventRecord.kind), func.count())
+        .join(Provider, col(Provider.id) == col(ProviderEventRecord.provider_id))
+        .where(
+            col(ProviderEventRecord.client_id) == client_id,
+            col(ProviderEventRecord.received_at) >= since,
+            col(ProviderEventRecord.received_at) < until,
+        )
+        .group_by(col(Provider.name), col(ProviderEventRecord.kind))
+    )
+    return [(r[0], r[1], int(r[2])) for r in (await session.execute(query)).all()]
+
+
+async def provider_channels(session: AsyncSession, client_id: str) -> dict[str, str]:
+    """The channel of each of the client's providers, by name."""
+    query = select(col(Provider.name), col(Provider.channel)).where(
+        col(Provider.client_id) == client_id
+    )
+    return {r[0]: r[1] for r in (await session.execute(query)).all()}
 
 
 async def latency_percentiles(

@@ -39,6 +39,23 @@ class NotificationsSummary(BaseModel):
     by_status: dict[str, int]
 
 
+class ProviderSummary(BaseModel):
+    """One provider's attempts in the period and the delivery events it reported."""
+
+    channel: str | None = Field(
+        description="The provider's channel; null when it has been deleted since."
+    )
+    attempts: int = Field(description="Attempts the provider answered (fail-overs included).")
+    by_outcome: dict[str, int] = Field(description="Attempts by outcome: delivered, retry, failed.")
+    delivery_rate: float | None = Field(
+        description="delivered / attempts (accepted by the provider), null without attempts."
+    )
+    events: dict[str, int] = Field(
+        default_factory=dict,
+        description="Delivery events it reported: delivered, bounced, complained, failed.",
+    )
+
+
 class AnalyticsSummary(BaseModel):
     """A client's activity in `[since, until)`."""
 
@@ -48,6 +65,13 @@ class AnalyticsSummary(BaseModel):
     rooms: dict[str, ActiveInactive]
     notifications: NotificationsSummary
     deliveries: DeliveriesSummary
+    providers: dict[str, ProviderSummary] = Field(
+        default_factory=dict,
+        description=(
+            "Per provider (by name): its attempts, delivery rate and reported events in the "
+            "period; attempts are kept ATTEMPT_RETENTION_DAYS."
+        ),
+    )
     live_connections: int
     approximate: list[str] = Field(
         default_factory=list,

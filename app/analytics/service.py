@@ -13,6 +13,7 @@ from app.analytics.schemas import (
     DeliveriesSummary,
     Latency,
     NotificationsSummary,
+    ProviderSummary,
 )
 from app.notifications.models import FAILED
 from app.tenants.schemas import RoomType
@@ -88,6 +89,36 @@ async def summary(
                 p95=None if p95 is None else round(p95, LATENCY_DIGITS),
             ),
         ),
+        providers=await _providers(session, client_id, since, until),
         live_connections=live_connections,
         approximate=approximate,
     )
+
+
+async def _providers(
+    session: AsyncSession, client_id: str, since: datetime, until: datetime
+) -> dict[str, ProviderSummary]:
+    channels = await repository.provider_channels(session, client_id)
+    outcomes: dict[str, dict[str, int]] = {}
+    for name, outcome, count in await repository.provider_attempts(
+        session, client_id, since, until
+    ):
+        outcomes.setdefault(name, {})[outcome] = count
+    events: dict[str, dict[str, int]] = {}
+    for name, kind, count in await repository.provider_event_counts(
+        session, client_id, since, until
+    ):
+        events.setdefault(name, {})[kind] = count
+    summaries: dict[str, ProviderSummary] = {}
+    for name in sorted(outcomes.keys() | events.keys()):
+        by_outcome = outcomes.get(name, {})
+        attempts = sum(by_outcome.values())
+        delivered = by_outcome.get("delivered", 0)
+        summaries[name] = ProviderSummary(
+            channel=channels.get(name),
+            attempts=attempts,
+            by_outcome=by_outcome,
+            delivery_rate=round(delivered / attempts, 4) if attempts else None,
+            events=events.get(name, {}),
+        )
+    return summaries

@@ -57,6 +57,9 @@ class Outcome:
     duration_ms: float = 0.0
     error: str | None = None  # why it did not succeed, for humans
     served_by: str | None = None  # which provider answered (its name in /providers)
+    provider_type: str | None = None  # that provider's type (`smtp`, `mailgun`): a metric label
+    # The types of the providers that failed over before it within this attempt (metrics).
+    failed_over: tuple[str, ...] = ()
     disable_endpoint: bool = False  # the receiver asked never to be called again (HTTP 410)
     # DEFER only: the in-flight cap's key that refused it (app/channels/capacity.py); the
     # delivery comes back when that key has a free slot. `retry_after` (DEFER): when it

@@ -15,6 +15,8 @@ from app.observability.metrics import (
     DELIVERIES,
     DELIVERY_LATENCY,
     DELIVERY_RETRIES,
+    FAILED_OVER,
+    PROVIDER_ATTEMPTS,
     observe_delivery,
 )
 
@@ -32,6 +34,8 @@ def observe(delivery: Delivery, notification: Notification, outcome: Outcome, li
         accepted_at=notification.created_at,
         now=utcnow(),
         final=final,
+        provider_type=outcome.provider_type,
+        failed_over=outcome.failed_over,
     )
 
 
@@ -40,6 +44,7 @@ def observe_many(results: Sequence[AttemptResult], limit: int) -> None:
     each counter incremented once per label, the latencies against one reading of the
     clock."""
     counts: Counter[tuple[str, OutcomeKind, bool]] = Counter()
+    by_provider: Counter[tuple[str, str, str]] = Counter()
     now = utcnow()
     latency: dict[str, list[float]] = {}
     for result in results:
@@ -48,6 +53,11 @@ def observe_many(results: Sequence[AttemptResult], limit: int) -> None:
             kind is OutcomeKind.RETRY and result.delivery.attempts >= limit
         )
         counts[(channel, kind, final)] += 1
+        provider_type = result.outcome.provider_type
+        if provider_type is not None and kind is not OutcomeKind.DEFER:
+            by_provider[(channel, provider_type, kind.value)] += 1
+            for failed_type in result.outcome.failed_over:
+                by_provider[(channel, failed_type, FAILED_OVER)] += 1
         if kind is OutcomeKind.DELIVERED:
             seconds = (now - result.notification.created_at).total_seconds()
             latency.setdefault(channel, []).append(max(0.0, seconds))
@@ -60,6 +70,8 @@ def observe_many(results: Sequence[AttemptResult], limit: int) -> None:
             DELIVERY_RETRIES.labels(channel).inc(n)
         if final:
             DEAD_LETTERS.labels(channel).inc(n)
+    for (channel, provider_type, outcome), n in by_provider.items():
+        PROVIDER_ATTEMPTS.labels(channel, provider_type, outcome).inc(n)
     for channel, values in latency.items():
         histogram = DELIVERY_LATENCY.labels(channel)
         for value in values:

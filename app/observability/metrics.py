@@ -67,6 +67,23 @@ DEFERRALS = Counter(
     "Deliveries put back unspent by our own limits (quota, in-flight cap, shutdown), by channel.",
     ["channel"],
 )
+# By provider *type*, not the tenant's provider name: names are per tenant, labels must stay
+# bounded. The per-provider figures of one tenant are in /analytics/summary.
+PROVIDER_ATTEMPTS = Counter(
+    "chatapi_provider_attempts_total",
+    "Tries of a provider (e-mail, SMS, push), by channel, provider type and outcome: "
+    "delivered, retry, failed, or failed_over (it failed and the next provider took the "
+    "message in the same attempt); delivered / all is the provider type's delivery rate.",
+    ["channel", "provider_type", "outcome"],
+)
+#: The outcome label of a provider that failed and handed the message to the next one.
+FAILED_OVER = "failed_over"
+PROVIDER_EVENTS = Counter(
+    "chatapi_provider_events_total",
+    "Delivery events providers reported (delivered, bounced, complained, failed), by provider "
+    "type and kind.",
+    ["provider_type", "kind"],
+)
 INBOUND_EVENTS = Counter(
     "chatapi_inbound_events_total", "Inbound hook events received, by outcome.", ["outcome"]
 )
@@ -82,16 +99,32 @@ RATE_LIMIT_FAIL_OPEN = Counter(
 
 
 def observe_delivery(
-    channel: str, outcome: str, *, accepted_at: datetime | None, now: datetime, final: bool
+    channel: str,
+    outcome: str,
+    *,
+    accepted_at: datetime | None,
+    now: datetime,
+    final: bool,
+    provider_type: str | None = None,
+    failed_over: tuple[str, ...] = (),
 ) -> None:
     """Count one attempt's outcome; `final` when a failure is the delivery's last word."""
     DELIVERIES.labels(channel, outcome).inc()
+    if provider_type is not None:
+        PROVIDER_ATTEMPTS.labels(channel, provider_type, outcome).inc()
+        for failed_type in failed_over:
+            PROVIDER_ATTEMPTS.labels(channel, failed_type, FAILED_OVER).inc()
     if outcome == "delivered" and accepted_at is not None:
         DELIVERY_LATENCY.labels(channel).observe(max(0.0, (now - accepted_at).total_seconds()))
     elif outcome == "retry" and not final:
         DELIVERY_RETRIES.labels(channel).inc()
     if final and outcome in ("failed", "retry"):
         DEAD_LETTERS.labels(channel).inc()
+
+
+def count_provider_event(provider_type: str, kind: str) -> None:
+    """Count one stored (not duplicate) provider delivery event."""
+    PROVIDER_EVENTS.labels(provider_type, kind).inc()
 
 
 def count_inbound(outcome: str) -> None:

@@ -54,6 +54,7 @@ class ProviderRoutes(Protocol):
 class _Pending:
     index: int
     tried: list[str] = field(default_factory=list)
+    tried_types: list[str] = field(default_factory=list)
     last: ProviderOutcome | None = None
 
 
@@ -83,9 +84,13 @@ async def send_through(
             answers = await _send_chunks(provider, account, [messages[p.index] for p in pending])
         still: list[_Pending] = []
         for p, answer in zip(pending, answers, strict=True):
-            answer = replace(answer, outcome=replace(answer.outcome, served_by=account.name))
+            answer = replace(
+                answer,
+                outcome=replace(answer.outcome, served_by=account.name, provider_type=account.type),
+            )
             if answer.fail_over and not answer.outcome.delivered and not last_step:
                 p.tried.append(f"{account.name}: {answer.outcome.error}")
+                p.tried_types.append(account.type)
                 p.last = answer
                 still.append(p)
                 continue
@@ -93,7 +98,10 @@ async def send_through(
                 error = "; ".join([*p.tried, f"{account.name}: {answer.outcome.error}"])
                 if answer.outcome.delivered:
                     error = "; ".join(p.tried)
-                answer = replace(answer, outcome=replace(answer.outcome, error=error))
+                answer = replace(
+                    answer,
+                    outcome=replace(answer.outcome, error=error, failed_over=tuple(p.tried_types)),
+                )
             results[p.index] = answer
         pending = still
         if not pending:
