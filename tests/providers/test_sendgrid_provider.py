@@ -218,7 +218,7 @@ async def test_check_reads_the_scopes_or_sends_a_test_message(
     assert "mail.send" in said and fake.calls == []
     said = await provider.check(account(fake), "ops@example.com")
     [call] = fake.calls
-    assert call.recipients == ["ops@example.com"] and call.message_id in said
+    assert call.recipients == ["ops@example.com"] and str(call.message_id) in said
     with pytest.raises(ProviderCheckFailed, match="HTTP 401"):
         await provider.check(account(fake, api_key="SG.revoked"), None)
     fake.scopes = ["user.profile.read"]

@@ -132,7 +132,7 @@ class FakeSendGrid:
             else [{"field": None, "message": "Content-Type should be application/json."}]
         )
         if problems:
-            self.refused.extend(p["message"] for p in problems)
+            self.refused.extend(str(p["message"]) for p in problems)
             self.calls.append(MailCall(body if isinstance(body, dict) else {}, headers, 400, None))
             return _errors(400, problems)
         message_id = secrets.token_urlsafe(16)[:22]

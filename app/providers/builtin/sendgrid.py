@@ -14,6 +14,7 @@ is the tenant's to set), on the aiohttp client the push types use.
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +34,7 @@ from app.providers.base import (
     ProviderFactoryContext,
     ProviderMessage,
     ProviderOutcome,
+    ProviderSettings,
     SignedRequest,
 )
 from app.providers.builtin import sendgrid_events
@@ -99,7 +101,9 @@ class SendGridProvider(BaseProviderType):
 
     type = "sendgrid"
     channel = "email"
-    settings_model = SendGridSettings
+    # Annotated as the protocol's (its attributes are invariant): a ProviderType, not only a
+    # BaseProviderType.
+    settings_model: builtins.type[ProviderSettings] = SendGridSettings
     max_batch = MAX_PERSONALIZATIONS
 
     def __init__(self, http: GuardedHttp) -> None:
