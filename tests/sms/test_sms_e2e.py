@@ -11,13 +11,23 @@ from typing import Any
 
 import httpx
 import pytest
+from standardwebhooks import Webhook
 
 from app.main import create_app
+from tests.channels.receiver import Receiver, running_receiver
 from tests.conftest import make_settings
-from tests.notifications.relay import RELAY_SETTINGS, Relay, attempts, send, wait_for_status
+from tests.notifications.relay import (
+    RELAY_SETTINGS,
+    Relay,
+    add_endpoint,
+    attempts,
+    send,
+    wait_for_status,
+)
 from tests.support.api import Api, Tenant, bearer
 from tests.support.fake_twilio import FakeTwilio, TwilioAccount, running_twilio
 from tests.support.inprocess import serve_in_process
+from tests.support.realtime import until
 
 PUBLIC = "https://chat.example.com"
 PHONE = "+14155550100"
@@ -30,6 +40,12 @@ async def relay(db_url: str) -> AsyncIterator[Relay]:
     app = create_app(settings)
     async with serve_in_process(app) as base, httpx.AsyncClient(base_url=base) as http:
         yield Relay(Api(http, app=app), base, app)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with running_receiver() as r:
+        yield r
 
 
 @pytest.fixture
@@ -138,19 +154,33 @@ async def test_phone_recipients_and_addresses_find_their_channels(
     assert message.form["StatusCallback"].endswith(f"delivery_id={phone_delivery['id']}")
 
 
-async def test_an_invalid_number_fails_without_failing_over(relay: Relay, fake: FakeTwilio) -> None:
+async def test_an_invalid_number_fails_without_failing_over(
+    relay: Relay, fake: FakeTwilio, receiver: Receiver
+) -> None:
     tenant, [first, _] = await sms_tenant(relay, fake, "primary", "backup")
+    _, ops_secret = await add_endpoint(
+        relay.app, tenant, receiver.url("/ops"), ["delivery.exhausted"]
+    )
     fake.invalid_numbers.add("+14155550199")
 
     done = await sent_and_done(relay, tenant, sms_to({"phone": "+14155550199"}))
 
     assert done["status"] == "failed", done
+    [delivery] = done["deliveries"]
     [attempt] = await attempts(relay.api, tenant, done["id"])
     assert (attempt["outcome"], attempt["served_by"]) == ("failed", "primary")
     assert "21211" in attempt["error"]
     # Asked once, at the first account only: the second would have refused it too.
     assert fake.requests == [(first.sid, "400 21211")]
     assert fake.messages == []
+    # The dead letter is announced like any channel's.
+    await until(lambda: "/ops" in receiver.paths(), "delivery.exhausted webhook", 10)
+    ops = next(r for r in receiver.requests if r.path == "/ops")
+    event = Webhook(ops_secret).verify(ops.body, ops.headers)
+    assert event["type"] == "delivery.exhausted"
+    assert event["data"]["delivery_id"] == delivery["id"]
+    assert event["data"]["channel"] == "sms"
+    assert event["data"]["recipient"] == {"phone": "+14155550199"}
 
 
 async def test_a_failing_account_fails_over_in_the_same_attempt(
