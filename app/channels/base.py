@@ -142,10 +142,27 @@ class RecipientUser:
     id: str
     external_id: str | None
     email: str | None
+    phone: str | None = None  # E.164
 
 
-# A send's resolved recipient: a user, or a bare e-mail address (`{"email": ...}`).
+class PhoneNumber(str):
+    """A send's bare phone number (`{"phone": ...}`, E.164), for the `sms` channel.
+
+    A `str`, like a bare e-mail address, so a channel that knows only users and e-mail
+    addresses (a plug-in written before phones) still takes it for an address it cannot
+    reach rather than for a user; `address_recipient` tells the two apart."""
+
+    __slots__ = ()
+
+
+# A send's resolved recipient: a user, a bare e-mail address (`{"email": ...}`) or a bare
+# phone number (`{"phone": ...}`, a PhoneNumber).
 Resolved = RecipientUser | str
+
+
+def address_recipient(address: str) -> dict[str, str]:
+    """A bare address as a delivery's recipient: `{"phone": ...}` or `{"email": ...}`."""
+    return {"phone": address} if isinstance(address, PhoneNumber) else {"email": address}
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +191,7 @@ class TenantLimits(Protocol):
     """A tenant's effective limits as a channel's quota reads them."""
 
     emails_per_hour: int
+    sms_per_hour: int
     webhooks_per_second_per_endpoint: int
 
 

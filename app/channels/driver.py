@@ -12,10 +12,12 @@ from app.channels.base import (
     ContentError,
     DeliveryTarget,
     Outcome,
+    PhoneNumber,
     PlannedDelivery,
     Quota,
     Resolved,
     TenantLimits,
+    address_recipient,
 )
 from app.channels.content import JsonObjectContent
 
@@ -76,7 +78,7 @@ class BaseChannel:
         out: list[PlannedDelivery] = []
         for r in recipients:
             if isinstance(r, str):
-                out.append(PlannedDelivery({"email": r}, skip_reason=ADDRESS_ONLY))
+                out.append(PlannedDelivery(address_recipient(r), skip_reason=address_only(r)))
                 continue
             recipient: dict[str, Any] = {"user_id": r.id, "external_id": r.external_id}
             if r.email and self.recipient_email:
@@ -106,6 +108,12 @@ class BaseChannel:
 
 
 ADDRESS_ONLY = "an e-mail address receives only the email channel"
+PHONE_ONLY = "a phone number receives only the sms channel"
+
+
+def address_only(address: str) -> str:
+    """Why a bare address is skipped by a channel that does not deliver to it."""
+    return PHONE_ONLY if isinstance(address, PhoneNumber) else ADDRESS_ONLY
 
 
 def _errors(exc: ValidationError, shown: int = 5) -> str:

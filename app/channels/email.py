@@ -29,6 +29,7 @@ from app.channels.base import (
     EmailConfig,
     Outcome,
     OutcomeKind,
+    PhoneNumber,
     PlannedDelivery,
     Quota,
     Resolved,
@@ -36,7 +37,7 @@ from app.channels.base import (
     TenantLimits,
 )
 from app.channels.content import EmailContent
-from app.channels.driver import BaseChannel
+from app.channels.driver import PHONE_ONLY, BaseChannel
 from app.channels.smtp_message import MessageCache, build_message  # noqa: F401 (re-exported)
 from app.channels.smtp_pool import MAX_CONNECTIONS_PER_SERVER
 from app.channels.smtp_target import SmtpTargetPolicy
@@ -196,9 +197,12 @@ class EmailChannel(BaseChannel):
         recipients: Sequence[Resolved],
     ) -> list[PlannedDelivery]:
         """A bare address is its own delivery; a user's goes to the user's address, skipped
-        when the user has none."""
+        when the user has none; a bare phone number is skipped."""
         out: list[PlannedDelivery] = []
         for r in recipients:
+            if isinstance(r, PhoneNumber):
+                out.append(PlannedDelivery({"phone": r}, skip_reason=PHONE_ONLY))
+                continue
             if isinstance(r, str):
                 out.append(PlannedDelivery({"email": r}))
                 continue

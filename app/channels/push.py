@@ -29,8 +29,9 @@ from app.channels.base import (
     OutcomeKind,
     PlannedDelivery,
     Resolved,
+    address_recipient,
 )
-from app.channels.driver import ADDRESS_ONLY, BaseChannel
+from app.channels.driver import BaseChannel, address_only
 from app.channels.push_content import PushContent
 from app.core.clock import monotonic
 from app.core.crypto import SecretBoxError
@@ -134,7 +135,7 @@ class PushChannel(BaseChannel):
         recipients: Sequence[Resolved],
     ) -> list[PlannedDelivery]:
         """One delivery per user; skipped when the user has no subscription (one query for
-        the whole send). A bare e-mail address has no devices: skipped."""
+        the whole send). A bare e-mail address or phone number has no devices: skipped."""
         users = [r.id for r in recipients if not isinstance(r, str)]
         subscribed: set[str] = set()
         if users and self._subscriptions is not None:
@@ -144,7 +145,7 @@ class PushChannel(BaseChannel):
         out: list[PlannedDelivery] = []
         for r in recipients:
             if isinstance(r, str):
-                out.append(PlannedDelivery({"email": r}, skip_reason=ADDRESS_ONLY))
+                out.append(PlannedDelivery(address_recipient(r), skip_reason=address_only(r)))
                 continue
             skip = None if r.id in subscribed else NO_SUBSCRIPTION
             recipient = {"user_id": r.id, "external_id": r.external_id}

@@ -23,6 +23,7 @@ RATE_LIMIT_CAPS = {
     "RATE_LIMIT_REQUESTS_PER_MINUTE": "RATE_LIMIT_MAX_REQUESTS_PER_MINUTE",
     "RATE_LIMIT_CLIENT_REQUESTS_PER_MINUTE": "RATE_LIMIT_MAX_CLIENT_REQUESTS_PER_MINUTE",
     "RATE_LIMIT_EMAILS_PER_HOUR": "RATE_LIMIT_MAX_EMAILS_PER_HOUR",
+    "RATE_LIMIT_SMS_PER_HOUR": "RATE_LIMIT_MAX_SMS_PER_HOUR",
     "RATE_LIMIT_WEBHOOKS_PER_SECOND_PER_ENDPOINT": "RATE_LIMIT_MAX_WEBHOOKS_PER_SECOND_PER_ENDPOINT",
 }
 
@@ -123,6 +124,8 @@ class Settings(BaseSettings):
     RATE_LIMIT_REQUESTS_PER_MINUTE: int = Field(default=1200, gt=0)
     RATE_LIMIT_CLIENT_REQUESTS_PER_MINUTE: int = Field(default=6000, gt=0)
     RATE_LIMIT_EMAILS_PER_HOUR: int = Field(default=1000, gt=0)
+    # SMS deliveries per hour per client (each one costs the tenant money at its provider).
+    RATE_LIMIT_SMS_PER_HOUR: int = Field(default=1000, gt=0)
     RATE_LIMIT_WEBHOOKS_PER_SECOND_PER_ENDPOINT: int = Field(default=20, gt=0)
     RATE_LIMIT_INBOUND_PER_MINUTE: int = Field(default=600, gt=0)
     # Requests to an inbound hook that fail verification (bad or no signature, unknown URL)
@@ -136,6 +139,7 @@ class Settings(BaseSettings):
     RATE_LIMIT_MAX_REQUESTS_PER_MINUTE: int | None = Field(default=None, gt=0)
     RATE_LIMIT_MAX_CLIENT_REQUESTS_PER_MINUTE: int | None = Field(default=None, gt=0)
     RATE_LIMIT_MAX_EMAILS_PER_HOUR: int | None = Field(default=None, gt=0)
+    RATE_LIMIT_MAX_SMS_PER_HOUR: int | None = Field(default=None, gt=0)
     RATE_LIMIT_MAX_WEBHOOKS_PER_SECOND_PER_ENDPOINT: int | None = Field(default=None, gt=0)
     # /health/ready reports "degraded" (still 200) when the oldest due delivery waited longer.
     QUEUE_DEGRADED_AGE_SECONDS: float = Field(default=300, gt=0)

@@ -22,6 +22,7 @@ from app.channels.content import (
     WebsocketContent,
 )
 from app.core.bounds import Metadata
+from app.core.phone import E164
 from app.notifications.models import (
     DELIVERY_STATUSES,
     Delivery,
@@ -39,20 +40,21 @@ assert set(DeliveryStatus.__args__) == set(DELIVERY_STATUSES)  # type: ignore[at
 
 
 class Recipient(BaseModel):
-    """Exactly one of `user_id`, `external_id` (a user of the client) or `email` (an address,
-    for the e-mail channel only)."""
+    """Exactly one of `user_id`, `external_id` (a user of the client), `email` (an address,
+    for the e-mail channel only) or `phone` (an E.164 number, for the SMS channel only)."""
 
     model_config = ConfigDict(extra="forbid")
 
     user_id: str | None = Field(default=None, min_length=1, max_length=26)
     external_id: str | None = Field(default=None, min_length=1, max_length=200)
     email: EmailStr | None = None
+    phone: E164 | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Recipient:
-        given = [v for v in (self.user_id, self.external_id, self.email) if v is not None]
-        if len(given) != 1:
-            raise ValueError("a recipient has exactly one of user_id, external_id, email")
+        keys = (self.user_id, self.external_id, self.email, self.phone)
+        if len([v for v in keys if v is not None]) != 1:
+            raise ValueError("a recipient has exactly one of user_id, external_id, email, phone")
         return self
 
 

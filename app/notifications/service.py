@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.channels.base import Channel, ContentError, RecipientUser, Resolved
+from app.channels.base import Channel, ContentError, PhoneNumber, RecipientUser, Resolved
 from app.core.clock import utcnow
 from app.core.db import Database, autocommit, forget_driver
 from app.core.doorbell import Doorbell
@@ -118,10 +118,15 @@ def _resolved(
                 seen.add(key)
                 resolved.append(r.email)
             continue
+        if r.phone is not None:
+            if "phone:" + r.phone not in seen:
+                seen.add("phone:" + r.phone)
+                resolved.append(PhoneNumber(r.phone))
+            continue
         user = by_id[r.user_id] if r.user_id is not None else by_external[str(r.external_id)]
         if "user:" + user.id not in seen:
             seen.add("user:" + user.id)
-            resolved.append(RecipientUser(user.id, user.external_id, user.email))
+            resolved.append(RecipientUser(user.id, user.external_id, user.email, user.phone))
     return resolved
 
 

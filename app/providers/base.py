@@ -70,6 +70,9 @@ class ProviderAccount:
     type: str
     channel: str
     settings: ProviderSettings
+    #: The tenant's slug, filled in for types that set `needs_client_slug` (their delivery
+    #: events come back to /provider-events/{client_slug}/{name}, a URL they send along).
+    client_slug: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from sqlmodel import col
 
 from app.core.upsert import dialect_insert
 from app.providers.models import Provider, ProviderRoute
+from app.tenants.models import Client
 
 # The `/email-config` view's providers (app/email): an unrouted tenant's chain starts with
 # them, in this order.
@@ -77,6 +78,12 @@ async def remove(session: AsyncSession, client_id: str, provider_id: str) -> boo
         .returning(col(Provider.id))
     )
     return result.scalar_one_or_none() is not None
+
+
+async def client_slug(session: AsyncSession, client_id: str) -> str | None:
+    """The client's slug (where its providers' delivery events come back)."""
+    query = select(col(Client.slug)).where(col(Client.id) == client_id)
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 async def get_route(session: AsyncSession, client_id: str, channel: str) -> ProviderRoute | None:

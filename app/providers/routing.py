@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -101,17 +102,36 @@ async def route_for_delivery(
     channel: str,
 ) -> Route:
     """The tenant's route for `channel`, enabled accounts only, secrets opened (two queries:
-    the route, then its providers). Raises SecretBoxError when a secret cannot be opened."""
+    the route, then its providers; a third, the tenant's slug, for types that need it).
+    Raises SecretBoxError when a secret cannot be opened."""
     row = await repository.get_route(session, client_id, channel)
     if row is None:
         providers = await repository.of_channel(session, client_id, channel)
-        return Route(providers=_opened(box, types, providers, [p.name for p in providers]))
-    bulk_names = row.bulk_providers or []
-    rows = await repository.by_names(session, client_id, [*row.providers, *bulk_names])
-    return Route(
-        providers=_opened(box, types, rows, row.providers),
-        bulk_min_recipients=row.bulk_min_recipients,
-        bulk=_opened(box, types, rows, bulk_names),
+        route = Route(providers=_opened(box, types, providers, [p.name for p in providers]))
+    else:
+        bulk_names = row.bulk_providers or []
+        rows = await repository.by_names(session, client_id, [*row.providers, *bulk_names])
+        route = Route(
+            providers=_opened(box, types, rows, row.providers),
+            bulk_min_recipients=row.bulk_min_recipients,
+            bulk=_opened(box, types, rows, bulk_names),
+        )
+    return await _with_slug(session, types, client_id, route)
+
+
+async def _with_slug(
+    session: AsyncSession, types: Mapping[str, ProviderType], client_id: str, route: Route
+) -> Route:
+    """The route's accounts with the tenant's slug, when a type of the route sends it along
+    (one more query, only then: e-mail routes never pay it)."""
+    accounts = (*route.providers, *route.bulk)
+    if not any(getattr(types.get(a.type), "needs_client_slug", False) for a in accounts):
+        return route
+    slug = await repository.client_slug(session, client_id)
+    return replace(
+        route,
+        providers=tuple(replace(a, client_slug=slug) for a in route.providers),
+        bulk=tuple(replace(a, client_slug=slug) for a in route.bulk),
     )
 
 

@@ -61,6 +61,7 @@ DEFAULT_SETTING = {
     "requests_per_minute": "RATE_LIMIT_REQUESTS_PER_MINUTE",
     "client_requests_per_minute": "RATE_LIMIT_CLIENT_REQUESTS_PER_MINUTE",
     "emails_per_hour": "RATE_LIMIT_EMAILS_PER_HOUR",
+    "sms_per_hour": "RATE_LIMIT_SMS_PER_HOUR",
     "webhooks_per_second_per_endpoint": "RATE_LIMIT_WEBHOOKS_PER_SECOND_PER_ENDPOINT",
 }
 
@@ -73,6 +74,7 @@ class ClientLimits:
     requests_per_minute: int
     client_requests_per_minute: int
     emails_per_hour: int
+    sms_per_hour: int
     webhooks_per_second_per_endpoint: int
 
     @classmethod

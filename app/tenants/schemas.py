@@ -66,6 +66,8 @@ class ClientRateLimits(BaseModel):
     """API requests per minute of all the client's keys together."""
     emails_per_hour: int | None = Field(default=None, strict=True, ge=1, le=10_000_000)
     """E-mail deliveries per hour; more wait for the next hour (deferred, not failed)."""
+    sms_per_hour: int | None = Field(default=None, strict=True, ge=1, le=10_000_000)
+    """SMS deliveries per hour; more wait for the next hour (deferred, not failed)."""
     webhooks_per_second_per_endpoint: int | None = Field(
         default=None, strict=True, ge=1, le=100_000
     )

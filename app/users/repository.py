@@ -51,17 +51,18 @@ async def existing_ids(session: AsyncSession, client_id: str, user_ids: Sequence
 
 @dataclass(frozen=True, slots=True)
 class UserContact:
-    """What a send needs of a user: who it is and where mail goes."""
+    """What a send needs of a user: who it is and where mail and SMS go."""
 
     id: str
     external_id: str
     email: str | None
+    phone: str | None = None
 
 
 async def by_keys(
     session: AsyncSession, client_id: str, *, user_ids: Sequence[str], external_ids: Sequence[str]
 ) -> list[UserContact]:
-    """The client's users among `user_ids` or `external_ids`, in bounded IN lists (three
+    """The client's users among `user_ids` or `external_ids`, in bounded IN lists (four
     columns, no ORM objects: this is on every notification send)."""
     found: list[UserContact] = []
     if session.get_bind().dialect.name == "postgresql":
@@ -72,7 +73,7 @@ async def by_keys(
             [client_id, list(dict.fromkeys(user_ids)), list(dict.fromkeys(external_ids))],
         )
         return [UserContact(*row) for row in rows]
-    columns = (col(User.id), col(User.external_id), col(User.email))
+    columns = (col(User.id), col(User.external_id), col(User.email), col(User.phone))
     for column, values in ((col(User.id), user_ids), (col(User.external_id), external_ids)):
         unique = list(dict.fromkeys(values))
         for start in range(0, len(unique), LOOKUP_CHUNK):
@@ -84,7 +85,7 @@ async def by_keys(
 
 
 _BY_KEYS_PG = (
-    "SELECT id, external_id, email FROM users WHERE client_id = $1 "
+    "SELECT id, external_id, email, phone FROM users WHERE client_id = $1 "
     "AND (id = ANY($2::varchar[]) OR external_id = ANY($3::varchar[]))"
 )
 

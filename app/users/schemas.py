@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from app.core.bounds import Metadata
+from app.core.phone import E164
 from app.users.models import User
 
 
@@ -22,6 +23,7 @@ class UserUpsert(BaseModel):
                     "external_id": "crm-42",
                     "display_name": "Ada Lovelace",
                     "email": "ada@example.com",
+                    "phone": "+14155550100",
                     "metadata": {"plan": "pro"},
                 }
             ]
@@ -31,6 +33,8 @@ class UserUpsert(BaseModel):
     external_id: str = Field(min_length=1, max_length=200)
     display_name: str | None = Field(default=None, max_length=200)
     email: EmailStr | None = None
+    phone: E164 | None = None
+    """E.164 (`+14155550100`): where the `sms` channel delivers."""
     metadata: Metadata | None = None
 
 
@@ -41,6 +45,8 @@ class UserPatch(BaseModel):
 
     display_name: str | None = Field(default=None, max_length=200)
     email: EmailStr | None = None
+    phone: E164 | None = None
+    """E.164 (`+14155550100`); `null` removes it."""
     metadata: Metadata | None = None
 
 
@@ -55,6 +61,7 @@ class UserOut(BaseModel):
                     "external_id": "customer-42",
                     "display_name": "Ada",
                     "email": "ada@example.com",
+                    "phone": "+14155550100",
                     "metadata": {"plan": "pro"},
                     "created_at": "2026-12-01T09:30:00Z",
                     "updated_at": "2026-12-01T09:30:00Z",
@@ -67,6 +74,7 @@ class UserOut(BaseModel):
     external_id: str
     display_name: str | None
     email: str | None
+    phone: str | None
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
@@ -79,6 +87,7 @@ class UserOut(BaseModel):
             external_id=user.external_id,
             display_name=user.display_name,
             email=user.email,
+            phone=user.phone,
             metadata=user.metadata_,
             created_at=user.created_at,
             updated_at=user.updated_at,

@@ -28,6 +28,7 @@ async def upsert_user(session: AsyncSession, client_id: str, body: UserUpsert) -
             external_id=body.external_id,
             display_name=body.display_name,
             email=body.email,
+            phone=body.phone,
             metadata_=body.metadata or {},
         )
         repository.add(session, user)
@@ -50,6 +51,8 @@ def _apply(user: User, changes: dict[str, Any]) -> None:
         user.display_name = changes["display_name"]
     if "email" in changes:
         user.email = changes["email"]
+    if "phone" in changes:
+        user.phone = changes["phone"]
     if "metadata" in changes:
         user.metadata_ = changes["metadata"] or {}
     user.updated_at = utcnow()

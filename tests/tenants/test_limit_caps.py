@@ -23,6 +23,7 @@ CAPS = {
     "requests_per_minute": ("RATE_LIMIT_MAX_REQUESTS_PER_MINUTE", 1200),
     "client_requests_per_minute": ("RATE_LIMIT_MAX_CLIENT_REQUESTS_PER_MINUTE", 6000),
     "emails_per_hour": ("RATE_LIMIT_MAX_EMAILS_PER_HOUR", 1000),
+    "sms_per_hour": ("RATE_LIMIT_MAX_SMS_PER_HOUR", 1000),
     "webhooks_per_second_per_endpoint": ("RATE_LIMIT_MAX_WEBHOOKS_PER_SECOND_PER_ENDPOINT", 20),
 }
 DEFAULTS = {name: default for name, (_, default) in CAPS.items()}

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiohttp
 import jwt
 import orjson
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -27,7 +26,6 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import Field, SecretStr, field_validator
 
 from app.channels.base import Outcome, OutcomeKind
-from app.channels.ssrf import TargetRefused, TargetUnresolvable, webhook_refusal
 from app.channels.webhook import parse_retry_after
 from app.core.clock import utcnow
 from app.providers.base import (
@@ -40,6 +38,7 @@ from app.providers.base import (
     ProviderOutcome,
 )
 from app.providers.builtin.push_http import GuardedHttp, reply_of
+from app.providers.builtin.push_http import network_outcome as _network
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 ASSERTION_LIFETIME = timedelta(hours=1)  # Google's maximum
@@ -350,22 +349,6 @@ def _name(text: str | None) -> str | None:
         return None
     name = body.get("name") if isinstance(body, dict) else None
     return name if isinstance(name, str) else None
-
-
-def _network(exc: BaseException, timeout: float) -> ProviderOutcome:
-    if isinstance(exc, TargetRefused):
-        return ProviderOutcome(
-            Outcome(OutcomeKind.FAILED, error=webhook_refusal(exc)), fail_over=True
-        )
-    if isinstance(exc, TargetUnresolvable):
-        return ProviderOutcome(Outcome(OutcomeKind.RETRY, error=str(exc)), fail_over=True)
-    if isinstance(exc, asyncio.TimeoutError):
-        error = f"timeout: no answer within {timeout}s"
-        return ProviderOutcome(Outcome(OutcomeKind.RETRY, error=error), fail_over=True)
-    if isinstance(exc, aiohttp.ClientError):
-        error = f"{type(exc).__name__}: {exc}"
-        return ProviderOutcome(Outcome(OutcomeKind.RETRY, error=error), fail_over=True)
-    raise exc
 
 
 def create(ctx: ProviderFactoryContext) -> FcmProvider:

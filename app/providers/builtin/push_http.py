@@ -1,5 +1,5 @@
-"""The HTTP client of the push provider types (`webpush`, `fcm`): one aiohttp session per
-provider type instance, every connection through the webhook address policy's guarded
+"""The HTTP client of the HTTP provider types (`webpush`, `fcm`, `twilio`): one aiohttp
+session per provider type instance, every connection through the webhook address policy's guarded
 connector (app/channels/ssrf.py), TLS verified against certifi's roots plus
 PROVIDER_CA_FILE's."""
 
@@ -11,9 +11,14 @@ import ssl
 import aiohttp
 import certifi
 
-from app.channels.base import MAX_REPLY_BYTES, truncate_reply
-from app.channels.ssrf import guarded_connector
-from app.providers.base import ProviderFactoryContext
+from app.channels.base import MAX_REPLY_BYTES, Outcome, OutcomeKind, truncate_reply
+from app.channels.ssrf import (
+    TargetRefused,
+    TargetUnresolvable,
+    guarded_connector,
+    webhook_refusal,
+)
+from app.providers.base import ProviderFactoryContext, ProviderOutcome
 
 USER_AGENT = "ChatAPI-Push/1.0"
 # Connections one provider type keeps open, and its requests in flight at once.
@@ -75,3 +80,22 @@ class GuardedHttp:
 def reply_of(text: str | None) -> str | None:
     """A response body as an outcome keeps it (at most MAX_REPLY_BYTES)."""
     return truncate_reply(text[: MAX_REPLY_BYTES * 2] if text else text)
+
+
+def network_outcome(exc: BaseException, timeout: float) -> ProviderOutcome:
+    """A request that got no HTTP answer, as an outcome: an address the policy refuses fails
+    (and fails over: another provider's host may be allowed); an unresolvable host, a
+    timeout or a connection error retries and fails over. Anything else is a bug: raised."""
+    if isinstance(exc, TargetRefused):
+        return ProviderOutcome(
+            Outcome(OutcomeKind.FAILED, error=webhook_refusal(exc)), fail_over=True
+        )
+    if isinstance(exc, TargetUnresolvable):
+        return ProviderOutcome(Outcome(OutcomeKind.RETRY, error=str(exc)), fail_over=True)
+    if isinstance(exc, asyncio.TimeoutError):
+        error = f"timeout: no answer within {timeout}s"
+        return ProviderOutcome(Outcome(OutcomeKind.RETRY, error=error), fail_over=True)
+    if isinstance(exc, aiohttp.ClientError):
+        error = f"{type(exc).__name__}: {exc}"
+        return ProviderOutcome(Outcome(OutcomeKind.RETRY, error=error), fail_over=True)
+    raise exc
