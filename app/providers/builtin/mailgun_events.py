@@ -102,7 +102,9 @@ def read_event(data: Mapping[str, Any], raw: bytes) -> dict[str, Any] | None:
         "kind": kind,
         # Bounded like the columns they are stored in; anything else is not one of ours.
         "delivery_id": delivery_id if _text(delivery_id, 26) else None,
-        "address": recipient.lower() if _text(recipient, 320) else None,
+        "address": recipient.lower()
+        if isinstance(recipient, str) and _text(recipient, 320)
+        else None,
         "permanent": permanent,
         "occurred_at": _when(data.get("timestamp")),
         "detail": _detail(data),
