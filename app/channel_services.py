@@ -9,13 +9,13 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels.base import WebhookEndpoint
-from app.channels.email import RecipientCounts
+from app.channels.email import RecipientCounts, SuppressedAddresses
 from app.channels.push import PushDevice, PushSubscriptions
 from app.channels.webhook import EndpointRef, WebhookEndpoints
 from app.core.crypto import SecretBox
 from app.core.db import Database
 from app.notifications import recipient_counts
-from app.providers import routing
+from app.providers import routing, suppressions
 from app.providers.base import ProviderType
 from app.providers.failover import ProviderRoutes, Route
 from app.push import service as push_service
@@ -101,6 +101,17 @@ class _RecipientCounts:
         return await recipient_counts.per_delivery(session, client_id, channel, delivery_ids)
 
 
+class _Suppressions:
+    """A tenant's suppressed addresses (app/providers)."""
+
+    async def skip_reasons(
+        self, session: AsyncSession, client_id: str, addresses: Sequence[str]
+    ) -> Mapping[str, str]:
+        """The suppressed ones among `addresses` and the skip reason each gets."""
+        found = await suppressions.reasons_for(session, client_id, addresses)
+        return {a: suppressions.SKIP_REASONS.get(r, f"suppressed: {r}") for a, r in found.items()}
+
+
 def channel_services(
     box: SecretBox, db: Database, provider_types: Mapping[str, ProviderType] | None = None
 ) -> dict[type, object]:
@@ -110,4 +121,5 @@ def channel_services(
         ProviderRoutes: _ProviderRoutes(box, provider_types or {}),
         RecipientCounts: _RecipientCounts(),
         PushSubscriptions: _PushSubscriptions(box, db),
+        SuppressedAddresses: _Suppressions(),
     }

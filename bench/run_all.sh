@@ -81,6 +81,7 @@ run "#15 row 1" 150 message_send_wrk.py --db postgresql --rooms 64 \
 run "P5" 120 auth_overhead.py --requests "$AUTH_REQUESTS" --cold-keys 3 --log-level WARNING
 run "P4" 240 webhook_throughput.py --deliveries "$WEBHOOKS"
 run "#21 e-mail" 240 email_throughput.py --deliveries "$EMAILS"
+run "#22 bulk e-mail" 300 email_mailgun.py --emails 10000
 run "P3" 240 notification_latency.py --rate 200 --seconds "$LATENCY_SECONDS" --grace 10
 run "#21 steady" 480 notification_steady.py --modes redis,embedded --seconds "$STEADY_SECONDS" \
   --grace 20

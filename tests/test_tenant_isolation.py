@@ -10,7 +10,9 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from app.core.clock import utcnow
 from app.main import create_app
+from app.providers import suppressions
 from tests.conftest import make_settings
 from tests.inbound import signing
 from tests.inbound.conftest import make_hook, post
@@ -18,7 +20,12 @@ from tests.support.api import Api, Tenant
 
 # Routes addressed by something other than a tenant-owned id.
 # `/routing/{channel}` is addressed by a channel name: each tenant reads and sets its own.
-NOT_TENANT_OBJECTS = {"/api/v1/webhooks/{client_slug}/{name}", "/api/v1/routing/{channel}"}
+# `/provider-events/...` is a provider's, addressed by the tenant's slug and signed by it.
+NOT_TENANT_OBJECTS = {
+    "/api/v1/webhooks/{client_slug}/{name}",
+    "/api/v1/routing/{channel}",
+    "/api/v1/provider-events/{client_slug}/{provider_name}",
+}
 
 ObjectMaker = Callable[[Api, Tenant], Awaitable[dict[str, str]]]
 
@@ -93,6 +100,15 @@ async def _objects_of(api: Api, owner: Tenant) -> dict[str, str]:
         headers={"Authorization": f"Bearer {user_key_value}"},
     )
     assert subscription.status_code == 201, subscription.text
+    # A suppressed address (as a provider's hard bounce leaves it).
+    address = "bounced@owner.example"
+    runtime = api.app.state.runtime if api.app is not None else None
+    assert runtime is not None
+    async with runtime.db.session() as session:
+        await suppressions.add(
+            session, owner.id, address, reason="hard_bounce", channel="email", now=utcnow()
+        )
+        await session.commit()
     # Last: a catalog would make later webhook sends of this tenant checked.
     event_type = await api.http.post(
         "/api/v1/event-types", json={"name": "owned.event"}, headers=owner.auth
@@ -113,6 +129,7 @@ async def _objects_of(api: Api, owner: Tenant) -> dict[str, str]:
         "message_id": message["id"],
         "client_id": owner.id,
         "subscription_id": subscription.json()["id"],
+        "address": address,
     }
 
 
@@ -177,3 +194,8 @@ async def test_another_tenants_ids_are_404_on_every_route(api: Api) -> None:
         f"/api/v1/event-types/{objects['name']}",
     ):
         assert (await api.http.get(path, headers=owner.auth)).status_code == 200, path
+    # Lists are the caller's own: the intruder sees no suppression of the owner's.
+    listed = await api.http.get("/api/v1/suppressions", headers=intruder.auth)
+    assert listed.status_code == 200 and listed.json()["data"] == []
+    owned = (await api.http.get("/api/v1/suppressions", headers=owner.auth)).json()["data"]
+    assert [s["address"] for s in owned] == [objects["address"]]

@@ -13,8 +13,10 @@ from app.messages.routes import router as messages_router
 from app.notifications.recovery_routes import router as recovery_router
 from app.notifications.routes import router as notifications_router
 from app.observability.health import live
+from app.providers.event_routes import router as provider_events_router
 from app.providers.routes import router as providers_router
 from app.providers.routes import routing_router
+from app.providers.suppression_routes import router as suppressions_router
 from app.push.routes import router as push_subscriptions_router
 from app.realtime.gateway_websocket import router as websocket_router
 from app.rooms.routes import router as rooms_router
@@ -44,6 +46,8 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     email_config_router,
     providers_router,
     routing_router,
+    suppressions_router,
+    provider_events_router,
     recovery_router,
     notifications_router,
     inbound_router,

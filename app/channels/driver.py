@@ -45,6 +45,10 @@ class BaseChannel:
     reaches_users: bool = True
     #: A user's delivery carries the user's e-mail address in its recipient (`expand`).
     recipient_email: bool = True
+    #: Deliveries one task message carries (and one `send_batch` call gets) at most; None:
+    #: the engine's default (100). A channel whose service takes big batches says so (e-mail:
+    #: 1,000, a Mailgun call's recipients).
+    batch_size: int | None = None
 
     def validate_content(self, raw: Any) -> BaseModel:
         """The content object checked against `content_model` (ContentError when it does

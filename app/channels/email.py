@@ -70,6 +70,18 @@ class RecipientCounts(Protocol):
         ...
 
 
+class SuppressedAddresses(Protocol):
+    """A tenant's suppressed addresses (hard bounces, complaints; registered by the
+    composition root): deliveries to them are skipped when a send is expanded."""
+
+    async def skip_reasons(
+        self, session: AsyncSession, client_id: str, addresses: Sequence[str]
+    ) -> Mapping[str, str]:
+        """Of `addresses`, the suppressed ones (lower-cased) and each one's skip reason
+        (`suppressed: hard bounce`)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class EmailTarget(DeliveryTarget):
     """An e-mail delivery's address and the providers it goes through (`chain`).
@@ -114,6 +126,9 @@ class EmailChannel(BaseChannel):
 
     name = "email"
     content_model = EmailContent
+    # One task message's e-mail deliveries go through one `send_batch`: a bulk route's
+    # 1,000 are one Mailgun call (SMTP sends them over its pooled sessions either way).
+    batch_size = 1000
 
     def __init__(
         self,
@@ -126,9 +141,11 @@ class EmailChannel(BaseChannel):
         provider_types: Mapping[str, ProviderType] | None = None,
         routes: ProviderRoutes | None = None,
         counts: RecipientCounts | None = None,
+        suppressed: SuppressedAddresses | None = None,
     ) -> None:
         self._routes = routes
         self._counts = counts
+        self._suppressed = suppressed
         types = dict(provider_types or {})
         # The process's provider types are built (and closed) by the runtime; a channel made
         # without them (tests, /email-config/test) builds and closes its own `smtp` type.
@@ -197,17 +214,29 @@ class EmailChannel(BaseChannel):
         recipients: Sequence[Resolved],
     ) -> list[PlannedDelivery]:
         """A bare address is its own delivery; a user's goes to the user's address, skipped
-        when the user has none; a bare phone number is skipped."""
+        when the user has none; a bare phone number is skipped. An address the tenant
+        suppressed (it hard-bounced, or its owner complained) is skipped with the reason: one
+        query for the whole send."""
+        # A PhoneNumber is a str: tell it apart before taking bare strings as addresses.
+        addresses = [
+            None if isinstance(r, PhoneNumber) else r if isinstance(r, str) else r.email
+            for r in recipients
+        ]
+        suppressed: Mapping[str, str] = {}
+        if self._suppressed is not None:
+            present = [a for a in addresses if a]
+            if present:
+                suppressed = await self._suppressed.skip_reasons(session, client_id, present)
         out: list[PlannedDelivery] = []
-        for r in recipients:
+        for r, address in zip(recipients, addresses, strict=True):
             if isinstance(r, PhoneNumber):
                 out.append(PlannedDelivery({"phone": r}, skip_reason=PHONE_ONLY))
                 continue
+            skip = suppressed.get(address.lower()) if address else None
             if isinstance(r, str):
-                out.append(PlannedDelivery({"email": r}))
+                out.append(PlannedDelivery({"email": r}, skip_reason=skip))
                 continue
             recipient: dict[str, Any] = {"user_id": r.id, "external_id": r.external_id}
-            skip = None
             if r.email:
                 recipient["email"] = r.email
             else:
@@ -262,6 +291,7 @@ def create(ctx: ChannelFactoryContext) -> EmailChannel:
         provider_types=ctx.provider_types,
         routes=cast("ProviderRoutes | None", ctx.services.get(ProviderRoutes)),
         counts=cast("RecipientCounts | None", ctx.services.get(RecipientCounts)),
+        suppressed=cast("SuppressedAddresses | None", ctx.services.get(SuppressedAddresses)),
     )
 
 

@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     # never spends the signed sender's RATE_LIMIT_INBOUND_PER_MINUTE.
     RATE_LIMIT_INBOUND_UNVERIFIED_PER_MINUTE: int = Field(default=120, gt=0)
     RATE_LIMIT_INBOUND_UNVERIFIED_PER_MINUTE_PER_ADDRESS: int = Field(default=30, gt=0)
+    # Verified delivery-event requests (POST /provider-events/...) per minute per tenant:
+    # a bulk send's events arrive in bursts, and providers retry a 429 later.
+    RATE_LIMIT_PROVIDER_EVENTS_PER_MINUTE: int = Field(default=6000, gt=0)
     # The most a client may set each of its limits to by itself (PATCH /clients/me); unset:
     # the deployment default above, so a client can lower its limits but only the operator
     # (PATCH /clients/{id} with the admin key) can raise them.

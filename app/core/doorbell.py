@@ -21,8 +21,11 @@ INBOUND_BATCH = 50
 class Doorbell(Protocol):
     """Rings for committed rows; coalesced, off the caller's path, failures only logged."""
 
-    async def ring_deliveries(self, client_id: str, delivery_ids: Sequence[str]) -> None:
-        """Ask a worker to attempt these due deliveries (returns before the publish)."""
+    async def ring_deliveries(
+        self, client_id: str, delivery_ids: Sequence[str], *, batch: int | None = None
+    ) -> None:
+        """Ask a worker to attempt these due deliveries (returns before the publish);
+        `batch`: the ids one task message carries (a channel's `batch_size`; default 100)."""
         ...
 
     async def ring_inbound(self, pairs: Sequence[InboundPair]) -> None:

@@ -92,6 +92,9 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("POST", f"{_V1}/providers/{{provider_id}}/test"): "providers.test",
     ("GET", f"{_V1}/routing/{{channel}}"): "routing.get",
     ("PUT", f"{_V1}/routing/{{channel}}"): "routing.replace",
+    ("GET", f"{_V1}/suppressions"): "suppressions.list",
+    ("DELETE", f"{_V1}/suppressions/{{address}}"): "suppressions.delete",
+    ("POST", f"{_V1}/provider-events/{{client_slug}}/{{provider_name}}"): "provider_events.receive",
     # notifications (the relay)
     ("POST", f"{_V1}/notifications/send"): "notifications.send",
     ("GET", f"{_V1}/notifications"): "notifications.list",

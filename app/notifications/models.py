@@ -26,7 +26,13 @@ RETRYING = "retrying"
 FAILED = "failed"
 CANCELED = "canceled"
 SKIPPED = "skipped"
-DELIVERY_STATUSES = (PENDING, SENDING, DELIVERED, RETRYING, FAILED, CANCELED, SKIPPED)
+# After `delivered` (accepted by a provider), from the provider's delivery events
+# (app/providers/events.py): the address hard-bounced, or its owner marked it as spam.
+BOUNCED = "bounced"
+COMPLAINED = "complained"
+DELIVERY_STATUSES = (
+    PENDING, SENDING, DELIVERED, RETRYING, FAILED, CANCELED, SKIPPED, BOUNCED, COMPLAINED
+)  # fmt: skip
 # Statuses a delivery can still leave on its own (work is owed).
 ACTIVE_STATUSES = (PENDING, SENDING, RETRYING)
 # The in-app channel: delivered when stored, pushed to live connections separately.

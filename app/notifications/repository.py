@@ -25,7 +25,9 @@ from app.notifications.idempotency_repository import IDEMPOTENCY_TTL_SECONDS
 from app.notifications.initial_status import initial_statuses
 from app.notifications.models import (
     ACTIVE_STATUSES,
+    BOUNCED,
     CANCELED,
+    COMPLAINED,
     DELIVERED,
     FAILED,
     PENDING,
@@ -310,11 +312,14 @@ def derive_status(counts: Mapping[str, int], *, scheduled: bool) -> str:
     failed or was canceled (skipped ones were not owed), `canceled` when none was
     delivered or failed, `failed` when some failed and none was delivered, `partial`
     when some were delivered and others failed or were canceled. No deliveries at all:
-    nothing is owed, so `delivered`.
+    nothing is owed, so `delivered`. A provider's later word counts too: `bounced` as
+    failed (it never arrived), `complained` as delivered (it arrived, and was unwanted).
     """
     if any(counts.get(status, 0) for status in ACTIVE_STATUSES):
         return "scheduled" if scheduled else PENDING
-    delivered, failed, canceled = (counts.get(s, 0) for s in (DELIVERED, FAILED, CANCELED))
+    delivered = counts.get(DELIVERED, 0) + counts.get(COMPLAINED, 0)
+    failed = counts.get(FAILED, 0) + counts.get(BOUNCED, 0)
+    canceled = counts.get(CANCELED, 0)
     if not failed and not canceled:
         return DELIVERED
     if not delivered:

@@ -34,7 +34,15 @@ MAX_RECIPIENTS = 10_000
 NOTIFICATION_STATUSES = ("pending", "partial", "delivered", "failed", "scheduled", "canceled")
 NotificationStatus = Literal["pending", "partial", "delivered", "failed", "scheduled", "canceled"]
 DeliveryStatus = Literal[
-    "pending", "sending", "delivered", "retrying", "failed", "canceled", "skipped"
+    "pending",
+    "sending",
+    "delivered",
+    "retrying",
+    "failed",
+    "canceled",
+    "skipped",
+    "bounced",
+    "complained",
 ]
 assert set(DeliveryStatus.__args__) == set(DELIVERY_STATUSES)  # type: ignore[attr-defined]
 

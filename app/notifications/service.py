@@ -299,8 +299,7 @@ async def _send(
     if session.in_transaction():  # autocommit: nothing to commit unless the ORM read
         await session.commit()
     if send_at <= now:
-        due = [i for i, st in zip(ids, statuses, strict=True) if st == PENDING]
-        await doorbell.ring_deliveries(client_id, due)
+        await _ring(doorbell, client_id, channels, ids, new, statuses)
         if push is not None:
             # Delivered on store (inbox items): pushed to live connections in the background.
             in_app = [
@@ -312,6 +311,25 @@ async def _send(
             if in_app and pushed is not None:
                 push.after_commit(client_id, notification.id, content[pushed], in_app)
     return SendResult(answer=sent_answer(notification, ids, new, statuses), created=True)
+
+
+async def _ring(
+    doorbell: Doorbell,
+    client_id: str,
+    channels: Mapping[str, Channel],
+    ids: list[str],
+    new: list[NewDelivery],
+    statuses: list[str],
+) -> None:
+    """Ring for the due deliveries, per channel: a channel that sends in batches takes as
+    many per task message as its `batch_size` (e-mail: 1,000, one Mailgun call)."""
+    by_channel: dict[str, list[str]] = {}
+    for i, d, st in zip(ids, new, statuses, strict=True):
+        if st == PENDING:
+            by_channel.setdefault(d.channel, []).append(i)
+    for name, due in by_channel.items():
+        batch = getattr(channels.get(name), "batch_size", None)
+        await doorbell.ring_deliveries(client_id, due, batch=batch)
 
 
 def _content_event(loaded: Mapping[str, Channel], content: _Content) -> str | None:

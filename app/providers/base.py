@@ -141,7 +141,9 @@ class ProviderEvent:
 
     `event_id` deduplicates (the provider's own id, or a digest of the event when it has none);
     `delivery_id` is the delivery the message carried; `permanent` marks a hard bounce (the
-    address is suppressed, as it is for a complaint).
+    address is suppressed, as it is for a complaint). `nonce`: a value the signature covers
+    that must never verify twice (Mailgun's token): the events route refuses a request whose
+    nonce it has seen, unless the event itself was already stored (a retry).
     """
 
     event_id: str
@@ -152,6 +154,7 @@ class ProviderEvent:
     occurred_at: datetime | None = None
     detail: str | None = None
     payload: Mapping[str, Any] = field(default_factory=dict)
+    nonce: str | None = None
 
 
 class SignatureRefused(Exception):

@@ -237,6 +237,15 @@ class RateLimitPolicies:
         item = RateLimitItemPerMinute(amount, 1, "ih")
         return _scoped(await self._hit("inbound", item, hook_id), PER_HOOK)
 
+    async def hit_provider_events(self, client_id: str) -> WindowStats | None:
+        """Count one verified delivery-event request of the client's providers (None when
+        limits are off)."""
+        if not self.enabled:
+            return None
+        amount = self.settings.RATE_LIMIT_PROVIDER_EVENTS_PER_MINUTE
+        item = RateLimitItemPerMinute(amount, 1, "pe")
+        return _scoped(await self._hit("provider_events", item, client_id), PER_CLIENT)
+
     async def hit_inbound_unverified(self, address: str, hook_id: str | None) -> WindowStats | None:
         """Count one inbound request that failed verification (bad or no signature, or a URL
         with no hook): per source address, and per hook when the URL names one; the tighter
@@ -355,6 +364,13 @@ async def hit_inbound(request: Request, hook_id: str, per_minute: int | None = N
     headers on the answer, 429 problem with Retry-After over the limit."""
     stats = await _counted(_policies(request).hit_inbound(hook_id, per_minute))
     _enforce(request, stats, "inbound events per minute", "inbound events")
+
+
+async def hit_provider_events(request: Request, client_id: str) -> None:
+    """The provider-events limit for a route: count one verified request for the client;
+    RateLimit-* headers on the answer, 429 problem with Retry-After over the limit."""
+    stats = await _counted(_policies(request).hit_provider_events(client_id))
+    _enforce(request, stats, "provider events per minute", "provider event requests")
 
 
 async def hit_inbound_unverified(request: Request, hook_id: str | None) -> None:

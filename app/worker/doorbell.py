@@ -30,7 +30,9 @@ log = logging.getLogger("chatapi.worker")
 DELIVER_TASK = "notifications.deliver"
 FLUSH_PARKED_TASK = "notifications.flush_parked"
 PROCESS_EVENTS_TASK = "inbound.process_events"
-# Delivery ids per task message: one claim query and one gather per message.
+# Delivery ids per task message: one claim query and one gather per message. A channel that
+# sends in batches says how many of its deliveries one message carries (`batch_size`: e-mail
+# 1,000, a Mailgun call's recipients), and a send rings its deliveries per channel.
 RING_CHUNK = 100
 # A publish stuck on an unreachable broker must not stall every later ring: past this the
 # publisher moves on (the thread finishes or fails alone; the sweep re-rings).
@@ -69,11 +71,11 @@ class Coalescer(Generic[T]):
             await self._publish(batch)
 
 
-def delivery_messages(client_id: str, ids: Sequence[str]) -> list[Message]:
-    """The `deliver` messages for one tenant's ids, `RING_CHUNK` per message."""
+def delivery_messages(client_id: str, ids: Sequence[str], batch: int = RING_CHUNK) -> list[Message]:
+    """The `deliver` messages for one tenant's ids, `batch` per message."""
     return [
-        (DELIVER_TASK, (client_id, list(ids[i : i + RING_CHUNK])), DELIVERY_QUEUE)
-        for i in range(0, len(ids), RING_CHUNK)
+        (DELIVER_TASK, (client_id, list(ids[i : i + batch])), DELIVERY_QUEUE)
+        for i in range(0, len(ids), batch)
     ]
 
 
@@ -91,12 +93,17 @@ class CeleryDoorbell:
     def __init__(self, celery: Celery, pool: Executor) -> None:
         self._celery = celery
         self._pool = pool
-        self._deliveries: Coalescer[tuple[str, str]] = Coalescer(self._publish_deliveries)
+        # (client id, delivery id, ids per message)
+        self._deliveries: Coalescer[tuple[str, str, int]] = Coalescer(self._publish_deliveries)
         self._inbound: Coalescer[InboundPair] = Coalescer(self._publish_inbound)
 
-    async def ring_deliveries(self, client_id: str, delivery_ids: Sequence[str]) -> None:
-        """Queue a `deliver` ring for the ids; published in the background."""
-        self._deliveries.add([(client_id, i) for i in delivery_ids])
+    async def ring_deliveries(
+        self, client_id: str, delivery_ids: Sequence[str], *, batch: int | None = None
+    ) -> None:
+        """Queue a `deliver` ring for the ids, `batch` per message (default RING_CHUNK);
+        published in the background."""
+        size = max(1, batch or RING_CHUNK)
+        self._deliveries.add([(client_id, i, size) for i in delivery_ids])
 
     async def ring_inbound(self, pairs: Sequence[InboundPair]) -> None:
         """Queue a `process_events` ring for stored events; published in the background."""
@@ -114,13 +121,13 @@ class CeleryDoorbell:
         for name, args, queue in messages:
             self._celery.send_task(name, args=args, queue=queue, ignore_result=True)
 
-    async def _publish_deliveries(self, batch: list[tuple[str, str]]) -> None:
-        by_client: dict[str, list[str]] = {}
-        for client_id, delivery_id in batch:
-            by_client.setdefault(client_id, []).append(delivery_id)
-        for client_id, ids in by_client.items():
+    async def _publish_deliveries(self, batch: list[tuple[str, str, int]]) -> None:
+        by_client: dict[tuple[str, int], list[str]] = {}
+        for client_id, delivery_id, size in batch:
+            by_client.setdefault((client_id, size), []).append(delivery_id)
+        for (client_id, size), ids in by_client.items():
             await self._send(
-                delivery_messages(client_id, ids),
+                delivery_messages(client_id, ids, size),
                 "enqueueing deliveries failed; the sweep will ring them",
                 {"client_id": client_id, "deliveries": len(ids)},
             )

@@ -32,9 +32,11 @@ class Recording:
         self.real = real
         self.calls: list[tuple[str, object]] = []
 
-    async def ring_deliveries(self, client_id: str, delivery_ids: Sequence[str]) -> None:
+    async def ring_deliveries(
+        self, client_id: str, delivery_ids: Sequence[str], *, batch: int | None = None
+    ) -> None:
         self.calls.append(("deliveries", list(delivery_ids)))
-        await self.real.ring_deliveries(client_id, delivery_ids)
+        await self.real.ring_deliveries(client_id, delivery_ids, batch=batch)
 
     async def ring_inbound(self, pairs: Sequence[InboundPair]) -> None:
         self.calls.append(("inbound", list(pairs)))
