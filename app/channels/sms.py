@@ -33,7 +33,7 @@ from app.channels.base import (
     TenantLimits,
 )
 from app.channels.driver import ADDRESS_ONLY, BaseChannel
-from app.channels.email import RecipientCounts
+from app.channels.email import RecipientCounts, SuppressedAddresses
 from app.core.clock import monotonic
 from app.core.crypto import SecretBoxError
 from app.providers.base import ProviderAccount, ProviderMessage, ProviderType
@@ -80,11 +80,13 @@ class SmsChannel(BaseChannel):
         provider_types: Mapping[str, ProviderType],
         routes: ProviderRoutes | None = None,
         counts: RecipientCounts | None = None,
+        suppressed: SuppressedAddresses | None = None,
     ) -> None:
         # The process's types, built and closed by the runtime (not by this channel).
         self._types = dict(provider_types)
         self._routes = routes
         self._counts = counts
+        self._suppressed = suppressed
 
     def stored_content(self, content: BaseModel) -> dict[str, Any]:
         """The content as stored."""
@@ -98,11 +100,21 @@ class SmsChannel(BaseChannel):
         recipients: Sequence[Resolved],
     ) -> list[PlannedDelivery]:
         """A bare phone number is its own delivery; a user's goes to the user's phone,
-        skipped when the user has none; a bare e-mail address is skipped."""
+        skipped when the user has none; a bare e-mail address is skipped. A number the tenant
+        suppressed (the provider said it can never receive) is skipped with the reason: one
+        query for the whole send."""
+        phones = [
+            str(r) if isinstance(r, PhoneNumber) else None if isinstance(r, str) else r.phone
+            for r in recipients
+        ]
+        suppressed: Mapping[str, str] = {}
+        present = [p for p in phones if p]
+        if self._suppressed is not None and present:
+            suppressed = await self._suppressed.skip_reasons(session, client_id, present)
         out: list[PlannedDelivery] = []
-        for r in recipients:
+        for r, phone in zip(recipients, phones, strict=True):
             if isinstance(r, PhoneNumber):
-                out.append(PlannedDelivery({"phone": str(r)}))
+                out.append(PlannedDelivery({"phone": str(r)}, skip_reason=suppressed.get(str(r))))
                 continue
             if isinstance(r, str):
                 out.append(PlannedDelivery({"email": r}, skip_reason=ADDRESS_ONLY))
@@ -110,7 +122,7 @@ class SmsChannel(BaseChannel):
             recipient: dict[str, Any] = {"user_id": r.id, "external_id": r.external_id}
             if r.phone:
                 recipient["phone"] = r.phone
-            skip = None if r.phone else NO_PHONE
+            skip = suppressed.get(phone) if phone else NO_PHONE
             out.append(PlannedDelivery(recipient, r.id, skip_reason=skip))
         return out
 
@@ -192,6 +204,7 @@ def create(ctx: ChannelFactoryContext) -> SmsChannel:
         provider_types={n: p for n, p in ctx.provider_types.items() if p.channel == "sms"},
         routes=cast("ProviderRoutes | None", ctx.services.get(ProviderRoutes)),
         counts=cast("RecipientCounts | None", ctx.services.get(RecipientCounts)),
+        suppressed=cast("SuppressedAddresses | None", ctx.services.get(SuppressedAddresses)),
     )
 
 

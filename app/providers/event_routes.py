@@ -19,6 +19,7 @@ from app.core.clock import utcnow
 from app.core.crypto import SecretBox, SecretBoxError
 from app.core.errors import AppError, NotFound, PayloadTooLarge
 from app.core.openapi import problems
+from app.observability.metrics import count_provider_event
 from app.providers import accounts, events
 from app.providers.base import ProviderEvent, SignatureRefused, SignedRequest
 from app.providers.event_schemas import EventsReceived
@@ -77,6 +78,8 @@ async def receive_provider_events(
         done = await events.record(rt.db, provider, verified, nonces=_nonces(rt), now=utcnow())
     except SignatureRefused as exc:
         raise EventSignatureRefused(str(exc)) from None
+    for kind in done.kinds:
+        count_provider_event(provider.type, kind)
     return EventsReceived(received=len(verified), stored=done.stored, duplicates=done.duplicates)
 
 
@@ -94,7 +97,7 @@ def _verify(
         log.warning("provider %s: its settings cannot be opened to verify events", provider.id)
         raise EventSignatureRefused("the provider's signing key cannot be used") from None
     signed = SignedRequest(
-        url=str(request.url),
+        url=_called_url(rt, request),
         headers={k.lower(): v for k, v in request.headers.items()},
         body=body,
         now=utcnow(),
@@ -103,6 +106,21 @@ def _verify(
         return provider_type.verify_events(account, signed)
     except SignatureRefused as exc:
         raise EventSignatureRefused(str(exc)) from None
+
+
+def _called_url(rt: Runtime, request: Request) -> str:
+    # The URL the provider called, which Twilio signs: behind a proxy the request's own URL
+    # is the internal one, so with PUBLIC_BASE_URL (the base every callback URL we hand out is
+    # built on) it is rebuilt from that; the root path is already part of PUBLIC_BASE_URL.
+    public = rt.settings.PUBLIC_BASE_URL
+    if not public:
+        return str(request.url)
+    path = request.url.path
+    root = request.scope.get("root_path") or ""
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    query = request.url.query
+    return public.rstrip("/") + path + (f"?{query}" if query else "")
 
 
 def _nonces(rt: Runtime) -> NonceGuard:

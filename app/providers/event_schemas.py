@@ -19,7 +19,7 @@ class EventsReceived(BaseModel):
 
 
 class SuppressionOut(BaseModel):
-    """An address later sends skip, and why (`hard_bounce` or `complaint`)."""
+    """An address later sends skip, and why (`hard_bounce`, `complaint` or `undeliverable`)."""
 
     address: str
     channel: str

@@ -42,6 +42,7 @@ class Recorded:
     duplicates: int
     moved: int
     suppressed: int
+    kinds: tuple[str, ...] = ()  # the stored events' kinds (metrics)
 
 
 async def find_provider(db: Database, client_slug: str, name: str) -> Provider:
@@ -80,10 +81,12 @@ async def record(
             ):
                 raise SignatureRefused("this signature was used before (a replay)")
         stored = moved = suppressed = 0
+        kinds: list[str] = []
         for event in new:
             if not await _store(session, provider, event, now):
                 continue  # stored meanwhile by a concurrent request
             stored += 1
+            kinds.append(event.kind)
             if event.delivery_id is not None:
                 status = await delivery_moves.apply_event(
                     session,
@@ -110,7 +113,7 @@ async def record(
                 )
                 suppressed += 1
         await session.commit()
-    return Recorded(stored, len(events) - stored, moved, suppressed)
+    return Recorded(stored, len(events) - stored, moved, suppressed, tuple(kinds))
 
 
 def _suppression(event: ProviderEvent) -> str | None:
@@ -118,6 +121,8 @@ def _suppression(event: ProviderEvent) -> str | None:
         return suppressions.COMPLAINT
     if event.kind == "bounced" and event.permanent:
         return suppressions.HARD_BOUNCE
+    if event.kind == "failed" and event.permanent:
+        return suppressions.UNDELIVERABLE
     return None
 
 

@@ -64,7 +64,7 @@ class Suppression(SQLModel, table=True):
     )
     address: str = Field(primary_key=True, max_length=320)
     channel: str = Field(default="email", max_length=32)
-    reason: str = Field(max_length=32)  # hard_bounce | complaint
+    reason: str = Field(max_length=32)  # hard_bounce | complaint | undeliverable
     detail: str | None = Field(default=None, max_length=1000)
     provider: str | None = Field(default=None, max_length=64)
     delivery_id: str | None = Field(default=None, max_length=26)

@@ -1,5 +1,5 @@
 """`/suppressions`: the tenant's addresses that hard-bounced or complained (master key).
-Later e-mail deliveries to them are stored `skipped` with the reason, never sent."""
+Later e-mail and SMS deliveries to them are stored `skipped` with the reason, never sent."""
 
 from __future__ import annotations
 

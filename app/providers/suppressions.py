@@ -17,8 +17,14 @@ from app.providers.models import Suppression
 
 HARD_BOUNCE = "hard_bounce"
 COMPLAINT = "complaint"
+# A number (SMS) the provider says can never receive: unknown, a landline, opted out.
+UNDELIVERABLE = "undeliverable"
 # What a skipped delivery's `skip_reason` says, by reason.
-SKIP_REASONS = {HARD_BOUNCE: "suppressed: hard bounce", COMPLAINT: "suppressed: complaint"}
+SKIP_REASONS = {
+    HARD_BOUNCE: "suppressed: hard bounce",
+    COMPLAINT: "suppressed: complaint",
+    UNDELIVERABLE: "suppressed: undeliverable",
+}
 # Addresses per lookup statement (bounded parameter lists on both databases).
 _LOOKUP_CHUNK = 1000
 
