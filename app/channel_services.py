@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels.base import WebhookEndpoint
-from app.channels.email import RecipientCounts, SuppressedAddresses
+from app.channels.provider_chain import RecipientCounts, SuppressedAddresses
 from app.channels.push import PushDevice, PushSubscriptions
 from app.channels.webhook import EndpointRef, WebhookEndpoints
 from app.core.crypto import SecretBox

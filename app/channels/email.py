@@ -8,17 +8,15 @@ a message the first provider fails by its own fault (refused, timed out, 4xx, a 
 cannot be opened) goes to the next within the same attempt; `Outcome.served_by` names the
 provider that answered. The `smtp` provider type (app/providers/builtin/smtp.py) speaks SMTP.
 
-How many recipients a notification has on this channel (the bulk threshold) is counted once
-per batch, and only when the route has a bulk chain: one grouped count on the deliveries'
-(notification, channel) index.
+Reading the route and sending by chain are shared with the sms channel
+(app/channels/provider_chain.py).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel
 
@@ -38,18 +36,23 @@ from app.channels.base import (
 )
 from app.channels.content import EmailContent
 from app.channels.driver import PHONE_ONLY, BaseChannel
+from app.channels.provider_chain import (
+    Chain,
+    RecipientCounts,
+    SuppressedAddresses,
+    chains_for_batch,
+    send_by_chain,
+)
 from app.channels.smtp_message import MessageCache, build_message  # noqa: F401 (re-exported)
 from app.channels.smtp_pool import MAX_CONNECTIONS_PER_SERVER
 from app.channels.smtp_target import SmtpTargetPolicy
-from app.core.clock import monotonic
-from app.core.crypto import SecretBoxError
-from app.providers.base import ProviderAccount, ProviderMessage, ProviderType
+from app.providers.base import ProviderAccount, ProviderType
 from app.providers.builtin.smtp import (
     POOL_BUSY_RETRY_SECONDS,  # noqa: F401 (re-exported)
     SmtpProviderType,
     SmtpSettings,
 )
-from app.providers.failover import ProviderRoutes, Route, send_through
+from app.providers.failover import ProviderRoutes
 
 if TYPE_CHECKING:
     import ssl
@@ -57,29 +60,6 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
 NO_PROVIDER = "no e-mail provider is configured"
-
-
-class RecipientCounts(Protocol):
-    """How many deliveries a batch's notifications have on a channel (registered by the
-    composition root; the bulk chain's threshold)."""
-
-    async def per_delivery(
-        self, session: AsyncSession, client_id: str, channel: str, delivery_ids: Sequence[str]
-    ) -> Mapping[str, int]:
-        """For each delivery id, the number of `channel` deliveries of its notification."""
-        ...
-
-
-class SuppressedAddresses(Protocol):
-    """A tenant's suppressed addresses (hard bounces, complaints; registered by the
-    composition root): deliveries to them are skipped when a send is expanded."""
-
-    async def skip_reasons(
-        self, session: AsyncSession, client_id: str, addresses: Sequence[str]
-    ) -> Mapping[str, str]:
-        """Of `addresses`, the suppressed ones (lower-cased) and each one's skip reason
-        (`suppressed: hard bounce`)."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,26 +154,7 @@ class EmailChannel(BaseChannel):
         ctxs: Sequence[ChannelContext],
     ) -> list[Outcome]:
         """One attempt per delivery; the deliveries sharing a chain go through it together."""
-        outcomes: list[Outcome | None] = [None] * len(targets)
-        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        chains: dict[tuple[int, ...], tuple[ProviderAccount, ...]] = {}
-        for i, (target, content) in enumerate(zip(targets, contents, strict=True)):
-            chain = _chain(target)
-            refused = _refusal(target, content, chain)
-            if refused is not None:
-                outcomes[i] = refused
-                continue
-            key = tuple(id(a) for a in chain)
-            chains[key] = chain
-            groups[key].append(i)
-        for key, indexes in groups.items():
-            started = monotonic()
-            messages = [_message(targets[i], contents[i], ctxs[i]) for i in indexes]
-            answers = await send_through(chains[key], self._types, messages)
-            took = (monotonic() - started) * 1000
-            for i, answer in zip(indexes, answers, strict=True):
-                outcomes[i] = replace(answer.outcome, duration_ms=took)
-        return [o for o in outcomes if o is not None]
+        return await send_by_chain(self._types, targets, contents, ctxs, _plan)
 
     async def aclose(self) -> None:
         """Close the pooled connections of the `smtp` type this channel built itself."""
@@ -249,19 +210,11 @@ class EmailChannel(BaseChannel):
     ) -> Mapping[str, DeliveryTarget | Outcome]:
         """The tenant's e-mail route, read once for the batch; each target's chain (the bulk
         one for a notification with enough e-mail recipients)."""
-        route = Route()
-        if self._routes is not None:
-            try:
-                route = await self._routes.route(session, client_id, self.name)
-            except SecretBoxError as exc:
-                # Sealed under another SECRET_KEY: retrying cannot help until it is fixed.
-                failed = Outcome(OutcomeKind.FAILED, error=str(exc))
-                return {t.delivery_id: failed for t in targets}
-        counts: Mapping[str, int] = {}
-        if route.bulk and route.bulk_min_recipients is not None and self._counts is not None:
-            counts = await self._counts.per_delivery(
-                session, client_id, self.name, [t.delivery_id for t in targets]
-            )
+        chains = await chains_for_batch(
+            session, client_id, self.name, targets, self._routes, self._counts
+        )
+        if isinstance(chains, Outcome):
+            return {t.delivery_id: chains for t in targets}
         return {
             t.delivery_id: EmailTarget(
                 t.delivery_id,
@@ -270,7 +223,7 @@ class EmailChannel(BaseChannel):
                 t.recipient,
                 t.endpoint_id,
                 email=t.recipient.get("email"),
-                chain=route.chain_for(counts.get(t.delivery_id, 1)),
+                chain=chains[t.delivery_id],
             )
             for t in targets
         }
@@ -303,10 +256,10 @@ def _chain(target: DeliveryTarget) -> tuple[ProviderAccount, ...]:
     return target.chain
 
 
-def _refusal(
-    target: DeliveryTarget, content: dict[str, Any], chain: tuple[ProviderAccount, ...]
-) -> Outcome | None:
-    """The permanent failure of a delivery that cannot be sent at all, if it is one."""
+def _plan(target: DeliveryTarget, content: dict[str, Any]) -> tuple[Chain, str] | Outcome:
+    """The delivery's chain and address, or the permanent failure of one that cannot be
+    sent at all."""
+    chain = _chain(target)
     if not chain:
         return Outcome(OutcomeKind.FAILED, error=NO_PROVIDER)
     assert isinstance(target, EmailTarget)
@@ -314,21 +267,4 @@ def _refusal(
         return Outcome(OutcomeKind.FAILED, error="e-mail delivery needs an address")
     if content.get("text") is None and content.get("html") is None:
         return Outcome(OutcomeKind.FAILED, error="e-mail content needs text or html")
-    return None
-
-
-def _message(
-    target: DeliveryTarget, content: dict[str, Any], ctx: ChannelContext
-) -> ProviderMessage:
-    assert isinstance(target, EmailTarget) and target.email is not None
-    return ProviderMessage(
-        delivery_id=target.delivery_id,
-        notification_id=ctx.notification_id,
-        client_id=target.client_id,
-        address=target.email,
-        content=content,
-        created_at=ctx.created_at,
-        attempt=ctx.attempt,
-        user_id=target.user_id,
-        metadata=ctx.metadata,
-    )
+    return chain, target.email

@@ -13,9 +13,8 @@ Twilio's Messages API.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,11 +32,15 @@ from app.channels.base import (
     TenantLimits,
 )
 from app.channels.driver import ADDRESS_ONLY, BaseChannel
-from app.channels.email import RecipientCounts, SuppressedAddresses
-from app.core.clock import monotonic
-from app.core.crypto import SecretBoxError
-from app.providers.base import ProviderAccount, ProviderMessage, ProviderType
-from app.providers.failover import ProviderRoutes, Route, send_through
+from app.channels.provider_chain import (
+    Chain,
+    RecipientCounts,
+    SuppressedAddresses,
+    chains_for_batch,
+    send_by_chain,
+)
+from app.providers.base import ProviderAccount, ProviderType
+from app.providers.failover import ProviderRoutes
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -131,19 +134,11 @@ class SmsChannel(BaseChannel):
     ) -> Mapping[str, DeliveryTarget | Outcome]:
         """The tenant's SMS route, read once for the batch; each target's chain (the bulk
         one for a notification with enough SMS recipients)."""
-        route = Route()
-        if self._routes is not None:
-            try:
-                route = await self._routes.route(session, client_id, self.name)
-            except SecretBoxError as exc:
-                # Sealed under another SECRET_KEY: retrying cannot help until it is fixed.
-                failed = Outcome(OutcomeKind.FAILED, error=str(exc))
-                return {t.delivery_id: failed for t in targets}
-        counts: Mapping[str, int] = {}
-        if route.bulk and route.bulk_min_recipients is not None and self._counts is not None:
-            counts = await self._counts.per_delivery(
-                session, client_id, self.name, [t.delivery_id for t in targets]
-            )
+        chains = await chains_for_batch(
+            session, client_id, self.name, targets, self._routes, self._counts
+        )
+        if isinstance(chains, Outcome):
+            return {t.delivery_id: chains for t in targets}
         return {
             t.delivery_id: SmsTarget(
                 t.delivery_id,
@@ -152,7 +147,7 @@ class SmsChannel(BaseChannel):
                 t.recipient,
                 t.endpoint_id,
                 phone=t.recipient.get("phone"),
-                chain=route.chain_for(counts.get(t.delivery_id, 1)),
+                chain=chains[t.delivery_id],
             )
             for t in targets
         }
@@ -171,26 +166,7 @@ class SmsChannel(BaseChannel):
         ctxs: Sequence[ChannelContext],
     ) -> list[Outcome]:
         """One attempt per delivery; the deliveries sharing a chain go through it together."""
-        outcomes: list[Outcome | None] = [None] * len(targets)
-        groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
-        chains: dict[tuple[str, ...], tuple[ProviderAccount, ...]] = {}
-        for i, (target, content) in enumerate(zip(targets, contents, strict=True)):
-            refused = _refusal(target, content)
-            if refused is not None:
-                outcomes[i] = refused
-                continue
-            assert isinstance(target, SmsTarget)
-            key = tuple(a.id for a in target.chain)
-            chains[key] = target.chain
-            groups[key].append(i)
-        for key, indexes in groups.items():
-            started = monotonic()
-            messages = [_message(targets[i], contents[i], ctxs[i]) for i in indexes]
-            answers = await send_through(chains[key], self._types, messages)
-            took = (monotonic() - started) * 1000
-            for i, answer in zip(indexes, answers, strict=True):
-                outcomes[i] = replace(answer.outcome, duration_ms=took)
-        return [o for o in outcomes if o is not None]
+        return await send_by_chain(self._types, targets, contents, ctxs, _plan)
 
     def quota(self, target: DeliveryTarget, limits: TenantLimits) -> Quota | None:
         """SMS per hour per client."""
@@ -208,29 +184,13 @@ def create(ctx: ChannelFactoryContext) -> SmsChannel:
     )
 
 
-def _refusal(target: DeliveryTarget, content: dict[str, Any]) -> Outcome | None:
-    """The permanent failure of a delivery that cannot be sent at all, if it is one."""
+def _plan(target: DeliveryTarget, content: dict[str, Any]) -> tuple[Chain, str] | Outcome:
+    """The delivery's chain and number, or the permanent failure of one that cannot be sent
+    at all."""
     if not isinstance(target, SmsTarget) or not target.chain:
         return Outcome(OutcomeKind.FAILED, error=NO_PROVIDER)
     if not target.phone:
         return Outcome(OutcomeKind.FAILED, error="SMS delivery needs a phone number")
     if not content.get("text"):
         return Outcome(OutcomeKind.FAILED, error="SMS content needs text")
-    return None
-
-
-def _message(
-    target: DeliveryTarget, content: dict[str, Any], ctx: ChannelContext
-) -> ProviderMessage:
-    assert isinstance(target, SmsTarget) and target.phone is not None
-    return ProviderMessage(
-        delivery_id=target.delivery_id,
-        notification_id=ctx.notification_id,
-        client_id=target.client_id,
-        address=target.phone,
-        content=content,
-        created_at=ctx.created_at,
-        attempt=ctx.attempt,
-        user_id=target.user_id,
-        metadata=ctx.metadata,
-    )
+    return target.chain, target.phone
