@@ -15,7 +15,7 @@ from tests.inbound import signing
 from tests.inbound.conftest import count_events, events, make_hook, post
 from tests.inbound.test_processing import GITHUB_TEMPLATE, github_event, messages_of, settled
 from tests.support.api import Api
-from tests.support.inprocess import serve_in_process
+from tests.support.inprocess import RELAY_CLIENT_TIMEOUT, serve_in_process
 
 BODY = signing.dumps({"id": "evt_1", "type": "ticket.created", "ticket": {"id": 7}})
 
@@ -283,7 +283,10 @@ async def test_simultaneous_identical_deliveries_store_and_process_one_event_on_
     # A real uvicorn server (over TCP) with its embedded worker: the requests race through
     # real connections, and whatever processing they trigger happens for real.
     app = create_app(make_settings(pg_url))
-    async with serve_in_process(app) as base, httpx.AsyncClient(base_url=base) as http:
+    async with (
+        serve_in_process(app) as base,
+        httpx.AsyncClient(base_url=base, timeout=RELAY_CLIENT_TIMEOUT) as http,
+    ):
         api = Api(http, app=app)
         tenant = await api.tenant()
         hook = await make_hook(

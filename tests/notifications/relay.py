@@ -22,7 +22,7 @@ from app.webhooks import repository as webhook_repo
 from app.webhooks.models import WebhookEndpoint
 from tests.conftest import make_settings
 from tests.support.api import Api, Tenant
-from tests.support.inprocess import serve_in_process
+from tests.support.inprocess import RELAY_CLIENT_TIMEOUT, serve_in_process
 
 FINAL = {"delivered", "failed", "canceled", "skipped"}
 
@@ -48,7 +48,10 @@ class Relay:
 async def running_relay(database_url: str) -> AsyncIterator[Relay]:
     """The embedded relay (API + in-process worker) served over TCP, with short timings."""
     app = create_app(make_settings(database_url, **RELAY_SETTINGS))
-    async with serve_in_process(app) as base, httpx.AsyncClient(base_url=base) as http:
+    async with (
+        serve_in_process(app) as base,
+        httpx.AsyncClient(base_url=base, timeout=RELAY_CLIENT_TIMEOUT) as http,
+    ):
         yield Relay(Api(http, app=app), base, app)
 
 

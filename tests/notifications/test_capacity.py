@@ -24,7 +24,7 @@ from tests.channels.receiver import Receiver, running_receiver
 from tests.conftest import make_settings
 from tests.notifications.relay import RELAY_SETTINGS, add_endpoint, send, wait_for_status
 from tests.support.api import Api, Tenant
-from tests.support.inprocess import serve_in_process
+from tests.support.inprocess import RELAY_CLIENT_TIMEOUT, serve_in_process
 
 BODY = {"channels": ["webhook"], "webhook": {"event_type": "t", "payload": {}}}
 
@@ -40,7 +40,10 @@ async def relay(own_sqlite_url: str, clock: ManualClock) -> AsyncIterator[Api]:
     """The embedded relay with one request in flight per endpoint, on the frozen clock."""
     settings = make_settings(own_sqlite_url, **RELAY_SETTINGS, WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT=1)
     app = create_app(settings)
-    async with serve_in_process(app) as base, httpx.AsyncClient(base_url=base) as http:
+    async with (
+        serve_in_process(app) as base,
+        httpx.AsyncClient(base_url=base, timeout=RELAY_CLIENT_TIMEOUT) as http,
+    ):
         yield Api(http, app=app)
 
 

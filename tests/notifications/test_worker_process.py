@@ -23,7 +23,7 @@ from tests.notifications.relay import (
     wait_for_status,
 )
 from tests.support.api import Api
-from tests.support.inprocess import serve_in_process
+from tests.support.inprocess import RELAY_CLIENT_TIMEOUT, serve_in_process
 from tests.support.processes import chatapi_process
 from tests.support.realtime import WsClient, wait_for
 
@@ -53,7 +53,10 @@ async def test_worker_process_delivers_all_channels_and_retries_through_the_swee
             chatapi_process(["worker", "--concurrency", "2"], env, tmp_path, "worker") as worker,
             chatapi_process(["beat"], env, tmp_path, "beat"),
         ):
-            async with serve_in_process(app) as base, httpx.AsyncClient(base_url=base) as http:
+            async with (
+                serve_in_process(app) as base,
+                httpx.AsyncClient(base_url=base, timeout=RELAY_CLIENT_TIMEOUT) as http,
+            ):
                 api = Api(http, app=app)
                 tenant = await api.tenant()
                 user = await api.user(tenant, email="ada@example.com")

@@ -25,7 +25,7 @@ from tests.notifications.relay import RELAY_SETTINGS, Relay, send, wait_for_stat
 from tests.providers.test_mailgun_e2e import add_mailgun
 from tests.support.api import Api
 from tests.support.fake_mailgun import running_mailgun
-from tests.support.inprocess import serve_in_process
+from tests.support.inprocess import RELAY_CLIENT_TIMEOUT, serve_in_process
 from tests.support.processes import chatapi_process
 
 USERS = 1200
@@ -48,7 +48,10 @@ async def test_1200_recipients_reach_mailgun_in_two_calls(
         with chatapi_process(
             ["worker", "--concurrency", "2"], child_env(settings), tmp_path, "worker"
         ) as worker:
-            async with serve_in_process(app) as base, httpx.AsyncClient(base_url=base) as http:
+            async with (
+                serve_in_process(app) as base,
+                httpx.AsyncClient(base_url=base, timeout=RELAY_CLIENT_TIMEOUT) as http,
+            ):
                 api = Api(http, app=app)
                 tenant = await api.tenant()
                 runtime: Runtime = app.state.runtime

@@ -32,7 +32,7 @@ from tests.notifications.relay import (
 )
 from tests.support.api import Api, Tenant
 from tests.support.fake_sendgrid import FakeSendGrid, running_sendgrid
-from tests.support.inprocess import serve_in_process
+from tests.support.inprocess import RELAY_CLIENT_TIMEOUT, serve_in_process
 
 CONTENT = {"subject": "Spring sale", "text": "20% off", "html": "<p>20% off</p>"}
 RECIPIENTS = 1500
@@ -43,7 +43,10 @@ async def relay(db_url: str) -> AsyncIterator[Relay]:
     """The embedded relay; its e-mail quota lifted past the bulk send it is given."""
     settings = make_settings(db_url, **RELAY_SETTINGS, RATE_LIMIT_EMAILS_PER_HOUR=100_000)
     app = create_app(settings)
-    async with serve_in_process(app) as base, httpx.AsyncClient(base_url=base) as http:
+    async with (
+        serve_in_process(app) as base,
+        httpx.AsyncClient(base_url=base, timeout=RELAY_CLIENT_TIMEOUT) as http,
+    ):
         yield Relay(Api(http, app=app), base, app)
 
 

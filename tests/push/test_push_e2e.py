@@ -32,7 +32,7 @@ from tests.support.fake_push import (
     running_push_service,
     write_tls_files,
 )
-from tests.support.inprocess import serve_in_process
+from tests.support.inprocess import RELAY_CLIENT_TIMEOUT, serve_in_process
 
 SUBSCRIPTIONS = "/api/v1/me/push-subscriptions"
 CONTENT = {
@@ -54,7 +54,10 @@ async def relay(own_sqlite_url: str, tls: tuple[Path, Path]) -> AsyncIterator[Re
     WEBHOOK_ALLOW_PRIVATE_TARGETS (in RELAY_SETTINGS) lets it reach 127.0.0.1."""
     settings = make_settings(own_sqlite_url, **RELAY_SETTINGS, PROVIDER_CA_FILE=str(tls[0]))
     app = create_app(settings)
-    async with serve_in_process(app) as base, httpx.AsyncClient(base_url=base) as http:
+    async with (
+        serve_in_process(app) as base,
+        httpx.AsyncClient(base_url=base, timeout=RELAY_CLIENT_TIMEOUT) as http,
+    ):
         yield Relay(Api(http, app=app), base, app)
 
 

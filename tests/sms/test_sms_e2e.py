@@ -26,7 +26,7 @@ from tests.notifications.relay import (
 )
 from tests.support.api import Api, Tenant, bearer
 from tests.support.fake_twilio import FakeTwilio, TwilioAccount, running_twilio
-from tests.support.inprocess import serve_in_process
+from tests.support.inprocess import RELAY_CLIENT_TIMEOUT, serve_in_process
 from tests.support.realtime import until
 
 PUBLIC = "https://chat.example.com"
@@ -38,7 +38,10 @@ TEXT = {"text": "Your order A-1 has shipped"}
 async def relay(db_url: str) -> AsyncIterator[Relay]:
     settings = make_settings(db_url, **RELAY_SETTINGS, PUBLIC_BASE_URL=PUBLIC)
     app = create_app(settings)
-    async with serve_in_process(app) as base, httpx.AsyncClient(base_url=base) as http:
+    async with (
+        serve_in_process(app) as base,
+        httpx.AsyncClient(base_url=base, timeout=RELAY_CLIENT_TIMEOUT) as http,
+    ):
         yield Relay(Api(http, app=app), base, app)
 
 

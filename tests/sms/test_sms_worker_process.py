@@ -15,7 +15,7 @@ from tests.conftest import child_env, make_settings
 from tests.notifications.relay import RELAY_SETTINGS, attempts, send, wait_for_status
 from tests.support.api import Api
 from tests.support.fake_twilio import FakeTwilio, running_twilio
-from tests.support.inprocess import serve_in_process
+from tests.support.inprocess import RELAY_CLIENT_TIMEOUT, serve_in_process
 from tests.support.processes import chatapi_process
 
 PUBLIC = "https://chat.example.com"
@@ -44,7 +44,10 @@ async def test_a_celery_worker_sends_the_sms_through_twilio(
     with chatapi_process(
         ["worker", "--concurrency", "2"], child_env(settings), tmp_path, "worker"
     ) as worker:
-        async with serve_in_process(app) as base, httpx.AsyncClient(base_url=base) as http:
+        async with (
+            serve_in_process(app) as base,
+            httpx.AsyncClient(base_url=base, timeout=RELAY_CLIENT_TIMEOUT) as http,
+        ):
             api = Api(http, app=app)
             tenant = await api.tenant()
             provider = {

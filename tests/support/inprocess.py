@@ -19,6 +19,12 @@ from tests.support.processes import free_port
 IDLE_CONNECTION_SECONDS = 30
 
 
+# A client's wait for an in-process server's answer: the server shares the test's event loop
+# with the embedded worker and the fakes, and on a loaded CI box (2 cores, 2 pytest workers)
+# an answer has taken over httpx's default 5 s; a wait is not what these tests measure.
+RELAY_CLIENT_TIMEOUT = 30.0
+
+
 @asynccontextmanager
 async def serve_in_process(app: FastAPI) -> AsyncIterator[str]:
     """Serve `app` (lifespan included) on a free port; yield its base URL."""
