@@ -202,7 +202,16 @@ def database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, sa_exc.DBAPIError):
         # No statement: it failed while connecting. Invalidated: the connection broke.
         return exc.statement is None or exc.connection_invalidated
-    return _driver_unavailable(exc)
+    # SQLAlchemy's adapted driver errors raised outside a statement (a pool connect for a
+    # raw driver connection, app/core/db.py hot_driver) are not DBAPIError: what the driver
+    # said is their cause ("the database system is starting up" after a restart).
+    seen = 0
+    while exc is not None and seen < 8:
+        if _driver_unavailable(exc):
+            return True
+        exc = exc.__cause__  # type: ignore[assignment]
+        seen += 1
+    return False
 
 
 def _driver_unavailable(exc: BaseException) -> bool:

@@ -225,3 +225,30 @@ def test_asyncpgs_own_outage_errors_count_as_the_database_unavailable() -> None:
     assert not database_unavailable(pg.UniqueViolationError("duplicate key"))
     assert not database_unavailable(pg.InterfaceError("another operation is in progress"))
     assert not database_unavailable(ValueError("a bug"))
+
+
+def test_an_adapted_driver_error_raised_while_connecting_is_read_by_its_cause() -> None:
+    # A pool connect for a raw driver connection (hot_driver) right after a PostgreSQL
+    # restart raised SQLAlchemy's adapted `Error`, not a DBAPIError, caused by asyncpg's
+    # CannotConnectNowError: that was a 500 in the PostgreSQL fault test, and is a 503.
+    import asyncpg
+    from asyncpg import exceptions as pg
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
+
+    from app.core.errors import database_unavailable
+
+    dbapi = AsyncAdapt_asyncpg_dbapi(asyncpg)
+
+    def adapted(cause: Exception) -> Exception:
+        try:
+            try:
+                raise cause
+            except Exception as exc:
+                raise dbapi.Error(str(exc)) from exc
+        except Exception as outer:
+            return outer
+
+    starting = adapted(pg.CannotConnectNowError("the database system is starting up"))
+    assert not isinstance(starting, pg.PostgresError)  # only its cause says what happened
+    assert database_unavailable(starting)
+    assert not database_unavailable(adapted(pg.UniqueViolationError("duplicate key")))
