@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, WebSocket
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api.fast_lane import FastLane
 from app.api.router import API_PREFIX, MATCH_ORDER, documented_paths
 from app.channels.webhook_docs import install_webhook_docs
 from app.compose import build_runtime
@@ -56,6 +57,8 @@ class ChatAPI(FastAPI):
     """
 
     socketio_websockets: ASGIApp | None = None
+    # The direct routes' well-formed requests skip the HTTP stack (app/api/fast_lane.py).
+    fast_lane: FastLane | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Dispatch one ASGI connection."""
@@ -69,6 +72,15 @@ class ChatAPI(FastAPI):
                 scope["app"] = self  # what the route would see (websocket.app.state)
                 await websocket_open(WebSocket(scope, receive, send))
                 return
+        elif self.fast_lane is not None:
+            found = self.fast_lane.match(scope)
+            if found is not None:
+                await self.fast_lane(scope, receive, send, *found)
+                return
+        await super().__call__(scope, receive, send)
+
+    async def full_stack(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app with its whole HTTP middleware stack (what the fast lane falls back to)."""
         await super().__call__(scope, receive, send)
 
 
@@ -170,4 +182,10 @@ def create_app(settings: Settings | None = None, *, run_embedded_worker: bool = 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
     app.add_middleware(RequestLogMiddleware)
     app.add_middleware(metrics.HttpMetricsMiddleware)
+    app.fast_lane = FastLane(
+        app,
+        app.full_stack,
+        [(API_PREFIX, router) for router in MATCH_ORDER],
+        max_body_bytes=settings.MAX_REQUEST_BODY_BYTES,
+    )
     return app

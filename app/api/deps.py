@@ -145,6 +145,14 @@ async def master_of(request: Request) -> Principal:
     return await require_master(request, await _bearer(request), await _header(request))
 
 
+async def scoped_of(request: Request, scope: str) -> Principal:
+    """`require_scope(scope)` called directly (app/api/direct_route.py): the same schemes,
+    in the same order, and the same checks."""
+    principal = await _authenticate(request, await _bearer(request), await _header(request))
+    scopes.require(principal, scope)
+    return principal
+
+
 async def require_client_key(
     request: Request, bearer: BearerDep, header_key: HeaderKeyDep
 ) -> Principal:

@@ -67,16 +67,28 @@ def direct_route(
 async def _well_formed(
     request: Request, model: type[BaseModel], bounds: dict[str, tuple[int, int]]
 ) -> tuple[Any, dict[str, str | None]] | None:
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+    if not is_json(request.headers.get("content-type", "")):
         return None
+    raw = await request.body()  # cached on the request: FastAPI's handler reads it again
+    return parse_well_formed(raw, request.headers.get, model, bounds)
+
+
+def parse_well_formed(
+    raw: bytes,
+    header: Callable[[str], str | None],
+    model: type[BaseModel],
+    bounds: dict[str, tuple[int, int]],
+) -> tuple[Any, dict[str, str | None]] | None:
+    """(the validated body, the bounded headers) of a well-formed request, else None.
+
+    `header` reads one request header by its lower-case name; the content type is the
+    caller's to check."""
     headers: dict[str, str | None] = {}
     for name, (low, high) in bounds.items():
-        value = request.headers.get(name)
+        value = header(name)
         if value is not None and not low <= len(value) <= high:
             return None
         headers[name] = value
-    raw = await request.body()  # cached on the request: FastAPI's handler reads it again
     if not raw:
         return None
     try:
@@ -85,3 +97,8 @@ async def _well_formed(
     except (ValueError, ValidationError):
         return None
     return body, headers
+
+
+def is_json(content_type: str) -> bool:
+    """Whether a Content-Type header names JSON (what FastAPI parses as a JSON body)."""
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -158,7 +159,8 @@ class Database:
         self._single_read_engine = self.read_engine.execution_options(**single_read)
         # PostgreSQL: pooled connections kept checked out for autocommit statements.
         self._hot: list[Any] = []
-        self._hot_out = 0
+        self._hot_out = 0  # kept connections out, or places given to a waiter to open one
+        self._hot_waiters: deque[asyncio.Future[Any]] = deque()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -204,26 +206,20 @@ class Database:
     @asynccontextmanager
     async def hot_driver(self) -> AsyncIterator[Any]:
         """An asyncpg connection for autocommit statements (each commits on its own), kept
-        checked out of the pool between uses; None on SQLite or when HOT_CONNECTIONS are
-        all in use (the caller then takes the usual way).
+        checked out of the pool between uses; None on SQLite.
 
         A send's statements cost less than the pool's checkout and return around them
         (events, a greenlet hop each way, the reset's rollback): these connections skip
         both. Nothing is left open on them between uses (no transaction), so no reset is
         owed; one left in a transaction or cut mid-statement (a cancelled request) is
-        closed, never reused.
+        closed, never reused. When all HOT_CONNECTIONS are out the caller waits for one
+        (first come, first served): the usual way would wait on the same database, and pay
+        the checkout besides.
         """
-        if self.dialect_name != "postgresql" or (
-            not self._hot and self._hot_out >= HOT_CONNECTIONS
-        ):
+        if self.dialect_name != "postgresql":
             yield None
             return
-        self._hot_out += 1
-        try:
-            pooled = self._hot.pop() if self._hot else await self.engine.raw_connection()
-        except BaseException:
-            self._hot_out -= 1
-            raise
+        pooled = await self._take_hot()
         driver: Any = pooled.driver_connection
         reusable = False
         try:
@@ -235,13 +231,51 @@ class Database:
             reusable = True
             raise
         finally:
-            self._hot_out -= 1
             if reusable and not _driver_closed(driver) and not driver.is_in_transaction():
-                self._hot.append(pooled)
+                self._give_hot(pooled)
             else:
                 # The pool's reset would not end a transaction begun on the driver itself,
                 # nor a statement cut mid-way: such a connection is closed, not pooled.
+                self._give_hot(None)
                 await greenlet_spawn(_discard, pooled)
+
+    async def _take_hot(self) -> Any:
+        """A kept connection: an idle one, a new one while fewer than HOT_CONNECTIONS are
+        out, else the next one given back."""
+        if self._hot:
+            self._hot_out += 1
+            return self._hot.pop()
+        if self._hot_out < HOT_CONNECTIONS:
+            self._hot_out += 1
+            return await self._open_hot()
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._hot_waiters.append(waiter)
+        try:
+            pooled = await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._give_hot(waiter.result())  # handed over as we were cancelled: pass it on
+            raise
+        # None: a connection was closed, its place is ours to open a new one in.
+        return pooled if pooled is not None else await self._open_hot()
+
+    async def _open_hot(self) -> Any:
+        try:
+            return await self.engine.raw_connection()
+        except BaseException:
+            self._give_hot(None)
+            raise
+
+    def _give_hot(self, pooled: Any) -> None:
+        """Hand a kept connection (or, None, its place) to the first waiter, else keep it."""
+        while self._hot_waiters:
+            waiter = self._hot_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(pooled)
+                return
+        self._hot_out -= 1
+        if pooled is not None:
+            self._hot.append(pooled)
 
     @asynccontextmanager
     async def read_connection(self) -> AsyncIterator[AsyncConnection]:

@@ -11,6 +11,7 @@ import time
 from urllib.parse import parse_qsl
 
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import Unauthorized, problem_response
@@ -31,9 +32,7 @@ class RequestLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else new_id()
-        scope.setdefault("state", {})["request_id"] = request_id
+        request_id = assign_request_id(scope)
         started = time.perf_counter()
         status = 500
 
@@ -49,16 +48,29 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "request_id": request_id,
-                },
-            )
+            log_request(scope, status, started, request_id)
+
+
+def assign_request_id(scope: Scope) -> str:
+    """The request's id (a safe incoming X-Request-ID, else a new one), kept in its state."""
+    incoming = _header(scope, b"x-request-id")
+    request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else new_id()
+    scope.setdefault("state", {})["request_id"] = request_id
+    return request_id
+
+
+def log_request(scope: Scope, status: int, started: float, request_id: str) -> None:
+    """The access log's one line for a finished request (`started`: perf_counter)."""
+    log.info(
+        "request",
+        extra={
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "request_id": request_id,
+        },
+    )
 
 
 #: How long a client may take to send a whole request body (slow-body attacks).
@@ -98,7 +110,7 @@ class BodyLimitMiddleware:
                 # After the body only a disconnect can come: no deadline on waiting for it.
                 return await receive()
             try:
-                message = await _receive_by(receive, deadline)
+                message = await receive_by(receive, deadline)
             except asyncio.TimeoutError:
                 raise _BodyTimeout(self.timeout) from None
             if message["type"] == "http.request":
@@ -126,25 +138,29 @@ class BodyLimitMiddleware:
                 await self._reject(scope, receive, send, 408)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, status: int) -> None:
-        if status == 408:
-            response = problem_response(
-                408,
-                instance=scope["path"],
-                code="request-timeout",
-                detail=f"The request body did not arrive within {self.timeout:g} seconds",
-                headers={"Connection": "close"},
-            )
-        else:
-            response = problem_response(
-                413,
-                instance=scope["path"],
-                code="payload-too-large",
-                detail=f"The request body is larger than {self.max_bytes} bytes",
-            )
+        response = body_problem(scope, status, timeout=self.timeout, max_bytes=self.max_bytes)
         await response(scope, receive, send)
 
 
-async def _receive_by(receive: Receive, deadline: float) -> Message:
+def body_problem(scope: Scope, status: int, *, timeout: float, max_bytes: int) -> Response:
+    """The 408 (body too slow) or 413 (body too large) problem for the request."""
+    if status == 408:
+        return problem_response(
+            408,
+            instance=scope["path"],
+            code="request-timeout",
+            detail=f"The request body did not arrive within {timeout:g} seconds",
+            headers={"Connection": "close"},
+        )
+    return problem_response(
+        413,
+        instance=scope["path"],
+        code="payload-too-large",
+        detail=f"The request body is larger than {max_bytes} bytes",
+    )
+
+
+async def receive_by(receive: Receive, deadline: float) -> Message:
     """`receive()`, or TimeoutError at loop time `deadline`."""
     if sys.version_info >= (3, 11):
         # A timer on the running task: wait_for (before 3.12) wraps the call in a task of
@@ -186,7 +202,7 @@ class RequireKeyMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if _presents_key(scope):
+        if presents_key(scope):
             await self.app(scope, receive, send)
             return
         table = route_table(scope["app"])
@@ -244,7 +260,8 @@ class SingleQueryValueMiddleware:
         await self.app(scope, receive, send)
 
 
-def _presents_key(scope: Scope) -> bool:
+def presents_key(scope: Scope) -> bool:
+    """Whether the request carries an API key (Bearer or X-API-Key), checked or not."""
     authorization = _header(scope, b"authorization") or ""
     scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():

@@ -66,9 +66,11 @@ async def apply(
     event: str | None,
     critical: bool,
     exempt: Collection[str] = frozenset(),
+    known: Mapping[str, dict[str, Any]] | None = None,
 ) -> list[D]:
     """`deliveries` with those the recipients' preferences turn off marked skipped (one
-    bulk read of every recipient user's preferences); `exempt` channels never reach a
+    bulk read of every recipient user's preferences, unless they are `known`: the
+    documents of every recipient user that has one); `exempt` channels never reach a
     user, so no preference applies to them."""
     if critical:
         return list(deliveries)
@@ -79,7 +81,11 @@ async def apply(
     ]
     if not user_ids:
         return list(deliveries)
-    docs = await repository.preferences_of(session, client_id, user_ids)
+    docs = (
+        known
+        if known is not None
+        else await repository.preferences_of(session, client_id, user_ids)
+    )
     if not docs:
         return list(deliveries)
     out: list[D] = []

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.channels.base import Channel, ContentError, PhoneNumber, RecipientUser, Resolved
+from app.channels.base import Channel, ContentError, Resolved
 from app.core.clock import utcnow
 from app.core.db import Database, autocommit, forget_driver
 from app.core.doorbell import Doorbell
@@ -29,13 +29,12 @@ from app.notifications import repository, size_bound
 from app.notifications.initial_status import initial_statuses
 from app.notifications.models import DELIVERED, PENDING, DeliveryAttempt, Notification
 from app.notifications.push import InAppPush
+from app.notifications.recipients import resolve as resolve_recipients
 from app.notifications.repository import NewDelivery, NewNotification
 from app.notifications.scheduling import resolve_send_at
 from app.notifications.schemas import NotificationOut, SendRequest
 from app.notifications.send_answer import SendResult, sent_answer
 from app.realtime.bus import EventBus
-from app.users import service as users
-from app.users.repository import UserContact
 
 
 class IdempotencyMismatch(Unprocessable):
@@ -85,49 +84,6 @@ def _check_content(body: SendRequest, loaded: Mapping[str, Channel]) -> _Content
     if needs_recipients and not body.recipients:
         raise _problem(f"channel(s) {', '.join(needs_recipients)} need at least one recipient")
     return _Content(models, stored)
-
-
-async def _resolve_users(
-    session: AsyncSession, client_id: str, body: SendRequest
-) -> tuple[dict[str, UserContact], dict[str, UserContact]]:
-    user_ids = [r.user_id for r in body.recipients if r.user_id is not None]
-    external_ids = [r.external_id for r in body.recipients if r.external_id is not None]
-    by_id, by_external = await users.users_by_keys(
-        session, client_id, user_ids=user_ids, external_ids=external_ids
-    )
-    missing = [f"user_id {u}" for u in dict.fromkeys(user_ids) if u not in by_id]
-    missing += [f"external_id {e}" for e in dict.fromkeys(external_ids) if e not in by_external]
-    if missing:
-        shown = ", ".join(missing[:20]) + (
-            f" and {len(missing) - 20} more" if len(missing) > 20 else ""
-        )
-        raise _problem(f"unknown recipient(s): {shown}")
-    return by_id, by_external
-
-
-def _resolved(
-    body: SendRequest, by_id: dict[str, UserContact], by_external: dict[str, UserContact]
-) -> list[Resolved]:
-    """The send's distinct recipients (a user named by id and by external id is one)."""
-    resolved: list[Resolved] = []
-    seen: set[str] = set()
-    for r in body.recipients:
-        if r.email is not None:
-            key = "address:" + r.email.lower()
-            if key not in seen:
-                seen.add(key)
-                resolved.append(r.email)
-            continue
-        if r.phone is not None:
-            if "phone:" + r.phone not in seen:
-                seen.add("phone:" + r.phone)
-                resolved.append(PhoneNumber(r.phone))
-            continue
-        user = by_id[r.user_id] if r.user_id is not None else by_external[str(r.external_id)]
-        if "user:" + user.id not in seen:
-            seen.add("user:" + user.id)
-            resolved.append(RecipientUser(user.id, user.external_id, user.email, user.phone))
-    return resolved
 
 
 async def _expand(
@@ -255,13 +211,13 @@ async def _send(
         await event_catalog.check_send(
             session, client_id, body.webhook.event_type, body.webhook.payload
         )
-    by_id, by_external = await _resolve_users(session, client_id, body)
-    recipients = _resolved(body, by_id, by_external)
-    new = await _expand(session, client_id, body, channels, checked, recipients)
+    recipients = await resolve_recipients(session, client_id, body)
+    new = await _expand(session, client_id, body, channels, checked, recipients.resolved)
     new = await preferences.apply(
         session,
         client_id,
         new,
+        known=recipients.preferences,
         event=preferences.event_type(body.metadata, _content_event(channels, checked)),
         critical=body.critical,
         exempt=frozenset(c for c in body.channels if not channels[c].reaches_users),

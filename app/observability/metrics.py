@@ -173,10 +173,13 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            template = self._template(scope)
-            method = scope["method"]
-            HTTP_REQUESTS.labels(method, template, str(status)).inc()
-            HTTP_LATENCY.labels(method, template).observe(time.perf_counter() - started)
+            observe_http(scope["method"], self._template(scope), status, started)
+
+
+def observe_http(method: str, template: str, status: int, started: float) -> None:
+    """Count and time one finished request (`started`: perf_counter) by its route template."""
+    HTTP_REQUESTS.labels(method, template, str(status)).inc()
+    HTTP_LATENCY.labels(method, template).observe(time.perf_counter() - started)
 
 
 def multiproc_registry() -> CollectorRegistry | None:

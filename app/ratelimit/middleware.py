@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.ratelimit.policies import STATE_KEY
@@ -24,15 +26,21 @@ class RateLimitHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                stats = state.get(STATE_KEY)
-                if isinstance(stats, WindowStats):
-                    headers = list(message.get("headers", []))
-                    headers += [
-                        (b"ratelimit-limit", str(stats.limit).encode()),
-                        (b"ratelimit-remaining", str(stats.remaining).encode()),
-                        (b"ratelimit-reset", str(stats.reset_in()).encode()),
-                    ]
-                    message["headers"] = headers
+                extra = limit_headers(state)
+                if extra:
+                    message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def limit_headers(state: dict[str, Any]) -> list[tuple[bytes, bytes]]:
+    """The RateLimit-* headers of the request's verdict (none if it was not counted)."""
+    stats = state.get(STATE_KEY)
+    if not isinstance(stats, WindowStats):
+        return []
+    return [
+        (b"ratelimit-limit", str(stats.limit).encode()),
+        (b"ratelimit-remaining", str(stats.remaining).encode()),
+        (b"ratelimit-reset", str(stats.reset_in()).encode()),
+    ]

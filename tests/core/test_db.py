@@ -151,3 +151,45 @@ async def test_hot_driver_connections_are_kept_out_and_reused_only_when_clean(
             assert none is None  # SQLite keeps its sessions
     finally:
         await lite.dispose()
+
+
+async def test_hot_driver_waits_for_a_kept_connection_when_all_are_out(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.core import db as db_module
+
+    monkeypatch.setattr(db_module, "HOT_CONNECTIONS", 2)
+    db = Database(pg_url)
+    release, both_out = asyncio.Event(), asyncio.Event()
+    pids: list[int] = []
+
+    async def hold() -> None:
+        async with db.hot_driver() as driver:
+            pids.append(await driver.fetchval("SELECT pg_backend_pid()"))
+            if len(pids) == 2:
+                both_out.set()
+            await release.wait()
+
+    async def third() -> int:
+        async with db.hot_driver() as driver:
+            return int(await driver.fetchval("SELECT pg_backend_pid()"))
+
+    try:
+        holders = [asyncio.create_task(hold()) for _ in range(2)]
+        await asyncio.wait_for(both_out.wait(), 10)
+        cancelled = asyncio.create_task(third())
+        waiting = asyncio.create_task(third())
+        await asyncio.sleep(0)  # both queue up behind the two kept connections
+        cancelled.cancel()
+        release.set()
+        await asyncio.gather(*holders)
+        # It waited for a kept connection rather than opening a third; the cancelled
+        # waiter's turn went to it.
+        assert await asyncio.wait_for(waiting, 10) in pids
+        assert cancelled.cancelled()
+        async with db.hot_driver() as left_open:
+            await left_open.execute("BEGIN")  # closed on return: its place opens a new one
+        async with db.hot_driver() as a, db.hot_driver() as b:
+            assert not a.is_in_transaction() and not b.is_in_transaction()
+    finally:
+        await db.dispose()
