@@ -320,9 +320,24 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds so far of a process and its live descendants (Linux /proc):
+    `chatapi serve --workers N` answers in child processes."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])
+        ticks[child] = int(fields[11]) + int(fields[12])
+    total, tree = 0, {pid}
+    for child in sorted(ticks):  # children have higher pids than their parents here
+        if child == pid or parents.get(child) in tree:
+            tree.add(child)
+            total += ticks[child]
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def start_profiles(prefix: str, mode: str, stack: Stack) -> list[subprocess.Popen[bytes]]:

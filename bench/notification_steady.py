@@ -281,6 +281,8 @@ async def run_mode(mode: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     env = environment(secrets.token_urlsafe(24))
     chatapi = str(Path(sys.executable).with_name("chatapi"))
     serve = [chatapi, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if mode == "redis" and args.serve_workers > 1:
+        serve += ["--workers", str(args.serve_workers)]
     pg_name = None
     if mode == "embedded":
         env["DATABASE_URL"] = await create_sqlite_database(folder)
@@ -430,6 +432,9 @@ def main() -> None:
     parser.add_argument("--users-online", type=int, default=500, help="connected recipients")
     parser.add_argument("--driver-procs", type=int, default=1, help="Node receiver processes")
     parser.add_argument("--worker-concurrency", type=int, default=8)
+    parser.add_argument(
+        "--serve-workers", type=int, default=1, help="API processes in redis mode (serve --workers)"
+    )
     parser.add_argument("--grace", type=float, default=30.0, help="wait for late receipts")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS)
     parser.add_argument("--pg-server", default=DEFAULT_PG_SERVER)

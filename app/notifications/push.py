@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.core.clock import utcnow
-from app.core.db import Database
+from app.core.db import Database, autocommit
 from app.notifications import push_repository as owed
 from app.notifications.push_repository import OwedPush
 from app.realtime.bus import Event, EventBus
@@ -157,7 +157,9 @@ class InAppPush:
         await self._bus.publish_many(
             [notification_event(p, contents.get(p.notification_id, {})) for p in pushes]
         )
-        async with self._db.session() as session:
+        # One statement, atomic alone: on PostgreSQL no transaction and no pool checkout.
+        async with self._db.hot_driver() as driver, self._db.session() as session:
+            await autocommit(session, driver)
             await owed.mark_pushed(session, [p.delivery_id for p in pushes], now=utcnow())
             await session.commit()
         return len(pushes)

@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
+from app.core.db import session_query
 from app.notifications.models import DELIVERED, WEBSOCKET, Delivery, Notification
 
 
@@ -113,6 +114,11 @@ async def mark_pushed(session: AsyncSession, delivery_ids: Sequence[str], *, now
     """Record that these in-app deliveries were pushed (one statement); how many were owed."""
     if not delivery_ids:
         return 0
+    if session.get_bind().dialect.name == "postgresql":
+        # Driver SQL (on the send's hot connection when `autocommit` gave one): every live
+        # push ends here, and the ORM's bulk update compiled it anew each time.
+        rows = await session_query(session)(_MARK_PUSHED_PG, [now, list(delivery_ids)])
+        return len(rows)
     result = await session.execute(
         update(Delivery)
         .where(col(Delivery.id).in_(list(delivery_ids)), _owed())
@@ -120,6 +126,12 @@ async def mark_pushed(session: AsyncSession, delivery_ids: Sequence[str], *, now
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+_MARK_PUSHED_PG = (
+    "UPDATE deliveries SET pushed_at = $1 WHERE id = ANY($2::varchar[]) "
+    f"AND channel = '{WEBSOCKET}' AND status = '{DELIVERED}' AND pushed_at IS NULL RETURNING 1"
+)
 
 
 async def give_up_before(
