@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Table, event, insert, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -113,8 +113,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         options = conn.get_execution_options()
         if options.get(SINGLE_READ, False):
             return  # autocommit (isolation_level None): the statement is its own transaction
-        read_only = options.get(READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        begin = "BEGIN" if options.get(READ_ONLY, False) else "BEGIN IMMEDIATE"
+        # Given to aiosqlite itself (SQLAlchemy's public `run_async`): one hop to its thread,
+        # where the adapter's cursor makes three (cursor, execute, close).
+        conn.connection.dbapi_connection.run_async(lambda raw: raw.execute(begin))
 
 
 def _is_file_sqlite(url: str) -> bool:
@@ -340,10 +342,64 @@ def session_query(session: AsyncSession) -> NativeQuery:
             rows: Sequence[Sequence[Any]] = await driver.fetch(sql, *args)
             return rows
         conn = await session.connection()
+        raw = _sqlite_driver(conn)
+        if raw is not None:
+            # aiosqlite runs execute + fetchall as one call on its thread; SQLAlchemy's
+            # adapter makes four (cursor, execute, fetchall, close), each a thread hop.
+            return list(await raw.execute_fetchall(sql, tuple(args)))
         result = await conn.exec_driver_sql(sql, tuple(args))
         return result.all() if result.returns_rows else []
 
     return query
+
+
+async def insert_rows(
+    session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """INSERT `rows` (by column name; every row names the first row's columns) into `table`
+    in the session's transaction, as `session.execute(insert(table), rows)` would.
+
+    On SQLite the driver runs it itself, the values bound by the columns' own types (JSON,
+    UTCDateTime, booleans as SQLAlchemy stores them): one hop to aiosqlite's thread for all
+    the rows, where SQLAlchemy's adapter makes three (cursor, executemany, close)."""
+    if not rows:
+        return
+    conn = await session.connection()
+    raw = _sqlite_driver(conn)
+    if raw is None:
+        await session.execute(insert(table), list(rows))
+        return
+    names = tuple(rows[0])
+    sql, processors = _native_insert(table, names, conn.dialect)
+    values = [
+        tuple(row[n] if p is None else p(row[n]) for n, p in zip(names, processors, strict=True))
+        for row in rows
+    ]
+    await raw.executemany(sql, values)
+
+
+_NATIVE_INSERTS: dict[tuple[str, tuple[str, ...], str], tuple[str, list[Any]]] = {}
+
+
+def _native_insert(table: Table, names: tuple[str, ...], dialect: Any) -> tuple[str, list[Any]]:
+    key = (table.name, names, dialect.name)
+    found = _NATIVE_INSERTS.get(key)
+    if found is None:
+        quote = dialect.identifier_preparer.quote
+        sql = (
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+            f"VALUES ({', '.join('?' for _ in names)})"
+        )
+        found = (sql, [table.c[n].type.bind_processor(dialect) for n in names])
+        _NATIVE_INSERTS[key] = found
+    return found
+
+
+def _sqlite_driver(conn: AsyncConnection) -> Any:
+    """The aiosqlite connection under `conn` (SQLite), else None."""
+    if conn.dialect.name != "sqlite" or conn.sync_connection is None:
+        return None
+    return conn.sync_connection.connection.driver_connection
 
 
 # session.info key: (the session transaction `autocommit` began, its asyncpg connection).

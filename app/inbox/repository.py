@@ -23,7 +23,6 @@ from sqlalchemy import (
     column,
     delete,
     func,
-    insert,
     select,
     table,
     text,
@@ -33,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.channels.names import IN_APP
-from app.core.db import session_query
+from app.core.db import insert_rows, session_query
 from app.core.upsert import dialect_insert
 from app.inbox.models import (
     ACTIVE_WHERE,
@@ -119,7 +118,7 @@ async def add_items(
             }
             for item_id, user_id in items[start : start + INSERT_CHUNK]
         ]
-        await session.execute(insert(_ITEMS), rows)
+        await insert_rows(session, _ITEMS, rows)
 
 
 async def remove_items(session: AsyncSession, client_id: str, item_ids: Sequence[str]) -> set[str]:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from app.core.db import session_query
+from app.core.types import sqlite_time
 from app.notifications.models import DELIVERED, WEBSOCKET, Delivery, Notification
 
 
@@ -114,10 +115,17 @@ async def mark_pushed(session: AsyncSession, delivery_ids: Sequence[str], *, now
     """Record that these in-app deliveries were pushed (one statement); how many were owed."""
     if not delivery_ids:
         return 0
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
         # Driver SQL (on the send's hot connection when `autocommit` gave one): every live
         # push ends here, and the ORM's bulk update compiled it anew each time.
         rows = await session_query(session)(_MARK_PUSHED_PG, [now, list(delivery_ids)])
+        return len(rows)
+    if dialect == "sqlite" and len(delivery_ids) <= _SQLITE_MARK_CHUNK:
+        marks = ", ".join("?" for _ in delivery_ids)
+        rows = await session_query(session)(
+            _MARK_PUSHED_SQLITE.format(marks=marks), [sqlite_time(now), *delivery_ids]
+        )
         return len(rows)
     result = await session.execute(
         update(Delivery)
@@ -130,6 +138,14 @@ async def mark_pushed(session: AsyncSession, delivery_ids: Sequence[str], *, now
 
 _MARK_PUSHED_PG = (
     "UPDATE deliveries SET pushed_at = $1 WHERE id = ANY($2::varchar[]) "
+    f"AND channel = '{WEBSOCKET}' AND status = '{DELIVERED}' AND pushed_at IS NULL RETURNING 1"
+)
+
+
+# SQLite's default limit is 32,766 variables per statement; a push chunk is 1,000.
+_SQLITE_MARK_CHUNK = 1000
+_MARK_PUSHED_SQLITE = (
+    "UPDATE deliveries SET pushed_at = ? WHERE id IN ({marks}) "
     f"AND channel = '{WEBSOCKET}' AND status = '{DELIVERED}' AND pushed_at IS NULL RETURNING 1"
 )
 

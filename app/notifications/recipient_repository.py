@@ -11,13 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from app.core.db import session_query
-from app.inbox.models import NotificationPreference
-from app.users.models import User
 from app.users.repository import UserContact
 
 LOOKUP_CHUNK = 1000
@@ -41,29 +37,13 @@ async def users_with_preferences(
         # Driver SQL with arrays (no Core compilation on the send's hot path).
         rows = list(await session_query(session)(_PG, [client_id, ids, externals]))
     else:
-        joined = User.__table__.outerjoin(  # type: ignore[attr-defined]
-            NotificationPreference.__table__,  # type: ignore[attr-defined]
-            and_(
-                col(NotificationPreference.client_id) == col(User.client_id),
-                col(NotificationPreference.user_id) == col(User.id),
-            ),
-        )
-        columns = (
-            col(User.id), col(User.external_id), col(User.email), col(User.phone),
-            col(NotificationPreference.preferences),
-        )  # fmt: skip
-        seen: set[str] = set()
-        for column, values in ((col(User.id), ids), (col(User.external_id), externals)):
+        # Driver SQL here too: one hop to aiosqlite's thread per chunk, not four.
+        query, seen = session_query(session), set()
+        for column, values in (("id", ids), ("external_id", externals)):
             for start in range(0, len(values), LOOKUP_CHUNK):
-                query = (
-                    select(*columns)
-                    .select_from(joined)
-                    .where(
-                        col(User.client_id) == client_id,
-                        column.in_(values[start : start + LOOKUP_CHUNK]),
-                    )
-                )
-                for row in (await session.execute(query)).all():
+                chunk = values[start : start + LOOKUP_CHUNK]
+                sql = _SQLITE.format(column=column, marks=", ".join("?" for _ in chunk))
+                for row in await query(sql, [client_id, *chunk]):
                     if row[0] not in seen:  # named by id and by external id: once
                         seen.add(row[0])
                         rows.append(row)
@@ -76,6 +56,13 @@ _PG = (
     "SELECT u.id, u.external_id, u.email, u.phone, p.preferences FROM users u "
     "LEFT JOIN notification_preferences p ON p.client_id = u.client_id AND p.user_id = u.id "
     "WHERE u.client_id = $1 AND (u.id = ANY($2::varchar[]) OR u.external_id = ANY($3::varchar[]))"
+)
+
+
+_SQLITE = (
+    "SELECT u.id, u.external_id, u.email, u.phone, p.preferences FROM users u "
+    "LEFT JOIN notification_preferences p ON p.client_id = u.client_id AND p.user_id = u.id "
+    "WHERE u.client_id = ? AND u.{column} IN ({marks})"
 )
 
 

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, exists, func, insert, select, update
+from sqlalchemy import Table, exists, func, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.core.db import session_query
+from app.core.db import insert_rows, session_query
 from app.core.ids import new_ids
 from app.inbox import repository as inbox_repository
 from app.inbox.repository import InboxContent
@@ -135,10 +135,10 @@ async def create_notification(
     else:
         # A Core INSERT, not session.add + flush: the unit of work costs more than the
         # statement, and nothing later in the request needs the object to be persistent.
-        await session.execute(
-            insert(_NOTIFICATIONS).values(
-                {column: getattr(notification, key) for key, column in _NOTIFICATION_COLUMNS}
-            )
+        await insert_rows(
+            session,
+            _NOTIFICATIONS,
+            [{column: getattr(notification, key) for key, column in _NOTIFICATION_COLUMNS}],
         )
         await insert_deliveries(
             session,
@@ -224,7 +224,7 @@ async def insert_deliveries(
                     "updated_at": now,
                 }
             )
-        await session.execute(insert(_DELIVERIES), rows)
+        await insert_rows(session, _DELIVERIES, rows)
     return ids
 
 
