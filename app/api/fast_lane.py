@@ -151,6 +151,7 @@ class FastLane:
         if parsed is None:
             await self._full(scope, replay, send)
             return
+        assign_request_id(scope)  # before the handler: its logs may name the request
         # What Starlette's router would have put in the scope for the route.
         scope["app"] = self._app
         scope["router"] = self._app.router
