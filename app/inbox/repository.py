@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.channels.names import IN_APP
-from app.core.db import insert_rows, session_query
+from app.core.native_sql import insert_rows, session_query
 from app.core.upsert import dialect_insert
 from app.inbox.models import (
     ACTIVE_WHERE,

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.core.db import Database, NativeQuery, driver_query, session_query
+from app.core.db import Database
+from app.core.native_sql import NativeQuery, driver_query, session_query
 from app.core.types import sqlite_time
 from app.messages.models import Message
 

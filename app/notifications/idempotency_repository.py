@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.core.db import session_query
+from app.core.native_sql import session_query
 from app.core.upsert import dialect_insert
 from app.notifications.models import IdempotencyRecord, Notification
 

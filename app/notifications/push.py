@@ -22,7 +22,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.core.clock import utcnow
-from app.core.db import Database, autocommit
+from app.core.db import Database
+from app.core.native_sql import autocommit
 from app.notifications import push_repository as owed
 from app.notifications.push_repository import OwedPush
 from app.realtime.bus import Event, EventBus

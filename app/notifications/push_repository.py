@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
-from app.core.db import session_query
+from app.core.native_sql import session_query
 from app.core.types import sqlite_time
 from app.notifications.models import DELIVERED, WEBSOCKET, Delivery, Notification
 

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import session_query
+from app.core.native_sql import session_query
 from app.users.repository import UserContact
 
 LOOKUP_CHUNK = 1000

@@ -15,8 +15,8 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.core.db import insert_rows, session_query
 from app.core.ids import new_ids
+from app.core.native_sql import insert_rows, session_query
 from app.inbox import repository as inbox_repository
 from app.inbox.repository import InboxContent
 from app.notifications import idempotency_repository as idempotency

@@ -14,10 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels.base import Channel, ContentError, Resolved
 from app.core.clock import utcnow
-from app.core.db import Database, autocommit, forget_driver
+from app.core.db import Database
 from app.core.doorbell import Doorbell
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.ids import new_id
+from app.core.native_sql import autocommit, forget_driver
 from app.events import service as event_catalog
 from app.inbox import preferences
 from app.inbox import repository as inbox

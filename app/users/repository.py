@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.core.db import session_query
+from app.core.native_sql import session_query
 from app.users.models import User
 
 # Values per IN list: far under both drivers' parameter limits.

@@ -103,7 +103,7 @@ async def test_driver_statements_after_an_autocommit_transaction_join_the_next_o
     # AUTOCOMMIT statements go to asyncpg itself, its connection remembered for the
     # session's transaction; once that ends (commit), the next statement must run in the
     # new transaction on whatever connection it has, never on the one given back.
-    from app.core.db import autocommit, session_query
+    from app.core.native_sql import autocommit, session_query
 
     db = Database(pg_url)
     marker = f"test-{asyncio.get_running_loop().time()}"

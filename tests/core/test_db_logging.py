@@ -13,7 +13,8 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from app.core.db import Database, driver_query
+from app.core.db import Database
+from app.core.native_sql import driver_query
 from app.main import create_app
 from tests.conftest import app_client, make_settings
 from tests.support.api import Api

@@ -8,8 +8,9 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from app.core.db import Database, insert_rows
+from app.core.db import Database
 from app.core.ids import new_id
+from app.core.native_sql import insert_rows
 from app.notifications.models import Notification
 from tests.support.db import client_id, db
 

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from app.core.clock import utcnow
-from app.core.db import Database, autocommit
+from app.core.db import Database
 from app.core.ids import new_id
+from app.core.native_sql import autocommit
 from app.inbox import repository as inbox
 from app.notifications.recipient_repository import users_with_preferences
 from app.users.models import User

@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from app.core.clock import ManualClock
-from app.core.db import Database, autocommit, forget_driver
+from app.core.db import Database
 from app.core.ids import new_id
+from app.core.native_sql import autocommit, forget_driver
 from app.notifications import delivery_repository as deliveries
 from app.notifications import idempotency_repository as idempotency
 from app.notifications import repository as notifications
