@@ -38,6 +38,7 @@ from app.core.middleware import (
     BODY_TIMEOUT_SECONDS,
     assign_request_id,
     body_problem,
+    header,
     log_request,
     presents_key,
     receive_by,
@@ -110,12 +111,12 @@ class FastLane:
         params: dict[str, Any],
     ) -> None:
         """Answer one request matched by `match`."""
-        declared = _header(scope, b"content-length")
+        declared = header(scope, b"content-length")
         if (
             declared is None
             or not declared.isdigit()
             or int(declared) > self._max_body_bytes
-            or not is_json(_header(scope, b"content-type") or "")
+            or not is_json(header(scope, b"content-type") or "")
         ):
             await self._full(scope, receive, send)
             return
@@ -145,7 +146,7 @@ class FastLane:
             return
         raw = b"".join(m.get("body", b"") for m in read)
         parsed = parse_well_formed(
-            raw, lambda name: _header(scope, name.encode("latin-1")), lane.route.body_model,
+            raw, lambda name: header(scope, name.encode("latin-1")), lane.route.body_model,
             lane.route.header_bounds,
         )  # fmt: skip
         if parsed is None:
@@ -162,12 +163,15 @@ class FastLane:
         try:
             response = await lane.route.direct(request, *parsed)
         except Exception as exc:
-            problem = await self._problem(request, exc)
-            if problem is None:
+            handled = await self._problem(request, exc)
+            if handled is None:
                 raise
+            problem, by_catch_all = handled
             await self._answer(scope, replay, send, lane, started, problem)
-            if _is_unhandled(self._app, exc):
-                raise  # as Starlette's ServerErrorMiddleware does: the server logs it too
+            if by_catch_all:
+                # The catch-all handler is Starlette's ServerErrorMiddleware's: it answers,
+                # then re-raises, so the server logs it too. The others only answer.
+                raise
             return
         await self._answer(scope, replay, send, lane, started, response)
 
@@ -199,29 +203,21 @@ class FastLane:
             log_request(scope, status, started, request_id)
             observe_http(scope["method"], lane.template, status, started)
 
-    async def _problem(self, request: Request, exc: Exception) -> Response | None:
-        """The app's exception handler's answer for `exc` (None: no handler)."""
-        handler = None
+    async def _problem(self, request: Request, exc: Exception) -> tuple[Response, bool] | None:
+        """The app's exception handler's answer for `exc`, and whether that handler is the
+        catch-all one (for `Exception`); None when no handler takes it."""
         for cls in type(exc).__mro__:
             handler = self._app.exception_handlers.get(cls)
             if handler is not None:
                 break
-        if handler is None:
+        else:
             return None
         answer = handler(request, exc)
         if inspect.isawaitable(answer):
             answer = await answer
         if 500 <= answer.status_code < 600:
             sentry_sdk.capture_exception(exc)
-        return answer
-
-
-def _is_unhandled(app: FastAPI, exc: Exception) -> bool:
-    # The catch-all handler is Starlette's ServerErrorMiddleware's: it answers, then
-    # re-raises. Every more specific handler is the ExceptionMiddleware's: it only answers.
-    return not any(
-        cls in app.exception_handlers for cls in type(exc).__mro__ if cls is not Exception
-    )
+        return answer, cls is Exception
 
 
 def _replaying(read: list[Message], receive: Receive) -> Receive:
@@ -234,10 +230,3 @@ def _replaying(read: list[Message], receive: Receive) -> Receive:
         return await receive()
 
     return replay
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None

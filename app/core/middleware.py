@@ -53,7 +53,7 @@ class RequestLogMiddleware:
 
 def assign_request_id(scope: Scope) -> str:
     """The request's id (a safe incoming X-Request-ID, else a new one), kept in its state."""
-    incoming = _header(scope, b"x-request-id")
+    incoming = header(scope, b"x-request-id")
     request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else new_id()
     scope.setdefault("state", {})["request_id"] = request_id
     return request_id
@@ -94,7 +94,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _header(scope, b"content-length")
+        declared = header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(scope, receive, send, 413)
             return
@@ -262,14 +262,15 @@ class SingleQueryValueMiddleware:
 
 def presents_key(scope: Scope) -> bool:
     """Whether the request carries an API key (Bearer or X-API-Key), checked or not."""
-    authorization = _header(scope, b"authorization") or ""
+    authorization = header(scope, b"authorization") or ""
     scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return True
-    return bool(_header(scope, b"x-api-key"))
+    return bool(header(scope, b"x-api-key"))
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
+    """The request header `name` (lower-case bytes) of an ASGI scope, or None."""
     for key, value in scope.get("headers", []):
         if key == name:
             return str(value.decode("latin-1"))
