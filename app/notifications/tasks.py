@@ -9,11 +9,23 @@ from app.worker.doorbell import DELIVER_TASK, FLUSH_PARKED_TASK
 from app.worker.runtime import RuntimeTask
 
 
+# A ring whose claim failed (the database restarting, a lock timeout, a stopping runtime) is
+# rung again within seconds, not left to the sweep's lease rule (a lease of waiting). Ringing
+# twice is harmless: a claim takes only what is due and not leased.
+RING_RETRIES = 5
+RING_RETRY_BACKOFF_MAX_SECONDS = 30
+
+
 @celery_app.task(
     name=DELIVER_TASK,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
+    autoretry_for=(Exception,),
+    max_retries=RING_RETRIES,
+    retry_backoff=1,
+    retry_backoff_max=RING_RETRY_BACKOFF_MAX_SECONDS,
+    retry_jitter=True,
 )
 def deliver(self: RuntimeTask, client_id: str, delivery_ids: list[str]) -> int:
     """Claim and deliver what is due among `delivery_ids`; how many were claimed."""

@@ -68,6 +68,10 @@ class EmbeddedWorker:
                 self._beat.stop()
             self._worker.stop(in_sighandler=False, exitcode=0)
             self._thread.join(timeout=10)
+            if self._thread.is_alive():
+                # It still consumes the process's in-memory queues: a later worker's rings
+                # may reach it (the sweep recovers them, a lease later).
+                log.error("embedded celery worker did not stop within 10 s")
         finally:
             bind_runtime(celery_app, None)
 

@@ -321,3 +321,31 @@ async def test_a_scheduled_send_goes_out_at_send_at(relay: Relay, receiver: Rece
     assert done["status"] == "delivered"
     [attempt] = await attempts(relay.api, tenant, sent["id"])
     assert datetime.fromisoformat(attempt["attempted_at"]) >= send_at
+
+
+async def test_a_ring_whose_claim_fails_is_rung_again_within_seconds_not_a_lease(
+    relay: Relay, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from app.notifications import delivery
+
+    claim_many = delivery.deliveries.claim_many
+    failed: list[int] = []
+
+    async def locked_once(*args: object, **kwargs: object) -> object:
+        # What SQLite raises when another process holds the write lock past busy_timeout.
+        if not failed:
+            failed.append(1)
+            raise OperationalError("UPDATE deliveries", {}, Exception("database is locked"))
+        return await claim_many(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(delivery.deliveries, "claim_many", locked_once)
+    tenant = await relay.api.tenant()
+    await add_endpoint(relay.app, tenant, receiver.url("/hooks"))
+    sent = await send(relay.api, tenant, webhook_body())
+    # Fresh sends are rung by the API; the sweep re-rings them only after a lease (10 s).
+    done = await wait_for_status(relay.api, tenant, sent["id"], {"delivered", "failed"}, timeout=5)
+    assert failed == [1]
+    assert done["status"] == "delivered"
+    assert done["deliveries"][0]["attempts"] == 1
