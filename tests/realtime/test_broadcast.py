@@ -40,3 +40,31 @@ async def test_a_failed_subscribe_is_logged_and_the_channel_is_resubscribed(
     finally:
         await broadcast.stop()
         await redis.aclose()
+
+
+async def test_publish_many_reaches_each_channel_in_order(
+    redis_server_url: str, redis_prefix: str
+) -> None:
+    redis = create_redis(redis_server_url)
+    broadcast = RedisBroadcast(redis, f"{redis_prefix}broadcast-many:")
+    await broadcast.start()
+    heard: dict[str, list[bytes]] = {"a": [], "b": []}
+
+    def recorder(channel: str):  # type: ignore[no-untyped-def]
+        async def record(message: bytes) -> None:
+            heard[channel].append(message)
+
+        return record
+
+    try:
+        for channel in heard:
+            await broadcast.subscribe(channel, recorder(channel))
+        batch = [("a", b"1"), ("b", b"x"), ("a", b"2"), ("c", b"nobody"), ("a", b"3")]
+        await broadcast.publish_many(batch)
+        await broadcast.publish_many([("b", b"y"), ("a", b"4")])
+        await broadcast.publish_many([("b", b"z")])  # one message: a plain PUBLISH
+        await until(lambda: heard == {"a": [b"1", b"2", b"3", b"4"], "b": [b"x", b"y", b"z"]},
+                    "every message, in order")  # fmt: skip
+    finally:
+        await broadcast.stop()
+        await redis.aclose()
