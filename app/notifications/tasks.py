@@ -8,7 +8,6 @@ from app.worker.celery_app import celery_app
 from app.worker.doorbell import DELIVER_TASK, FLUSH_PARKED_TASK
 from app.worker.runtime import RuntimeTask
 
-
 # A ring whose claim failed (the database restarting, a lock timeout, a stopping runtime) is
 # rung again within seconds, not left to the sweep's lease rule (a lease of waiting). Ringing
 # twice is harmless: a claim takes only what is due and not leased.
