@@ -43,6 +43,10 @@ class BaseChannel:
     stores_inbox_item: bool = False
     #: Users' preferences may turn this channel off (a tenant's own endpoints: no).
     reaches_users: bool = True
+    #: A delivery to a user needs nothing but its row (in-app: the inbox item stored with
+    #: the send), so the engine delivers it by claiming it (app/notifications/settle.py):
+    #: `send` is not called for those.
+    settles_on_claim: bool = False
     #: A user's delivery carries the user's e-mail address in its recipient (`expand`).
     recipient_email: bool = True
     #: Deliveries one task message carries (and one `send_batch` call gets) at most; None:

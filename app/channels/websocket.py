@@ -36,6 +36,7 @@ class WebSocketChannel(BaseChannel):
     name = "websocket"
     content_model = WebsocketContent
     stores_inbox_item = True  # each delivery is also the user's inbox item (same id)
+    settles_on_claim = True  # delivered when its inbox item exists: nothing to send
     recipient_email = False  # the user's connections, not an address
 
     def stored_content(self, content: BaseModel) -> dict[str, Any]:

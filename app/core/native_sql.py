@@ -64,23 +64,31 @@ async def insert_rows(
     """INSERT `rows` (by column name; every row names the first row's columns) into `table`
     in the session's transaction, as `session.execute(insert(table), rows)` would.
 
-    On SQLite the driver runs it itself, the values bound by the columns' own types (JSON,
-    UTCDateTime, booleans as SQLAlchemy stores them): one hop to aiosqlite's thread for all
-    the rows, where SQLAlchemy's adapter makes three (cursor, executemany, close)."""
+    The driver runs it itself, the values bound by the columns' own types (JSON,
+    UTCDateTime, booleans as SQLAlchemy stores them). On SQLite: one hop to aiosqlite's
+    thread for all the rows, where SQLAlchemy's adapter makes three (cursor, executemany,
+    close); on PostgreSQL: asyncpg's executemany of one prepared statement."""
     if not rows:
         return
     conn = await session.connection()
+    dialect = conn.dialect
     raw = _sqlite_driver(conn)
-    if raw is None:
+    if raw is None and dialect.name != "postgresql":
         await session.execute(insert(table), list(rows))
         return
     names = tuple(rows[0])
-    sql, processors = _native_insert(table, names, conn.dialect)
+    sql, processors = _native_insert(table, names, dialect)
     values = [
         tuple(row[n] if p is None else p(row[n]) for n, p in zip(names, processors, strict=True))
         for row in rows
     ]
-    await raw.executemany(sql, values)
+    if raw is not None:
+        await raw.executemany(sql, values)
+    else:
+        # asyncpg's executemany through SQLAlchemy's adapter (which begins the session's
+        # transaction first): one prepared statement, the rows bound in binary; SQLAlchemy's
+        # own path renders a multi-row VALUES and processes every parameter per batch.
+        await conn.exec_driver_sql(sql, values)
 
 
 _NATIVE_INSERTS: dict[tuple[str, tuple[str, ...], str], tuple[str, list[Any]]] = {}
@@ -91,9 +99,14 @@ def _native_insert(table: Table, names: tuple[str, ...], dialect: Any) -> tuple[
     found = _NATIVE_INSERTS.get(key)
     if found is None:
         quote = dialect.identifier_preparer.quote
+        marks = (
+            [f"${i}" for i in range(1, len(names) + 1)]
+            if dialect.name == "postgresql"
+            else ["?"] * len(names)
+        )
         sql = (
             f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
-            f"VALUES ({', '.join('?' for _ in names)})"
+            f"VALUES ({', '.join(marks)})"
         )
         found = (sql, [table.c[n].type.bind_processor(dialect) for n in names])
         _NATIVE_INSERTS[key] = found

@@ -25,7 +25,19 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.leasing.queue import LeasedQueue
@@ -41,6 +53,29 @@ def claimable(q: LeasedQueue, now: datetime) -> ColumnElement[bool]:
         ),
         and_(q.status == q.leased_status, q.lease_until < now),
     )
+
+
+def ids_in(q: LeasedQueue, ids: Sequence[str], dialect: str) -> ColumnElement[bool]:
+    """`id IN ids`; on PostgreSQL `id = ANY($1)`, one array parameter, so the statement
+    and its parameters are the same shape for a batch of one or of a thousand (an IN list
+    is re-rendered and every element bound and cast per execution)."""
+    column: ColumnElement[Any] = q.id
+    if dialect == "postgresql":
+        return column == func.any(bindparam(None, list(ids), type_=ARRAY(String)))
+    return column.in_(list(ids))
+
+
+def claims_in(
+    q: LeasedQueue, claims: Sequence[tuple[str, int]], dialect: str
+) -> ColumnElement[bool]:
+    """`(id, attempts) IN claims`; on PostgreSQL against two unnested array parameters."""
+    if dialect == "postgresql":
+        pairs = select(
+            func.unnest(bindparam(None, [c[0] for c in claims], type_=ARRAY(String))),
+            func.unnest(bindparam(None, [c[1] for c in claims], type_=ARRAY(Integer))),
+        )
+        return tuple_(q.id, q.attempts).in_(pairs)
+    return tuple_(q.id, q.attempts).in_([tuple(c) for c in claims])
 
 
 def claimed_values(q: LeasedQueue, now: datetime, lease_seconds: float) -> dict[str, Any]:
@@ -69,9 +104,10 @@ async def claim_ids(
     """
     if not ids:
         return []
+    dialect = session.get_bind().dialect.name
     stmt = (
         update(q.model)
-        .where(q.client_id == client_id, q.id.in_(list(ids)), claimable(q, now))
+        .where(q.client_id == client_id, ids_in(q, ids, dialect), claimable(q, now))
         .values(claimed_values(q, now, lease_seconds))
         .returning(q.model)
         .execution_options(synchronize_session=False, populate_existing=True)
@@ -129,13 +165,14 @@ async def finish_many(
     one UPDATE; the ids finished."""
     if not claims:
         return set()
+    dialect = session.get_bind().dialect.name
     result = await session.execute(
         update(q.model)
         .where(
             q.client_id == client_id,
             # The plain IN lets the primary key index find the rows; the pair IN fences.
-            q.id.in_(sorted({c[0] for c in claims})),
-            tuple_(q.id, q.attempts).in_([tuple(c) for c in claims]),
+            ids_in(q, sorted({c[0] for c in claims}), dialect),
+            claims_in(q, claims, dialect),
             q.status.in_(from_statuses),
         )
         .values(lease_until=None, **values)

@@ -51,6 +51,7 @@ from app.notifications.in_app_batch import push_delivered
 from app.notifications.models import Delivery, Notification
 from app.notifications.push import InAppPush
 from app.notifications.quota import over_quota, over_quota_many
+from app.notifications.settle import settle_batch, settling_channels
 from app.observability.delivery_metrics import observe_many
 from app.runtime import Runtime
 
@@ -72,7 +73,19 @@ class _Loaded:
 
 
 async def deliver_batch(rt: Runtime, client_id: str, delivery_ids: Sequence[str]) -> int:
-    """Claim what is due among `delivery_ids` and deliver it; how many were claimed."""
+    """Claim what is due among `delivery_ids` and deliver it; how many were claimed.
+
+    Deliveries of channels that settle on claim (in-app) are delivered by their claim
+    (app/notifications/settle.py); the rest are claimed under a lease, attempted, and
+    their results written."""
+    settled = 0
+    channels = settling_channels(rt)
+    if channels and not rt.shutting_down.is_set():
+        done = {s.id for s in await settle_batch(rt, client_id, delivery_ids, channels)}
+        if len(done) == len(delivery_ids):
+            return len(done)
+        settled = len(done)
+        delivery_ids = [i for i in delivery_ids if i not in done]
     async with rt.db.session() as session:
         claimed = await deliveries.claim_many(
             session,
@@ -85,7 +98,7 @@ async def deliver_batch(rt: Runtime, client_id: str, delivery_ids: Sequence[str]
         loaded = await _load(rt, session, client_id, claimed)
         await session.commit()
     await _run(rt, client_id, claimed, loaded, DELIVERY_CONCURRENCY)
-    return len(claimed)
+    return settled + len(claimed)
 
 
 async def _run(

@@ -13,10 +13,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.core.native_sql import insert_rows
 from app.leasing import repository as engine
 from app.notifications.delivery_repository import QUEUE
 from app.notifications.models import (
@@ -34,9 +35,10 @@ _ATTEMPTS: Table = DeliveryAttempt.__table__  # type: ignore[attr-defined]
 async def insert_attempts(
     session: AsyncSession, client_id: str, rows: Sequence[dict[str, Any]]
 ) -> None:
-    """Store attempt rows (column → value, as `delivery_attempts` has them) in one
-    executemany, replies cut to 4 KB like `delivery_repository.record_attempt`; plain
-    rows rather than DeliveryAttempt models, whose validation cost more than the insert."""
+    """Store attempt rows (column → value, as `delivery_attempts` has them; every row names
+    the same columns) in one executemany, replies cut to 4 KB like
+    `delivery_repository.record_attempt`; plain rows rather than DeliveryAttempt models,
+    whose validation cost more than the insert."""
     if not rows:
         return
     for row in rows:
@@ -44,7 +46,7 @@ async def insert_attempts(
             raise ValueError("attempt belongs to another client")
         if row.get("reply"):
             row["reply"] = row["reply"].encode()[:MAX_REPLY_BYTES].decode(errors="ignore")
-    await session.execute(insert(_ATTEMPTS), list(rows))
+    await insert_rows(session, _ATTEMPTS, rows)
 
 
 async def get_many(
