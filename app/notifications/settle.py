@@ -43,12 +43,9 @@ async def settle_batch(
     path's (not due, held elsewhere, another channel, no user, out of attempts)."""
     now = utcnow()
     async with rt.db.session() as session:
-        notification_ids = await settling.notifications_of(
-            session, client_id, delivery_ids, channels
-        )
-        if not notification_ids:
+        locked = await settling.lock_notifications(session, client_id, delivery_ids, channels)
+        if not locked:
             return []
-        locked = await finishing.lock_many(session, client_id, notification_ids)
         settled = await settling.settle(
             session,
             client_id,

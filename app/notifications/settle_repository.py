@@ -14,7 +14,7 @@ from sqlmodel import col
 
 from app.leasing import repository as engine
 from app.notifications.delivery_repository import QUEUE
-from app.notifications.models import DELIVERED, Delivery
+from app.notifications.models import DELIVERED, Delivery, Notification
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,18 +38,24 @@ def _settleable(
     ]
 
 
-async def notifications_of(
+async def lock_notifications(
     session: AsyncSession, client_id: str, ids: Sequence[str], channels: Sequence[str]
-) -> list[str]:
-    """The notifications of those of `ids` through `channels` with a recipient user (read
-    first, so that their rows are locked before the deliveries', like every finisher)."""
+) -> dict[str, Notification]:
+    """The notifications of those of `ids` through `channels` with a recipient user, their
+    rows locked in id order (as every finisher takes them, so that cancels and finishers
+    queue rather than deadlock), by id; one statement, before the deliveries' rows."""
     dialect = session.get_bind().dialect.name
-    query = (
-        select(col(Delivery.notification_id))
-        .where(*_settleable(client_id, ids, channels, dialect))  # type: ignore[arg-type]
-        .distinct()
+    theirs = select(col(Delivery.notification_id)).where(
+        *_settleable(client_id, ids, channels, dialect)  # type: ignore[arg-type]
     )
-    return sorted(str(n) for n in (await session.execute(query)).scalars().all())
+    query = (
+        select(Notification)
+        .where(col(Notification.client_id) == client_id, col(Notification.id).in_(theirs))
+        .order_by(col(Notification.id))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {n.id: n for n in (await session.execute(query)).scalars().all()}
 
 
 async def settle(
