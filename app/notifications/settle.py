@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from app.core.clock import utcnow
-from app.core.ids import new_id
+from app.core.ids import new_ids
 from app.notifications import finish_repository as finishing
 from app.notifications import settle_repository as settling
 from app.notifications.models import DELIVERED, Notification
@@ -57,9 +57,11 @@ async def settle_batch(
         if not settled:
             await session.rollback()
             return []
-        await finishing.insert_attempts(
-            session, client_id, [_attempt_row(s, client_id, now) for s in settled]
-        )
+        rows = [
+            _attempt_row(attempt_id, s, client_id, now)
+            for attempt_id, s in zip(new_ids(len(settled)), settled, strict=True)
+        ]
+        await finishing.insert_attempts(session, client_id, rows)
         await finishing.refresh_statuses(session, client_id, locked.values(), now=now)
         await session.commit()
     _observe(settled, locked, now)
@@ -67,9 +69,9 @@ async def settle_batch(
     return settled
 
 
-def _attempt_row(s: Settled, client_id: str, now: datetime) -> dict[str, object]:
+def _attempt_row(attempt_id: str, s: Settled, client_id: str, now: datetime) -> dict[str, object]:
     return {
-        "id": new_id(),
+        "id": attempt_id,
         "client_id": client_id,
         "delivery_id": s.id,
         "notification_id": s.notification_id,
@@ -88,11 +90,17 @@ def _observe(
 ) -> None:
     for channel, n in Counter(s.channel for s in settled).items():
         DELIVERIES.labels(channel, DELIVERED).inc(n)
-    for s in settled:
-        notification = notifications.get(s.notification_id)
-        if notification is not None:
-            seconds = (now - notification.created_at).total_seconds()
-            DELIVERY_LATENCY.labels(s.channel).observe(max(0.0, seconds))
+    # One latency per (channel, notification): its deliveries were accepted together.
+    for (channel, notification_id), n in Counter(
+        (s.channel, s.notification_id) for s in settled
+    ).items():
+        notification = notifications.get(notification_id)
+        if notification is None:
+            continue
+        histogram = DELIVERY_LATENCY.labels(channel)
+        seconds = max(0.0, (now - notification.created_at).total_seconds())
+        for _ in range(n):
+            histogram.observe(seconds)
 
 
 async def _push(

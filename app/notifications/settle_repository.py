@@ -1,17 +1,25 @@
 """Statements of the settle-on-claim path (app/notifications/settle.py): deliveries whose
 channel needs nothing but the row to deliver (in-app: the inbox item exists) go from due to
-`delivered` in one UPDATE, with no lease in between."""
+`delivered` in one UPDATE, with no lease in between.
+
+Both statements are built once per dialect with named parameters (the ids and channels as
+one array each on PostgreSQL): a task message pays for binding its values only, not for
+building and coercing the expression again.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, String, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.core.types import UTCDateTime
 from app.leasing import repository as engine
 from app.notifications.delivery_repository import QUEUE
 from app.notifications.models import DELIVERED, Delivery, Notification
@@ -27,58 +35,43 @@ class Settled:
     channel: str
 
 
-def _settleable(
-    client_id: str, ids: Sequence[str], channels: Sequence[str], dialect: str
-) -> list[object]:
+def _one_of(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
+    if dialect == "postgresql":
+        return column == func.any(bindparam(name, type_=ARRAY(String)))  # type: ignore[no-any-return]
+    return column.in_(bindparam(name, expanding=True))  # type: ignore[no-any-return]
+
+
+def _settleable(dialect: str) -> list[ColumnElement[bool]]:
     return [
-        col(Delivery.client_id) == client_id,
-        engine.ids_in(QUEUE, ids, dialect),
-        col(Delivery.channel).in_(list(channels)),
+        col(Delivery.client_id) == bindparam("p_client_id"),
+        _one_of(col(Delivery.id), "p_ids", dialect),
+        _one_of(col(Delivery.channel), "p_channels", dialect),
         col(Delivery.recipient_user_id).is_not(None),
     ]
 
 
-async def lock_notifications(
-    session: AsyncSession, client_id: str, ids: Sequence[str], channels: Sequence[str]
-) -> dict[str, Notification]:
-    """The notifications of those of `ids` through `channels` with a recipient user, their
-    rows locked in id order (as every finisher takes them, so that cancels and finishers
-    queue rather than deadlock), by id; one statement, before the deliveries' rows."""
-    dialect = session.get_bind().dialect.name
-    theirs = select(col(Delivery.notification_id)).where(
-        *_settleable(client_id, ids, channels, dialect)  # type: ignore[arg-type]
-    )
-    query = (
+def _lock_statement(dialect: str) -> Any:
+    theirs = select(col(Delivery.notification_id)).where(*_settleable(dialect))
+    return (
         select(Notification)
-        .where(col(Notification.client_id) == client_id, col(Notification.id).in_(theirs))
+        .where(
+            col(Notification.client_id) == bindparam("p_client_id"),
+            col(Notification.id).in_(theirs),
+        )
         .order_by(col(Notification.id))
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    return {n.id: n for n in (await session.execute(query)).scalars().all()}
 
 
-async def settle(
-    session: AsyncSession,
-    client_id: str,
-    ids: Sequence[str],
-    channels: Sequence[str],
-    *,
-    now: datetime,
-    attempt_limit: int,
-) -> list[Settled]:
-    """Claimable deliveries among `ids` through `channels`, with a recipient user: made
-    `delivered` now, their attempt counted, in one UPDATE; what was settled, by id. A row
-    past `attempt_limit` is left to the general path (which fails it)."""
-    if not ids:
-        return []
-    dialect = session.get_bind().dialect.name
-    stmt = (
+def _settle_statement(dialect: str) -> Any:
+    now = bindparam("p_now", type_=UTCDateTime())
+    return (
         update(Delivery)
         .where(
-            *_settleable(client_id, ids, channels, dialect),  # type: ignore[arg-type]
-            engine.claimable(QUEUE, now),
-            col(Delivery.attempts) < attempt_limit,
+            *_settleable(dialect),
+            engine.claimable(QUEUE, now),  # type: ignore[arg-type]
+            col(Delivery.attempts) < bindparam("p_attempt_limit"),
         )
         .values(
             status=DELIVERED,
@@ -96,7 +89,53 @@ async def settle(
         )
         .execution_options(synchronize_session=False)
     )
-    rows = (await session.execute(stmt)).all()
+
+
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _statement(kind: str, dialect: str) -> Any:
+    found = _STATEMENTS.get((kind, dialect))
+    if found is None:
+        build = _lock_statement if kind == "lock" else _settle_statement
+        found = _STATEMENTS[(kind, dialect)] = build(dialect)
+    return found
+
+
+async def lock_notifications(
+    session: AsyncSession, client_id: str, ids: Sequence[str], channels: Sequence[str]
+) -> dict[str, Notification]:
+    """The notifications of those of `ids` through `channels` with a recipient user, their
+    rows locked in id order (as every finisher takes them, so that cancels and finishers
+    queue rather than deadlock), by id; one statement, before the deliveries' rows."""
+    stmt = _statement("lock", session.get_bind().dialect.name)
+    params = {"p_client_id": client_id, "p_ids": list(ids), "p_channels": list(channels)}
+    return {n.id: n for n in (await session.execute(stmt, params)).scalars().all()}
+
+
+async def settle(
+    session: AsyncSession,
+    client_id: str,
+    ids: Sequence[str],
+    channels: Sequence[str],
+    *,
+    now: datetime,
+    attempt_limit: int,
+) -> list[Settled]:
+    """Claimable deliveries among `ids` through `channels`, with a recipient user: made
+    `delivered` now, their attempt counted, in one UPDATE; what was settled, by id. A row
+    past `attempt_limit` is left to the general path (which fails it)."""
+    if not ids:
+        return []
+    stmt = _statement("settle", session.get_bind().dialect.name)
+    params = {
+        "p_client_id": client_id,
+        "p_ids": list(ids),
+        "p_channels": list(channels),
+        "p_now": now,
+        "p_attempt_limit": attempt_limit,
+    }
+    rows = (await session.execute(stmt, params)).all()
     return sorted((Settled(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows), key=_by_id)
 
 
