@@ -26,11 +26,9 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels.base import (
     BatchSender,
@@ -45,7 +43,7 @@ from app.channels.waiting import CapacityWaiters, Waiting
 from app.core.clock import utcnow
 from app.notifications import deferral_repository as deferrals
 from app.notifications import delivery_repository as deliveries
-from app.notifications import finish_repository as finishing
+from app.notifications.delivery_load import Loaded, load, target_of
 from app.notifications.delivery_results import AttemptResult, ResultWriter
 from app.notifications.in_app_batch import push_delivered
 from app.notifications.models import Delivery, Notification
@@ -61,15 +59,6 @@ log = logging.getLogger("chatapi.notifications")
 DELIVERY_CONCURRENCY = 50
 # Share of the lease one attempt may take; the rest is for recording the result.
 ATTEMPT_SHARE_OF_LEASE = 0.9
-
-
-@dataclass(slots=True)
-class _Loaded:
-    notifications: dict[str, Notification]
-    # By delivery id: its target as its channel loaded it, or the outcome that stands for
-    # its attempt when it cannot be sent (its endpoint deleted, its configuration sealed
-    # under another key).
-    targets: dict[str, DeliveryTarget | Outcome]
 
 
 async def deliver_batch(rt: Runtime, client_id: str, delivery_ids: Sequence[str]) -> int:
@@ -95,14 +84,14 @@ async def deliver_batch(rt: Runtime, client_id: str, delivery_ids: Sequence[str]
             lease_seconds=rt.settings.DELIVERY_LEASE_SECONDS,
         )
         # Read in the claim's transaction: no transaction of its own (two round trips).
-        loaded = await _load(rt, session, client_id, claimed)
+        loaded = await load(rt, session, client_id, claimed)
         await session.commit()
     await _run(rt, client_id, claimed, loaded, DELIVERY_CONCURRENCY)
     return settled + len(claimed)
 
 
 async def _run(
-    rt: Runtime, client_id: str, claimed: list[Delivery], loaded: _Loaded, concurrency: int
+    rt: Runtime, client_id: str, claimed: list[Delivery], loaded: Loaded, concurrency: int
 ) -> set[OutcomeKind]:
     if not claimed:
         return set()
@@ -161,38 +150,8 @@ def _sends_batches(channel: Channel) -> bool:
     return isinstance(channel, BatchSender) and not isinstance(channel, Capped)
 
 
-async def _load(
-    rt: Runtime, session: AsyncSession, client_id: str, claimed: list[Delivery]
-) -> _Loaded:
-    loaded = _Loaded({}, {})
-    if not claimed:
-        return loaded
-    by_channel: dict[str, list[DeliveryTarget]] = defaultdict(list)
-    for d in claimed:
-        by_channel[d.channel].append(_target(d))
-    loaded.notifications = await finishing.get_many(
-        session, client_id, (d.notification_id for d in claimed)
-    )
-    for name, targets in by_channel.items():
-        channel = rt.channels.get(name)
-        if channel is not None:  # otherwise `_attempt` defers it
-            # One read per channel and batch, whatever the channel needs.
-            loaded.targets.update(await channel.load_targets(session, client_id, targets))
-    return loaded
-
-
-def _target(delivery: Delivery) -> DeliveryTarget:
-    return DeliveryTarget(
-        delivery_id=delivery.id,
-        client_id=delivery.client_id,
-        user_id=delivery.recipient_user_id,
-        recipient=delivery.recipient,
-        endpoint_id=delivery.endpoint_id,
-    )
-
-
 def _ready(
-    rt: Runtime, delivery: Delivery, notification: Notification, loaded: _Loaded
+    rt: Runtime, delivery: Delivery, notification: Notification, loaded: Loaded
 ) -> tuple[Channel, DeliveryTarget, ChannelContext] | Outcome:
     """What an attempt needs, or the outcome that stands for it when it cannot be made
     (one of our limits defers it, or it cannot be sent)."""
@@ -216,7 +175,7 @@ def _ready(
         # loss. It stays due; a worker that has the channel (the sweep rings it) sends it.
         log.warning("channel %r is not loaded in this worker", delivery.channel)
         return Outcome(OutcomeKind.DEFER, error=f"channel {delivery.channel!r} is not loaded here")
-    target = loaded.targets.get(delivery.id) or _target(delivery)
+    target = loaded.targets.get(delivery.id) or target_of(delivery)
     if isinstance(target, Outcome):
         return target
     ctx = ChannelContext(
@@ -232,7 +191,7 @@ async def _attempt_batch(
     rt: Runtime,
     channel: Channel,
     batch: list[Delivery],
-    loaded: _Loaded,
+    loaded: Loaded,
     finisher: ResultWriter,
 ) -> list[AttemptResult]:
     """`_attempt` for a batch of one channel's deliveries (a `BatchSender`): one quota
@@ -285,7 +244,7 @@ async def _attempt_batch(
 
 
 async def _attempt(
-    rt: Runtime, delivery: Delivery, notification: Notification, loaded: _Loaded
+    rt: Runtime, delivery: Delivery, notification: Notification, loaded: Loaded
 ) -> Outcome:
     """One attempt through the delivery's channel, unless one of our limits defers it
     first; never raises."""
@@ -378,7 +337,7 @@ async def _wake(rt: Runtime, entry: Waiting) -> asyncio.Task[set[OutcomeKind]] |
             now=utcnow(),
             lease_seconds=rt.settings.DELIVERY_LEASE_SECONDS,
         )
-        loaded = await _load(rt, session, entry.client_id, claimed)
+        loaded = await load(rt, session, entry.client_id, claimed)
         await session.commit()
     if not claimed:
         return None
