@@ -42,6 +42,12 @@ async def settle_batch(
     claiming them; push them after the commit. What was settled; the rest is the general
     path's (not due, held elsewhere, another channel, no user, out of attempts)."""
     now = utcnow()
+    if rt.db.dialect_name == "sqlite":
+        # A write session takes SQLite's one write lock at its first statement: a ring for
+        # another channel (e-mail, webhooks) is told so by a read, which takes none.
+        async with rt.db.read_session() as session:
+            if not await settling.any_settleable(session, client_id, delivery_ids, channels):
+                return []
     async with rt.db.session() as session:
         locked = await settling.lock_notifications(session, client_id, delivery_ids, channels)
         if not locked:

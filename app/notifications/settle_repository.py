@@ -91,15 +91,28 @@ def _settle_statement(dialect: str) -> Any:
     )
 
 
+def _any_statement(dialect: str) -> Any:
+    return select(col(Delivery.id)).where(*_settleable(dialect)).limit(1)
+
+
+_BUILDERS = {"any": _any_statement, "lock": _lock_statement, "settle": _settle_statement}
 _STATEMENTS: dict[tuple[str, str], Any] = {}
 
 
 def _statement(kind: str, dialect: str) -> Any:
     found = _STATEMENTS.get((kind, dialect))
     if found is None:
-        build = _lock_statement if kind == "lock" else _settle_statement
-        found = _STATEMENTS[(kind, dialect)] = build(dialect)
+        found = _STATEMENTS[(kind, dialect)] = _BUILDERS[kind](dialect)
     return found
+
+
+async def any_settleable(
+    session: AsyncSession, client_id: str, ids: Sequence[str], channels: Sequence[str]
+) -> bool:
+    """Whether any of `ids` goes through `channels` to a user (due or not)."""
+    stmt = _statement("any", session.get_bind().dialect.name)
+    params = {"p_client_id": client_id, "p_ids": list(ids), "p_channels": list(channels)}
+    return (await session.execute(stmt, params)).first() is not None
 
 
 async def lock_notifications(

@@ -95,8 +95,10 @@ async def test_due_in_app_deliveries_to_users_are_delivered_by_their_claim(api: 
     assert statuses[only_in_app] == "delivered"
     assert statuses[mixed] == "pending"  # its webhook and no-user rows are still owed
 
-    # A second ring for the same ids (a duplicate message) settles nothing more.
+    # A second ring for the same ids (a duplicate message) settles nothing more; a ring
+    # for another channel's deliveries finds nothing to settle.
     assert await settle_batch(runtime, tenant.id, asked, ["websocket"]) == []
+    assert await settle_batch(runtime, tenant.id, [hook], ["websocket"]) == []
 
 
 async def test_a_delivery_out_of_attempts_is_left_to_the_general_path(api: Api) -> None:
