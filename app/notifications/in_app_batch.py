@@ -28,9 +28,17 @@ async def push_delivered(push: InAppPush, results: Sequence[AttemptResult]) -> i
         for r in results
         if r.delivery.recipient_user_id is not None
     ]
+    contents = {r.notification.id: r.notification.content.get(IN_APP, {}) for r in results}
+    return await push_owed(push, pushes, contents)
+
+
+async def push_owed(
+    push: InAppPush, pushes: Sequence[OwedPush], contents: dict[str, dict[str, object]]
+) -> int:
+    """Push delivered in-app items (`contents`: each notification's in-app content) to
+    their users' live connections; how many. Never raises: a failure leaves them owed."""
     if not pushes:
         return 0
-    contents = {r.notification.id: r.notification.content.get(IN_APP, {}) for r in results}
     try:
         return await push.push_online(pushes, contents)
     except Exception:

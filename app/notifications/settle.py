@@ -19,6 +19,7 @@ from app.core.clock import utcnow
 from app.core.ids import new_ids
 from app.notifications import finish_repository as finishing
 from app.notifications import settle_repository as settling
+from app.notifications.in_app_batch import push_owed
 from app.notifications.models import DELIVERED, Notification
 from app.notifications.push import InAppPush
 from app.notifications.push_repository import OwedPush
@@ -115,15 +116,10 @@ async def _push(
     """Push the settled inbox items to their users' live connections. Never raises: a
     failure leaves the pushes owed, for the sweep and the user's next connect."""
     pushed = [s for s in settled if getattr(rt.channels.get(s.channel), "stores_inbox_item", False)]
-    if not pushed:
-        return
     owed = [OwedPush(s.id, client_id, s.user_id, s.notification_id) for s in pushed]
     contents = {
         s.notification_id: notifications[s.notification_id].content.get(s.channel, {})
         for s in pushed
         if s.notification_id in notifications
     }
-    try:
-        await rt.part(InAppPush).push_online(owed, contents)
-    except Exception:
-        log.warning("in-app push after delivery failed; the sweep pushes", exc_info=True)
+    await push_owed(rt.part(InAppPush), owed, contents)
